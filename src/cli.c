@@ -1,8 +1,178 @@
-/* placeholder until the command table lands */
+/*
+ * cli.c - herald's command line: global options, the command table, and the
+ * one place where an error becomes a message on stderr and an exit status.
+ *
+ * Everything a command needs that is common (config, database) is set up
+ * here according to the command's flags, as git.c does with RUN_SETUP, so
+ * the commands themselves stay small.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/cmd.h"
+#include "herald/db.h"
+#include "herald/issue.h"
+
 int herald_main(int argc, char **argv);
+
+const struct cmd_def cmd_table[] = {
+	{ "init",   cmd_init,   CMD_NEED_CONFIG, "create or migrate the database", cmd_init_usage },
+	{ "config", cmd_config, 0, "check the configuration file", cmd_config_usage },
+	{ "list",   cmd_list,   CMD_NEED_CONFIG | CMD_NEED_DB, "manage mailing lists", cmd_list_usage },
+	{ "sub",    cmd_sub,    CMD_NEED_CONFIG | CMD_NEED_DB, "manage subscribers", cmd_sub_usage },
+	{ "issue",  cmd_issue,  CMD_NEED_CONFIG | CMD_NEED_DB, "write, preview, schedule issues", cmd_issue_usage },
+	{ "send",   cmd_send,   CMD_NEED_CONFIG | CMD_NEED_DB, "send an issue now", cmd_send_usage },
+	{ "stats",  cmd_stats,  CMD_NEED_CONFIG | CMD_NEED_DB, "show what happened to an issue", cmd_stats_usage },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const char main_usage[] =
+	"usage: herald [--config FILE] [--quiet] [--now TIME] COMMAND [ARGS]\n"
+	"       herald help COMMAND | herald COMMAND --help\n"
+	"       herald --version\n";
+
+static void
+print_main_help(FILE *fp)
+{
+	const struct cmd_def *c;
+
+	fputs(main_usage, fp);
+	fputs("\ncommands:\n", fp);
+	for (c = cmd_table; c->name; c++)
+		fprintf(fp, "  %-8s %s\n", c->name, c->summary);
+	fputs("\nThe configuration is --config FILE, else $HERALD_CONFIG, else ./herald.conf.\n"
+	      "Exit status follows sysexits(3): 0 ok, 64 usage, 65 bad data, 66 missing input,\n"
+	      "69 relay refused, 70 internal error, 75 try again later, 78 configuration.\n", fp);
+}
+
+static const struct cmd_def *
+find_command(const char *name)
+{
+	const struct cmd_def *c;
+
+	for (c = cmd_table; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static int
+report(struct cmd_env *env, const char *cmd)
+{
+	struct herr *e = &env->err;
+
+	if (e->where[0])
+		fprintf(stderr, "herald %s: %s: %s\n", cmd, e->where, e->msg);
+	else
+		fprintf(stderr, "herald %s: %s\n", cmd, e->msg);
+	return e->code ? e->code : EX_SOFTWARE;
+}
+
+static int
+wants_help(int argc, char **argv)
+{
+	int i;
+
+	/* Only `herald CMD --help` and `herald CMD VERB --help`, so that a
+	 * value such as a subject "--help" is not taken for the option. */
+	for (i = 1; i < argc && i <= 2; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
 int
 herald_main(int argc, char **argv)
 {
-	(void)argc; (void)argv;
-	return 0;
+	static const struct option opts[] = {
+		{ "config",  required_argument, NULL, 'c' },
+		{ "quiet",   no_argument,       NULL, 'q' },
+		{ "now",     required_argument, NULL, 'N' },
+		{ "help",    no_argument,       NULL, 'h' },
+		{ "version", no_argument,       NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cmd_env env;
+	const struct cmd_def *cmd;
+	long long now;
+	int ch, rc;
+
+	memset(&env, 0, sizeof env);
+	/* '+': stop at the command name; its options are its own. */
+	while ((ch = getopt_long(argc, argv, "+c:qh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			env.config_arg = optarg;
+			break;
+		case 'q':
+			env.quiet = 1;
+			break;
+		case 'N':
+			if (issue_parse_time(optarg, &now, &env.err) < 0)
+				return report(&env, "--now");
+			db_set_now(now);
+			break;
+		case 'h':
+			print_main_help(stdout);
+			return 0;
+		case 'V':
+			printf("herald %s\n", HERALD_VERSION);
+			return 0;
+		default:
+			fputs(main_usage, stderr);
+			return EX_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		print_main_help(stderr);
+		return EX_USAGE;
+	}
+	if (!strcmp(argv[0], "help")) {
+		if (argc < 2) {
+			print_main_help(stdout);
+			return 0;
+		}
+		if (!(cmd = find_command(argv[1]))) {
+			fprintf(stderr, "herald: '%s' is not a command; see 'herald --help'\n", argv[1]);
+			return EX_USAGE;
+		}
+		return cmd_usage(cmd->usage, 0);
+	}
+	if (!(cmd = find_command(argv[0]))) {
+		fprintf(stderr, "herald: '%s' is not a command; see 'herald --help'\n", argv[0]);
+		return EX_USAGE;
+	}
+	if (wants_help(argc, argv))
+		return cmd_usage(cmd->usage, 0);
+
+	optind = 0; /* reset getopt for the command's own options (glibc) */
+	if (cmd->flags & CMD_NEED_CONFIG) {
+		if (config_locate(env.config_arg, env.config_path, sizeof env.config_path,
+		                  &env.err) < 0)
+			return report(&env, cmd->name);
+		if (config_load(env.config_path, &env.cfg, &env.err) < 0) {
+			rc = report(&env, cmd->name);
+			config_free(&env.cfg);
+			return rc;
+		}
+	}
+	if (cmd->flags & CMD_NEED_DB) {
+		if (db_open(env.cfg.db_path, DB_OPEN_EXISTING, env.cfg.db_busy_timeout_ms, &env.db,
+		            &env.err) < 0) {
+			rc = report(&env, cmd->name);
+			config_free(&env.cfg);
+			return rc;
+		}
+	}
+	rc = cmd->fn(argc, argv, &env);
+	if (rc < 0)
+		rc = report(&env, cmd->name);
+	db_close(env.db);
+	if (cmd->flags & CMD_NEED_CONFIG)
+		config_free(&env.cfg);
+	return rc;
 }

@@ -4,8 +4,10 @@
  * Parsing is libcsv's; this module adds what makes a file from Excel,
  * LibreOffice or Google Sheets "just work" and what makes a bad row a clear
  * message instead of a half-import:
- *   - UTF-8 with or without a BOM, LF or CRLF (or mixed) line ends, quoted
- *     fields with commas, doubled quotes and line breaks inside;
+ *   - UTF-8 with or without a BOM, LF, CRLF or lone CR (or mixed) line ends,
+ *     quoted fields with commas, doubled quotes and line breaks inside;
+ *     line numbers count physical lines (a line break inside a quoted field
+ *     moves every later row down), as an editor shows them;
  *   - a header row, matched case-insensitively and with surrounding spaces
  *     ignored: `email` is required, `name` optional, every other column is an
  *     attribute kept under its header name as written (trimmed); duplicate or
@@ -14,13 +16,23 @@
  *     number where it starts and a reason, then skipped:
  *       invalid address / missing address / duplicate of line N (same address
  *       ignoring case) / not valid UTF-8 / control character or line break in
- *       a field / wrong number of fields;
- *     blank lines are skipped silently;
- *   - unquoted surrounding whitespace is trimmed; when that changes the address
- *     a note (not an error) is passed to the caller.
- * A file-level problem (unreadable, no header, no email column, a quoted field
- * still open at end of file) fails the whole read: nothing is passed on as
- * good, so the caller imports nothing.
+ *       a field (C0, DEL and C1 controls, tab included) / wrong number of
+ *       fields / a field longer than CSVIMPORT_FIELD_MAX;
+ *     the first problem found is the one reported;
+ *     blank lines, lines of blanks and rows whose fields are all empty
+ *     (",,,", how spreadsheets export an empty row) are skipped silently;
+ *   - surrounding spaces and tabs are trimmed from every field, quoted or
+ *     not; when the address had some, a note (not an error) is passed to
+ *     the caller for the good row.
+ * A file-level problem (unreadable, no header, no email column, an empty,
+ * duplicate or over-long header name, more than CSVIMPORT_COLUMNS_MAX
+ * columns, a quoted field still open at end of file) fails the whole read.
+ * Rows are streamed, so good rows before the problem may already have been
+ * passed to the handler: the caller must import nothing when the read fails
+ * (run the import in one transaction and roll it back on -1).
+ *
+ * Memory is bounded per row whatever the file holds; only the set of
+ * addresses seen (for duplicates) grows with the number of rows.
  */
 #ifndef HERALD_CSVIMPORT_H
 #define HERALD_CSVIMPORT_H
@@ -34,6 +46,7 @@
 #define CSVIMPORT_FIELD_MAX   4096  /* bytes in one field */
 #define CSVIMPORT_COLUMNS_MAX 64
 
+/* Everything here, strings included, is valid only during the row call. */
 struct csvimport_row {
 	unsigned long line;          /* physical line where the row starts (1 = header) */
 	struct address address;      /* validated */
@@ -47,7 +60,8 @@ struct csvimport_handler {
 	/* A good row.  Return 0 to go on, -1 to stop the read (the error you set
 	 * in `err` is returned by csvimport_read). */
 	int (*row)(void *ctx, const struct csvimport_row *row, struct herr *err);
-	/* A bad row, skipped: e.g. line 7, "invalid address 'x': missing '@'". */
+	/* A bad row, skipped: e.g. line 7, "invalid address 'x': missing '@'".
+	 * `line` is where the row starts.  May be NULL. */
 	void (*bad)(void *ctx, unsigned long line, const char *reason);
 	/* Something worth telling that does not reject the row. May be NULL. */
 	void (*note)(void *ctx, unsigned long line, const char *message);
@@ -55,11 +69,18 @@ struct csvimport_handler {
 };
 
 /*
- * Read the CSV from `fp`; `path` is used only in messages.  Calls the
- * handler for each data row in file order.  Returns 0 when the file was read
- * to the end (even if some rows were bad), or -1 with EX_DATAERR and where =
- * "path:line" for a file-level problem, EX_IOERR for a read error, or the
- * error the row callback set.
+ * Read the CSV from `fp` (any stream: it is read once, never seeked);
+ * `path` is used only in messages.  Calls the handler for each data row in
+ * file order.  Returns 0 when the file was read to the end (even if some
+ * rows were bad), or -1 with:
+ *   EX_DATAERR, where = "path:line", for a file-level problem, e.g.
+ *     "quoted field opened here is never closed" (the line where the quote
+ *     opened), "no 'email' column in the header"; where = "path" for
+ *     "no header row: the file is empty";
+ *   EX_IOERR, where = "path", for a read error; EX_OSERR when out of memory;
+ *   or the error the row callback set (EX_SOFTWARE if it set none).
+ * The handler is not called again after an error.  Not reentrant from the
+ * handler's callbacks.
  */
 int csvimport_read(FILE *fp, const char *path, const struct csvimport_handler *h,
                    struct herr *err);

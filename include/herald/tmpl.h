@@ -8,11 +8,13 @@
  *
  * Subscriber fields (merged per recipient):
  *   name             the subscriber's name
- *   first_name       the first word of the name
+ *   first_name       the first whitespace-separated word of the name
  *   email            the address as given
- *   attr.KEY         the subscriber attribute KEY (from CSV columns or --attr)
+ *   attr.KEY         the subscriber attribute KEY (from CSV columns or --attr);
+ *                    KEY is any run of characters but '|', '}' and spaces
  *   unsubscribe_url  the subscriber's one-click unsubscribe page
- * An empty value is replaced by the fallback when one is given.
+ * An empty or absent value (NULL, "", a missing attribute) is replaced by
+ * the fallback when one is given, and by nothing otherwise.
  *
  * Compilation turns the text into a flat array of literal spans and field
  * references, so merging a 20 KB issue for one subscriber is a single pass of
@@ -71,9 +73,10 @@ int tmpl_scan(const char *src, size_t len, const char *where, unsigned first_lin
 struct tmpl; /* opaque: a compiled template */
 
 /*
- * Compile `src`.  On success *out owns a new template (tmpl_free it).
- * Unknown fields fail with EX_DATAERR at "where:line:col", naming the field
- * and listing the known ones.
+ * Compile `src`.  On success *out owns a new template (tmpl_free it); the
+ * template keeps its own copy of `src`.  Unknown fields fail with
+ * EX_DATAERR at "where:line:col", naming the field and listing the known
+ * ones; *out is then NULL.
  */
 int tmpl_compile(const char *src, size_t len, const char *where,
                  unsigned first_line, struct tmpl **out, struct herr *err);
@@ -82,7 +85,8 @@ void tmpl_free(struct tmpl *t);
 /* How many field references the template holds (0 for plain text). */
 size_t tmpl_field_count(const struct tmpl *t);
 
-/* Call fn(ctx, key) for each distinct attr.KEY the template uses. */
+/* Call fn(ctx, key) for each distinct attr.KEY the template uses, in order
+ * of first use (so the caller loads only the attributes it needs). */
 void tmpl_each_attr(const struct tmpl *t, void (*fn)(void *ctx, const char *key),
                     void *ctx);
 
@@ -101,8 +105,9 @@ struct tmpl_vars {
 };
 
 /*
- * Append the template merged with `v` to `out`.  Returns 0 or -1 when the
- * buffer's cap is reached or memory runs out.
+ * Append the template merged with `v` to `out`.  Returns 0, or -1 when the
+ * buffer's cap is reached or memory runs out (errno E2BIG or ENOMEM), in
+ * which case `out` is left as it was.  Allocates nothing but buffer growth.
  */
 int tmpl_merge(const struct tmpl *t, const struct tmpl_vars *v,
                enum tmpl_escape esc, struct buf *out);

@@ -1,0 +1,81 @@
+/*
+ * cmd.h - the CLI's subcommands (one file each in src/cmd/) and what cli.c gives them.
+ *
+ * Adding a command, as git's builtin.h asks:
+ *   1. write src/cmd/NAME.c with `int cmd_NAME(int argc, char **argv,
+ *      struct cmd_env *env)` and a usage string;
+ *   2. declare it below;
+ *   3. add one row to `commands[]` in src/cli.c with the setup it needs
+ *      (CMD_NEED_CONFIG, CMD_NEED_DB);
+ *   4. add a test (tests/integration/) and document it in README.md.
+ *
+ * A command returns 0 on success, an EX_* code it chose, or -1 after
+ * filling env->err, which cli.c prints ("herald: where: message") and turns
+ * into the exit status.  Commands print their results to stdout; diagnostics
+ * go to stderr.  Nothing below the CLI prints or exits.
+ */
+#ifndef HERALD_CMD_H
+#define HERALD_CMD_H
+
+#include <sqlite3.h>
+#include <stdio.h>
+
+#include "herald/config.h"
+#include "herald/herr.h"
+
+enum {
+	CMD_NEED_CONFIG = 1 << 0, /* cli.c loads the config before the call */
+	CMD_NEED_DB     = 1 << 1, /* ... and opens (and migrates) the database */
+};
+
+struct cmd_env {
+	const char   *config_arg; /* --config, or NULL */
+	char          config_path[4096];
+	struct config cfg;        /* valid with CMD_NEED_CONFIG */
+	sqlite3      *db;         /* valid with CMD_NEED_DB */
+	int           quiet;      /* --quiet: only errors */
+	struct herr   err;
+};
+
+typedef int (*cmd_fn)(int argc, char **argv, struct cmd_env *env);
+
+struct cmd_def {
+	const char *name;
+	cmd_fn      fn;
+	int         flags;
+	const char *summary;
+	const char *usage;  /* the synopsis lines printed by NAME --help */
+};
+
+/* The table in cli.c, ending with a NULL name. */
+extern const struct cmd_def cmd_table[];
+
+int cmd_init(int argc, char **argv, struct cmd_env *env);
+int cmd_config(int argc, char **argv, struct cmd_env *env);
+int cmd_list(int argc, char **argv, struct cmd_env *env);
+int cmd_sub(int argc, char **argv, struct cmd_env *env);
+int cmd_issue(int argc, char **argv, struct cmd_env *env);
+int cmd_send(int argc, char **argv, struct cmd_env *env);
+int cmd_stats(int argc, char **argv, struct cmd_env *env);
+
+extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
+	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[];
+
+/* Helpers shared by the commands (src/cmd/common.c). */
+
+/* Print `usage` to stdout (for --help) or stderr (a usage error, returning
+ * EX_USAGE). */
+int cmd_usage(const char *usage, int is_error);
+/* Report a usage error "herald NAME: msg" plus the usage, return EX_USAGE. */
+int cmd_usage_error(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Parse a positive issue id; EX_USAGE message in env->err when not one. */
+int cmd_parse_id(const char *s, long long *id, struct herr *err);
+/* Format a Unix time as local ISO 8601 "2026-11-26 11:12" into out; "-" for 0. */
+const char *cmd_time(long long t, char *out, size_t size);
+/* Print a JSON value (jansson json_t *) to stdout and release it. */
+int cmd_print_json(void *json);
+/* Open the database for commands that do their own setup (init). */
+int cmd_open_db(struct cmd_env *env, int create);
+
+#endif

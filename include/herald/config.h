@@ -1,0 +1,109 @@
+/*
+ * config.h - herald.conf, the INI file every command reads.
+ *
+ * Found by `--config FILE`, else $HERALD_CONFIG, else ./herald.conf.  Parsed
+ * with inih; every key is declared once in a table in config.c with its type
+ * and default, and config/herald.conf.example documents the same keys.
+ * Unknown sections and keys are errors (a typo must not silently fall back
+ * to a default).  Relative paths are taken relative to the directory of the
+ * config file, so cron can run herald from any working directory.
+ *
+ * The SMTP password never lives in this struct: only the name of the
+ * environment variable or file that holds it.  config_smtp_password() reads
+ * it at the moment of use into a caller buffer that the caller wipes.
+ */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include <stddef.h>
+
+#include "herald/address.h"
+#include "herald/herr.h"
+
+#define CONFIG_DEFAULT_NAME "herald.conf"
+#define CONFIG_ENV          "HERALD_CONFIG"
+
+enum config_starttls {
+	CONFIG_STARTTLS_REQUIRED, /* smtp:// must upgrade with STARTTLS or fail */
+	CONFIG_STARTTLS_OPTIONAL, /* upgrade when offered, else plain text */
+	CONFIG_STARTTLS_NEVER,    /* plain text: loopback relays and tests only */
+};
+
+struct config {
+	char *path;              /* the file read, as given */
+	char *dir;               /* its directory, for relative paths */
+
+	char *db_path;           /* [database] path */
+	long  db_busy_timeout_ms;/* [database] busy_timeout */
+
+	char *smtp_url;          /* [smtp] url: smtp://host:port or smtps://... */
+	char *smtp_username;     /* [smtp] username, or NULL for no AUTH */
+	char *smtp_password_env; /* [smtp] password_env: variable holding the password */
+	char *smtp_password_file;/* [smtp] password_file: file holding it */
+	enum config_starttls smtp_starttls; /* [smtp] starttls */
+	int   smtp_tls_verify;   /* [smtp] tls_verify: check the relay's certificate */
+	char *smtp_ca_file;      /* [smtp] ca_file, or NULL for the system store */
+	char *smtp_helo;         /* [smtp] helo: name sent in EHLO, or NULL */
+	long  smtp_timeout;      /* [smtp] timeout: seconds for one message */
+	long  smtp_connect_timeout; /* [smtp] connect_timeout: seconds */
+
+	char *sender_from;       /* [sender] from, as written */
+	char  from_name[256];    /*   its display name ("" if none) */
+	struct address from;     /*   its address */
+	char *sender_reply_to;   /* [sender] reply_to, or NULL */
+	char  reply_to_name[256];
+	struct address reply_to;
+	char *postal_address;    /* [sender] postal_address; continuation lines joined with \n */
+	char *message_id_domain; /* [sender] message_id_domain, default: From's domain */
+	char *return_path;       /* [sender] return_path: envelope sender, default From */
+	struct address return_addr;
+
+	char *base_url;          /* [web] base_url, no trailing slash */
+	char *secret_file;       /* [web] secret_file: HMAC key for tokens */
+
+	char *html_template;     /* [render] html_template, or NULL for the built-in one */
+	char *text_template;     /* [render] text_template, or NULL */
+	char *lang;              /* [render] lang, default "en" */
+
+	/* Everything wrong with the file, one "file:line: message" each, so that
+	 * `herald config check` can list all of it at once. */
+	char **problems;
+	size_t n_problems;
+	/* Things that work but deserve attention (plain-text SMTP to a remote
+	 * host, a world-readable password file, ...). */
+	char **warnings;
+	size_t n_warnings;
+};
+
+/*
+ * Find the config file: `explicit_path` if not NULL, else $HERALD_CONFIG,
+ * else ./herald.conf.  Copies the choice into `out`.  Returns 0, or -1 with
+ * EX_CONFIG when none was given and ./herald.conf does not exist.
+ */
+int config_locate(const char *explicit_path, char *out, size_t out_size,
+                  struct herr *err);
+
+/*
+ * Read and validate `path`.  On return `c` is always initialised and must be
+ * freed with config_free(), even on failure.  Returns 0 when the file has no
+ * problems; -1 with EX_CONFIG (EX_NOINPUT when it cannot be read) and the
+ * first problem in `err`, all of them in c->problems.
+ */
+int config_load(const char *path, struct config *c, struct herr *err);
+void config_free(struct config *c);
+
+/*
+ * Read the SMTP password from the environment variable or file the config
+ * names, into `out` (NUL-terminated, trailing newline removed).  Returns 1
+ * when a password was found, 0 when the config names no password source,
+ * -1 with EX_CONFIG when the named variable is unset or the file is
+ * unreadable.  The caller wipes `out` after use (explicit_bzero).
+ */
+int config_smtp_password(const struct config *c, char *out, size_t out_size,
+                         struct herr *err);
+
+/* Resolve `p` against the config's directory into a new string (free it),
+ * or NULL when out of memory. */
+char *config_resolve_path(const struct config *c, const char *p);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * db.h - opening herald's SQLite database and keeping its schema current.
+ *
+ * Every connection is set up the same way: WAL journal (readers never block
+ * the sender, the web server can record events during a send), foreign keys
+ * on, a busy timeout so concurrent processes wait instead of failing, and
+ * synchronous=NORMAL (in WAL mode a commit survives a process crash; only a
+ * power cut can lose the last transactions, never corrupt the file).
+ *
+ * Migrations are the numbered files in sql/, compiled into the binary and
+ * applied in order at open; PRAGMA user_version records the last one applied.
+ * Each migration runs in its own transaction together with the user_version
+ * update, so a crash leaves the schema at a whole version.
+ */
+#ifndef HERALD_DB_H
+#define HERALD_DB_H
+
+#include <sqlite3.h>
+
+#include "herald/herr.h"
+
+enum db_open_mode {
+	DB_OPEN_EXISTING, /* fail with EX_NOINPUT when the file does not exist */
+	DB_OPEN_CREATE,   /* create it (herald init) */
+};
+
+/*
+ * Open `path`, configure the connection and apply pending migrations.
+ * Returns 0 with *out set, or -1 (*out NULL): EX_NOINPUT when missing,
+ * EX_CONFIG when the schema is newer than this binary knows, EX_TEMPFAIL
+ * when locked, EX_CANTCREAT / EX_IOERR otherwise.
+ */
+int db_open(const char *path, enum db_open_mode mode, long busy_timeout_ms,
+            sqlite3 **out, struct herr *err);
+void db_close(sqlite3 *db);
+
+/* The schema version this binary migrates to (the highest sql/ number). */
+int db_schema_latest(void);
+/* The version of the open database, or -1. */
+int db_schema_version(sqlite3 *db);
+
+/* Map the connection's last error to an herr: SQLITE_BUSY/LOCKED become
+ * EX_TEMPFAIL, CONSTRAINT EX_DATAERR, FULL/IOERR EX_IOERR, others
+ * EX_SOFTWARE.  `what` says what was being done ("insert subscriber"). */
+int db_error(sqlite3 *db, struct herr *err, const char *what);
+
+int db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, struct herr *err);
+/* Run SQL without results or parameters (BEGIN, COMMIT, pragmas). */
+int db_exec(sqlite3 *db, const char *sql, struct herr *err);
+
+/* BEGIN IMMEDIATE: take the write lock up front so a transaction never
+ * fails half-way with SQLITE_BUSY on its first write. */
+int db_begin(sqlite3 *db, struct herr *err);
+int db_commit(sqlite3 *db, struct herr *err);
+/* Roll back if a transaction is open; never fails. */
+void db_rollback(sqlite3 *db);
+
+/* Unix time now, or the time set with db_set_now() (the global --now
+ * option, for tests and for replaying a schedule); 0 restores the clock. */
+long long db_now(void);
+void db_set_now(long long t);
+
+#endif

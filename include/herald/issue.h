@@ -1,0 +1,101 @@
+/*
+ * issue.h - newsletter issues: reading FILE.md, rendering it once, storing it.
+ *
+ * An issue file is Markdown with optional YAML front matter between two
+ * "---" lines at the very top:
+ *
+ *   ---
+ *   subject: "What Works Centre e-newsletter no.16"
+ *   preheader: "47 local authorities, ..."
+ *   from: "What Works Centre <news@example.org>"
+ *   reply_to: "wwccsc@example.org"
+ *   list: newsletter
+ *   allow_html: false
+ *   ---
+ *
+ * Keys are single scalars; an unknown or repeated key, a missing subject or
+ * list, a control character or line break in any value (header injection) or
+ * an unknown merge field is an error at `issue new` naming file:line.
+ * Rendering happens here, once: the stored HTML and text parts already hold
+ * the layout, and only the merge fields are left for each subscriber.
+ */
+#ifndef HERALD_ISSUE_H
+#define HERALD_ISSUE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "herald/config.h"
+#include "herald/herr.h"
+
+#define ISSUE_FILE_MAX (4u << 20) /* Markdown source cap: 4 MiB */
+
+struct issue_source {
+	char    *path;
+	char    *text;       /* the whole file, NUL-terminated */
+	size_t   len;
+	size_t   body_off;   /* where the Markdown after the front matter starts */
+	unsigned body_line;  /* its line number in the file */
+	char    *subject, *preheader, *from, *reply_to, *list; /* NULL when absent */
+	int      allow_html;
+};
+
+/* Read and check FILE.md (front matter syntax, UTF-8, sizes).  Frees
+ * nothing on failure that the caller must not free: always call
+ * issue_source_free(). */
+int issue_source_read(const char *path, struct issue_source *src, struct herr *err);
+void issue_source_free(struct issue_source *src);
+
+/* Everything an issue row holds. */
+struct issue {
+	long long id, list_id;
+	char      list_name[65];
+	char     *subject, *preheader, *from_name, *from_addr, *reply_to;
+	char     *source_path, *markdown, *html, *text, *links; /* links: JSON array */
+	int       allow_html;
+	char      status[16];    /* draft scheduled sending paused sent cancelled */
+	long long send_at, created_at, started_at, finished_at; /* 0 when unset */
+};
+void issue_clear(struct issue *is);
+
+/* Overrides from the command line; NULL fields keep the front matter. */
+struct issue_overrides {
+	const char *list;
+	const char *subject;
+};
+
+/*
+ * Create an issue from `src`: resolve the list, sender and reply-to (front
+ * matter, else config), render both parts with the configured layout
+ * templates, validate every merge field, and insert it as a draft.
+ * `warn(ctx, msg)` receives notes that do not stop creation (e.g. raw HTML
+ * dropped); may be NULL.
+ */
+int issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *src,
+                 const struct issue_overrides *ov, long long *id_out,
+                 void (*warn)(void *ctx, const char *msg), void *warn_ctx,
+                 struct herr *err);
+
+int issue_get(sqlite3 *db, long long id, struct issue *out, struct herr *err);
+int issue_each(sqlite3 *db, int (*fn)(void *ctx, const struct issue *is), void *ctx,
+               struct herr *err);
+
+/* Delete an issue and its ledger.  Refused (EX_DATAERR) while it is
+ * sending or once it was sent, unless `force`. */
+int issue_remove(sqlite3 *db, long long id, int force, struct herr *err);
+
+/* draft|scheduled|paused -> scheduled with send_at = at. */
+int issue_schedule(sqlite3 *db, long long id, long long at, struct herr *err);
+/* anything but sent -> cancelled; pending ledger rows stay as they are. */
+int issue_cancel(sqlite3 *db, long long id, struct herr *err);
+
+/* Parse an ISO 8601 time ("2026-12-01T09:00", with optional seconds and
+ * "Z" or "+hh:mm"; without an offset it is local time) to Unix seconds. */
+int issue_parse_time(const char *s, long long *out, struct herr *err);
+
+/* Load a layout template: the configured file or the built-in one.
+ * *out is malloc'd and NUL-terminated; *where_out names it for messages. */
+int issue_load_template(const struct config *cfg, int html, char **out, size_t *len,
+                        const char **where_out, struct herr *err);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * ledger.h - the per-recipient delivery state of one issue's send.
+ *
+ * One deliveries row per recipient.  States and the function that moves a
+ * row along each edge:
+ *
+ *                 ledger_claim()            ledger_mark()
+ *     pending ------------------> sending ----------------> sent
+ *        ^                         |  |  |
+ *        | ledger_recover()        |  |  +----------------> bounced
+ *        +-------------------------+  |
+ *        | ledger_release()           +-------------------> deferred --+
+ *                                     |                      (due)     |
+ *                                     +-------------------> failed     |
+ *                 ledger_claim() <-------------------------------------+
+ *     pending|deferred -- ledger_claim() finds the person gone --> skipped
+ *
+ * Invariants (tests cite them by number):
+ *   (1) a row becomes `sent` only after the relay accepted the end of data;
+ *   (2) a row is claimed and its attempt counted in one committed
+ *       transaction before any byte of its message goes to the relay;
+ *   (3) the rows of an issue are all created in one transaction when its
+ *       send starts (the snapshot); later subscribers are never added;
+ *   (4) an issue becomes `sent` only when none of its rows is pending,
+ *       sending or deferred;
+ *   (5) a row found in `sending` when a send starts was in flight when a
+ *       process died: ledger_recover() returns it to pending, and it is sent
+ *       again with the same Message-ID;
+ *   (6) someone who unsubscribed or was blocked after the snapshot is
+ *       `skipped` at claim time, never mailed.
+ */
+#ifndef HERALD_LEDGER_H
+#define HERALD_LEDGER_H
+
+#include <sqlite3.h>
+
+#include "herald/herr.h"
+#include "herald/smtp.h"
+
+/* Retry schedule for deferred rows (seconds after the attempt), then the
+ * row fails once LEDGER_RETRY_WINDOW has passed since its first attempt. */
+#define LEDGER_RETRY_WINDOW (3 * 24 * 3600)
+
+struct ledger_counts {
+	long long pending, sending, sent, deferred, bounced, failed, skipped, total;
+};
+
+struct ledger_row {
+	long long subscriber_id;
+	int       attempts;        /* including this one */
+	char      email[512];
+	char     *name;            /* owned; freed by ledger_row_clear() */
+	char     *attributes;
+};
+void ledger_row_clear(struct ledger_row *r);
+
+struct ledger;
+
+/* (3): create one pending row per eligible subscriber of the list. Returns
+ * the number created in *n.  Call inside the transaction that moves the
+ * issue to `sending`. */
+int ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n,
+                    struct herr *err);
+
+/* (5): in-flight rows back to pending; *n says how many. */
+int ledger_recover(sqlite3 *db, long long issue_id, long long *n, struct herr *err);
+
+int ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *err);
+void ledger_close(struct ledger *l);
+
+/* (2), (6): claim the next due row.  Returns 1 with `row` filled, 0 when no
+ * row is due, -1 on error.  `message_id_fn` gives the row's Message-ID,
+ * stored with the claim. */
+int ledger_claim(struct ledger *l, long long now,
+                 int (*message_id_fn)(void *ctx, long long subscriber_id, char *out, size_t n),
+                 void *ctx, struct ledger_row *row, struct herr *err);
+
+/* (1): record the outcome of an attempt: sent, bounced, deferred (or failed
+ * when the retry window is over), from the relay's reply. */
+int ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
+                const struct smtp_result *r, long long now, struct herr *err);
+
+/* A claimed row that was never attempted (the relay was unreachable or the
+ * send stopped): back to its previous due state, the attempt not counted. */
+int ledger_release(struct ledger *l, long long subscriber_id, struct herr *err);
+
+/* A recipient whose message could not be built (bad stored data): failed. */
+int ledger_fail(struct ledger *l, long long subscriber_id, const char *why, long long now,
+                struct herr *err);
+
+int ledger_counts(sqlite3 *db, long long issue_id, struct ledger_counts *c, struct herr *err);
+
+/* Seconds to wait after the Nth failed attempt (1-based). */
+long ledger_backoff(int attempt);
+
+#endif

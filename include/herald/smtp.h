@@ -1,0 +1,82 @@
+/*
+ * smtp.h - handing one message to the relay over SMTP, with libcurl.
+ *
+ * A struct smtp_conn wraps one libcurl easy handle and so one connection,
+ * which libcurl keeps open between messages (one TCP+TLS+AUTH for many
+ * messages; smtp_conn_connects() counts how many were made).  Each message
+ * is one transaction: MAIL FROM, one RCPT TO, DATA.
+ *
+ * The relay's words are kept: libcurl's debug callback sees every reply
+ * line, and the last reply with the step it answered (MAIL, RCPT, DATA, end
+ * of data) is returned, so the ledger can store "550 5.1.1 <x>: user unknown"
+ * rather than a libcurl error number.  Outgoing lines are never recorded
+ * beyond their command verb, so AUTH credentials cannot reach a log.
+ *
+ * Classification (RFC 5321 §4.2.1, §4.5.4.1):
+ *   2xx after the end of data          -> SMTP_SENT
+ *   5xx to RCPT, DATA or end of data   -> SMTP_REJECTED (this recipient, permanent)
+ *   4xx anywhere, 421, a dropped
+ *   connection, a timeout              -> SMTP_DEFERRED (try again later)
+ *   no connection at all               -> SMTP_UNREACHABLE (the relay, not the recipient)
+ *   authentication or TLS failure,
+ *   5xx to MAIL FROM or EHLO           -> SMTP_FATAL (configuration; stop the send)
+ */
+#ifndef HERALD_SMTP_H
+#define HERALD_SMTP_H
+
+#include <stddef.h>
+
+#include "herald/config.h"
+#include "herald/herr.h"
+
+enum smtp_stage {
+	SMTP_STAGE_CONNECT,
+	SMTP_STAGE_GREETING,
+	SMTP_STAGE_EHLO,
+	SMTP_STAGE_STARTTLS,
+	SMTP_STAGE_AUTH,
+	SMTP_STAGE_MAIL,
+	SMTP_STAGE_RCPT,
+	SMTP_STAGE_DATA,
+	SMTP_STAGE_EOD,   /* the reply to the final "." */
+	SMTP_STAGE_QUIT,
+};
+
+enum smtp_outcome {
+	SMTP_SENT,
+	SMTP_DEFERRED,
+	SMTP_REJECTED,
+	SMTP_UNREACHABLE,
+	SMTP_FATAL,
+};
+
+struct smtp_result {
+	enum smtp_outcome outcome;
+	enum smtp_stage   stage;   /* the step the last reply answered */
+	int               code;    /* the last reply's code, 0 when none */
+	char              reply[512]; /* the last reply's text, multi-line joined by " / " */
+	char              queue_id[64]; /* the relay's queue id from the final 250, if any */
+	char              detail[256];  /* libcurl's view, for connection-level failures */
+};
+
+struct smtp_conn;
+
+/* Create a connection object for the relay in `cfg` (no I/O yet).  Reads
+ * the password now and keeps it only inside libcurl. */
+int smtp_conn_new(const struct config *cfg, struct smtp_conn **out, struct herr *err);
+void smtp_conn_free(struct smtp_conn *c);
+
+/* Send `len` bytes of `msg` (CRLF line ends; libcurl dot-stuffs) from the
+ * envelope sender `mail_from` to the single recipient `rcpt`.  Always fills
+ * `r`; returns 0 when SMTP_SENT, -1 otherwise. */
+int smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt,
+              const char *msg, size_t len, struct smtp_result *r);
+
+/* Connections opened so far by this object (libcurl's CURLINFO_NUM_CONNECTS
+ * summed over transfers). */
+long smtp_conn_connects(const struct smtp_conn *c);
+
+const char *smtp_stage_name(enum smtp_stage s);
+const char *smtp_outcome_name(enum smtp_outcome o);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * common.c - small helpers the subcommands share (see cmd.h).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "herald/cmd.h"
+#include "herald/db.h"
+
+int
+cmd_usage(const char *usage, int is_error)
+{
+	fputs(usage, is_error ? stderr : stdout);
+	return is_error ? EX_USAGE : 0;
+}
+
+int
+cmd_usage_error(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("herald: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(usage, stderr);
+	return EX_USAGE;
+}
+
+int
+cmd_parse_id(const char *s, long long *id, struct herr *err)
+{
+	char *end;
+
+	errno = 0;
+	*id = strtoll(s, &end, 10);
+	if (errno || end == s || *end || *id <= 0)
+		return herr_set(err, EX_USAGE, NULL, "'%s' is not an issue id (a positive number)", s);
+	return 0;
+}
+
+const char *
+cmd_time(long long t, char *out, size_t size)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!t) {
+		snprintf(out, size, "-");
+		return out;
+	}
+	localtime_r(&tt, &tm);
+	strftime(out, size, "%Y-%m-%d %H:%M", &tm);
+	return out;
+}
+
+int
+cmd_print_json(void *json)
+{
+	json_t *j = json;
+	int rc;
+
+	if (!j) {
+		fputs("herald: out of memory building JSON\n", stderr);
+		return EX_OSERR;
+	}
+	rc = json_dumpf(j, stdout, JSON_INDENT(2));
+	json_decref(j);
+	fputc('\n', stdout);
+	return rc < 0 ? EX_IOERR : 0;
+}
+
+int
+cmd_open_db(struct cmd_env *env, int create)
+{
+	return db_open(env->cfg.db_path, create ? DB_OPEN_CREATE : DB_OPEN_EXISTING,
+	               env->cfg.db_busy_timeout_ms, &env->db, &env->err);
+}

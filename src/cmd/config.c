@@ -1,0 +1,81 @@
+/*
+ * config.c - `herald config check`: every problem with the configuration at
+ * once, each with its file and line, plus what it would use.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "herald/cmd.h"
+#include "herald/db.h"
+#include "herald/token.h"
+
+const char cmd_config_usage[] =
+	"usage: herald config check\n"
+	"\n"
+	"Read the configuration, report every problem with its line, warn about\n"
+	"risky settings, and check that the database and token secret are usable.\n"
+	"Exit status 0 when it is usable, 78 (EX_CONFIG) when not.  The SMTP\n"
+	"password is never printed.\n";
+
+int
+cmd_config(int argc, char **argv, struct cmd_env *env)
+{
+	struct token_key key;
+	size_t i;
+	int rc, bad = 0;
+
+	if (argc != 2 || strcmp(argv[1], "check"))
+		return cmd_usage_error(cmd_config_usage, "expected 'config check'");
+	if (config_locate(env->config_arg, env->config_path, sizeof env->config_path,
+	                  &env->err) < 0)
+		return -1;
+	rc = config_load(env->config_path, &env->cfg, &env->err);
+	for (i = 0; i < env->cfg.n_problems; i++)
+		fprintf(stderr, "error: %s\n", env->cfg.problems[i]);
+	for (i = 0; i < env->cfg.n_warnings; i++)
+		fprintf(stderr, "warning: %s\n", env->cfg.warnings[i]);
+	if (rc < 0 && !env->cfg.n_problems) {
+		/* could not even read it */
+		config_free(&env->cfg);
+		return -1;
+	}
+	if (rc == 0) {
+		if (access(env->cfg.db_path, F_OK) < 0) {
+			fprintf(stderr, "error: database %s does not exist; run 'herald init'\n",
+			        env->cfg.db_path);
+			bad = 1;
+		} else if (db_open(env->cfg.db_path, DB_OPEN_EXISTING, env->cfg.db_busy_timeout_ms,
+		                   &env->db, &env->err) < 0) {
+			fprintf(stderr, "error: %s: %s\n", env->err.where, env->err.msg);
+			bad = 1;
+		}
+		herr_clear(&env->err);
+		if (token_key_load(env->cfg.secret_file, &key, &env->err) < 0) {
+			fprintf(stderr, "error: %s: %s\n", env->err.where, env->err.msg);
+			bad = 1;
+		}
+		explicit_bzero(&key, sizeof key);
+	}
+	if (rc == 0 && !bad && !env->quiet) {
+		printf("%s: OK\n", env->config_path);
+		printf("  database   %s (schema version %d)\n", env->cfg.db_path,
+		       db_schema_version(env->db));
+		printf("  relay      %s (starttls %s, user %s)\n", env->cfg.smtp_url,
+		       env->cfg.smtp_starttls == CONFIG_STARTTLS_REQUIRED ? "required" :
+		       env->cfg.smtp_starttls == CONFIG_STARTTLS_OPTIONAL ? "optional" : "never",
+		       env->cfg.smtp_username ? env->cfg.smtp_username : "none");
+		printf("  from       %s\n", env->cfg.sender_from);
+		printf("  return     %s\n", env->cfg.return_addr.ascii);
+		printf("  links      %s\n", env->cfg.base_url);
+	}
+	db_close(env->db);
+	env->db = NULL;
+	config_free(&env->cfg);
+	if (rc < 0 || bad) {
+		herr_set(&env->err, EX_CONFIG, NULL, "configuration is not usable");
+		fprintf(stderr, "herald config: %s\n", env->err.msg);
+		return EX_CONFIG;
+	}
+	return 0;
+}

@@ -1,0 +1,442 @@
+/*
+ * issue.c - `herald issue new|ls|show|rm|preview|test|schedule|cancel`.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "herald/cmd.h"
+#include "herald/db.h"
+#include "herald/issue.h"
+#include "herald/ledger.h"
+#include "herald/list.h"
+#include "herald/message.h"
+#include "herald/smtp.h"
+#include "herald/subscriber.h"
+#include "herald/token.h"
+
+const char cmd_issue_usage[] =
+	"usage: herald issue new FILE.md [--list NAME] [--subject TEXT]\n"
+	"       herald issue ls [--json]\n"
+	"       herald issue show ID [--json]\n"
+	"       herald issue rm ID [--force]\n"
+	"       herald issue preview ID [--format html|text|eml] [--subscriber ADDR]\n"
+	"       herald issue test ID --to ADDR\n"
+	"       herald issue schedule ID --at TIME\n"
+	"       herald issue cancel ID\n"
+	"\n"
+	"new renders FILE.md (Markdown with front matter: subject, preheader, from,\n"
+	"reply_to, list, allow_html) once and prints the new issue's id; unknown\n"
+	"merge fields are errors here, not blanks in the mail.  preview prints one\n"
+	"subscriber's copy (default: a sample with no name) to stdout.  test sends\n"
+	"one real copy, marked [TEST], that is not recorded as a delivery.  TIME is\n"
+	"ISO 8601, e.g. 2026-12-01T09:00 (local) or 2026-12-01T08:00Z.\n";
+
+static void
+warn_cb(void *ctx, const char *msg)
+{
+	fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, msg);
+}
+
+static int
+issue_new(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "list", required_argument, NULL, 'l' },
+		{ "subject", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct issue_overrides ov = { NULL, NULL };
+	struct issue_source src;
+	long long id;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "l:s:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': ov.list = optarg; break;
+		case 's': ov.subject = optarg; break;
+		default: return cmd_usage(cmd_issue_usage, 1);
+		}
+	}
+	if (optind + 1 != argc)
+		return cmd_usage_error(cmd_issue_usage, "issue new needs exactly one FILE.md");
+	rc = issue_source_read(argv[optind], &src, &env->err);
+	if (rc == 0)
+		rc = issue_create(env->db, &env->cfg, &src, &ov, &id, warn_cb, argv[optind],
+		                  &env->err);
+	issue_source_free(&src);
+	if (rc < 0)
+		return -1;
+	printf("%lld\n", id);
+	return 0;
+}
+
+static json_t *
+issue_json(const struct issue *is, const struct ledger_counts *c)
+{
+	json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}",
+	                      "id", (json_int_t)is->id, "subject", is->subject,
+	                      "status", is->status, "list", is->list_name,
+	                      "from", is->from_addr, "from_name", is->from_name,
+	                      "preheader", is->preheader,
+	                      "send_at", (json_int_t)is->send_at,
+	                      "created_at", (json_int_t)is->created_at,
+	                      "started_at", (json_int_t)is->started_at,
+	                      "finished_at", (json_int_t)is->finished_at);
+
+	if (j && c)
+		json_object_set_new(j, "recipients", json_integer(c->total));
+	if (j && is->links)
+		json_object_set_new(j, "links", json_loads(is->links, 0, NULL));
+	return j;
+}
+
+struct ls_ctx {
+	json_t *arr;
+	int n;
+};
+
+static int
+print_issue(void *ctx, const struct issue *is)
+{
+	struct ls_ctx *c = ctx;
+	char t[32];
+
+	if (c->arr)
+		return json_array_append_new(c->arr, issue_json(is, NULL));
+	if (c->n++ == 0)
+		printf("%-5s %-10s %-14s %-16s %s\n", "ID", "STATUS", "LIST", "WHEN", "SUBJECT");
+	printf("%-5lld %-10s %-14s %-16s %s\n", is->id, is->status, is->list_name,
+	       cmd_time(is->finished_at ? is->finished_at : is->started_at ? is->started_at :
+	                is->send_at ? is->send_at : is->created_at, t, sizeof t),
+	       is->subject);
+	return 0;
+}
+
+static int
+issue_ls(int argc, char **argv, struct cmd_env *env)
+{
+	struct ls_ctx c = { NULL, 0 };
+
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
+		return cmd_usage_error(cmd_issue_usage, "issue ls takes only --json");
+	if (argc == 2 && !(c.arr = json_array()))
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	if (issue_each(env->db, print_issue, &c, &env->err) < 0) {
+		json_decref(c.arr);
+		return -1;
+	}
+	if (c.arr)
+		return cmd_print_json(c.arr);
+	if (!c.n && !env->quiet)
+		printf("no issues yet; create one with 'herald issue new FILE.md'\n");
+	return 0;
+}
+
+/* Parse "ID [--json|--force]" forms. */
+static int
+id_and_flag(int argc, char **argv, const char *flag, long long *id, int *has_flag,
+            struct cmd_env *env)
+{
+	const char *ids = NULL;
+	int i;
+
+	*has_flag = 0;
+	for (i = 1; i < argc; i++) {
+		if (flag && !strcmp(argv[i], flag))
+			*has_flag = 1;
+		else if (!ids)
+			ids = argv[i];
+		else
+			return cmd_usage_error(cmd_issue_usage, "unexpected '%s'", argv[i]);
+	}
+	if (!ids)
+		return cmd_usage_error(cmd_issue_usage, "missing issue ID");
+	if (cmd_parse_id(ids, id, &env->err) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+issue_show(int argc, char **argv, struct cmd_env *env)
+{
+	struct issue is;
+	struct ledger_counts c;
+	long long id;
+	char t[32];
+	int json, rc;
+
+	if ((rc = id_and_flag(argc, argv, "--json", &id, &json, env)) != 0)
+		return rc;
+	if (issue_get(env->db, id, &is, &env->err) < 0)
+		return -1;
+	if (ledger_counts(env->db, id, &c, &env->err) < 0) {
+		issue_clear(&is);
+		return -1;
+	}
+	if (json) {
+		rc = cmd_print_json(issue_json(&is, &c));
+		issue_clear(&is);
+		return rc;
+	}
+	printf("issue      %lld (%s)\n", is.id, is.status);
+	printf("subject    %s\n", is.subject);
+	printf("preheader  %s\n", is.preheader[0] ? is.preheader : "-");
+	printf("list       %s\n", is.list_name);
+	printf("from       %s <%s>\n", is.from_name, is.from_addr);
+	printf("reply-to   %s\n", is.reply_to[0] ? is.reply_to : "-");
+	printf("source     %s\n", is.source_path);
+	printf("created    %s\n", cmd_time(is.created_at, t, sizeof t));
+	printf("scheduled  %s\n", cmd_time(is.send_at, t, sizeof t));
+	printf("started    %s\n", cmd_time(is.started_at, t, sizeof t));
+	printf("finished   %s\n", cmd_time(is.finished_at, t, sizeof t));
+	printf("recipients %lld\n", c.total);
+	printf("links      %s\n", is.links);
+	issue_clear(&is);
+	return 0;
+}
+
+static int
+issue_rm(int argc, char **argv, struct cmd_env *env)
+{
+	long long id;
+	int force, rc;
+
+	if ((rc = id_and_flag(argc, argv, "--force", &id, &force, env)) != 0)
+		return rc;
+	if (issue_remove(env->db, id, force, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("removed issue %lld\n", id);
+	return 0;
+}
+
+static int
+issue_cancel_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	long long id;
+	int unused, rc;
+
+	if ((rc = id_and_flag(argc, argv, NULL, &id, &unused, env)) != 0)
+		return rc;
+	if (issue_cancel(env->db, id, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("cancelled issue %lld\n", id);
+	return 0;
+}
+
+static int
+issue_schedule_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "at", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *at = NULL;
+	long long id, t;
+	char buf[32];
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "a:", opts, NULL)) != -1) {
+		if (ch != 'a')
+			return cmd_usage(cmd_issue_usage, 1);
+		at = optarg;
+	}
+	if (optind + 1 != argc || !at)
+		return cmd_usage_error(cmd_issue_usage, "issue schedule needs ID and --at TIME");
+	if (cmd_parse_id(argv[optind], &id, &env->err) < 0 ||
+	    issue_parse_time(at, &t, &env->err) < 0)
+		return -1;
+	if (issue_schedule(env->db, id, t, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("issue %lld scheduled for %s%s\n", id, cmd_time(t, buf, sizeof buf),
+		       t <= db_now() ? " (already due: the next 'herald run' sends it)" : "");
+	return 0;
+}
+
+/* Shared by preview and test: the issue, its list, the key, a context and
+ * the recipient (a subscriber, or a stand-in). */
+struct prepared {
+	struct issue is;
+	struct list l;
+	struct token_key key;
+	struct message_ctx m;
+	struct subscriber sub;
+	struct message_recipient r;
+	int have_ctx;
+};
+
+static int
+prepare(struct cmd_env *env, long long id, const char *addr, int must_exist,
+        struct prepared *p)
+{
+	memset(p, 0, sizeof *p);
+	if (issue_get(env->db, id, &p->is, &env->err) < 0 ||
+	    list_get_by_id(env->db, p->is.list_id, &p->l, &env->err) < 0 ||
+	    token_key_load(env->cfg.secret_file, &p->key, &env->err) < 0)
+		return -1;
+	if (message_ctx_init(&p->m, &env->cfg, &p->key, &p->is,
+	                     p->l.title[0] ? p->l.title : p->l.name, &env->err) < 0)
+		return -1;
+	p->have_ctx = 1;
+	if (addr) {
+		if (subscriber_get(env->db, addr, &p->sub, &env->err) == 0) {
+			p->r.subscriber_id = p->sub.id;
+			p->r.email = p->sub.email;
+			p->r.name = p->sub.name;
+			p->r.attributes = p->sub.attributes;
+			return 0;
+		}
+		if (must_exist || env->err.code != EX_NOINPUT)
+			return -1;
+		herr_clear(&env->err);
+		p->r.email = addr; /* a test recipient who is not a subscriber */
+	} else
+		p->r.email = "subscriber@example.org";
+	p->r.name = "";
+	p->r.attributes = "{}";
+	return 0;
+}
+
+static void
+prepared_free(struct prepared *p)
+{
+	if (p->have_ctx)
+		message_ctx_free(&p->m);
+	subscriber_clear(&p->sub);
+	issue_clear(&p->is);
+	explicit_bzero(&p->key, sizeof p->key);
+}
+
+static int
+issue_preview(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "subscriber", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *format = "html", *addr = NULL;
+	struct buf subject = BUF_INIT(MESSAGE_MAX), html = BUF_INIT(MESSAGE_MAX),
+	           text = BUF_INIT(MESSAGE_MAX), eml = BUF_INIT(MESSAGE_MAX);
+	struct message_out mo;
+	struct prepared p;
+	char unsub[512];
+	long long id;
+	int ch, ret = -1;
+
+	while ((ch = getopt_long(argc, argv, "f:s:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': format = optarg; break;
+		case 's': addr = optarg; break;
+		default: return cmd_usage(cmd_issue_usage, 1);
+		}
+	}
+	if (optind + 1 != argc)
+		return cmd_usage_error(cmd_issue_usage, "issue preview needs exactly one ID");
+	if (strcmp(format, "html") && strcmp(format, "text") && strcmp(format, "eml"))
+		return cmd_usage_error(cmd_issue_usage, "--format is html, text or eml, not '%s'",
+		                       format);
+	if (cmd_parse_id(argv[optind], &id, &env->err) < 0)
+		return -1;
+	if (prepare(env, id, addr, 1, &p) < 0)
+		goto out;
+	if (!strcmp(format, "eml")) {
+		if (message_build(&p.m, &p.r, MESSAGE_ISSUE, db_now(), &eml, &mo, &env->err) < 0)
+			goto out;
+		fwrite(eml.data, 1, eml.len, stdout);
+	} else {
+		if (message_unsubscribe_url(&env->cfg, &p.key, p.r.subscriber_id, p.is.list_id,
+		                            p.is.id, unsub, sizeof unsub) < 0 ||
+		    message_merge(&p.m, &p.r, unsub, &subject, &html, &text, &env->err) < 0)
+			goto out;
+		if (!strcmp(format, "html"))
+			fwrite(html.data, 1, html.len, stdout);
+		else
+			fwrite(text.data, 1, text.len, stdout);
+	}
+	ret = fflush(stdout) == 0 ? 0 : herr_set(&env->err, EX_IOERR, NULL, "write error");
+out:
+	prepared_free(&p);
+	buf_free(&subject);
+	buf_free(&html);
+	buf_free(&text);
+	buf_free(&eml);
+	return ret;
+}
+
+static int
+issue_test(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *to = NULL;
+	struct buf msg = BUF_INIT(MESSAGE_MAX);
+	struct smtp_conn *conn = NULL;
+	struct smtp_result res;
+	struct message_out mo;
+	struct address a;
+	struct prepared p;
+	long long id;
+	int ch, ret = -1;
+
+	while ((ch = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
+		if (ch != 't')
+			return cmd_usage(cmd_issue_usage, 1);
+		to = optarg;
+	}
+	if (optind + 1 != argc || !to)
+		return cmd_usage_error(cmd_issue_usage, "issue test needs ID and --to ADDR");
+	if (cmd_parse_id(argv[optind], &id, &env->err) < 0 ||
+	    address_parse(to, &a, &env->err) < 0)
+		return -1;
+	memset(&p, 0, sizeof p);
+	if (prepare(env, id, a.addr, 0, &p) < 0 ||
+	    message_build(&p.m, &p.r, MESSAGE_TEST, db_now(), &msg, &mo, &env->err) < 0 ||
+	    smtp_conn_new(&env->cfg, &conn, &env->err) < 0)
+		goto out;
+	if (smtp_send(conn, env->cfg.return_addr.ascii, mo.rcpt.ascii, msg.data, msg.len,
+	              &res) < 0) {
+		herr_set(&env->err,
+		         res.outcome == SMTP_DEFERRED || res.outcome == SMTP_UNREACHABLE ? EX_TEMPFAIL :
+		         EX_UNAVAILABLE, mo.rcpt.ascii, "test mail not sent (%s at %s): %s%s%s",
+		         smtp_outcome_name(res.outcome), smtp_stage_name(res.stage),
+		         res.code ? res.reply : "", res.code && res.detail[0] ? " / " : "",
+		         res.detail);
+		goto out;
+	}
+	if (!env->quiet)
+		printf("test of issue %lld sent to %s: %s\n", id, mo.rcpt.ascii, res.reply);
+	ret = 0;
+out:
+	smtp_conn_free(conn);
+	prepared_free(&p);
+	buf_free(&msg);
+	return ret;
+}
+
+int
+cmd_issue(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct {
+		const char *verb;
+		int (*fn)(int, char **, struct cmd_env *);
+	} verbs[] = {
+		{ "new", issue_new }, { "ls", issue_ls }, { "show", issue_show },
+		{ "rm", issue_rm }, { "preview", issue_preview }, { "test", issue_test },
+		{ "schedule", issue_schedule_cmd }, { "cancel", issue_cancel_cmd },
+	};
+	size_t i;
+
+	if (argc < 2)
+		return cmd_usage_error(cmd_issue_usage, "issue needs a verb");
+	for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		if (!strcmp(argv[1], verbs[i].verb))
+			return verbs[i].fn(argc - 1, argv + 1, env);
+	return cmd_usage_error(cmd_issue_usage, "unknown verb 'issue %s'", argv[1]);
+}

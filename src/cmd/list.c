@@ -1,0 +1,187 @@
+/*
+ * list.c - `herald list create|ls|show|rm`.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "herald/cmd.h"
+#include "herald/list.h"
+
+const char cmd_list_usage[] =
+	"usage: herald list create NAME [--title TITLE] [--double-opt-in] [--public]\n"
+	"       herald list ls [--json]\n"
+	"       herald list show NAME [--json]\n"
+	"       herald list rm NAME [--force]\n"
+	"\n"
+	"NAME is 1-64 characters of a-z, 0-9, '.', '_' and '-'.  --double-opt-in\n"
+	"makes web sign-ups confirm by mail; --public lists the issues in the web\n"
+	"archive.  rm refuses a list that has issues unless --force.\n";
+
+static json_t *
+list_json(const struct list *l)
+{
+	return json_pack("{s:I, s:s, s:s, s:b, s:b, s:I, s:{s:I, s:I, s:I}, s:I}",
+	                 "id", (json_int_t)l->id, "name", l->name, "title", l->title,
+	                 "double_opt_in", l->double_opt_in, "public", l->public,
+	                 "created_at", (json_int_t)l->created_at, "subscribers",
+	                 "confirmed", (json_int_t)l->n_confirmed,
+	                 "unconfirmed", (json_int_t)l->n_unconfirmed,
+	                 "unsubscribed", (json_int_t)l->n_unsubscribed,
+	                 "issues", (json_int_t)l->n_issues);
+}
+
+static int
+list_create_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "title", required_argument, NULL, 't' },
+		{ "double-opt-in", no_argument, NULL, 'd' },
+		{ "public", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *title = "";
+	int ch, dbl = 0, pub = 0;
+	long long id;
+
+	while ((ch = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't': title = optarg; break;
+		case 'd': dbl = 1; break;
+		case 'p': pub = 1; break;
+		default: return cmd_usage(cmd_list_usage, 1);
+		}
+	}
+	if (optind + 1 != argc)
+		return cmd_usage_error(cmd_list_usage, "list create needs exactly one NAME");
+	if (list_create(env->db, argv[optind], title, dbl, pub, &id, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("created list '%s' (id %lld)\n", argv[optind], id);
+	return 0;
+}
+
+struct ls_ctx {
+	json_t *arr;
+	int n;
+};
+
+static int
+print_list(void *ctx, const struct list *l)
+{
+	struct ls_ctx *c = ctx;
+
+	if (c->arr)
+		return json_array_append_new(c->arr, list_json(l));
+	if (c->n++ == 0)
+		printf("%-20s %9s %11s %12s %6s  %s\n", "NAME", "CONFIRMED", "UNCONFIRMED",
+		       "UNSUBSCRIBED", "ISSUES", "TITLE");
+	printf("%-20s %9lld %11lld %12lld %6lld  %s%s%s\n", l->name, l->n_confirmed,
+	       l->n_unconfirmed, l->n_unsubscribed, l->n_issues, l->title,
+	       l->double_opt_in ? " [double opt-in]" : "", l->public ? " [public]" : "");
+	return 0;
+}
+
+static int
+has_flag(int argc, char **argv, const char *flag)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], flag))
+			return 1;
+	return 0;
+}
+
+static int
+list_ls_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	struct ls_ctx c = { NULL, 0 };
+
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
+		return cmd_usage_error(cmd_list_usage, "list ls takes only --json");
+	if (has_flag(argc, argv, "--json") && !(c.arr = json_array()))
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	if (list_each(env->db, print_list, &c, &env->err) < 0) {
+		json_decref(c.arr);
+		return -1;
+	}
+	if (c.arr)
+		return cmd_print_json(c.arr);
+	if (!c.n && !env->quiet)
+		printf("no lists yet; create one with 'herald list create NAME'\n");
+	return 0;
+}
+
+static int
+list_show_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	struct list l;
+	const char *name = NULL;
+	char t[32];
+	int i, json = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!name && argv[i][0] != '-')
+			name = argv[i];
+		else
+			return cmd_usage_error(cmd_list_usage, "unexpected '%s'", argv[i]);
+	}
+	if (!name)
+		return cmd_usage_error(cmd_list_usage, "list show needs a NAME");
+	if (list_get(env->db, name, &l, &env->err) < 0)
+		return -1;
+	if (json)
+		return cmd_print_json(list_json(&l));
+	printf("list          %s (id %lld)\n", l.name, l.id);
+	printf("title         %s\n", l.title[0] ? l.title : "-");
+	printf("double opt-in %s\n", l.double_opt_in ? "yes" : "no");
+	printf("public        %s\n", l.public ? "yes" : "no");
+	printf("created       %s\n", cmd_time(l.created_at, t, sizeof t));
+	printf("subscribers   %lld confirmed, %lld unconfirmed, %lld unsubscribed\n",
+	       l.n_confirmed, l.n_unconfirmed, l.n_unsubscribed);
+	printf("issues        %lld\n", l.n_issues);
+	return 0;
+}
+
+static int
+list_rm_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	const char *name = NULL;
+	int i, force = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--force"))
+			force = 1;
+		else if (!name && argv[i][0] != '-')
+			name = argv[i];
+		else
+			return cmd_usage_error(cmd_list_usage, "unexpected '%s'", argv[i]);
+	}
+	if (!name)
+		return cmd_usage_error(cmd_list_usage, "list rm needs a NAME");
+	if (list_remove(env->db, name, force, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("removed list '%s'\n", name);
+	return 0;
+}
+
+int
+cmd_list(int argc, char **argv, struct cmd_env *env)
+{
+	if (argc < 2)
+		return cmd_usage_error(cmd_list_usage, "list needs a verb");
+	if (!strcmp(argv[1], "create"))
+		return list_create_cmd(argc - 1, argv + 1, env);
+	if (!strcmp(argv[1], "ls"))
+		return list_ls_cmd(argc - 1, argv + 1, env);
+	if (!strcmp(argv[1], "show"))
+		return list_show_cmd(argc - 1, argv + 1, env);
+	if (!strcmp(argv[1], "rm"))
+		return list_rm_cmd(argc - 1, argv + 1, env);
+	return cmd_usage_error(cmd_list_usage, "unknown verb 'list %s'", argv[1]);
+}

@@ -1,0 +1,653 @@
+/*
+ * sub.c - `herald sub ...`: subscribers one at a time, and CSV in and out.
+ */
+#include <csv.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "herald/cmd.h"
+#include "herald/csvimport.h"
+#include "herald/db.h"
+#include "herald/list.h"
+#include "herald/subscriber.h"
+
+const char cmd_sub_usage[] =
+	"usage: herald sub add ADDR --list NAME [--name N] [--attr K=V]... [--unconfirmed]\n"
+	"       herald sub ls --list NAME [--status S] [--json]\n"
+	"       herald sub show ADDR [--json]\n"
+	"       herald sub rm ADDR\n"
+	"       herald sub unsubscribe ADDR --list NAME\n"
+	"       herald sub block ADDR\n"
+	"       herald sub import --list NAME FILE.csv [--dry-run] [--unconfirmed]\n"
+	"       herald sub export --list NAME [--status S]\n"
+	"\n"
+	"Addresses are one subscriber regardless of case; the first spelling is\n"
+	"kept.  S is confirmed, unconfirmed or unsubscribed.  import reads a CSV with\n"
+	"a header row: 'email' is required, 'name' optional, other columns become\n"
+	"attributes.  Bad rows are reported as FILE:LINE: reason and skipped; the\n"
+	"good rows go in one transaction; the exit status is 65 when any row was\n"
+	"bad.  A bulk import never resubscribes someone who unsubscribed.  export\n"
+	"writes CSV (default: confirmed members) that import reads back.\n";
+
+#define MAX_ATTRS 64
+
+static const char *
+result_word(enum subscribe_result r)
+{
+	switch (r) {
+	case SUBSCRIBE_ADDED: return "added";
+	case SUBSCRIBE_UPDATED: return "updated";
+	case SUBSCRIBE_UNCHANGED: return "unchanged";
+	case SUBSCRIBE_SKIPPED_UNSUBSCRIBED: return "skipped (unsubscribed earlier)";
+	case SUBSCRIBE_SKIPPED_BLOCKED: return "skipped (address is blocked, bounced or complained)";
+	}
+	return "?";
+}
+
+static int
+check_status(const char *s, struct herr *err)
+{
+	if (s && strcmp(s, "confirmed") && strcmp(s, "unconfirmed") && strcmp(s, "unsubscribed"))
+		return herr_set(err, EX_USAGE, NULL,
+		                "unknown status '%s' (confirmed, unconfirmed, unsubscribed)", s);
+	return 0;
+}
+
+static int
+sub_add(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "list", required_argument, NULL, 'l' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "attr", required_argument, NULL, 'a' },
+		{ "unconfirmed", no_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tmpl_attr attrs[MAX_ATTRS];
+	char *keys[MAX_ATTRS];
+	size_t n_attrs = 0, i;
+	const char *list_name = NULL, *name = NULL;
+	int ch, unconfirmed = 0, ret = -1;
+	struct subscribe_req req;
+	struct subscriber_writer *w = NULL;
+	enum subscribe_result res;
+	struct address a;
+	struct list l;
+
+	while ((ch = getopt_long(argc, argv, "l:n:a:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': list_name = optarg; break;
+		case 'n': name = optarg; break;
+		case 'u': unconfirmed = 1; break;
+		case 'a': {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg)
+				return cmd_usage_error(cmd_sub_usage, "--attr wants KEY=VALUE, not '%s'",
+				                       optarg);
+			if (n_attrs == MAX_ATTRS)
+				return cmd_usage_error(cmd_sub_usage, "at most %d --attr", MAX_ATTRS);
+			*eq = '\0';
+			if (!strcasecmp(optarg, "email") || !strcasecmp(optarg, "name"))
+				return cmd_usage_error(cmd_sub_usage,
+				                       "'%s' is not an attribute; use the address or --name",
+				                       optarg);
+			attrs[n_attrs].key = optarg;
+			attrs[n_attrs++].value = eq + 1;
+			break;
+		}
+		default: return cmd_usage(cmd_sub_usage, 1);
+		}
+	}
+	(void)keys;
+	if (optind + 1 != argc)
+		return cmd_usage_error(cmd_sub_usage, "sub add needs exactly one ADDR");
+	if (!list_name)
+		return cmd_usage_error(cmd_sub_usage, "sub add needs --list NAME");
+	for (i = 0; i < n_attrs; i++)
+		if (!*attrs[i].value)
+			return cmd_usage_error(cmd_sub_usage, "--attr %s= has no value", attrs[i].key);
+	if (address_parse(argv[optind], &a, &env->err) < 0 ||
+	    list_get(env->db, list_name, &l, &env->err) < 0)
+		return -1;
+	memset(&req, 0, sizeof req);
+	req.addr = &a;
+	req.name = name;
+	req.attrs = attrs;
+	req.n_attrs = n_attrs;
+	req.confirmed = !unconfirmed;
+	req.resubscribe = 1; /* an admin adding one address means it */
+	if (db_begin(env->db, &env->err) < 0)
+		return -1;
+	if (subscriber_writer_open(env->db, &w, &env->err) < 0 ||
+	    subscriber_subscribe(w, l.id, &req, &res, &env->err) < 0) {
+		herr_wrap(&env->err, "%s", a.addr);
+		goto out;
+	}
+	if (res == SUBSCRIBE_SKIPPED_BLOCKED) {
+		herr_set(&env->err, EX_DATAERR, a.addr,
+		         "not subscribed: the address is blocked, bounced or complained");
+		goto out;
+	}
+	subscriber_writer_close(w);
+	w = NULL;
+	if (db_commit(env->db, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("%s: %s to '%s'%s\n", a.addr, result_word(res), l.name,
+		       unconfirmed ? " (unconfirmed)" : "");
+	return 0;
+out:
+	subscriber_writer_close(w);
+	db_rollback(env->db);
+	return ret;
+}
+
+struct ls_ctx {
+	json_t *arr;
+	long n;
+};
+
+static json_t *
+attrs_json(const char *text)
+{
+	json_t *j = json_loads(text ? text : "{}", 0, NULL);
+
+	return j ? j : json_object();
+}
+
+static int
+print_member(void *ctx, const struct member *m)
+{
+	struct ls_ctx *c = ctx;
+	char t[32];
+
+	c->n++;
+	if (c->arr)
+		return json_array_append_new(c->arr,
+		        json_pack("{s:I, s:s, s:s, s:o, s:s, s:s}", "id", (json_int_t)m->sub->id,
+		                  "email", m->sub->email, "name", m->sub->name,
+		                  "attributes", attrs_json(m->sub->attributes),
+		                  "subscription", m->sub_status, "status", m->sub->status));
+	if (c->n == 1)
+		printf("%-40s %-28s %-13s %s\n", "EMAIL", "NAME", "SUBSCRIPTION", "SINCE");
+	printf("%-40s %-28s %-13s %s%s%s\n", m->sub->email, m->sub->name, m->sub_status,
+	       cmd_time(m->sub->created_at, t, sizeof t),
+	       strcmp(m->sub->status, "active") ? "  " : "",
+	       strcmp(m->sub->status, "active") ? m->sub->status : "");
+	return 0;
+}
+
+static int
+sub_ls(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "list", required_argument, NULL, 'l' },
+		{ "status", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *list_name = NULL, *status = NULL;
+	struct ls_ctx c = { NULL, 0 };
+	struct list l;
+	int ch, json = 0;
+
+	while ((ch = getopt_long(argc, argv, "l:s:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': list_name = optarg; break;
+		case 's': status = optarg; break;
+		case 'j': json = 1; break;
+		default: return cmd_usage(cmd_sub_usage, 1);
+		}
+	}
+	if (optind != argc || !list_name)
+		return cmd_usage_error(cmd_sub_usage, "sub ls needs --list NAME and nothing else");
+	if (check_status(status, &env->err) < 0 || list_get(env->db, list_name, &l, &env->err) < 0)
+		return -1;
+	if (json && !(c.arr = json_array()))
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	if (subscriber_each_member(env->db, l.id, status, print_member, &c, &env->err) < 0) {
+		json_decref(c.arr);
+		return -1;
+	}
+	if (c.arr)
+		return cmd_print_json(c.arr);
+	if (!env->quiet)
+		printf("%ld subscriber%s\n", c.n, c.n == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+add_subscription(void *ctx, const struct subscription_info *s)
+{
+	json_t *arr = ((json_t **)ctx)[0];
+	char t1[32], t2[32];
+
+	if (arr)
+		return json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I}",
+		        "list", s->list_name, "status", s->status,
+		        "created_at", (json_int_t)s->created_at,
+		        "confirmed_at", (json_int_t)s->confirmed_at,
+		        "unsubscribed_at", (json_int_t)s->unsubscribed_at));
+	printf("  %-20s %-13s since %s%s%s\n", s->list_name, s->status,
+	       cmd_time(s->created_at, t1, sizeof t1),
+	       s->unsubscribed_at ? ", left " : "",
+	       s->unsubscribed_at ? cmd_time(s->unsubscribed_at, t2, sizeof t2) : "");
+	return 0;
+}
+
+static int
+add_delivery(void *ctx, const struct delivery_info *d)
+{
+	json_t *arr = ((json_t **)ctx)[0];
+	char t[32];
+
+	if (arr)
+		return json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:i, s:i, s:s, s:I}",
+		        "issue", (json_int_t)d->issue_id, "subject", d->subject,
+		        "status", d->status, "attempts", d->attempts, "smtp_code", d->smtp_code,
+		        "smtp_reply", d->smtp_reply, "updated_at", (json_int_t)d->updated_at));
+	printf("  #%-5lld %-9s %s  %s\n", d->issue_id, d->status,
+	       cmd_time(d->updated_at, t, sizeof t), d->smtp_reply);
+	return 0;
+}
+
+static int
+sub_show(int argc, char **argv, struct cmd_env *env)
+{
+	struct subscriber s;
+	const char *addr = NULL;
+	json_t *obj = NULL, *subs = NULL, *dels = NULL;
+	char t[32];
+	int i, json = 0, ret = -1;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!addr)
+			addr = argv[i];
+		else
+			return cmd_usage_error(cmd_sub_usage, "unexpected '%s'", argv[i]);
+	}
+	if (!addr)
+		return cmd_usage_error(cmd_sub_usage, "sub show needs an ADDR");
+	if (subscriber_get(env->db, addr, &s, &env->err) < 0)
+		return -1;
+	if (json) {
+		subs = json_array();
+		dels = json_array();
+		if (!subs || !dels)
+			goto oom;
+	} else {
+		printf("email       %s\n", s.email);
+		printf("name        %s\n", s.name[0] ? s.name : "-");
+		printf("status      %s\n", s.status);
+		printf("attributes  %s\n", s.attributes);
+		printf("created     %s\n", cmd_time(s.created_at, t, sizeof t));
+		printf("lists:\n");
+	}
+	if (subscriber_each_subscription(env->db, s.id, add_subscription, &subs, &env->err) < 0)
+		goto out;
+	if (!json)
+		printf("recent deliveries:\n");
+	if (subscriber_each_delivery(env->db, s.id, 20, add_delivery, &dels, &env->err) < 0)
+		goto out;
+	if (json) {
+		obj = json_pack("{s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o}",
+		                "id", (json_int_t)s.id, "email", s.email, "name", s.name,
+		                "status", s.status, "attributes", attrs_json(s.attributes),
+		                "created_at", (json_int_t)s.created_at,
+		                "updated_at", (json_int_t)s.updated_at,
+		                "subscriptions", subs, "deliveries", dels);
+		subs = dels = NULL;
+		ret = cmd_print_json(obj);
+		goto out;
+	}
+	ret = 0;
+	goto out;
+oom:
+	herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+out:
+	json_decref(subs);
+	json_decref(dels);
+	subscriber_clear(&s);
+	return ret;
+}
+
+static int
+sub_rm(int argc, char **argv, struct cmd_env *env)
+{
+	struct subscriber s;
+
+	if (argc != 2)
+		return cmd_usage_error(cmd_sub_usage, "sub rm needs exactly one ADDR");
+	if (subscriber_get(env->db, argv[1], &s, &env->err) < 0)
+		return -1;
+	if (subscriber_remove(env->db, s.id, &env->err) < 0) {
+		subscriber_clear(&s);
+		return -1;
+	}
+	if (!env->quiet)
+		printf("removed %s and all their subscriptions and delivery records\n", s.email);
+	subscriber_clear(&s);
+	return 0;
+}
+
+static int
+sub_block(int argc, char **argv, struct cmd_env *env)
+{
+	struct subscriber s;
+
+	if (argc != 2)
+		return cmd_usage_error(cmd_sub_usage, "sub block needs exactly one ADDR");
+	if (subscriber_get(env->db, argv[1], &s, &env->err) < 0)
+		return -1;
+	if (subscriber_block(env->db, s.id, &env->err) < 0) {
+		subscriber_clear(&s);
+		return -1;
+	}
+	if (!env->quiet)
+		printf("blocked %s: no list will mail them\n", s.email);
+	subscriber_clear(&s);
+	return 0;
+}
+
+static int
+sub_unsubscribe(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "list", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *list_name = NULL;
+	struct subscriber s;
+	struct list l;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "l:", opts, NULL)) != -1) {
+		if (ch != 'l')
+			return cmd_usage(cmd_sub_usage, 1);
+		list_name = optarg;
+	}
+	if (optind + 1 != argc || !list_name)
+		return cmd_usage_error(cmd_sub_usage, "sub unsubscribe needs ADDR and --list NAME");
+	if (list_get(env->db, list_name, &l, &env->err) < 0 ||
+	    subscriber_get(env->db, argv[optind], &s, &env->err) < 0)
+		return -1;
+	if (subscription_unsubscribe(env->db, l.id, s.id, "cli", &env->err) < 0) {
+		herr_wrap(&env->err, "%s on '%s'", s.email, l.name);
+		subscriber_clear(&s);
+		return -1;
+	}
+	if (!env->quiet)
+		printf("unsubscribed %s from '%s'\n", s.email, l.name);
+	subscriber_clear(&s);
+	return 0;
+}
+
+/* --- import --- */
+
+struct import_ctx {
+	struct subscriber_writer *w;
+	long long list_id;
+	const char *path;
+	int confirmed;
+	long counts[5];      /* by enum subscribe_result */
+	long bad;
+};
+
+static int
+import_row(void *ctx, const struct csvimport_row *row, struct herr *err)
+{
+	struct import_ctx *c = ctx;
+	struct tmpl_attr attrs[CSVIMPORT_COLUMNS_MAX];
+	struct subscribe_req req;
+	enum subscribe_result res;
+	struct herr rerr;
+	size_t i;
+
+	for (i = 0; i < row->n_attrs && i < CSVIMPORT_COLUMNS_MAX; i++) {
+		attrs[i].key = row->attr_keys[i];
+		attrs[i].value = row->attr_values[i];
+	}
+	memset(&req, 0, sizeof req);
+	req.addr = &row->address;
+	req.name = row->name;
+	req.attrs = attrs;
+	req.n_attrs = i;
+	req.confirmed = c->confirmed;
+	herr_clear(&rerr);
+	if (subscriber_subscribe(c->w, c->list_id, &req, &res, &rerr) < 0) {
+		if (rerr.code != EX_DATAERR) {
+			*err = rerr;
+			return -1; /* the database failed: stop, nothing is committed */
+		}
+		fprintf(stderr, "%s:%lu: %s\n", c->path, row->line, rerr.msg);
+		c->bad++;
+		return 0;
+	}
+	c->counts[res]++;
+	if (res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED || res == SUBSCRIBE_SKIPPED_BLOCKED)
+		fprintf(stderr, "%s:%lu: %s %s\n", c->path, row->line, row->address.addr,
+		        result_word(res));
+	return 0;
+}
+
+static void
+import_bad(void *ctx, unsigned long line, const char *reason)
+{
+	struct import_ctx *c = ctx;
+
+	fprintf(stderr, "%s:%lu: %s\n", c->path, line, reason);
+	c->bad++;
+}
+
+static void
+import_note(void *ctx, unsigned long line, const char *msg)
+{
+	struct import_ctx *c = ctx;
+
+	fprintf(stderr, "%s:%lu: note: %s\n", c->path, line, msg);
+}
+
+static int
+sub_import(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "list", required_argument, NULL, 'l' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "unconfirmed", no_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *list_name = NULL, *path;
+	int ch, dry = 0, unconfirmed = 0;
+	struct import_ctx c;
+	struct csvimport_handler h;
+	struct list l;
+	FILE *fp;
+	long good;
+
+	while ((ch = getopt_long(argc, argv, "l:n", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': list_name = optarg; break;
+		case 'n': dry = 1; break;
+		case 'u': unconfirmed = 1; break;
+		default: return cmd_usage(cmd_sub_usage, 1);
+		}
+	}
+	if (optind + 1 != argc || !list_name)
+		return cmd_usage_error(cmd_sub_usage, "sub import needs --list NAME and one FILE.csv");
+	path = argv[optind];
+	if (list_get(env->db, list_name, &l, &env->err) < 0)
+		return -1;
+	if (!strcmp(path, "-"))
+		fp = stdin;
+	else if (!(fp = fopen(path, "rb")))
+		return herr_set(&env->err, errno == ENOENT ? EX_NOINPUT : EX_IOERR, path,
+		                "cannot open: %s", strerror(errno));
+	memset(&c, 0, sizeof c);
+	c.list_id = l.id;
+	c.path = path;
+	c.confirmed = !unconfirmed;
+	h.row = import_row;
+	h.bad = import_bad;
+	h.note = import_note;
+	h.ctx = &c;
+	/* One transaction for the whole file: all good rows or none. */
+	if (db_begin(env->db, &env->err) < 0)
+		goto fail_file;
+	if (subscriber_writer_open(env->db, &c.w, &env->err) < 0 ||
+	    csvimport_read(fp, path, &h, &env->err) < 0)
+		goto fail;
+	subscriber_writer_close(c.w);
+	c.w = NULL;
+	if (dry)
+		db_rollback(env->db);
+	else if (db_commit(env->db, &env->err) < 0)
+		goto fail_file;
+	if (fp != stdin)
+		fclose(fp);
+	good = c.counts[SUBSCRIBE_ADDED] + c.counts[SUBSCRIBE_UPDATED] +
+	       c.counts[SUBSCRIBE_UNCHANGED];
+	if (!env->quiet || c.bad)
+		fprintf(c.bad ? stderr : stdout,
+		        "%s%s: %ld added, %ld updated, %ld unchanged, %ld skipped, %ld bad row%s%s\n",
+		        dry ? "dry run, nothing written: " : "", path, c.counts[SUBSCRIBE_ADDED],
+		        c.counts[SUBSCRIBE_UPDATED], c.counts[SUBSCRIBE_UNCHANGED],
+		        c.counts[SUBSCRIBE_SKIPPED_UNSUBSCRIBED] + c.counts[SUBSCRIBE_SKIPPED_BLOCKED],
+		        c.bad, c.bad == 1 ? "" : "s",
+		        c.bad ? (good || dry ? " (bad rows skipped, good rows imported)"
+		                             : " (nothing imported)") : "");
+	if (dry && c.bad)
+		fprintf(stderr, "(with --dry-run the good rows were checked but not written)\n");
+	return c.bad ? EX_DATAERR : 0;
+fail:
+	subscriber_writer_close(c.w);
+	db_rollback(env->db);
+	herr_wrap(&env->err, "nothing imported");
+fail_file:
+	if (fp != stdin)
+		fclose(fp);
+	return -1;
+}
+
+/* --- export --- */
+
+struct export_ctx {
+	char  **keys;
+	size_t  n_keys;
+	int     failed;
+};
+
+static int
+collect_key(void *ctx, const char *key)
+{
+	struct export_ctx *c = ctx;
+	char **grown = realloc(c->keys, (c->n_keys + 1) * sizeof *grown);
+
+	if (!grown || !(grown[c->n_keys] = strdup(key))) {
+		if (grown)
+			c->keys = grown;
+		return -1;
+	}
+	c->keys = grown;
+	c->n_keys++;
+	return 0;
+}
+
+static void
+csv_field(const char *s, int last)
+{
+	csv_fwrite(stdout, s, strlen(s));
+	fputs(last ? "\r\n" : ",", stdout);
+}
+
+static int
+export_member(void *ctx, const struct member *m)
+{
+	struct export_ctx *c = ctx;
+	json_t *attrs = attrs_json(m->sub->attributes), *v;
+	size_t i;
+
+	csv_field(m->sub->email, 0);
+	csv_field(m->sub->name, c->n_keys == 0);
+	for (i = 0; i < c->n_keys; i++) {
+		v = json_object_get(attrs, c->keys[i]);
+		csv_field(json_is_string(v) ? json_string_value(v) : "", i + 1 == c->n_keys);
+	}
+	json_decref(attrs);
+	return ferror(stdout) ? -1 : 0;
+}
+
+static int
+sub_export(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "list", required_argument, NULL, 'l' },
+		{ "status", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *list_name = NULL, *status = "confirmed";
+	struct export_ctx c = { NULL, 0, 0 };
+	struct list l;
+	size_t i;
+	int ch, ret = -1;
+
+	while ((ch = getopt_long(argc, argv, "l:s:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': list_name = optarg; break;
+		case 's': status = optarg; break;
+		default: return cmd_usage(cmd_sub_usage, 1);
+		}
+	}
+	if (optind != argc || !list_name)
+		return cmd_usage_error(cmd_sub_usage, "sub export needs --list NAME");
+	if (check_status(status, &env->err) < 0 || list_get(env->db, list_name, &l, &env->err) < 0)
+		return -1;
+	if (subscriber_attr_keys(env->db, l.id, status, collect_key, &c, &env->err) < 0)
+		goto out;
+	csv_field("email", 0);
+	csv_field("name", c.n_keys == 0);
+	for (i = 0; i < c.n_keys; i++)
+		csv_field(c.keys[i], i + 1 == c.n_keys);
+	if (subscriber_each_member(env->db, l.id, status, export_member, &c, &env->err) < 0)
+		goto out;
+	if (fflush(stdout) != 0) {
+		herr_set(&env->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	for (i = 0; i < c.n_keys; i++)
+		free(c.keys[i]);
+	free(c.keys);
+	if (ret < 0 && !env->err.code)
+		herr_set(&env->err, EX_IOERR, NULL, "export failed");
+	return ret;
+}
+
+int
+cmd_sub(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct {
+		const char *verb;
+		int (*fn)(int, char **, struct cmd_env *);
+	} verbs[] = {
+		{ "add", sub_add }, { "ls", sub_ls }, { "show", sub_show }, { "rm", sub_rm },
+		{ "unsubscribe", sub_unsubscribe }, { "block", sub_block },
+		{ "import", sub_import }, { "export", sub_export },
+	};
+	size_t i;
+
+	if (argc < 2)
+		return cmd_usage_error(cmd_sub_usage, "sub needs a verb");
+	for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		if (!strcmp(argv[1], verbs[i].verb))
+			return verbs[i].fn(argc - 1, argv + 1, env);
+	return cmd_usage_error(cmd_sub_usage, "unknown verb 'sub %s'", argv[1]);
+}

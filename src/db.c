@@ -1,0 +1,205 @@
+/*
+ * db.c - connection setup and schema migrations (see db.h).
+ */
+#include "herald/db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "herald/embedded.h"
+
+int
+db_schema_latest(void)
+{
+	const struct embedded_migration *m;
+	int v = 0;
+
+	for (m = embedded_migrations; m->name; m++)
+		v = m->version;
+	return v;
+}
+
+int
+db_error(sqlite3 *db, struct herr *err, const char *what)
+{
+	int rc = sqlite3_errcode(db), code;
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = EX_TEMPFAIL;
+		break;
+	case SQLITE_CONSTRAINT:
+		code = EX_DATAERR;
+		break;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		code = EX_IOERR;
+		break;
+	case SQLITE_CANTOPEN:
+		code = EX_CANTCREAT;
+		break;
+	case SQLITE_READONLY:
+		code = EX_NOPERM;
+		break;
+	default:
+		code = EX_SOFTWARE;
+	}
+	return herr_set(err, code, NULL, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+int
+db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, struct herr *err)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+		return db_error(db, err, "prepare statement");
+	}
+	return 0;
+}
+
+int
+db_exec(sqlite3 *db, const char *sql, struct herr *err)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(db, err, sql);
+	return 0;
+}
+
+int
+db_begin(sqlite3 *db, struct herr *err)
+{
+	return db_exec(db, "BEGIN IMMEDIATE", err);
+}
+
+int
+db_commit(sqlite3 *db, struct herr *err)
+{
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(db, err, "commit");
+		db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+void
+db_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int
+db_schema_version(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+migrate(sqlite3 *db, const char *path, struct herr *err)
+{
+	const struct embedded_migration *m;
+	char pragma[64];
+	int have = db_schema_version(db), latest = db_schema_latest();
+
+	if (have < 0)
+		return db_error(db, err, "read schema version");
+	if (have > latest)
+		return herr_set(err, EX_CONFIG, path,
+		                "database schema version %d is newer than this herald knows (%d); "
+		                "upgrade herald", have, latest);
+	for (m = embedded_migrations; m->name; m++) {
+		if (m->version <= have)
+			continue;
+		if (db_begin(db, err) < 0)
+			return herr_wrap(err, "migrate to %s", m->name);
+		if (sqlite3_exec(db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
+			db_error(db, err, m->name);
+			db_rollback(db);
+			return -1;
+		}
+		/* PRAGMA takes no bound parameters; the value is our own integer. */
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+		if (db_exec(db, pragma, err) < 0) {
+			db_rollback(db);
+			return -1;
+		}
+		if (db_commit(db, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+db_open(const char *path, enum db_open_mode mode, long busy_timeout_ms,
+        sqlite3 **out, struct herr *err)
+{
+	sqlite3 *db = NULL;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	*out = NULL;
+	if (mode == DB_OPEN_EXISTING && access(path, F_OK) < 0)
+		return herr_set(err, EX_NOINPUT, path,
+		                "database does not exist; run 'herald init' first");
+	if (mode == DB_OPEN_CREATE)
+		flags |= SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		herr_set(err, EX_CANTCREAT, path, "cannot open database: %s",
+		         db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_extended_result_codes(db, 0);
+	sqlite3_busy_timeout(db, (int)busy_timeout_ms);
+	/* journal_mode=WAL answers with a row; sqlite3_exec discards it. */
+	if (db_exec(db, "PRAGMA journal_mode = WAL", err) < 0 ||
+	    db_exec(db, "PRAGMA foreign_keys = ON", err) < 0 ||
+	    db_exec(db, "PRAGMA synchronous = NORMAL", err) < 0 ||
+	    migrate(db, path, err) < 0) {
+		sqlite3_close(db);
+		return -1;
+	}
+	*out = db;
+	return 0;
+}
+
+void
+db_close(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+
+	if (!db)
+		return;
+	while ((st = sqlite3_next_stmt(db, NULL)))
+		sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* Set by the global --now option, which tests use to move the clock
+ * (retry schedules, scheduled sends).  It only shifts time. */
+static long long clock_override;
+
+void
+db_set_now(long long t)
+{
+	clock_override = t;
+}
+
+long long
+db_now(void)
+{
+	return clock_override ? clock_override : (long long)time(NULL);
+}

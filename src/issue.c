@@ -1,0 +1,728 @@
+/*
+ * issue.c - reading issue files, rendering them once, and the issues table.
+ *
+ * Front matter is YAML, parsed with libyaml's event API: only a flat mapping
+ * of scalar keys to scalar values is accepted, which is all an issue needs
+ * and keeps anchors, tags and nesting out of a file that ends up in headers.
+ */
+#include "herald/issue.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <yaml.h>
+
+#include "herald/address.h"
+#include "herald/db.h"
+#include "herald/embedded.h"
+#include "herald/list.h"
+#include "herald/render.h"
+#include "herald/subscriber.h"
+#include "herald/tmpl.h"
+
+#define FRONT_MATTER_VALUE_MAX 998
+
+static int
+where_line(char *buf, size_t size, const char *path, unsigned long line)
+{
+	snprintf(buf, size, "%s:%lu", path, line);
+	return 0;
+}
+
+static int
+read_file(const char *path, size_t max, char **out, size_t *len, struct herr *err)
+{
+	FILE *fp;
+	struct stat st;
+	char *s;
+	size_t n;
+
+	*out = NULL;
+	if (!(fp = fopen(path, "rb")))
+		return herr_set(err, errno == ENOENT ? EX_NOINPUT : EX_IOERR, path,
+		                "cannot open: %s", strerror(errno));
+	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(fp);
+		return herr_set(err, EX_NOINPUT, path, "not a regular file");
+	}
+	if ((size_t)st.st_size > max) {
+		fclose(fp);
+		return herr_set(err, EX_DATAERR, path, "file is larger than %zu bytes", max);
+	}
+	if (!(s = malloc((size_t)st.st_size + 1))) {
+		fclose(fp);
+		return herr_set(err, EX_OSERR, path, "out of memory");
+	}
+	n = fread(s, 1, (size_t)st.st_size, fp);
+	if (ferror(fp)) {
+		fclose(fp);
+		free(s);
+		return herr_set(err, EX_IOERR, path, "read error");
+	}
+	fclose(fp);
+	s[n] = '\0';
+	*out = s;
+	*len = n;
+	return 0;
+}
+
+/* A front-matter key: where its value goes and the line it came from. */
+struct fm_key {
+	const char *name;
+	size_t      offset;
+};
+
+#define FM(f) offsetof(struct issue_source, f)
+static const struct fm_key fm_keys[] = {
+	{ "subject",    FM(subject) },
+	{ "preheader",  FM(preheader) },
+	{ "from",       FM(from) },
+	{ "reply_to",   FM(reply_to) },
+	{ "list",       FM(list) },
+	{ "allow_html", 0 },
+};
+#undef FM
+
+static int
+check_value(const char *path, unsigned long line, const char *key, const char *v,
+            struct herr *err)
+{
+	char where[HERR_WHERE_MAX];
+	const unsigned char *p;
+
+	where_line(where, sizeof where, path, line);
+	if (strlen(v) > FRONT_MATTER_VALUE_MAX)
+		return herr_set(err, EX_DATAERR, where, "'%s' is longer than %d bytes", key,
+		                FRONT_MATTER_VALUE_MAX);
+	for (p = (const unsigned char *)v; *p; p++) {
+		if (*p == '\r' || *p == '\n')
+			return herr_set(err, EX_DATAERR, where,
+			                "'%s' contains a line break; header values must be one line", key);
+		if (*p < 0x20 || *p == 0x7f)
+			return herr_set(err, EX_DATAERR, where,
+			                "'%s' contains a control character (0x%02x)", key, *p);
+	}
+	return 0;
+}
+
+static int
+parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
+                   unsigned first_line, struct herr *err)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	char where[HERR_WHERE_MAX], *key = NULL;
+	unsigned long key_line = 0, line;
+	int state = 0, done = 0, ret = -1, seen[sizeof fm_keys / sizeof fm_keys[0]] = { 0 };
+	size_t i;
+
+	if (!yaml_parser_initialize(&parser))
+		return herr_set(err, EX_OSERR, src->path, "out of memory");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)fm, fm_len);
+	while (!done) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			where_line(where, sizeof where, src->path,
+			           first_line + (unsigned long)parser.problem_mark.line);
+			herr_set(err, EX_DATAERR, where, "front matter: %s%s%s",
+			         parser.problem ? parser.problem : "syntax error",
+			         parser.context ? " " : "", parser.context ? parser.context : "");
+			goto out;
+		}
+		line = first_line + (unsigned long)ev.start_mark.line;
+		where_line(where, sizeof where, src->path, line);
+		switch (ev.type) {
+		case YAML_STREAM_START_EVENT:
+		case YAML_DOCUMENT_START_EVENT:
+		case YAML_DOCUMENT_END_EVENT:
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = 1;
+			break;
+		case YAML_MAPPING_START_EVENT:
+			if (state != 0) {
+				herr_set(err, EX_DATAERR, where,
+				         "front matter: '%s' must be a single value, not a mapping",
+				         key ? key : "?");
+				goto fail_ev;
+			}
+			state = 1;
+			break;
+		case YAML_MAPPING_END_EVENT:
+			state = 2;
+			break;
+		case YAML_SCALAR_EVENT:
+			if (state != 1) {
+				herr_set(err, EX_DATAERR, where,
+				         "front matter must be 'key: value' lines");
+				goto fail_ev;
+			}
+			if (!key) {
+				key = strdup((const char *)ev.data.scalar.value);
+				key_line = line;
+				if (!key) {
+					herr_set(err, EX_OSERR, where, "out of memory");
+					goto fail_ev;
+				}
+				break;
+			}
+			for (i = 0; i < sizeof fm_keys / sizeof fm_keys[0]; i++)
+				if (!strcmp(fm_keys[i].name, key))
+					break;
+			where_line(where, sizeof where, src->path, key_line);
+			if (i == sizeof fm_keys / sizeof fm_keys[0]) {
+				herr_set(err, EX_DATAERR, where, "front matter: unknown key '%s' "
+				         "(known: subject, preheader, from, reply_to, list, allow_html)", key);
+				goto fail_ev;
+			}
+			if (seen[i]) {
+				herr_set(err, EX_DATAERR, where, "front matter: '%s' is given twice", key);
+				goto fail_ev;
+			}
+			seen[i] = 1;
+			if (check_value(src->path, key_line, key,
+			                (const char *)ev.data.scalar.value, err) < 0)
+				goto fail_ev;
+			if (!strcmp(key, "allow_html")) {
+				const char *v = (const char *)ev.data.scalar.value;
+
+				if (!strcasecmp(v, "true") || !strcasecmp(v, "yes"))
+					src->allow_html = 1;
+				else if (!strcasecmp(v, "false") || !strcasecmp(v, "no"))
+					src->allow_html = 0;
+				else {
+					herr_set(err, EX_DATAERR, where,
+					         "front matter: allow_html must be true or false, not '%s'", v);
+					goto fail_ev;
+				}
+			} else {
+				char **field = (char **)((char *)src + fm_keys[i].offset);
+
+				if (!(*field = strdup((const char *)ev.data.scalar.value))) {
+					herr_set(err, EX_OSERR, where, "out of memory");
+					goto fail_ev;
+				}
+			}
+			free(key);
+			key = NULL;
+			break;
+		default:
+			herr_set(err, EX_DATAERR, where,
+			         "front matter: '%s' must be a single value", key ? key : "?");
+			goto fail_ev;
+		}
+		yaml_event_delete(&ev);
+	}
+	ret = 0;
+	goto out;
+fail_ev:
+	yaml_event_delete(&ev);
+out:
+	free(key);
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
+/* Length of the line starting at p (without its LF / CRLF). */
+static size_t
+line_len(const char *p, const char *end)
+{
+	const char *q = memchr(p, '\n', (size_t)(end - p));
+	size_t n = q ? (size_t)(q - p) : (size_t)(end - p);
+
+	if (n && p[n - 1] == '\r')
+		n--;
+	return n;
+}
+
+int
+issue_source_read(const char *path, struct issue_source *src, struct herr *err)
+{
+	const char *p, *end, *fm;
+	unsigned line;
+	size_t n;
+
+	memset(src, 0, sizeof *src);
+	if (!(src->path = strdup(path)))
+		return herr_set(err, EX_OSERR, path, "out of memory");
+	if (read_file(path, ISSUE_FILE_MAX, &src->text, &src->len, err) < 0)
+		return -1;
+	if (memchr(src->text, '\0', src->len))
+		return herr_set(err, EX_DATAERR, path, "file contains a NUL byte; is it text?");
+	p = src->text;
+	end = src->text + src->len;
+	if (src->len >= 3 && !memcmp(p, "\xef\xbb\xbf", 3))
+		p += 3;
+	src->body_off = (size_t)(p - src->text);
+	src->body_line = 1;
+	n = line_len(p, end);
+	if (n == 3 && !memcmp(p, "---", 3)) {
+		/* Front matter: up to the next "---" or "..." line. */
+		p = memchr(p, '\n', (size_t)(end - p));
+		p = p ? p + 1 : end;
+		fm = p;
+		line = 2;
+		for (;;) {
+			if (p >= end) {
+				char where[HERR_WHERE_MAX];
+
+				where_line(where, sizeof where, path, 1);
+				return herr_set(err, EX_DATAERR, where,
+				                "front matter opened here is never closed with '---'");
+			}
+			n = line_len(p, end);
+			if (n == 3 && (!memcmp(p, "---", 3) || !memcmp(p, "...", 3)))
+				break;
+			p = memchr(p, '\n', (size_t)(end - p));
+			p = p ? p + 1 : end;
+			line++;
+		}
+		if (parse_front_matter(src, fm, (size_t)(p - fm), 2, err) < 0)
+			return -1;
+		p = memchr(p, '\n', (size_t)(end - p));
+		p = p ? p + 1 : end;
+		src->body_off = (size_t)(p - src->text);
+		src->body_line = line + 1;
+	}
+	return 0;
+}
+
+void
+issue_source_free(struct issue_source *src)
+{
+	free(src->path);
+	free(src->text);
+	free(src->subject);
+	free(src->preheader);
+	free(src->from);
+	free(src->reply_to);
+	free(src->list);
+	memset(src, 0, sizeof *src);
+}
+
+void
+issue_clear(struct issue *is)
+{
+	free(is->subject);
+	free(is->preheader);
+	free(is->from_name);
+	free(is->from_addr);
+	free(is->reply_to);
+	free(is->source_path);
+	free(is->markdown);
+	free(is->html);
+	free(is->text);
+	free(is->links);
+	memset(is, 0, sizeof *is);
+}
+
+int
+issue_load_template(const struct config *cfg, int html, char **out, size_t *len,
+                    const char **where_out, struct herr *err)
+{
+	const char *path = html ? cfg->html_template : cfg->text_template;
+	const struct embedded_file *f;
+
+	if (path) {
+		*where_out = path;
+		return read_file(path, 1u << 20, out, len, err);
+	}
+	f = embedded_template(html ? "newsletter.html" : "newsletter.txt");
+	*where_out = html ? "templates/newsletter.html" : "templates/newsletter.txt";
+	if (!f)
+		return herr_set(err, EX_SOFTWARE, *where_out, "built-in template is missing");
+	if (!(*out = malloc(f->len + 1)))
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	memcpy(*out, f->data, f->len);
+	(*out)[f->len] = '\0';
+	*len = f->len;
+	return 0;
+}
+
+/* Compile to check merge fields, then throw the compiled form away: what is
+ * stored is text; sending compiles it again once per send. */
+static int
+validate_fields(const char *text, size_t len, const char *where, unsigned first_line,
+                struct herr *err)
+{
+	struct tmpl *t = NULL;
+
+	if (tmpl_compile(text, len, where, first_line, &t, err) < 0)
+		return -1;
+	tmpl_free(t);
+	return 0;
+}
+
+static char *
+links_json(const struct render_doc *doc)
+{
+	json_t *a = json_array();
+	char *s;
+	size_t i;
+
+	if (!a)
+		return NULL;
+	for (i = 0; i < doc->n_links; i++)
+		if (json_array_append_new(a, json_string(doc->links[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+int
+issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *src,
+             const struct issue_overrides *ov, long long *id_out,
+             void (*warn)(void *ctx, const char *msg), void *warn_ctx, struct herr *err)
+{
+	const char *list_name = ov && ov->list ? ov->list : src->list;
+	const char *subject = ov && ov->subject ? ov->subject : src->subject;
+	const char *html_where, *text_where;
+	char from_name[256], reply_name[256], reply_to[600] = "", *html_tpl = NULL,
+	     *text_tpl = NULL, *links = NULL;
+	size_t html_tpl_len, text_tpl_len;
+	struct address from, reply;
+	struct render_doc doc = { 0 };
+	struct render_opts ropts = { src->allow_html };
+	struct render_page_vars pv;
+	struct buf html = BUF_INIT(16u << 20), text = BUF_INIT(16u << 20);
+	struct list l;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+
+	if (!list_name)
+		return herr_set(err, EX_USAGE, src->path,
+		                "no list: give 'list:' in the front matter or --list NAME");
+	if (list_get(db, list_name, &l, err) < 0)
+		return -1;
+	if (!subject || !*subject)
+		return herr_set(err, EX_DATAERR, src->path,
+		                "no subject: give 'subject:' in the front matter or --subject TEXT");
+	if (ov && ov->subject && subscriber_check_text("subject", ov->subject, 998, err) < 0)
+		return -1;
+	if (src->from) {
+		if (address_parse_mailbox(src->from, from_name, sizeof from_name, &from, err) < 0)
+			return herr_wrap(err, "%s: front matter 'from'", src->path);
+	} else {
+		snprintf(from_name, sizeof from_name, "%s", cfg->from_name);
+		from = cfg->from;
+	}
+	if (src->reply_to) {
+		if (address_parse_mailbox(src->reply_to, reply_name, sizeof reply_name, &reply,
+		                          err) < 0)
+			return herr_wrap(err, "%s: front matter 'reply_to'", src->path);
+		snprintf(reply_to, sizeof reply_to, "%s", src->reply_to);
+	} else if (cfg->sender_reply_to)
+		snprintf(reply_to, sizeof reply_to, "%s", cfg->sender_reply_to);
+
+	/* Merge fields are checked in the source first, so an unknown one is
+	 * reported at its own line and column in FILE.md. */
+	if (validate_fields(subject, strlen(subject), src->path, 0, err) < 0 ||
+	    (src->preheader &&
+	     validate_fields(src->preheader, strlen(src->preheader), src->path, 0, err) < 0) ||
+	    validate_fields(src->text + src->body_off, src->len - src->body_off, src->path,
+	                    src->body_line, err) < 0)
+		return -1;
+	if (render_markdown(src->text + src->body_off, src->len - src->body_off, src->path,
+	                    src->body_line, &ropts, &doc, err) < 0)
+		return -1;
+	if (!src->allow_html && warn &&
+	    (strstr(doc.html, "<!-- raw HTML omitted -->")))
+		warn(warn_ctx, "raw HTML in the issue was left out; set 'allow_html: true' "
+		     "in the front matter to keep it");
+
+	if (issue_load_template(cfg, 1, &html_tpl, &html_tpl_len, &html_where, err) < 0 ||
+	    issue_load_template(cfg, 0, &text_tpl, &text_tpl_len, &text_where, err) < 0)
+		goto out;
+	memset(&pv, 0, sizeof pv);
+	pv.subject = subject;
+	pv.preheader = src->preheader ? src->preheader : "";
+	pv.list_name = l.name;
+	pv.list_title = l.title[0] ? l.title : l.name;
+	pv.sender_name = from_name[0] ? from_name : from.addr;
+	pv.postal_address = cfg->postal_address ? cfg->postal_address : "";
+	pv.lang = cfg->lang;
+	if (render_page(html_tpl, html_tpl_len, html_where, 1, &pv, doc.html, &html, err) < 0 ||
+	    render_page(text_tpl, text_tpl_len, text_where, 0, &pv, doc.text, &text, err) < 0)
+		goto out;
+	if (validate_fields(html.data, html.len, html_where, 1, err) < 0 ||
+	    validate_fields(text.data, text.len, text_where, 1, err) < 0)
+		goto out;
+	if (!(links = links_json(&doc))) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
+
+	if (db_prepare(db, &st,
+	               "INSERT INTO issues (list_id, subject, preheader, from_name, from_addr, "
+	               "reply_to, source_path, markdown, html, text, links, allow_html, status, "
+	               "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+	               "'draft', ?13)", err) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, l.id);
+	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, src->preheader ? src->preheader : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, from_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, from.addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, reply_to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, src->path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, src->text + src->body_off, (int)(src->len - src->body_off),
+	                  SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, html.data, (int)html.len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, text.data, (int)text.len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, links, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 12, src->allow_html);
+	sqlite3_bind_int64(st, 13, db_now());
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		db_error(db, err, "insert issue");
+		goto out;
+	}
+	*id_out = sqlite3_last_insert_rowid(db);
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	free(links);
+	free(html_tpl);
+	free(text_tpl);
+	buf_free(&html);
+	buf_free(&text);
+	render_doc_free(&doc);
+	return ret;
+}
+
+#define ISSUE_COLUMNS \
+	"SELECT i.id, i.list_id, l.name, i.subject, i.preheader, i.from_name, i.from_addr, " \
+	"i.reply_to, i.source_path, i.markdown, i.html, i.text, i.links, i.allow_html, " \
+	"i.status, ifnull(i.send_at, 0), i.created_at, ifnull(i.started_at, 0), " \
+	"ifnull(i.finished_at, 0) FROM issues i JOIN lists l ON l.id = i.list_id "
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return strdup(s ? s : "");
+}
+
+static int
+row_to_issue(sqlite3_stmt *st, struct issue *is, int full)
+{
+	memset(is, 0, sizeof *is);
+	is->id = sqlite3_column_int64(st, 0);
+	is->list_id = sqlite3_column_int64(st, 1);
+	snprintf(is->list_name, sizeof is->list_name, "%s",
+	         (const char *)sqlite3_column_text(st, 2));
+	is->subject = col_dup(st, 3);
+	is->preheader = col_dup(st, 4);
+	is->from_name = col_dup(st, 5);
+	is->from_addr = col_dup(st, 6);
+	is->reply_to = col_dup(st, 7);
+	is->source_path = col_dup(st, 8);
+	if (full) {
+		is->markdown = col_dup(st, 9);
+		is->html = col_dup(st, 10);
+		is->text = col_dup(st, 11);
+		is->links = col_dup(st, 12);
+	}
+	is->allow_html = sqlite3_column_int(st, 13);
+	snprintf(is->status, sizeof is->status, "%s", (const char *)sqlite3_column_text(st, 14));
+	is->send_at = sqlite3_column_int64(st, 15);
+	is->created_at = sqlite3_column_int64(st, 16);
+	is->started_at = sqlite3_column_int64(st, 17);
+	is->finished_at = sqlite3_column_int64(st, 18);
+	if (!is->subject || !is->preheader || !is->from_name || !is->from_addr ||
+	    !is->reply_to || !is->source_path ||
+	    (full && (!is->markdown || !is->html || !is->text || !is->links)))
+		return -1;
+	return 0;
+}
+
+int
+issue_get(sqlite3 *db, long long id, struct issue *out, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (db_prepare(db, &st, ISSUE_COLUMNS "WHERE i.id = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && row_to_issue(st, out, 1) < 0) {
+		sqlite3_finalize(st);
+		issue_clear(out);
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return herr_set(err, EX_NOINPUT, NULL, "no issue with id %lld", id);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "read issue");
+	return 0;
+}
+
+int
+issue_each(sqlite3 *db, int (*fn)(void *ctx, const struct issue *is), void *ctx,
+           struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct issue is;
+	int rc, ret = 0;
+
+	if (db_prepare(db, &st, ISSUE_COLUMNS "ORDER BY i.id", err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (row_to_issue(st, &is, 0) < 0) {
+			issue_clear(&is);
+			ret = herr_set(err, EX_OSERR, NULL, "out of memory");
+			break;
+		}
+		rc = fn(ctx, &is);
+		issue_clear(&is);
+		if (rc < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (!ret && rc != SQLITE_DONE)
+		return db_error(db, err, "list issues");
+	return ret;
+}
+
+/* Move an issue between states with one guarded UPDATE so two processes
+ * cannot both win a transition. `from` is a SQL list of quoted states. */
+static int
+transition(sqlite3 *db, long long id, const char *sql, long long at, const char *what,
+           struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct issue is;
+	int rc;
+
+	if (db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, at);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, what);
+	if (sqlite3_changes(db) == 1)
+		return 0;
+	if (issue_get(db, id, &is, err) < 0)
+		return -1;
+	herr_set(err, EX_DATAERR, NULL, "cannot %s issue %lld: it is %s", what, id, is.status);
+	issue_clear(&is);
+	return -1;
+}
+
+int
+issue_schedule(sqlite3 *db, long long id, long long at, struct herr *err)
+{
+	return transition(db, id,
+	                  "UPDATE issues SET status = 'scheduled', send_at = ?2 WHERE id = ?1 "
+	                  "AND status IN ('draft', 'scheduled', 'paused', 'cancelled')",
+	                  at, "schedule", err);
+}
+
+int
+issue_cancel(sqlite3 *db, long long id, struct herr *err)
+{
+	return transition(db, id,
+	                  "UPDATE issues SET status = 'cancelled', finished_at = ?2 WHERE id = ?1 "
+	                  "AND status IN ('draft', 'scheduled', 'sending', 'paused')",
+	                  db_now(), "cancel", err);
+}
+
+int
+issue_remove(sqlite3 *db, long long id, int force, struct herr *err)
+{
+	struct issue is;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (issue_get(db, id, &is, err) < 0)
+		return -1;
+	if (!force && (!strcmp(is.status, "sending") || !strcmp(is.status, "sent") ||
+	               !strcmp(is.status, "paused"))) {
+		herr_set(err, EX_DATAERR, NULL,
+		         "issue %lld is %s; its delivery history would be lost (use --force)",
+		         id, is.status);
+		issue_clear(&is);
+		return -1;
+	}
+	issue_clear(&is);
+	if (db_prepare(db, &st, "DELETE FROM issues WHERE id = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "remove issue");
+	return 0;
+}
+
+int
+issue_parse_time(const char *s, long long *out, struct herr *err)
+{
+	struct tm tm;
+	const char *p;
+	int off_sign = 0, off_h = 0, off_m = 0, has_off = 0, n = 0;
+	time_t t;
+
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
+		goto bad;
+	p = s + n;
+	if (*p == 'T' || *p == ' ') {
+		n = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &n) != 2 || n != 5)
+			goto bad;
+		p += 1 + n;
+		if (*p == ':') {
+			n = 0;
+			if (sscanf(p + 1, "%2d%n", &tm.tm_sec, &n) != 1 || n != 2)
+				goto bad;
+			p += 1 + n;
+		}
+	}
+	if (*p == 'Z') {
+		has_off = 1;
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		off_sign = *p == '-' ? -1 : 1;
+		n = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &off_h, &off_m, &n) != 2 || n != 5)
+			goto bad;
+		has_off = 1;
+		p += 1 + n;
+	}
+	if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || off_h > 23 || off_m > 59)
+		goto bad;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	if (has_off) {
+		t = timegm(&tm);
+		t -= off_sign * (off_h * 3600 + off_m * 60);
+	} else {
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	}
+	if (t == (time_t)-1)
+		goto bad;
+	*out = (long long)t;
+	return 0;
+bad:
+	return herr_set(err, EX_USAGE, NULL,
+	                "invalid time '%s': use ISO 8601, e.g. 2026-12-01T09:00 or "
+	                "2026-12-01T09:00:00+01:00", s);
+}

@@ -1,0 +1,255 @@
+/*
+ * message.c - building one recipient's message from a prepared issue
+ * (see message.h).  RFC 2919 (List-Id), RFC 2369 (List-Unsubscribe).
+ */
+#include "herald/message.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/mime.h"
+
+int
+message_id_for(const struct token_key *key, const char *domain, long long issue_id,
+               long long subscriber_id, char *out, size_t size)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char ids[64];
+	int len;
+
+	len = snprintf(ids, sizeof ids, "message-id:%lld.%lld", issue_id, subscriber_id);
+	if (!HMAC(EVP_sha256(), key->secret, TOKEN_SECRET_LEN, (unsigned char *)ids,
+	          (size_t)len, mac, &n))
+		return -1;
+	len = snprintf(out, size, "%lld.%lld.%02x%02x%02x%02x@%s", issue_id, subscriber_id,
+	               mac[0], mac[1], mac[2], mac[3], domain);
+	return (len < 0 || (size_t)len >= size) ? -1 : 0;
+}
+
+int
+message_unsubscribe_url(const struct config *cfg, const struct token_key *key,
+                        long long subscriber_id, long long list_id, long long issue_id,
+                        char *out, size_t size)
+{
+	struct token t = { TOKEN_UNSUBSCRIBE, (unsigned long long)subscriber_id,
+	                   (unsigned long long)list_id, (unsigned long long)issue_id };
+	char tok[TOKEN_MAX];
+	int len;
+
+	if (token_make(key, &t, tok) < 0)
+		return -1;
+	len = snprintf(out, size, "%s/u/%s", cfg->base_url, tok);
+	return (len < 0 || (size_t)len >= size) ? -1 : 0;
+}
+
+static int
+compile(const char *text, const char *where, struct tmpl **out, struct herr *err)
+{
+	return tmpl_compile(text, strlen(text), where, 1, out, err);
+}
+
+/* List-Id: "Title" <name.domain> (RFC 2919 §3); the phrase only when it is
+ * plain printable ASCII, which keeps the header simple and always valid. */
+static void
+make_list_id(struct message_ctx *m)
+{
+	const unsigned char *p;
+	char phrase[300];
+	size_t o = 0;
+	int ascii = m->list_title[0] != '\0';
+
+	for (p = (const unsigned char *)m->list_title; *p && ascii; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			ascii = 0;
+	if (ascii) {
+		phrase[o++] = '"';
+		for (p = (const unsigned char *)m->list_title; *p && o < sizeof phrase - 4; p++) {
+			if (*p == '"' || *p == '\\')
+				phrase[o++] = '\\';
+			phrase[o++] = (char)*p;
+		}
+		phrase[o++] = '"';
+		phrase[o++] = ' ';
+	}
+	phrase[o] = '\0';
+	snprintf(m->list_id_value, sizeof m->list_id_value, "%s<%s.%s>", phrase, m->list_name,
+	         m->cfg->message_id_domain);
+}
+
+int
+message_ctx_init(struct message_ctx *m, const struct config *cfg,
+                 const struct token_key *key, const struct issue *is,
+                 const char *list_title, struct herr *err)
+{
+	memset(m, 0, sizeof *m);
+	m->cfg = cfg;
+	m->key = key;
+	m->issue_id = is->id;
+	m->list_id = is->list_id;
+	snprintf(m->list_name, sizeof m->list_name, "%s", is->list_name);
+	snprintf(m->list_title, sizeof m->list_title, "%s", list_title ? list_title : "");
+	snprintf(m->from_name, sizeof m->from_name, "%s", is->from_name);
+	if (address_parse(is->from_addr, &m->from, err) < 0)
+		return herr_wrap(err, "issue %lld: sender", is->id);
+	if (is->reply_to[0]) {
+		if (address_parse_mailbox(is->reply_to, m->reply_to_name, sizeof m->reply_to_name,
+		                          &m->reply_to, err) < 0)
+			return herr_wrap(err, "issue %lld: reply-to", is->id);
+		m->has_reply_to = 1;
+	}
+	make_list_id(m);
+	if (compile(is->subject, "subject", &m->subject, err) < 0 ||
+	    compile(is->html, "stored HTML part", &m->html, err) < 0 ||
+	    compile(is->text, "stored text part", &m->text, err) < 0) {
+		message_ctx_free(m);
+		return -1;
+	}
+	return 0;
+}
+
+void
+message_ctx_free(struct message_ctx *m)
+{
+	tmpl_free(m->subject);
+	tmpl_free(m->html);
+	tmpl_free(m->text);
+	m->subject = m->html = m->text = NULL;
+}
+
+/* Attributes JSON -> tmpl_attr array pointing into `obj`. */
+static int
+load_attrs(const char *json, json_t **obj, struct tmpl_attr **attrs, size_t *n)
+{
+	const char *k;
+	json_t *v;
+	size_t i = 0;
+
+	*obj = NULL;
+	*attrs = NULL;
+	*n = 0;
+	if (!json || !*json || !strcmp(json, "{}"))
+		return 0;
+	if (!(*obj = json_loads(json, 0, NULL)) || !json_is_object(*obj))
+		return -1;
+	if (!(*attrs = calloc(json_object_size(*obj) + 1, sizeof **attrs)))
+		return -1;
+	json_object_foreach(*obj, k, v) {
+		(*attrs)[i].key = k;
+		(*attrs)[i].value = json_is_string(v) ? json_string_value(v) : "";
+		i++;
+	}
+	*n = i;
+	return 0;
+}
+
+int
+message_merge(const struct message_ctx *m, const struct message_recipient *r,
+              const char *unsubscribe_url, struct buf *subject, struct buf *html,
+              struct buf *text, struct herr *err)
+{
+	struct tmpl_vars v;
+	json_t *obj = NULL;
+	struct tmpl_attr *attrs = NULL;
+	size_t n_attrs = 0;
+	int ret = -1;
+
+	if (load_attrs(r->attributes, &obj, &attrs, &n_attrs) < 0) {
+		herr_set(err, EX_DATAERR, r->email, "subscriber attributes are not a JSON object");
+		goto out;
+	}
+	memset(&v, 0, sizeof v);
+	v.name = r->name;
+	v.email = r->email;
+	v.unsubscribe_url = unsubscribe_url;
+	v.attrs = attrs;
+	v.n_attrs = n_attrs;
+	if (tmpl_merge(m->subject, &v, TMPL_RAW, subject) < 0 ||
+	    tmpl_merge(m->html, &v, TMPL_HTML, html) < 0 ||
+	    tmpl_merge(m->text, &v, TMPL_RAW, text) < 0) {
+		herr_set(err, EX_SOFTWARE, r->email, "message too large or out of memory");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(attrs);
+	json_decref(obj);
+	return ret;
+}
+
+int
+message_build(const struct message_ctx *m, const struct message_recipient *r,
+              enum message_kind kind, long long now, struct buf *out,
+              struct message_out *mo, struct herr *err)
+{
+	char unsub[512], subject_buf[1200];
+	struct buf subject = BUF_INIT(4096), html = BUF_INIT(MESSAGE_MAX),
+	           text = BUF_INIT(MESSAGE_MAX);
+	struct mime_field extra[4];
+	struct mime_message mm;
+	size_t n_extra = 0;
+	char unsub_field[600];
+	int ret = -1;
+
+	buf_reset(out);
+	if (address_parse(r->email, &mo->rcpt, err) < 0)
+		return -1;
+	if (kind == MESSAGE_TEST) {
+		unsigned char rnd[6];
+
+		if (RAND_bytes(rnd, sizeof rnd) != 1)
+			return herr_set(err, EX_OSERR, NULL, "no randomness for a test Message-ID");
+		snprintf(mo->message_id, sizeof mo->message_id,
+		         "test.%lld.%02x%02x%02x%02x%02x%02x@%s", m->issue_id, rnd[0], rnd[1],
+		         rnd[2], rnd[3], rnd[4], rnd[5], m->cfg->message_id_domain);
+	} else if (message_id_for(m->key, m->cfg->message_id_domain, m->issue_id,
+	                          r->subscriber_id, mo->message_id, sizeof mo->message_id) < 0)
+		return herr_set(err, EX_SOFTWARE, NULL, "cannot make a Message-ID");
+	if (message_unsubscribe_url(m->cfg, m->key, r->subscriber_id, m->list_id, m->issue_id,
+	                            unsub, sizeof unsub) < 0)
+		return herr_set(err, EX_SOFTWARE, NULL, "cannot make the unsubscribe URL");
+	if (message_merge(m, r, unsub, &subject, &html, &text, err) < 0)
+		goto out;
+	snprintf(subject_buf, sizeof subject_buf, "%s%s", kind == MESSAGE_TEST ? "[TEST] " : "",
+	         buf_str(&subject));
+
+	extra[n_extra].name = "List-Id";
+	extra[n_extra++].value = m->list_id_value;
+	snprintf(unsub_field, sizeof unsub_field, "<%s>", unsub);
+	extra[n_extra].name = "List-Unsubscribe";
+	extra[n_extra++].value = unsub_field;
+
+	memset(&mm, 0, sizeof mm);
+	mm.from_name = m->from_name;
+	mm.from_addr = m->from.ascii;
+	mm.to_name = r->name;
+	mm.to_addr = mo->rcpt.ascii;
+	if (m->has_reply_to) {
+		mm.reply_to_name = m->reply_to_name;
+		mm.reply_to_addr = m->reply_to.ascii;
+	}
+	mm.subject = subject_buf;
+	mm.date = (time_t)now;
+	mm.message_id = mo->message_id;
+	mm.extra = extra;
+	mm.n_extra = n_extra;
+	mm.text = text.data;
+	mm.text_len = text.len;
+	mm.html = html.data;
+	mm.html_len = html.len;
+	if (mime_write_alternative(out, &mm, err) < 0) {
+		herr_wrap(err, "%s", mo->rcpt.ascii);
+		goto out;
+	}
+	ret = 0;
+out:
+	buf_free(&subject);
+	buf_free(&html);
+	buf_free(&text);
+	return ret;
+}

@@ -1,0 +1,325 @@
+/*
+ * smtp.c - one SMTP connection driven by libcurl (see smtp.h).
+ *
+ * RFCs: 5321 (SMTP; §4.2 replies, §4.5.3.2 timeouts), 3207 (STARTTLS),
+ * 4954 (AUTH), 2034/3463 (enhanced status codes, kept in the reply text).
+ */
+#include "herald/smtp.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct smtp_conn {
+	CURL  *curl;
+	char   errbuf[CURL_ERROR_SIZE];
+	long   connects;
+	/* per transfer */
+	const char *msg;
+	size_t      len, off;
+	enum smtp_stage stage;
+	int         data_accepted; /* saw 354 to DATA: the next reply ends the data */
+	struct smtp_result *r;
+	int         reply_continues; /* previous line was "NNN-..." */
+};
+
+static int curl_ready;
+
+const char *
+smtp_stage_name(enum smtp_stage s)
+{
+	static const char *names[] = { "connect", "greeting", "EHLO", "STARTTLS", "AUTH",
+	                               "MAIL FROM", "RCPT TO", "DATA", "end of data", "QUIT" };
+	return names[s];
+}
+
+const char *
+smtp_outcome_name(enum smtp_outcome o)
+{
+	static const char *names[] = { "sent", "deferred", "rejected", "unreachable", "fatal" };
+	return names[o];
+}
+
+static size_t
+read_cb(char *dst, size_t size, size_t nmemb, void *ud)
+{
+	struct smtp_conn *c = ud;
+	size_t want = size * nmemb, left = c->len - c->off;
+
+	if (want > left)
+		want = left;
+	memcpy(dst, c->msg + c->off, want);
+	c->off += want;
+	return want;
+}
+
+static void
+note_command(struct smtp_conn *c, const char *p, size_t n)
+{
+	/* Only the verb is looked at: never copy what follows AUTH. */
+	if (n >= 4 && !strncasecmp(p, "EHLO", 4))
+		c->stage = SMTP_STAGE_EHLO;
+	else if (n >= 4 && !strncasecmp(p, "HELO", 4))
+		c->stage = SMTP_STAGE_EHLO;
+	else if (n >= 8 && !strncasecmp(p, "STARTTLS", 8))
+		c->stage = SMTP_STAGE_STARTTLS;
+	else if (n >= 4 && !strncasecmp(p, "AUTH", 4))
+		c->stage = SMTP_STAGE_AUTH;
+	else if (n >= 4 && !strncasecmp(p, "MAIL", 4))
+		c->stage = SMTP_STAGE_MAIL;
+	else if (n >= 4 && !strncasecmp(p, "RCPT", 4))
+		c->stage = SMTP_STAGE_RCPT;
+	else if (n >= 4 && !strncasecmp(p, "DATA", 4))
+		c->stage = SMTP_STAGE_DATA;
+	else if (n >= 4 && !strncasecmp(p, "QUIT", 4))
+		c->stage = SMTP_STAGE_QUIT;
+	/* base64 continuation lines of AUTH leave the stage at AUTH */
+}
+
+static void
+note_reply(struct smtp_conn *c, const char *p, size_t n)
+{
+	struct smtp_result *r = c->r;
+	size_t used, take;
+	int code;
+
+	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+		n--;
+	if (n < 3 || !isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) ||
+	    !isdigit((unsigned char)p[2]))
+		return;
+	code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+	if (c->stage == SMTP_STAGE_QUIT)
+		return; /* the goodbye says nothing about the message */
+	if (c->stage == SMTP_STAGE_DATA && c->data_accepted)
+		c->stage = SMTP_STAGE_EOD;
+	if (c->stage == SMTP_STAGE_DATA && code == 354) {
+		c->data_accepted = 1;
+	}
+	if (c->stage == SMTP_STAGE_CONNECT)
+		c->stage = SMTP_STAGE_GREETING;
+	/* EHLO's multi-line capability list is not worth keeping */
+	if (c->stage == SMTP_STAGE_EHLO && code / 100 == 2)
+		return;
+	if (!c->reply_continues || code != r->code) {
+		r->reply[0] = '\0';
+		r->code = code;
+	}
+	r->stage = c->stage;
+	used = strlen(r->reply);
+	if (used && used < sizeof r->reply - 4) {
+		memcpy(r->reply + used, " / ", 3);
+		used += 3;
+	}
+	take = n;
+	if (take > sizeof r->reply - 1 - used)
+		take = sizeof r->reply - 1 - used;
+	for (size_t i = 0; i < take; i++)
+		r->reply[used + i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+	r->reply[used + take] = '\0';
+	c->reply_continues = n > 3 && p[3] == '-';
+}
+
+static int
+debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
+{
+	struct smtp_conn *c = ud;
+	char *line, *end = data + size, *nl;
+
+	(void)h;
+	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
+		return 0;
+	for (line = data; line < end; line = nl + 1) {
+		nl = memchr(line, '\n', (size_t)(end - line));
+		if (!nl)
+			nl = end;
+		if (type == CURLINFO_HEADER_OUT)
+			note_command(c, line, (size_t)(nl - line));
+		else
+			note_reply(c, line, (size_t)(nl - line));
+		if (nl == end)
+			break;
+	}
+	return 0;
+}
+
+int
+smtp_conn_new(const struct config *cfg, struct smtp_conn **out, struct herr *err)
+{
+	struct smtp_conn *c;
+	char url[1200], password[1024];
+	int have_pw;
+
+	*out = NULL;
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return herr_set(err, EX_SOFTWARE, NULL, "cannot initialise libcurl");
+		curl_ready = 1;
+	}
+	if (!(c = calloc(1, sizeof *c)) || !(c->curl = curl_easy_init())) {
+		free(c);
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	}
+	/* The URL path is what libcurl sends in EHLO (its "local domain"). */
+	if (cfg->smtp_helo && !strchr(strstr(cfg->smtp_url, "://") + 3, '/'))
+		snprintf(url, sizeof url, "%s/%s", cfg->smtp_url, cfg->smtp_helo);
+	else
+		snprintf(url, sizeof url, "%s", cfg->smtp_url);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, cfg->smtp_connect_timeout);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, cfg->smtp_timeout);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_cb);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
+	curl_easy_setopt(c->curl, CURLOPT_DEBUGDATA, c);
+	if (!strncasecmp(cfg->smtp_url, "smtp://", 7))
+		curl_easy_setopt(c->curl, CURLOPT_USE_SSL,
+		                 cfg->smtp_starttls == CONFIG_STARTTLS_REQUIRED ? (long)CURLUSESSL_ALL :
+		                 cfg->smtp_starttls == CONFIG_STARTTLS_OPTIONAL ? (long)CURLUSESSL_TRY :
+		                 (long)CURLUSESSL_NONE);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, cfg->smtp_tls_verify ? 1L : 0L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, cfg->smtp_tls_verify ? 2L : 0L);
+	if (cfg->smtp_ca_file)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, cfg->smtp_ca_file);
+	if (cfg->smtp_username) {
+		have_pw = config_smtp_password(cfg, password, sizeof password, err);
+		if (have_pw < 0) {
+			smtp_conn_free(c);
+			return -1;
+		}
+		curl_easy_setopt(c->curl, CURLOPT_USERNAME, cfg->smtp_username);
+		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, password);
+		explicit_bzero(password, sizeof password);
+	}
+	*out = c;
+	return 0;
+}
+
+void
+smtp_conn_free(struct smtp_conn *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	free(c);
+}
+
+long
+smtp_conn_connects(const struct smtp_conn *c)
+{
+	return c->connects;
+}
+
+static void
+classify(struct smtp_conn *c, CURLcode rc, struct smtp_result *r)
+{
+	int cls = r->code / 100;
+
+	if (rc == CURLE_OK && cls == 2) {
+		r->outcome = SMTP_SENT;
+		return;
+	}
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+		r->outcome = SMTP_UNREACHABLE;
+		r->stage = SMTP_STAGE_CONNECT;
+		return;
+	case CURLE_LOGIN_DENIED:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		r->outcome = SMTP_FATAL;
+		return;
+	case CURLE_OPERATION_TIMEDOUT:
+		/* a timeout before any greeting is the relay being unreachable */
+		r->outcome = r->code ? SMTP_DEFERRED : SMTP_UNREACHABLE;
+		return;
+	default:
+		break;
+	}
+	if (cls == 5) {
+		if (r->stage == SMTP_STAGE_RCPT || r->stage == SMTP_STAGE_DATA ||
+		    r->stage == SMTP_STAGE_EOD)
+			r->outcome = SMTP_REJECTED;
+		else
+			r->outcome = SMTP_FATAL; /* greeting, EHLO, AUTH, MAIL FROM */
+		return;
+	}
+	/* 4xx, or the connection went away without a usable reply */
+	r->outcome = SMTP_DEFERRED;
+	(void)c;
+}
+
+int
+smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt, const char *msg,
+          size_t len, struct smtp_result *r)
+{
+	struct curl_slist *rcpts = NULL;
+	char from[300], to[300];
+	CURLcode rc;
+	long n = 0;
+
+	memset(r, 0, sizeof *r);
+	snprintf(from, sizeof from, "<%s>", mail_from);
+	snprintf(to, sizeof to, "<%s>", rcpt);
+	if (!(rcpts = curl_slist_append(NULL, to))) {
+		r->outcome = SMTP_DEFERRED;
+		snprintf(r->detail, sizeof r->detail, "out of memory");
+		return -1;
+	}
+	c->msg = msg;
+	c->len = len;
+	c->off = 0;
+	c->r = r;
+	c->stage = SMTP_STAGE_CONNECT;
+	c->data_accepted = 0;
+	c->reply_continues = 0;
+	c->errbuf[0] = '\0';
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, rcpts);
+	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	rc = curl_easy_perform(c->curl);
+	/* A reused connection starts at MAIL FROM: the stage was never
+	 * CONNECT for the reply, which note_reply handles. */
+	if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK)
+		c->connects += n;
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, NULL);
+	curl_slist_free_all(rcpts);
+	c->r = NULL;
+	if (rc != CURLE_OK)
+		snprintf(r->detail, sizeof r->detail, "%s",
+		         c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+	classify(c, rc, r);
+	if (r->outcome == SMTP_SENT) {
+		/* "250 2.0.0 Ok: queued as 4Xyz" (Postfix), "250 OK id=1abc"
+		 * (Exim): keep the token after "queued as " or "id=". */
+		const char *q = strstr(r->reply, "queued as ");
+		size_t k = 0;
+
+		if (q)
+			q += 10;
+		else if ((q = strstr(r->reply, "id=")))
+			q += 3;
+		while (q && q[k] && !isspace((unsigned char)q[k]) && k < sizeof r->queue_id - 1) {
+			r->queue_id[k] = q[k];
+			k++;
+		}
+		r->queue_id[k] = '\0';
+		return 0;
+	}
+	return -1;
+}

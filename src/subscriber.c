@@ -1,0 +1,536 @@
+/*
+ * subscriber.c - subscribers and subscriptions (see subscriber.h for the
+ * rules (1)-(4) this file enforces).
+ */
+#include "herald/subscriber.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/db.h"
+
+struct subscriber_writer {
+	sqlite3      *db;
+	sqlite3_stmt *find;       /* subscriber by email_key */
+	sqlite3_stmt *insert;
+	sqlite3_stmt *update;     /* name, attributes */
+	sqlite3_stmt *sub_find;   /* subscription status */
+	sqlite3_stmt *sub_insert;
+	sqlite3_stmt *sub_update;
+};
+
+void
+subscriber_clear(struct subscriber *s)
+{
+	free(s->attributes);
+	memset(s, 0, sizeof *s);
+}
+
+int
+subscriber_check_text(const char *what, const char *s, size_t max, struct herr *err)
+{
+	const unsigned char *p;
+
+	if (strlen(s) > max)
+		return herr_set(err, EX_DATAERR, NULL, "%s is longer than %zu bytes", what, max);
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p == '\r' || *p == '\n')
+			return herr_set(err, EX_DATAERR, NULL, "%s contains a line break", what);
+		if (*p < 0x20 || *p == 0x7f)
+			return herr_set(err, EX_DATAERR, NULL,
+			                "%s contains a control character (0x%02x)", what, *p);
+		/* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8 */
+		if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return herr_set(err, EX_DATAERR, NULL,
+			                "%s contains a control character (U+%04X)", what, p[1]);
+	}
+	return 0;
+}
+
+int
+subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr *err)
+{
+	struct subscriber_writer *w = calloc(1, sizeof *w);
+
+	*out = NULL;
+	if (!w)
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	w->db = db;
+	if (db_prepare(db, &w->find,
+	               "SELECT id, name, attributes, status FROM subscribers WHERE email_key = ?1",
+	               err) < 0 ||
+	    db_prepare(db, &w->insert,
+	               "INSERT INTO subscribers (email, email_key, name, attributes, status, "
+	               "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)", err) < 0 ||
+	    db_prepare(db, &w->update,
+	               "UPDATE subscribers SET name = ?2, attributes = ?3, updated_at = ?4 "
+	               "WHERE id = ?1", err) < 0 ||
+	    db_prepare(db, &w->sub_find,
+	               "SELECT status FROM subscriptions WHERE list_id = ?1 AND subscriber_id = ?2",
+	               err) < 0 ||
+	    db_prepare(db, &w->sub_insert,
+	               "INSERT INTO subscriptions (list_id, subscriber_id, status, created_at, "
+	               "confirmed_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?3 = 'confirmed' "
+	               "THEN ?4 END)", err) < 0 ||
+	    db_prepare(db, &w->sub_update,
+	               "UPDATE subscriptions SET status = ?3, unsubscribed_at = NULL, "
+	               "confirmed_at = CASE WHEN ?3 = 'confirmed' THEN ?4 ELSE confirmed_at END "
+	               "WHERE list_id = ?1 AND subscriber_id = ?2", err) < 0) {
+		subscriber_writer_close(w);
+		return -1;
+	}
+	*out = w;
+	return 0;
+}
+
+void
+subscriber_writer_close(struct subscriber_writer *w)
+{
+	if (!w)
+		return;
+	sqlite3_finalize(w->find);
+	sqlite3_finalize(w->insert);
+	sqlite3_finalize(w->update);
+	sqlite3_finalize(w->sub_find);
+	sqlite3_finalize(w->sub_insert);
+	sqlite3_finalize(w->sub_update);
+	free(w);
+}
+
+/* Merge attrs into the JSON object text `old` (NULL: empty).  Returns a new
+ * compact JSON string with sorted keys, or NULL when out of memory. */
+static char *
+merge_attrs(const char *old, const struct tmpl_attr *attrs, size_t n)
+{
+	json_t *obj = NULL;
+	char *s;
+	size_t i;
+
+	if (old)
+		obj = json_loads(old, 0, NULL);
+	if (!obj || !json_is_object(obj)) {
+		json_decref(obj);
+		obj = json_object();
+	}
+	if (!obj)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (!attrs[i].value || !*attrs[i].value)
+			continue;
+		if (json_object_set_new(obj, attrs[i].key, json_string(attrs[i].value)) < 0) {
+			json_decref(obj);
+			return NULL;
+		}
+	}
+	s = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	return s;
+}
+
+static int
+step_done(struct subscriber_writer *w, sqlite3_stmt *st, const char *what, struct herr *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_error(w->db, err, what);
+	return 0;
+}
+
+int
+subscriber_subscribe(struct subscriber_writer *w, long long list_id,
+                     const struct subscribe_req *r, enum subscribe_result *res,
+                     struct herr *err)
+{
+	long long now = db_now(), id = 0;
+	const char *want = r->confirmed ? "confirmed" : "unconfirmed";
+	char *attrs = NULL, *old_name = NULL, *old_attrs = NULL, sub_status[16] = "";
+	int rc, exists = 0, changed = 0, ret = -1;
+	size_t i;
+
+	if (r->name && subscriber_check_text("name", r->name, SUBSCRIBER_NAME_MAX, err) < 0)
+		return -1;
+	for (i = 0; i < r->n_attrs; i++) {
+		char what[96];
+
+		snprintf(what, sizeof what, "attribute name '%.60s'", r->attrs[i].key);
+		if (!*r->attrs[i].key)
+			return herr_set(err, EX_DATAERR, NULL, "empty attribute name");
+		if (subscriber_check_text(what, r->attrs[i].key, SUBSCRIBER_ATTR_KEY_MAX, err) < 0)
+			return -1;
+		snprintf(what, sizeof what, "attribute '%.60s'", r->attrs[i].key);
+		if (subscriber_check_text(what, r->attrs[i].value ? r->attrs[i].value : "",
+		                          SUBSCRIBER_ATTR_VAL_MAX, err) < 0)
+			return -1;
+	}
+
+	sqlite3_bind_text(w->find, 1, r->addr->key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(w->find);
+	if (rc == SQLITE_ROW) {
+		exists = 1;
+		id = sqlite3_column_int64(w->find, 0);
+		old_name = strdup((const char *)sqlite3_column_text(w->find, 1));
+		old_attrs = strdup((const char *)sqlite3_column_text(w->find, 2));
+		if (strcmp((const char *)sqlite3_column_text(w->find, 3), "active") != 0) {
+			sqlite3_reset(w->find);
+			*res = SUBSCRIBE_SKIPPED_BLOCKED;
+			ret = 0;
+			goto out;
+		}
+		if (!old_name || !old_attrs) {
+			sqlite3_reset(w->find);
+			herr_set(err, EX_OSERR, NULL, "out of memory");
+			goto out;
+		}
+	}
+	sqlite3_reset(w->find);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_error(w->db, err, "find subscriber");
+		goto out;
+	}
+
+	if (exists) {
+		sqlite3_bind_int64(w->sub_find, 1, list_id);
+		sqlite3_bind_int64(w->sub_find, 2, id);
+		if (sqlite3_step(w->sub_find) == SQLITE_ROW)
+			snprintf(sub_status, sizeof sub_status, "%s",
+			         (const char *)sqlite3_column_text(w->sub_find, 0));
+		sqlite3_reset(w->sub_find);
+		if (!strcmp(sub_status, "unsubscribed") && !r->resubscribe) {
+			*res = SUBSCRIBE_SKIPPED_UNSUBSCRIBED;
+			ret = 0;
+			goto out;
+		}
+	}
+
+	if (!(attrs = merge_attrs(old_attrs, r->attrs, r->n_attrs))) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
+	if (!exists) {
+		sqlite3_bind_text(w->insert, 1, r->addr->addr, -1, SQLITE_STATIC);
+		sqlite3_bind_text(w->insert, 2, r->addr->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(w->insert, 3, r->name ? r->name : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(w->insert, 4, attrs, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(w->insert, 5, now);
+		if (step_done(w, w->insert, "insert subscriber", err) < 0)
+			goto out;
+		id = sqlite3_last_insert_rowid(w->db);
+	} else {
+		const char *name = (r->name && *r->name) ? r->name : old_name;
+
+		if (strcmp(name, old_name) || strcmp(attrs, old_attrs)) {
+			sqlite3_bind_int64(w->update, 1, id);
+			sqlite3_bind_text(w->update, 2, name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(w->update, 3, attrs, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(w->update, 4, now);
+			if (step_done(w, w->update, "update subscriber", err) < 0)
+				goto out;
+			changed = 1;
+		}
+	}
+
+	if (!sub_status[0]) {
+		sqlite3_bind_int64(w->sub_insert, 1, list_id);
+		sqlite3_bind_int64(w->sub_insert, 2, id);
+		sqlite3_bind_text(w->sub_insert, 3, want, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(w->sub_insert, 4, now);
+		if (step_done(w, w->sub_insert, "insert subscription", err) < 0)
+			goto out;
+		*res = SUBSCRIBE_ADDED;
+		ret = 0;
+		goto out;
+	}
+	/* Never downgrade confirmed to unconfirmed; upgrade the other way. */
+	if (!strcmp(sub_status, "unsubscribed") ||
+	    (!strcmp(sub_status, "unconfirmed") && r->confirmed)) {
+		sqlite3_bind_int64(w->sub_update, 1, list_id);
+		sqlite3_bind_int64(w->sub_update, 2, id);
+		sqlite3_bind_text(w->sub_update, 3, want, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(w->sub_update, 4, now);
+		if (step_done(w, w->sub_update, "update subscription", err) < 0)
+			goto out;
+		changed = 1;
+	}
+	*res = changed ? SUBSCRIBE_UPDATED : SUBSCRIBE_UNCHANGED;
+	ret = 0;
+out:
+	free(attrs);
+	free(old_name);
+	free(old_attrs);
+	return ret;
+}
+
+static void
+row_to_subscriber(sqlite3_stmt *st, int col, struct subscriber *s)
+{
+	const char *attrs = (const char *)sqlite3_column_text(st, col + 3);
+
+	s->id = sqlite3_column_int64(st, col);
+	snprintf(s->email, sizeof s->email, "%s", (const char *)sqlite3_column_text(st, col + 1));
+	snprintf(s->name, sizeof s->name, "%s", (const char *)sqlite3_column_text(st, col + 2));
+	free(s->attributes);
+	s->attributes = strdup(attrs ? attrs : "{}");
+	snprintf(s->status, sizeof s->status, "%s", (const char *)sqlite3_column_text(st, col + 4));
+	s->created_at = sqlite3_column_int64(st, col + 5);
+	s->updated_at = sqlite3_column_int64(st, col + 6);
+}
+
+#define SUBSCRIBER_COLUMNS "s.id, s.email, s.name, s.attributes, s.status, s.created_at, s.updated_at"
+
+int
+subscriber_get(sqlite3 *db, const char *addr, struct subscriber *out, struct herr *err)
+{
+	struct address a;
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (address_parse(addr, &a, err) < 0)
+		return -1;
+	if (db_prepare(db, &st, "SELECT " SUBSCRIBER_COLUMNS
+	               " FROM subscribers s WHERE s.email_key = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, a.key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_to_subscriber(st, 0, out);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return herr_set(err, EX_NOINPUT, NULL, "no subscriber '%s'", a.addr);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "find subscriber");
+	if (!out->attributes)
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	return 0;
+}
+
+static int
+exec_id(sqlite3 *db, const char *sql, long long id, const char *what, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, what);
+	return 0;
+}
+
+int
+subscriber_remove(sqlite3 *db, long long id, struct herr *err)
+{
+	return exec_id(db, "DELETE FROM subscribers WHERE id = ?1", id,
+	               "remove subscriber", err);
+}
+
+int
+subscriber_block(sqlite3 *db, long long id, struct herr *err)
+{
+	return exec_id(db, "UPDATE subscribers SET status = 'blocklisted', updated_at = ?2 "
+	               "WHERE id = ?1", id, "block subscriber", err);
+}
+
+int
+subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id,
+                         const char *source, struct herr *err)
+{
+	sqlite3_stmt *st;
+	long long now = db_now();
+	int rc, changed;
+
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (db_prepare(db, &st,
+	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?3 "
+	               "WHERE list_id = ?1 AND subscriber_id = ?2 AND status != 'unsubscribed'",
+	               err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_int64(st, 2, subscriber_id);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_error(db, err, "unsubscribe");
+		goto fail;
+	}
+	changed = sqlite3_changes(db);
+	if (!changed) {
+		/* Either not on the list (an error) or already unsubscribed (fine:
+		 * unsubscribing must be idempotent, RFC 8058 §3.2). */
+		if (db_prepare(db, &st, "SELECT 1 FROM subscriptions WHERE list_id = ?1 "
+		               "AND subscriber_id = ?2", err) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, list_id);
+		sqlite3_bind_int64(st, 2, subscriber_id);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW) {
+			herr_set(err, EX_NOINPUT, NULL, "not subscribed to that list");
+			goto fail;
+		}
+		db_rollback(db);
+		return 0;
+	}
+	if (db_prepare(db, &st,
+	               "INSERT INTO events (kind, subscriber_id, list_id, at, detail) "
+	               "VALUES ('unsubscribe', ?1, ?2, ?3, json_object('source', ?4))", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, subscriber_id);
+	sqlite3_bind_int64(st, 2, list_id);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_error(db, err, "record unsubscribe");
+		goto fail;
+	}
+	return db_commit(db, err);
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int
+subscriber_each_subscription(sqlite3 *db, long long subscriber_id,
+                             int (*fn)(void *ctx, const struct subscription_info *s),
+                             void *ctx, struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct subscription_info si;
+	int rc;
+
+	if (db_prepare(db, &st,
+	               "SELECT l.name, s.status, s.created_at, ifnull(s.confirmed_at, 0), "
+	               "ifnull(s.unsubscribed_at, 0) FROM subscriptions s "
+	               "JOIN lists l ON l.id = s.list_id WHERE s.subscriber_id = ?1 "
+	               "ORDER BY l.name", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, subscriber_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		si.list_name = (const char *)sqlite3_column_text(st, 0);
+		si.status = (const char *)sqlite3_column_text(st, 1);
+		si.created_at = sqlite3_column_int64(st, 2);
+		si.confirmed_at = sqlite3_column_int64(st, 3);
+		si.unsubscribed_at = sqlite3_column_int64(st, 4);
+		if (fn(ctx, &si) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_error(db, err, "list subscriptions");
+	return 0;
+}
+
+int
+subscriber_each_member(sqlite3 *db, long long list_id, const char *status,
+                       int (*fn)(void *ctx, const struct member *m), void *ctx,
+                       struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct subscriber s;
+	struct member m;
+	int rc, ret = 0;
+
+	if (db_prepare(db, &st, "SELECT " SUBSCRIBER_COLUMNS ", sub.status "
+	               "FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
+	               "WHERE sub.list_id = ?1 AND (?2 IS NULL OR sub.status = ?2) "
+	               "ORDER BY s.email_key", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	if (status)
+		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	memset(&s, 0, sizeof s);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_to_subscriber(st, 0, &s);
+		if (!s.attributes) {
+			ret = herr_set(err, EX_OSERR, NULL, "out of memory");
+			break;
+		}
+		m.sub = &s;
+		m.sub_status = (const char *)sqlite3_column_text(st, 7);
+		if (fn(ctx, &m) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	subscriber_clear(&s);
+	sqlite3_finalize(st);
+	if (!ret && rc != SQLITE_DONE)
+		return db_error(db, err, "list subscribers");
+	return ret;
+}
+
+int
+subscriber_attr_keys(sqlite3 *db, long long list_id, const char *status,
+                     int (*fn)(void *ctx, const char *key), void *ctx, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (db_prepare(db, &st,
+	               "SELECT DISTINCT j.key FROM subscriptions sub "
+	               "JOIN subscribers s ON s.id = sub.subscriber_id, json_each(s.attributes) j "
+	               "WHERE sub.list_id = ?1 AND (?2 IS NULL OR sub.status = ?2) ORDER BY j.key",
+	               err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	if (status)
+		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(ctx, (const char *)sqlite3_column_text(st, 0)) < 0) {
+			ret = -1;
+			break;
+		}
+	sqlite3_finalize(st);
+	if (!ret && rc != SQLITE_DONE)
+		return db_error(db, err, "list attribute names");
+	return ret;
+}
+
+int
+subscriber_each_delivery(sqlite3 *db, long long subscriber_id, int limit,
+                         int (*fn)(void *ctx, const struct delivery_info *d), void *ctx,
+                         struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct delivery_info d;
+	int rc, ret = 0;
+
+	if (db_prepare(db, &st,
+	               "SELECT d.issue_id, i.subject, d.status, d.attempts, ifnull(d.smtp_code, 0), "
+	               "ifnull(d.smtp_reply, ''), d.updated_at FROM deliveries d "
+	               "JOIN issues i ON i.id = d.issue_id WHERE d.subscriber_id = ?1 "
+	               "ORDER BY d.issue_id DESC LIMIT ?2", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, subscriber_id);
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		d.issue_id = sqlite3_column_int64(st, 0);
+		d.subject = (const char *)sqlite3_column_text(st, 1);
+		d.status = (const char *)sqlite3_column_text(st, 2);
+		d.attempts = sqlite3_column_int(st, 3);
+		d.smtp_code = sqlite3_column_int(st, 4);
+		d.smtp_reply = (const char *)sqlite3_column_text(st, 5);
+		d.updated_at = sqlite3_column_int64(st, 6);
+		if (fn(ctx, &d) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (!ret && rc != SQLITE_DONE)
+		return db_error(db, err, "list deliveries");
+	return ret;
+}
