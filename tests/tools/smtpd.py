@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""smtpd.py - a real SMTP server on 127.0.0.1 for herald's tests and demo.
+
+Built on Debian's python3-aiosmtpd.  It listens on a free loopback port
+(written to --port-file once it accepts connections), stores every accepted
+message in a Maildir (tmp/ then new/, as Maildir requires) with a .eml name,
+and appends one JSON line per event to --log: accepted messages with their
+envelope, and every refusal it made.  Faults are injected by --rules, a JSON
+list of objects tried in order, the first match winning:
+
+  {"stage": "connect", "reply": "421 4.3.2 busy", "times": 2}
+  {"stage": "rcpt", "match": "^bad-", "reply": "550 5.1.1 user unknown"}
+  {"stage": "rcpt", "match": "later@", "reply": "451 4.7.1 try later", "times": 1}
+  {"stage": "rcpt", "match": "slow@", "delay": 2.5}
+  {"stage": "data", "match": "drop@", "action": "drop"}       (close at DATA)
+  {"stage": "eod",  "match": "lost@", "action": "drop"}       (close after the dot)
+  {"stage": "eod",  "match": "spam@", "reply": "554 5.7.1 rejected as spam"}
+
+"match" is a regular expression searched in the recipient address; "times"
+limits how often a rule fires (then it is spent).  Stop it by PID (SIGTERM).
+"""
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+class Rules:
+    def __init__(self, rules):
+        self.rules = rules
+        for r in self.rules:
+            r.setdefault("fired", 0)
+
+    def find(self, stage, rcpt=""):
+        for r in self.rules:
+            if r.get("stage") != stage:
+                continue
+            if "match" in r and not re.search(r["match"], rcpt):
+                continue
+            if "times" in r and r["fired"] >= r["times"]:
+                continue
+            r["fired"] += 1
+            return r
+        return None
+
+
+class Handler:
+    def __init__(self, maildir, log, rules):
+        self.maildir = maildir
+        self.log = log
+        self.rules = rules
+        self.seq = 0
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+
+    def record(self, **event):
+        event["time"] = time.time()
+        self.log.write(json.dumps(event) + "\n")
+        self.log.flush()
+
+    async def apply(self, server, stage, rcpt):
+        rule = self.rules.find(stage, rcpt)
+        if not rule:
+            return None
+        if rule.get("delay"):
+            await asyncio.sleep(rule["delay"])
+        if rule.get("action") == "drop":
+            self.record(event="drop", stage=stage, rcpt=rcpt)
+            server.transport.close()
+            return "drop"
+        if rule.get("reply"):
+            self.record(event="refuse", stage=stage, rcpt=rcpt, reply=rule["reply"])
+            return rule["reply"]
+        return None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = await self.apply(server, "rcpt", address)
+        if reply == "drop":
+            return "421 4.4.2 closing"  # not seen: the transport is closed
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpt = ",".join(envelope.rcpt_tos)
+        for stage in ("data", "eod"):
+            reply = await self.apply(server, stage, rcpt)
+            if reply == "drop":
+                return "421 4.4.2 closing"
+            if reply:
+                return reply
+        self.seq += 1
+        qid = "%d%06d" % (os.getpid(), self.seq)
+        name = "%d.%d_%d.herald-test.eml" % (int(time.time()), os.getpid(), self.seq)
+        tmp = os.path.join(self.maildir, "tmp", name)
+        data = envelope.original_content or envelope.content
+        with open(tmp, "wb") as f:
+            f.write(data)
+        final = os.path.join(self.maildir, "new", name)
+        os.rename(tmp, final)
+        self.record(event="accept", mail_from=envelope.mail_from,
+                    rcpt_tos=envelope.rcpt_tos, file=final, size=len(data),
+                    queue_id=qid)
+        return "250 2.0.0 Ok: queued as %s" % qid
+
+
+class Refuse(asyncio.Protocol):
+    """Answers the greeting with a 4xx/5xx and closes (stage "connect")."""
+
+    def __init__(self, reply, handler):
+        self.reply = reply
+        self.handler = handler
+
+    def connection_made(self, transport):
+        self.handler.record(event="refuse", stage="connect", rcpt="", reply=self.reply)
+        transport.write((self.reply + "\r\n").encode())
+        transport.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--maildir", required=True)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--rules", help="JSON file with fault rules")
+    ap.add_argument("--auth", help="USER:PASSWORD required before MAIL")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+
+    rules = Rules(json.load(open(args.rules)) if args.rules else [])
+    log = open(args.log, "a", buffering=1)
+    handler = Handler(args.maildir, log, rules)
+
+    auth_kwargs = {}
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (isinstance(auth_data, LoginPassword)
+                  and auth_data.login.decode() == user
+                  and auth_data.password.decode() == password)
+            handler.record(event="auth", ok=ok)
+            return AuthResult(success=ok)
+
+        auth_kwargs = dict(authenticator=authenticator, auth_require_tls=False,
+                           auth_required=True)
+
+    def factory():
+        rule = rules.find("connect")
+        if rule:
+            return Refuse(rule.get("reply", "421 4.3.2 Service not available"), handler)
+        return SMTP(handler, hostname="herald-test.localhost", data_size_limit=64 << 20,
+                    **auth_kwargs)
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(
+        loop.create_server(factory, host="127.0.0.1", port=args.port,
+                           family=socket.AF_INET, reuse_address=True))
+    port = server.sockets[0].getsockname()[1]
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.rename(tmp, args.port_file)
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    loop.add_signal_handler(signal.SIGINT, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+        log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
