@@ -75,6 +75,8 @@ int cmd_parse_id(const char *s, long long *id, struct herr *err);
 const char *cmd_time(long long t, char *out, size_t size);
 /* Print a JSON value (jansson json_t *) to stdout and release it. */
 int cmd_print_json(void *json);
+/* Print `s` padded with spaces to `width` characters, then one space. */
+void cmd_print_cell(const char *s, int width);
 /* Open the database for commands that do their own setup (init). */
 int cmd_open_db(struct cmd_env *env, int create);
 

@@ -81,3 +81,20 @@ cmd_open_db(struct cmd_env *env, int create)
 	return db_open(env->cfg.db_path, create ? DB_OPEN_CREATE : DB_OPEN_EXISTING,
 	               env->cfg.db_busy_timeout_ms, &env->db, &env->err);
 }
+
+void
+cmd_print_cell(const char *s, int width)
+{
+	const unsigned char *p;
+	int cols = 0;
+
+	/* Pad by characters, not bytes, so "Seán" lines up with "Sean".
+	 * (Wide CJK characters would need wcwidth; names here rarely are.) */
+	for (p = (const unsigned char *)s; *p; p++)
+		if ((*p & 0xc0) != 0x80)
+			cols++;
+	fputs(s, stdout);
+	for (; cols < width; cols++)
+		fputc(' ', stdout);
+	fputc(' ', stdout);
+}

@@ -176,8 +176,9 @@ print_member(void *ctx, const struct member *m)
 		                  "subscription", m->sub_status, "status", m->sub->status));
 	if (c->n == 1)
 		printf("%-40s %-28s %-13s %s\n", "EMAIL", "NAME", "SUBSCRIPTION", "SINCE");
-	printf("%-40s %-28s %-13s %s%s%s\n", m->sub->email, m->sub->name, m->sub_status,
-	       cmd_time(m->sub->created_at, t, sizeof t),
+	cmd_print_cell(m->sub->email, 40);
+	cmd_print_cell(m->sub->name, 28);
+	printf("%-13s %s%s%s\n", m->sub_status, cmd_time(m->sub->created_at, t, sizeof t),
 	       strcmp(m->sub->status, "active") ? "  " : "",
 	       strcmp(m->sub->status, "active") ? m->sub->status : "");
 	return 0;
