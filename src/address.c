@@ -30,6 +30,7 @@
  * log line.
  */
 #include "herald/address.h"
+#include "herald/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,49 +44,9 @@
  * the message is never cut off by herr's cap. */
 #define SHOW_MAX 200
 
-static size_t	utf8_seq(const unsigned char *s, size_t n);
 static void	show(char *dst, size_t size, const char *s);
 static int	fail(struct herr *err, const char *what, const char *in,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/*
- * Length of the well-formed UTF-8 sequence at s (n bytes available), or 0
- * when it is not one: overlong forms, surrogates and code points above
- * U+10FFFF are refused (RFC 3629 §4).
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	unsigned long cp;
-
-	if (n == 0)
-		return 0;
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
 
 /* Copy s into dst for a message: see the head comment. */
 static void
@@ -110,7 +71,7 @@ show(char *dst, size_t size, const char *s)
 			memcpy(dst + o, tmp, 4);
 			o += 4;
 			i++;
-		} else if ((k = utf8_seq(u + i, n - i)) == 0) {
+		} else if ((k = utf8_seq(u + i, n - i, NULL)) == 0) {
 			snprintf(tmp, sizeof tmp, "\\x%02X", u[i]);
 			memcpy(dst + o, tmp, 4);
 			o += 4;
@@ -205,15 +166,9 @@ has_space(const char *s)
 static int
 valid_utf8(const char *s)
 {
-	const unsigned char *u = (const unsigned char *)s;
-	size_t n = strlen(s), i = 0, k;
+	size_t n = strlen(s);
 
-	while (i < n) {
-		if ((k = utf8_seq(u + i, n - i)) == 0)
-			return 0;
-		i += k;
-	}
-	return 1;
+	return utf8_invalid_at((const unsigned char *)s, n) == n;
 }
 
 /*

@@ -46,6 +46,7 @@
 #include <csv.h>
 
 #include "herald/buf.h"
+#include "herald/utf8.h"
 
 #define BLOCK  16384
 #define NO_COL ((size_t)-1)
@@ -225,39 +226,6 @@ out_of_memory(struct reader *r)
 	file_error(r, EX_OSERR, r->rec_line, "out of memory");
 }
 
-/* Length of the well-formed UTF-8 sequence at s, or 0 (RFC 3629 §4). */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	unsigned long cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
 enum field_problem { FIELD_OK, FIELD_NOT_UTF8, FIELD_LINE_BREAK, FIELD_CONTROL };
 
 /*
@@ -274,7 +242,7 @@ check_field(const char *s, size_t n)
 	size_t i = 0, k;
 
 	while (i < n) {
-		if ((k = utf8_seq(u + i, n - i)) == 0)
+		if ((k = utf8_seq(u + i, n - i, NULL)) == 0)
 			return FIELD_NOT_UTF8;
 		if (u[i] == '\r' || u[i] == '\n') {
 			if (worst == FIELD_OK || worst == FIELD_CONTROL)

@@ -27,6 +27,7 @@
  *       can never be taken for a boundary (RFC 2046 §5.1.1, RFC 2045 §6.7).
  */
 #include "herald/mime.h"
+#include "herald/utf8.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -291,8 +292,8 @@ static int
 check_utf8(const char *str, size_t n, const char *where, struct herr *err)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0, need, k;
-	unsigned char c, lo, hi;
+	size_t i = 0, k;
+	unsigned char c;
 
 	while (i < n) {
 		c = s[i];
@@ -307,38 +308,13 @@ check_utf8(const char *str, size_t n, const char *where, struct herr *err)
 			i++;
 			continue;
 		}
-		lo = 0x80;
-		hi = 0xbf;
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1;
-		else if (c == 0xe0) {
-			need = 2;
-			lo = 0xa0;
-		} else if (c == 0xed) {
-			need = 2;
-			hi = 0x9f;
-		} else if (c >= 0xe1 && c <= 0xef)
-			need = 2;
-		else if (c == 0xf0) {
-			need = 3;
-			lo = 0x90;
-		} else if (c == 0xf4) {
-			need = 3;
-			hi = 0x8f;
-		} else if (c >= 0xf1 && c <= 0xf3)
-			need = 3;
-		else
+		if (!(k = utf8_seq(s + i, n - i, NULL)))
 			goto bad;
-		if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi)
-			goto bad;
-		for (k = 2; k <= need; k++)
-			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-				goto bad;
 		if (c == 0xc2 && s[i + 1] <= 0x9f)
 			return herr_set(err, EX_DATAERR, where,
 			    "control character U+%04X at byte %zu",
 			    s[i + 1], i);
-		i += need + 1;
+		i += k;
 	}
 	return 0;
 bad:

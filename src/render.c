@@ -40,6 +40,7 @@
 #include <cmark.h>
 
 #include "herald/tmpl.h"
+#include "herald/utf8.h"
 
 /* No single rendered part may grow past this; an issue is a few dozen KB. */
 #define RENDER_MAX_OUTPUT ((size_t)64 << 20)
@@ -108,8 +109,8 @@ check_utf8(const char *s, size_t n, const char *where, unsigned first_line,
 {
 	char at[HERR_WHERE_MAX];
 	unsigned line = first_line ? first_line : 1, col = 1;
-	size_t i = 0, k, need;
-	unsigned char c, lo, hi;
+	size_t i = 0, k;
+	unsigned char c;
 
 	while (i < n) {
 		c = (unsigned char)s[i];
@@ -125,37 +126,9 @@ check_utf8(const char *s, size_t n, const char *where, unsigned first_line,
 			return herr_set(err, EX_DATAERR, at,
 			    "NUL byte in input");
 		}
-		lo = 0x80;
-		hi = 0xBF;
-		if (c < 0x80)
-			need = 0;
-		else if (c >= 0xC2 && c <= 0xDF)
-			need = 1;
-		else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			if (c == 0xE0)
-				lo = 0xA0;
-			else if (c == 0xED)
-				hi = 0x9F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			if (c == 0xF0)
-				lo = 0x90;
-			else if (c == 0xF4)
-				hi = 0x8F;
-		} else
+		if (!(k = utf8_seq((const unsigned char *)s + i, n - i, NULL)))
 			goto bad;
-		if (need > n - i - 1)
-			goto bad;
-		for (k = 1; k <= need; k++) {
-			unsigned char d = (unsigned char)s[i + k];
-
-			if (d < lo || d > hi)
-				goto bad;
-			lo = 0x80;
-			hi = 0xBF;
-		}
-		i += need + 1;
+		i += k;
 		col++;
 	}
 	return 0;
