@@ -48,41 +48,10 @@ static void	show(char *dst, size_t size, const char *s);
 static int	fail(struct herr *err, const char *what, const char *in,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Copy s into dst for a message: see the head comment. */
 static void
 show(char *dst, size_t size, const char *s)
 {
-	const unsigned char *u = (const unsigned char *)s;
-	size_t n = strlen(s), i = 0, o = 0, k;
-	char tmp[8];
-
-	while (i < n && o + 8 < size) {
-		if (o >= SHOW_MAX) {
-			memcpy(dst + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (u[i] == '\r' || u[i] == '\n' || u[i] == '\t') {
-			dst[o++] = '\\';
-			dst[o++] = u[i] == '\r' ? 'r' : u[i] == '\n' ? 'n' : 't';
-			i++;
-		} else if (u[i] < 0x20 || u[i] == 0x7f) {
-			snprintf(tmp, sizeof tmp, "\\x%02X", u[i]);
-			memcpy(dst + o, tmp, 4);
-			o += 4;
-			i++;
-		} else if ((k = utf8_seq(u + i, n - i, NULL)) == 0) {
-			snprintf(tmp, sizeof tmp, "\\x%02X", u[i]);
-			memcpy(dst + o, tmp, 4);
-			o += 4;
-			i++;
-		} else {
-			memcpy(dst + o, u + i, k);
-			o += k;
-			i += k;
-		}
-	}
-	dst[o] = '\0';
+	herr_show(dst, size < SHOW_MAX + 8 ? size : SHOW_MAX + 8, s);
 }
 
 /* "invalid <what> 'in': reason"; always returns -1. */

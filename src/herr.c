@@ -5,6 +5,7 @@
  * a complete one.
  */
 #include "herald/herr.h"
+#include "herald/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,4 +64,44 @@ herr_wrap(struct herr *e, const char *fmt, ...)
 	if (!e->code)
 		e->code = EX_SOFTWARE;
 	return -1;
+}
+
+void
+herr_show(char *dst, size_t size, const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, o = 0, k;
+
+	if (size < 8) {
+		if (size)
+			dst[0] = '\0';
+		return;
+	}
+	while (i < n) {
+		if (o + 5 > size - 4) {         /* room for "\xNN" or "..." + NUL */
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (u[i] == '\r' || u[i] == '\n' || u[i] == '\t') {
+			dst[o++] = '\\';
+			dst[o++] = u[i] == '\r' ? 'r' : u[i] == '\n' ? 'n' : 't';
+			i++;
+		} else if (u[i] < 0x20 || u[i] == 0x7f ||
+		           (k = utf8_seq(u + i, n - i, NULL)) == 0) {
+			snprintf(dst + o, 5, "\\x%02X", u[i]);
+			o += 4;
+			i++;
+		} else {
+			if (o + k > size - 4) {
+				memcpy(dst + o, "...", 3);
+				o += 3;
+				break;
+			}
+			memcpy(dst + o, u + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	dst[o] = '\0';
 }

@@ -710,6 +710,16 @@ issue_parse_time(const char *s, long long *out, struct herr *err)
 		goto bad;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
+	{
+		/* mktime() and timegm() quietly turn 30 February into 2 March;
+		 * a date that does not survive a round trip does not exist. */
+		struct tm check = tm;
+		time_t probe = timegm(&check);
+
+		if (probe == (time_t)-1 || check.tm_mday != tm.tm_mday ||
+		    check.tm_mon != tm.tm_mon || check.tm_year != tm.tm_year)
+			goto bad;
+	}
 	if (has_off) {
 		t = timegm(&tm);
 		t -= off_sign * (off_h * 3600 + off_m * 60);

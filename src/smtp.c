@@ -219,10 +219,20 @@ smtp_conn_connects(const struct smtp_conn *c)
 	return c->connects;
 }
 
+/*
+ * What the answer means for this message, and for the send.  The step a
+ * failure happened at decides whose problem it is: before MAIL FROM
+ * (connecting, greeting, EHLO, STARTTLS, AUTH) and at MAIL FROM it is the
+ * relay's or our configuration's, and says nothing about the recipient, so
+ * the send stops and the recipient stays pending; from RCPT on it is this
+ * recipient's message.  Within each, 5xx is permanent and everything else
+ * (4xx, a timeout, a dropped connection) is temporary (RFC 5321 §4.2.1).
+ */
 static void
-classify(struct smtp_conn *c, CURLcode rc, struct smtp_result *r)
+classify(CURLcode rc, struct smtp_result *r)
 {
 	int cls = r->code / 100;
+	int relay_level = r->stage < SMTP_STAGE_RCPT;
 
 	if (rc == CURLE_OK && cls == 2) {
 		r->outcome = SMTP_SENT;
@@ -234,7 +244,6 @@ classify(struct smtp_conn *c, CURLcode rc, struct smtp_result *r)
 		r->outcome = SMTP_UNREACHABLE;
 		r->stage = SMTP_STAGE_CONNECT;
 		return;
-	case CURLE_LOGIN_DENIED:
 	case CURLE_USE_SSL_FAILED:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
@@ -244,24 +253,18 @@ classify(struct smtp_conn *c, CURLcode rc, struct smtp_result *r)
 	case CURLE_URL_MALFORMAT:
 		r->outcome = SMTP_FATAL;
 		return;
-	case CURLE_OPERATION_TIMEDOUT:
-		/* a timeout before any greeting is the relay being unreachable */
-		r->outcome = r->code ? SMTP_DEFERRED : SMTP_UNREACHABLE;
+	case CURLE_LOGIN_DENIED:
+		r->stage = SMTP_STAGE_AUTH;
+		/* 454 4.7.0 is "temporary authentication failure" (RFC 4954 §6) */
+		r->outcome = cls == 4 ? SMTP_UNREACHABLE : SMTP_FATAL;
 		return;
 	default:
 		break;
 	}
-	if (cls == 5) {
-		if (r->stage == SMTP_STAGE_RCPT || r->stage == SMTP_STAGE_DATA ||
-		    r->stage == SMTP_STAGE_EOD)
-			r->outcome = SMTP_REJECTED;
-		else
-			r->outcome = SMTP_FATAL; /* greeting, EHLO, AUTH, MAIL FROM */
-		return;
-	}
-	/* 4xx, or the connection went away without a usable reply */
-	r->outcome = SMTP_DEFERRED;
-	(void)c;
+	if (relay_level)
+		r->outcome = cls == 5 ? SMTP_FATAL : SMTP_UNREACHABLE;
+	else
+		r->outcome = cls == 5 ? SMTP_REJECTED : SMTP_DEFERRED;
 }
 
 int
@@ -303,7 +306,7 @@ smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt, const ch
 	if (rc != CURLE_OK)
 		snprintf(r->detail, sizeof r->detail, "%s",
 		         c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
-	classify(c, rc, r);
+	classify(rc, r);
 	if (r->outcome == SMTP_SENT) {
 		/* "250 2.0.0 Ok: queued as 4Xyz" (Postfix), "250 OK id=1abc"
 		 * (Exim): keep the token after "queued as " or "id=". */

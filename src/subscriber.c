@@ -154,14 +154,15 @@ subscriber_subscribe(struct subscriber_writer *w, long long list_id,
 	if (r->name && subscriber_check_text("name", r->name, SUBSCRIBER_NAME_MAX, err) < 0)
 		return -1;
 	for (i = 0; i < r->n_attrs; i++) {
-		char what[96];
+		char what[96], key[64];
 
-		snprintf(what, sizeof what, "attribute name '%.60s'", r->attrs[i].key);
+		herr_show(key, sizeof key, r->attrs[i].key);
+		snprintf(what, sizeof what, "attribute name '%s'", key);
 		if (!*r->attrs[i].key)
 			return herr_set(err, EX_DATAERR, NULL, "empty attribute name");
 		if (subscriber_check_text(what, r->attrs[i].key, SUBSCRIBER_ATTR_KEY_MAX, err) < 0)
 			return -1;
-		snprintf(what, sizeof what, "attribute '%.60s'", r->attrs[i].key);
+		snprintf(what, sizeof what, "attribute '%s'", key);
 		if (subscriber_check_text(what, r->attrs[i].value ? r->attrs[i].value : "",
 		                          SUBSCRIBER_ATTR_VAL_MAX, err) < 0)
 			return -1;

@@ -12,6 +12,7 @@
 #ifndef HERALD_HERR_H
 #define HERALD_HERR_H
 
+#include <stddef.h>
 #include <sysexits.h>
 
 #define HERR_WHERE_MAX 160
@@ -37,5 +38,13 @@ int herr_set(struct herr *e, int code, const char *where, const char *fmt, ...)
 /* Prefix the existing message with more context: "ctx: old message". */
 int herr_wrap(struct herr *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Copy `s` into `dst` fit to quote in a message: CR, LF and TAB as \r \n
+ * \t, other control characters and bytes that are not UTF-8 as \xNN, cut
+ * with "..." to fit `size`.  A message built with it never holds a raw
+ * line break, whatever the input was.
+ */
+void herr_show(char *dst, size_t size, const char *s);
 
 #endif

@@ -84,7 +84,7 @@ int issue_each(sqlite3 *db, int (*fn)(void *ctx, const struct issue *is), void *
  * sending or once it was sent, unless `force`. */
 int issue_remove(sqlite3 *db, long long id, int force, struct herr *err);
 
-/* draft|scheduled|paused -> scheduled with send_at = at. */
+/* draft|scheduled|paused|cancelled -> scheduled with send_at = at. */
 int issue_schedule(sqlite3 *db, long long id, long long at, struct herr *err);
 /* anything but sent -> cancelled; pending ledger rows stay as they are. */
 int issue_cancel(sqlite3 *db, long long id, struct herr *err);

@@ -253,7 +253,7 @@ issue_schedule_cmd(int argc, char **argv, struct cmd_env *env)
 		return -1;
 	if (!env->quiet)
 		printf("issue %lld scheduled for %s%s\n", id, cmd_time(t, buf, sizeof buf),
-		       t <= db_now() ? " (already due: the next 'herald run' sends it)" : "");
+		       t <= db_now() ? " (that time has passed: it is due now)" : "");
 	return 0;
 }
 

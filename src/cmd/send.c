@@ -44,6 +44,8 @@ cmd_send(int argc, char **argv, struct cmd_env *env)
 	rc = sendjob_run(env->db, &env->cfg, &opts, &rep, &env->err);
 	if (tty)
 		fputc('\n', stderr);
+	if (rc < 0 && env->err.code == EX_NOINPUT)
+		return rc; /* no such issue: nothing to summarise */
 	if (!env->quiet || rc < 0)
 		fprintf(rc < 0 ? stderr : stdout,
 		        "issue %lld: %lld recipients: %lld sent, %lld deferred, %lld bounced, "

@@ -140,7 +140,7 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 		return -1;
 	if (!env->quiet)
 		printf("%s: %s to '%s'%s\n", a.addr, result_word(res), l.name,
-		       unconfirmed ? " (unconfirmed)" : "");
+		       unconfirmed && res == SUBSCRIBE_ADDED ? " (unconfirmed)" : "");
 	return 0;
 out:
 	subscriber_writer_close(w);
@@ -522,10 +522,8 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		        c.counts[SUBSCRIBE_UPDATED], c.counts[SUBSCRIBE_UNCHANGED],
 		        c.counts[SUBSCRIBE_SKIPPED_UNSUBSCRIBED] + c.counts[SUBSCRIBE_SKIPPED_BLOCKED],
 		        c.bad, c.bad == 1 ? "" : "s",
-		        c.bad ? (good || dry ? " (bad rows skipped, good rows imported)"
-		                             : " (nothing imported)") : "");
-	if (dry && c.bad)
-		fprintf(stderr, "(with --dry-run the good rows were checked but not written)\n");
+		        !c.bad ? "" : dry ? " (the good rows would be imported)" :
+		        good ? " (bad rows skipped, good rows imported)" : " (nothing imported)");
 	return c.bad ? EX_DATAERR : 0;
 fail:
 	subscriber_writer_close(c.w);

@@ -148,7 +148,8 @@ def main():
                   and auth_data.login.decode() == user
                   and auth_data.password.decode() == password)
             handler.record(event="auth", ok=ok)
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd itself answers 235, or 535 on failure
+            return AuthResult(success=ok, handled=False)
 
         auth_kwargs = dict(authenticator=authenticator, auth_require_tls=False,
                            auth_required=True)
