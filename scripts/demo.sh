@@ -76,4 +76,4 @@ echo
 echo "The SMTP server on 127.0.0.1:$port received $n messages; they are in"
 echo "  $out/maildir/new/"
 ls "$out/maildir/new" | sed 's/^/    /'
-echo "Open one in a mail client, or: $herald issue preview $id --format html"
+echo "Open one in a mail client, or: HERALD_CONFIG=demo-out/herald.conf build/herald issue preview $id --format html"
