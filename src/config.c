@@ -25,6 +25,7 @@ enum key_type {
 	KEY_STRING,
 	KEY_PATH,    /* resolved against the config file's directory */
 	KEY_LONG,
+	KEY_DOUBLE,
 	KEY_BOOL,
 	KEY_STARTTLS,
 	KEY_MULTILINE, /* continuation lines are joined with "\n" */
@@ -34,30 +35,23 @@ struct key {
 	const char   *section;
 	const char   *name;
 	enum key_type type;
-	size_t        offset;  /* of the field in struct config */
+	size_t        offset;  /* of the field in struct config / struct config_relay */
 	const char   *dflt;    /* NULL: no default */
-	long          min, max;/* KEY_LONG range */
+	long          min, max;/* KEY_LONG and KEY_DOUBLE range */
 };
 
 #define F(field) offsetof(struct config, field)
 static const struct key keys[] = {
 	{ "database", "path",            KEY_PATH,      F(db_path),            NULL, 0, 0 },
 	{ "database", "busy_timeout",    KEY_LONG,      F(db_busy_timeout_ms), "5000", 0, 600000 },
-	{ "smtp",     "url",             KEY_STRING,    F(smtp_url),           NULL, 0, 0 },
-	{ "smtp",     "username",        KEY_STRING,    F(smtp_username),      NULL, 0, 0 },
-	{ "smtp",     "password_env",    KEY_STRING,    F(smtp_password_env),  NULL, 0, 0 },
-	{ "smtp",     "password_file",   KEY_PATH,      F(smtp_password_file), NULL, 0, 0 },
-	{ "smtp",     "starttls",        KEY_STARTTLS,  F(smtp_starttls),      "required", 0, 0 },
-	{ "smtp",     "tls_verify",      KEY_BOOL,      F(smtp_tls_verify),    "yes", 0, 0 },
-	{ "smtp",     "ca_file",         KEY_PATH,      F(smtp_ca_file),       NULL, 0, 0 },
-	{ "smtp",     "helo",            KEY_STRING,    F(smtp_helo),          NULL, 0, 0 },
-	{ "smtp",     "timeout",         KEY_LONG,      F(smtp_timeout),       "60", 1, 3600 },
-	{ "smtp",     "connect_timeout", KEY_LONG,      F(smtp_connect_timeout), "15", 1, 600 },
 	{ "sender",   "from",            KEY_STRING,    F(sender_from),        NULL, 0, 0 },
 	{ "sender",   "reply_to",        KEY_STRING,    F(sender_reply_to),    NULL, 0, 0 },
 	{ "sender",   "postal_address",  KEY_MULTILINE, F(postal_address),     NULL, 0, 0 },
 	{ "sender",   "message_id_domain", KEY_STRING,  F(message_id_domain),  NULL, 0, 0 },
 	{ "sender",   "return_path",     KEY_STRING,    F(return_path),        NULL, 0, 0 },
+	{ "send",     "workers",         KEY_LONG,      F(workers),            "0", 0, 64 },
+	{ "send",     "retry",           KEY_STRING,    F(retry_text),         "5m 15m 1h 4h 12h", 0, 0 },
+	{ "send",     "retry_window",    KEY_STRING,    F(retry_window_text),  "3d", 0, 0 },
 	{ "web",      "base_url",        KEY_STRING,    F(base_url),           NULL, 0, 0 },
 	{ "web",      "secret_file",     KEY_PATH,      F(secret_file),        NULL, 0, 0 },
 	{ "render",   "html_template",   KEY_PATH,      F(html_template),      NULL, 0, 0 },
@@ -66,6 +60,36 @@ static const struct key keys[] = {
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
+
+/* The keys of [smtp] and of every [smtp.NAME]. */
+#define R(field) offsetof(struct config_relay, field)
+static const struct key relay_keys[] = {
+	{ "smtp", "url",             KEY_STRING,   R(url),             NULL, 0, 0 },
+	{ "smtp", "username",        KEY_STRING,   R(username),        NULL, 0, 0 },
+	{ "smtp", "password_env",    KEY_STRING,   R(password_env),    NULL, 0, 0 },
+	{ "smtp", "password_file",   KEY_PATH,     R(password_file),   NULL, 0, 0 },
+	{ "smtp", "starttls",        KEY_STARTTLS, R(starttls),        "required", 0, 0 },
+	{ "smtp", "tls_verify",      KEY_BOOL,     R(tls_verify),      "yes", 0, 0 },
+	{ "smtp", "ca_file",         KEY_PATH,     R(ca_file),         NULL, 0, 0 },
+	{ "smtp", "helo",            KEY_STRING,   R(helo),            NULL, 0, 0 },
+	{ "smtp", "timeout",         KEY_LONG,     R(timeout),         "60", 1, 3600 },
+	{ "smtp", "connect_timeout", KEY_LONG,     R(connect_timeout), "15", 1, 600 },
+	{ "smtp", "connections",     KEY_LONG,     R(connections),     "8", 1, 100 },
+	{ "smtp", "rate",            KEY_DOUBLE,   R(rate),            "0", 0, 100000 },
+	{ "smtp", "max_per_hour",    KEY_LONG,     R(max_per_hour),    "0", 0, 10000000 },
+	{ "smtp", "max_per_day",     KEY_LONG,     R(max_per_day),     "0", 0, 100000000 },
+};
+#undef R
+#define NRKEYS (sizeof relay_keys / sizeof relay_keys[0])
+#define MAX_RELAYS 16
+
+/* Raw values of one relay section. */
+struct relay_raw {
+	char         *name;
+	unsigned long line;
+	char         *raw[NRKEYS];
+	unsigned long raw_line[NRKEYS];
+};
 
 /* Parser state: raw values and where they were set. */
 struct parse {
@@ -76,7 +100,10 @@ struct parse {
 	int            too_long;      /* current line exceeded inih's buffer */
 	char          *raw[NKEYS];
 	unsigned long  raw_line[NKEYS];
-	int            last_key;      /* index of the key set by the previous line */
+	struct relay_raw relays[MAX_RELAYS];
+	size_t         n_relays;
+	char         **last_value;    /* the value the previous line set */
+	enum key_type  last_type;
 };
 
 static int problem(struct config *c, unsigned long line, const char *fmt, ...)
@@ -156,15 +183,46 @@ reader(char *str, int num, void *stream)
 }
 
 static int
-find_key(const char *section, const char *name)
+find_in(const struct key *table, size_t n, const char *section, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < NKEYS; i++)
-		if (strcasecmp(keys[i].section, section) == 0 &&
-		    strcasecmp(keys[i].name, name) == 0)
+	for (i = 0; i < n; i++)
+		if ((!section || strcasecmp(table[i].section, section) == 0) &&
+		    strcasecmp(table[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+static int
+find_key(const char *section, const char *name)
+{
+	return find_in(keys, NKEYS, section, name);
+}
+
+/* "smtp" or "smtp.NAME": the relay raw record for it, made on first sight. */
+static struct relay_raw *
+relay_section(struct parse *p, const char *section)
+{
+	const char *name;
+	size_t i;
+
+	if (strcasecmp(section, "smtp") == 0)
+		name = "smtp";
+	else if (strncasecmp(section, "smtp.", 5) == 0 && section[5])
+		name = section + 5;
+	else
+		return NULL;
+	for (i = 0; i < p->n_relays; i++)
+		if (strcmp(p->relays[i].name, name) == 0)
+			return &p->relays[i];
+	if (p->n_relays == MAX_RELAYS) {
+		problem(p->c, p->line, "more than %d relays", MAX_RELAYS);
+		return NULL;
+	}
+	p->relays[p->n_relays].name = strdup(name);
+	p->relays[p->n_relays].line = p->line;
+	return &p->relays[p->n_relays++];
 }
 
 static int
@@ -178,16 +236,60 @@ known_section(const char *section)
 	return 0;
 }
 
+/* Record one raw value; `slot`/`slot_line` are where it goes. */
+static int
+set_raw(struct parse *p, char **slot, unsigned long *slot_line, enum key_type type,
+        const char *section, const char *name, const char *value)
+{
+	char *joined;
+
+	if (p->continuation && p->last_value == slot && *slot) {
+		if (type != KEY_MULTILINE) {
+			problem(p->c, p->line, "'%s' does not take continuation lines", name);
+			return 1;
+		}
+		joined = malloc(strlen(*slot) + strlen(value) + 2);
+		if (!joined)
+			return 0;
+		sprintf(joined, "%s\n%s", *slot, value);
+		free(*slot);
+		*slot = joined;
+		return 1;
+	}
+	if (*slot) {
+		problem(p->c, p->line, "'%s' in [%s] is already set on line %lu",
+		        name, section, *slot_line);
+		return 1;
+	}
+	if (!(*slot = strdup(value)))
+		return 0;
+	*slot_line = p->line;
+	p->last_value = slot;
+	p->last_type = type;
+	return 1;
+}
+
 static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
+	struct relay_raw *r;
 	int k;
-	char *joined;
 
 	if (p->too_long) {
 		problem(p->c, p->line, "line is longer than %d characters", 198);
 		return 1;
+	}
+	if (!strncasecmp(section, "smtp", 4) && (!section[4] || section[4] == '.')) {
+		if (!(r = relay_section(p, section)))
+			return 1;
+		k = find_in(relay_keys, NRKEYS, NULL, name);
+		if (k < 0) {
+			problem(p->c, p->line, "unknown key '%s' in [%s]", name, section);
+			return 1;
+		}
+		return set_raw(p, &r->raw[k], &r->raw_line[k], relay_keys[k].type, section,
+		               name, value);
 	}
 	if (!known_section(section)) {
 		problem(p->c, p->line, "unknown section [%s]", section);
@@ -198,29 +300,7 @@ handler(void *user, const char *section, const char *name, const char *value)
 		problem(p->c, p->line, "unknown key '%s' in [%s]", name, section);
 		return 1;
 	}
-	if (p->continuation && k == p->last_key && p->raw[k]) {
-		if (keys[k].type != KEY_MULTILINE) {
-			problem(p->c, p->line, "'%s' does not take continuation lines", name);
-			return 1;
-		}
-		joined = malloc(strlen(p->raw[k]) + strlen(value) + 2);
-		if (!joined)
-			return 0;
-		sprintf(joined, "%s\n%s", p->raw[k], value);
-		free(p->raw[k]);
-		p->raw[k] = joined;
-		return 1;
-	}
-	if (p->raw[k]) {
-		problem(p->c, p->line, "'%s' in [%s] is already set on line %lu",
-		        name, section, p->raw_line[k]);
-		return 1;
-	}
-	if (!(p->raw[k] = strdup(value)))
-		return 0;
-	p->raw_line[k] = p->line;
-	p->last_key = k;
-	return 1;
+	return set_raw(p, &p->raw[k], &p->raw_line[k], keys[k].type, section, name, value);
 }
 
 char *
@@ -261,20 +341,21 @@ has_control(const char *s)
 	return 0;
 }
 
-/* Store one raw value (or the default) into the struct per its type. */
+/* Store one raw value (or the default) into `base` per the key's type. */
 static void
-store(struct parse *p, size_t k, const char *v, unsigned long line)
+store(struct config *c, void *base, const struct key *key, const char *v,
+      unsigned long line)
 {
-	struct config *c = p->c;
-	void *field = (char *)c + keys[k].offset;
+	void *field = (char *)base + key->offset;
 	char *end;
 	long n;
+	double d;
 
 	if (has_control(v)) {
-		problem(c, line, "'%s' contains a control character", keys[k].name);
+		problem(c, line, "'%s' contains a control character", key->name);
 		return;
 	}
-	switch (keys[k].type) {
+	switch (key->type) {
 	case KEY_STRING:
 	case KEY_MULTILINE:
 		if (!*v)
@@ -289,16 +370,26 @@ store(struct parse *p, size_t k, const char *v, unsigned long line)
 	case KEY_LONG:
 		errno = 0;
 		n = strtol(v, &end, 10);
-		if (errno || end == v || *end || n < keys[k].min || n > keys[k].max) {
+		if (errno || end == v || *end || n < key->min || n > key->max) {
 			problem(c, line, "'%s' must be a whole number from %ld to %ld, not '%s'",
-			        keys[k].name, keys[k].min, keys[k].max, v);
+			        key->name, key->min, key->max, v);
 			return;
 		}
 		*(long *)field = n;
 		break;
+	case KEY_DOUBLE:
+		errno = 0;
+		d = strtod(v, &end);
+		if (errno || end == v || *end || d < (double)key->min || d > (double)key->max) {
+			problem(c, line, "'%s' must be a number from %ld to %ld, not '%s'",
+			        key->name, key->min, key->max, v);
+			return;
+		}
+		*(double *)field = d;
+		break;
 	case KEY_BOOL:
 		if (parse_bool(v, (int *)field) < 0)
-			problem(c, line, "'%s' must be yes or no, not '%s'", keys[k].name, v);
+			problem(c, line, "'%s' must be yes or no, not '%s'", key->name, v);
 		break;
 	case KEY_STARTTLS:
 		if (!strcasecmp(v, "required"))
@@ -311,6 +402,28 @@ store(struct parse *p, size_t k, const char *v, unsigned long line)
 			problem(c, line, "'starttls' must be required, optional or never, not '%s'", v);
 		break;
 	}
+}
+
+long
+config_parse_duration(const char *s)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno || end == s || n < 0)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': break;
+	case 'm': n *= 60; break;
+	case 'h': n *= 3600; break;
+	case 'd': n *= 86400; break;
+	default: return -1;
+	}
+	if (*end && end[1])
+		return -1;
+	return n;
 }
 
 static int
@@ -337,51 +450,98 @@ check_mailbox(struct config *c, unsigned long line, const char *key, const char 
 }
 
 static void
+validate_relay(struct config *c, struct config_relay *r, const struct relay_raw *raw)
+{
+	const char *sec = r->name;
+	char section[80];
+	struct stat st;
+
+#define RLINE(name) (raw->raw_line[find_in(relay_keys, NRKEYS, NULL, name)] ? \
+                     raw->raw_line[find_in(relay_keys, NRKEYS, NULL, name)] : raw->line)
+	snprintf(section, sizeof section, strcmp(sec, "smtp") ? "[smtp.%s]" : "[%s]", sec);
+	if (!r->url)
+		problem(c, raw->line, "%s url is required", section);
+	else if (strncasecmp(r->url, "smtp://", 7) && strncasecmp(r->url, "smtps://", 8))
+		problem(c, RLINE("url"), "'url' must start with smtp:// or smtps://, not '%s'",
+		        r->url);
+	else if (!strncasecmp(r->url, "smtp://", 7) &&
+	         r->starttls == CONFIG_STARTTLS_NEVER && !is_loopback_url(r->url))
+		warning(c, RLINE("starttls"),
+		        "starttls = never sends mail and passwords in clear text to a remote relay");
+	if (r->password_env && r->password_file)
+		problem(c, RLINE("password_file"),
+		        "set either password_env or password_file, not both");
+	if ((r->password_env || r->password_file) && !r->username)
+		problem(c, raw->line, "%s a password source is set but username is not", section);
+	if (r->username && !r->password_env && !r->password_file)
+		problem(c, RLINE("username"), "'username' needs password_env or password_file");
+	/* Only a warning: `herald init` or `list ls` must not need the
+	 * password; the send itself fails clearly when it is missing. */
+	if (r->password_env && !getenv(r->password_env))
+		warning(c, RLINE("password_env"),
+		        "environment variable '%s' named by password_env is not set",
+		        r->password_env);
+	if (r->password_file) {
+		if (stat(r->password_file, &st) < 0)
+			problem(c, RLINE("password_file"), "password_file '%s': %s",
+			        r->password_file, strerror(errno));
+		else if (access(r->password_file, R_OK) < 0)
+			problem(c, RLINE("password_file"), "password_file '%s' is not readable",
+			        r->password_file);
+		else if (st.st_mode & (S_IRWXG | S_IRWXO))
+			warning(c, RLINE("password_file"),
+			        "password_file '%s' is readable by others (chmod 600 it)",
+			        r->password_file);
+	}
+	if (r->max_per_day && r->max_per_hour > r->max_per_day)
+		warning(c, RLINE("max_per_hour"),
+		        "max_per_hour is above max_per_day; the day's cap will rule");
+#undef RLINE
+}
+
+static void
+validate_retry(struct parse *p)
+{
+	struct config *c = p->c;
+	char *copy, *tok, *save;
+	long v;
+
+	c->n_retry = 0;
+	if (c->retry_text && (copy = strdup(c->retry_text))) {
+		for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+			v = config_parse_duration(tok);
+			if (v <= 0 || c->n_retry == CONFIG_RETRY_MAX) {
+				problem(c, p->raw_line[find_key("send", "retry")],
+				        "'retry' must be up to %d durations such as 5m 15m 1h 4h 12h, "
+				        "not '%s'", CONFIG_RETRY_MAX, c->retry_text);
+				c->n_retry = 0;
+				break;
+			}
+			c->retry[c->n_retry++] = v;
+		}
+		free(copy);
+	}
+	c->retry_window = c->retry_window_text ? config_parse_duration(c->retry_window_text) : -1;
+	if (c->retry_window <= 0)
+		problem(c, p->raw_line[find_key("send", "retry_window")],
+		        "'retry_window' must be a duration such as 3d or 72h, not '%s'",
+		        c->retry_window_text ? c->retry_window_text : "");
+}
+
+static void
 validate(struct parse *p)
 {
 	struct config *c = p->c;
-	struct stat st;
 	int k;
 
 #define LINE(sec, name) p->raw_line[find_key(sec, name)]
 	if (!c->db_path)
 		problem(c, 0, "[database] path is required");
-	if (!c->smtp_url)
+	if (!p->n_relays)
 		problem(c, 0, "[smtp] url is required");
-	else if (strncasecmp(c->smtp_url, "smtp://", 7) && strncasecmp(c->smtp_url, "smtps://", 8))
-		problem(c, LINE("smtp", "url"), "'url' must start with smtp:// or smtps://, not '%s'",
-		        c->smtp_url);
-	else if (!strncasecmp(c->smtp_url, "smtp://", 7) &&
-	         c->smtp_starttls == CONFIG_STARTTLS_NEVER && !is_loopback_url(c->smtp_url))
-		warning(c, LINE("smtp", "starttls"),
-		        "starttls = never sends mail and passwords in clear text to a remote relay");
-	if (c->smtp_password_env && c->smtp_password_file)
-		problem(c, LINE("smtp", "password_file"),
-		        "set either password_env or password_file, not both");
-	if ((c->smtp_password_env || c->smtp_password_file) && !c->smtp_username)
-		problem(c, 0, "[smtp] a password source is set but username is not");
-	if (c->smtp_username && !c->smtp_password_env && !c->smtp_password_file)
-		problem(c, LINE("smtp", "username"),
-		        "'username' needs password_env or password_file");
-	/* Only a warning: `herald init` or `list ls` must not need the
-	 * password; the send itself fails clearly when it is missing. */
-	if (c->smtp_password_env && !getenv(c->smtp_password_env))
-		warning(c, LINE("smtp", "password_env"),
-		        "environment variable '%s' named by password_env is not set",
-		        c->smtp_password_env);
-	if (c->smtp_password_file) {
-		k = find_key("smtp", "password_file");
-		if (stat(c->smtp_password_file, &st) < 0)
-			problem(c, p->raw_line[k], "password_file '%s': %s",
-			        c->smtp_password_file, strerror(errno));
-		else if (access(c->smtp_password_file, R_OK) < 0)
-			problem(c, p->raw_line[k], "password_file '%s' is not readable",
-			        c->smtp_password_file);
-		else if (st.st_mode & (S_IRWXG | S_IRWXO))
-			warning(c, p->raw_line[k],
-			        "password_file '%s' is readable by others (chmod 600 it)",
-			        c->smtp_password_file);
-	}
+	for (k = 0; k < (int)c->n_relays; k++)
+		validate_relay(c, &c->relays[k], &p->relays[k]);
+	validate_retry(p);
 	if (!c->sender_from)
 		problem(c, 0, "[sender] from is required");
 	else
@@ -470,13 +630,12 @@ config_load(const char *path, struct config *c, struct herr *err)
 {
 	struct parse p;
 	const char *slash;
-	size_t k;
+	size_t k, r;
 	int rc;
 
 	memset(c, 0, sizeof *c);
 	memset(&p, 0, sizeof p);
 	p.c = c;
-	p.last_key = -1;
 	if (!(c->path = strdup(path)))
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	slash = strrchr(path, '/');
@@ -495,14 +654,34 @@ config_load(const char *path, struct config *c, struct herr *err)
 
 	for (k = 0; k < NKEYS; k++) {
 		if (p.raw[k])
-			store(&p, k, p.raw[k], p.raw_line[k]);
+			store(c, c, &keys[k], p.raw[k], p.raw_line[k]);
 		else if (keys[k].dflt)
-			store(&p, k, keys[k].dflt, 0);
+			store(c, c, &keys[k], keys[k].dflt, 0);
+	}
+	if (p.n_relays && !(c->relays = calloc(p.n_relays, sizeof *c->relays)))
+		problem(c, 0, "out of memory");
+	for (r = 0; c->relays && r < p.n_relays; r++) {
+		c->relays[r].name = p.relays[r].name;
+		p.relays[r].name = NULL;
+		c->relays[r].line = p.relays[r].line;
+		for (k = 0; k < NRKEYS; k++) {
+			if (p.relays[r].raw[k])
+				store(c, &c->relays[r], &relay_keys[k], p.relays[r].raw[k],
+				      p.relays[r].raw_line[k]);
+			else if (relay_keys[k].dflt)
+				store(c, &c->relays[r], &relay_keys[k], relay_keys[k].dflt, 0);
+		}
+		c->n_relays++;
 	}
 	validate(&p);
 	apply_derived_defaults(c);
 	for (k = 0; k < NKEYS; k++)
 		free(p.raw[k]);
+	for (r = 0; r < p.n_relays; r++) {
+		free(p.relays[r].name);
+		for (k = 0; k < NRKEYS; k++)
+			free(p.relays[r].raw[k]);
+	}
 	if (c->n_problems)
 		return herr_set(err, EX_CONFIG, NULL, "%s%s", c->problems[0],
 		                c->n_problems > 1 ? " (and more: run 'herald config check')" : "");
@@ -524,6 +703,15 @@ config_free(struct config *c)
 	}
 	/* derived defaults own their memory too (secret_file, message_id_domain
 	 * are freed above through the key table) */
+	for (k = 0; k < c->n_relays; k++) {
+		size_t j;
+
+		for (j = 0; j < NRKEYS; j++)
+			if (relay_keys[j].type == KEY_STRING || relay_keys[j].type == KEY_PATH)
+				free(*(char **)((char *)&c->relays[k] + relay_keys[j].offset));
+		free(c->relays[k].name);
+	}
+	free(c->relays);
 	for (k = 0; k < c->n_problems; k++)
 		free(c->problems[k]);
 	for (k = 0; k < c->n_warnings; k++)
@@ -536,25 +724,26 @@ config_free(struct config *c)
 }
 
 int
-config_smtp_password(const struct config *c, char *out, size_t out_size, struct herr *err)
+config_smtp_password(const struct config_relay *c, char *out, size_t out_size,
+                     struct herr *err)
 {
 	const char *v;
 	FILE *fp;
 	size_t n;
 
-	if (c->smtp_password_env) {
-		if (!(v = getenv(c->smtp_password_env)))
+	if (c->password_env) {
+		if (!(v = getenv(c->password_env)))
 			return herr_set(err, EX_CONFIG, NULL,
 			                "environment variable '%s' (password_env) is not set",
-			                c->smtp_password_env);
+			                c->password_env);
 		if (strlen(v) >= out_size)
 			return herr_set(err, EX_CONFIG, NULL, "SMTP password is too long");
 		strcpy(out, v);
 		return 1;
 	}
-	if (c->smtp_password_file) {
-		if (!(fp = fopen(c->smtp_password_file, "r")))
-			return herr_set(err, EX_CONFIG, c->smtp_password_file,
+	if (c->password_file) {
+		if (!(fp = fopen(c->password_file, "r")))
+			return herr_set(err, EX_CONFIG, c->password_file,
 			                "cannot read password_file: %s", strerror(errno));
 		n = fread(out, 1, out_size - 1, fp);
 		fclose(fp);

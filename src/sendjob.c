@@ -136,7 +136,7 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	if (message_ctx_init(&mctx, cfg, &key, &is, l.title[0] ? l.title : l.name, err) < 0)
 		goto out;
 	have_ctx = 1;
-	if (smtp_conn_new(cfg, &conn, err) < 0)
+	if (smtp_conn_new(&cfg->relays[0], &conn, err) < 0)
 		goto out;
 	if (!strcmp(is.status, "sending")) {
 		if (ledger_recover(db, is.id, &n, err) < 0)
@@ -185,7 +185,7 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 			ledger_release(led, row.subscriber_id, NULL);
 			herr_set(err, res.outcome == SMTP_UNREACHABLE ? EX_TEMPFAIL :
 			         (res.stage == SMTP_STAGE_AUTH ? EX_CONFIG : EX_UNAVAILABLE),
-			         cfg->smtp_url, "relay %s at %s: %s%s%s",
+			         cfg->relays[0].url, "relay %s at %s: %s%s%s",
 			         res.outcome == SMTP_UNREACHABLE ? "unreachable" : "refused the send",
 			         smtp_stage_name(res.stage), res.code ? res.reply : res.detail,
 			         res.code && res.detail[0] ? " / " : "",

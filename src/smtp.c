@@ -146,7 +146,7 @@ debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
 }
 
 int
-smtp_conn_new(const struct config *cfg, struct smtp_conn **out, struct herr *err)
+smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct herr *err)
 {
 	struct smtp_conn *c;
 	char url[1200], password[1024];
@@ -163,16 +163,16 @@ smtp_conn_new(const struct config *cfg, struct smtp_conn **out, struct herr *err
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}
 	/* The URL path is what libcurl sends in EHLO (its "local domain"). */
-	if (cfg->smtp_helo && !strchr(strstr(cfg->smtp_url, "://") + 3, '/'))
-		snprintf(url, sizeof url, "%s/%s", cfg->smtp_url, cfg->smtp_helo);
+	if (cfg->helo && !strchr(strstr(cfg->url, "://") + 3, '/'))
+		snprintf(url, sizeof url, "%s/%s", cfg->url, cfg->helo);
 	else
-		snprintf(url, sizeof url, "%s", cfg->smtp_url);
+		snprintf(url, sizeof url, "%s", cfg->url);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, cfg->smtp_connect_timeout);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, cfg->smtp_timeout);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, cfg->connect_timeout);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, cfg->timeout);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_cb);
@@ -180,22 +180,22 @@ smtp_conn_new(const struct config *cfg, struct smtp_conn **out, struct herr *err
 	curl_easy_setopt(c->curl, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
 	curl_easy_setopt(c->curl, CURLOPT_DEBUGDATA, c);
-	if (!strncasecmp(cfg->smtp_url, "smtp://", 7))
+	if (!strncasecmp(cfg->url, "smtp://", 7))
 		curl_easy_setopt(c->curl, CURLOPT_USE_SSL,
-		                 cfg->smtp_starttls == CONFIG_STARTTLS_REQUIRED ? (long)CURLUSESSL_ALL :
-		                 cfg->smtp_starttls == CONFIG_STARTTLS_OPTIONAL ? (long)CURLUSESSL_TRY :
+		                 cfg->starttls == CONFIG_STARTTLS_REQUIRED ? (long)CURLUSESSL_ALL :
+		                 cfg->starttls == CONFIG_STARTTLS_OPTIONAL ? (long)CURLUSESSL_TRY :
 		                 (long)CURLUSESSL_NONE);
-	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, cfg->smtp_tls_verify ? 1L : 0L);
-	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, cfg->smtp_tls_verify ? 2L : 0L);
-	if (cfg->smtp_ca_file)
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO, cfg->smtp_ca_file);
-	if (cfg->smtp_username) {
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, cfg->tls_verify ? 1L : 0L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, cfg->tls_verify ? 2L : 0L);
+	if (cfg->ca_file)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, cfg->ca_file);
+	if (cfg->username) {
 		have_pw = config_smtp_password(cfg, password, sizeof password, err);
 		if (have_pw < 0) {
 			smtp_conn_free(c);
 			return -1;
 		}
-		curl_easy_setopt(c->curl, CURLOPT_USERNAME, cfg->smtp_username);
+		curl_easy_setopt(c->curl, CURLOPT_USERNAME, cfg->username);
 		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, password);
 		explicit_bzero(password, sizeof password);
 	}

@@ -29,6 +29,29 @@ enum config_starttls {
 	CONFIG_STARTTLS_NEVER,    /* plain text: loopback relays and tests only */
 };
 
+/* One SMTP relay: [smtp] is the first, [smtp.NAME] sections add more, tried
+ * in the order they appear in the file. */
+struct config_relay {
+	char *name;              /* "smtp" for [smtp], NAME for [smtp.NAME] */
+	unsigned long line;      /* where its section starts */
+	char *url;               /* url: smtp://host:port or smtps://... */
+	char *username;          /* username, or NULL for no AUTH */
+	char *password_env;      /* password_env: variable holding the password */
+	char *password_file;     /* password_file: file holding it */
+	enum config_starttls starttls; /* starttls */
+	int   tls_verify;        /* tls_verify: check the relay's certificate */
+	char *ca_file;           /* ca_file, or NULL for the system store */
+	char *helo;              /* helo: name sent in EHLO, or NULL */
+	long  timeout;           /* timeout: seconds for one message */
+	long  connect_timeout;   /* connect_timeout: seconds */
+	long  connections;       /* connections: concurrent connections */
+	double rate;             /* rate: messages per second, 0 = no limit */
+	long  max_per_hour;      /* max_per_hour: sliding-window cap, 0 = none */
+	long  max_per_day;       /* max_per_day: sliding-window cap, 0 = none */
+};
+
+#define CONFIG_RETRY_MAX 16
+
 struct config {
 	char *path;              /* the file read, as given */
 	char *dir;               /* its directory, for relative paths */
@@ -36,16 +59,15 @@ struct config {
 	char *db_path;           /* [database] path */
 	long  db_busy_timeout_ms;/* [database] busy_timeout */
 
-	char *smtp_url;          /* [smtp] url: smtp://host:port or smtps://... */
-	char *smtp_username;     /* [smtp] username, or NULL for no AUTH */
-	char *smtp_password_env; /* [smtp] password_env: variable holding the password */
-	char *smtp_password_file;/* [smtp] password_file: file holding it */
-	enum config_starttls smtp_starttls; /* [smtp] starttls */
-	int   smtp_tls_verify;   /* [smtp] tls_verify: check the relay's certificate */
-	char *smtp_ca_file;      /* [smtp] ca_file, or NULL for the system store */
-	char *smtp_helo;         /* [smtp] helo: name sent in EHLO, or NULL */
-	long  smtp_timeout;      /* [smtp] timeout: seconds for one message */
-	long  smtp_connect_timeout; /* [smtp] connect_timeout: seconds */
+	struct config_relay *relays; /* [smtp] first, then [smtp.NAME] in file order */
+	size_t n_relays;
+
+	long  workers;           /* [send] workers: message builders, 0 = CPUs */
+	char *retry_text;        /* [send] retry, as written */
+	long  retry[CONFIG_RETRY_MAX]; /*   parsed: seconds after attempt 1, 2, ... */
+	size_t n_retry;
+	char *retry_window_text; /* [send] retry_window, as written */
+	long  retry_window;      /*   parsed: seconds */
 
 	char *sender_from;       /* [sender] from, as written */
 	char  from_name[256];    /*   its display name ("" if none) */
@@ -99,8 +121,11 @@ void config_free(struct config *c);
  * -1 with EX_CONFIG when the named variable is unset or the file is
  * unreadable.  The caller wipes `out` after use (explicit_bzero).
  */
-int config_smtp_password(const struct config *c, char *out, size_t out_size,
+int config_smtp_password(const struct config_relay *r, char *out, size_t out_size,
                          struct herr *err);
+
+/* Parse a duration: "90", "90s", "5m", "1h", "3d" -> seconds; -1 if bad. */
+long config_parse_duration(const char *s);
 
 /* Resolve `p` against the config's directory into a new string (free it),
  * or NULL when out of memory. */

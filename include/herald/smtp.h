@@ -63,7 +63,7 @@ struct smtp_conn;
 
 /* Create a connection object for the relay in `cfg` (no I/O yet).  Reads
  * the password now and keeps it only inside libcurl. */
-int smtp_conn_new(const struct config *cfg, struct smtp_conn **out, struct herr *err);
+int smtp_conn_new(const struct config_relay *relay, struct smtp_conn **out, struct herr *err);
 void smtp_conn_free(struct smtp_conn *c);
 
 /* Send `len` bytes of `msg` (CRLF line ends; libcurl dot-stuffs) from the

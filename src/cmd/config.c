@@ -61,10 +61,22 @@ cmd_config(int argc, char **argv, struct cmd_env *env)
 		printf("%s: OK\n", env->config_path);
 		printf("  database   %s (schema version %d)\n", env->cfg.db_path,
 		       db_schema_version(env->db));
-		printf("  relay      %s (starttls %s, user %s)\n", env->cfg.smtp_url,
-		       env->cfg.smtp_starttls == CONFIG_STARTTLS_REQUIRED ? "required" :
-		       env->cfg.smtp_starttls == CONFIG_STARTTLS_OPTIONAL ? "optional" : "never",
-		       env->cfg.smtp_username ? env->cfg.smtp_username : "none");
+		for (i = 0; i < env->cfg.n_relays; i++) {
+			const struct config_relay *r = &env->cfg.relays[i];
+
+			printf("  relay      %s (starttls %s, user %s, %ld connections",
+			       r->url,
+			       r->starttls == CONFIG_STARTTLS_REQUIRED ? "required" :
+			       r->starttls == CONFIG_STARTTLS_OPTIONAL ? "optional" : "never",
+			       r->username ? r->username : "none", r->connections);
+			if (r->rate > 0)
+				printf(", %g/s", r->rate);
+			if (r->max_per_hour)
+				printf(", %ld/hour", r->max_per_hour);
+			if (r->max_per_day)
+				printf(", %ld/day", r->max_per_day);
+			printf(")%s%s%s\n", i ? " [smtp." : "", i ? r->name : "", i ? "]" : "");
+		}
 		printf("  from       %s\n", env->cfg.sender_from);
 		printf("  return     %s\n", env->cfg.return_addr.ascii);
 		printf("  links      %s\n", env->cfg.base_url);

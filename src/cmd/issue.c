@@ -398,7 +398,7 @@ issue_test(int argc, char **argv, struct cmd_env *env)
 	memset(&p, 0, sizeof p);
 	if (prepare(env, id, a.addr, 0, &p) < 0 ||
 	    message_build(&p.m, &p.r, MESSAGE_TEST, db_now(), &msg, &mo, &env->err) < 0 ||
-	    smtp_conn_new(&env->cfg, &conn, &env->err) < 0)
+	    smtp_conn_new(&env->cfg.relays[0], &conn, &env->err) < 0)
 		goto out;
 	if (smtp_send(conn, env->cfg.return_addr.ascii, mo.rcpt.ascii, msg.data, msg.len,
 	              &res) < 0) {

@@ -107,7 +107,7 @@ def test_config_check_ok():
         lines = p.stdout_text.splitlines()
         check(lines[0] == "%s: OK" % w.config, "first line %r", lines[0])
         for pat in (r"^  database +%s \(schema version \d+\)$" % re.escape(w.db),
-                    r"^  relay +smtp://127\.0\.0\.1:1 \(starttls never, user none\)$",
+                    r"^  relay +smtp://127\.0\.0\.1:1 \(starttls never, user none, 8 connections\)$",
                     r"^  from +What Works Centre <news@example\.org>$",
                     r"^  return +news@example\.org$",
                     r"^  links +https://news\.example\.org$"):

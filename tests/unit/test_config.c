@@ -75,7 +75,9 @@ test_config_load_example(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(c.n_problems, 0);
 	assert_string_equal(c.db_path, "/var/lib/herald/herald.db");
-	assert_int_equal(c.smtp_starttls, CONFIG_STARTTLS_REQUIRED);
+	assert_int_equal(c.n_relays, 1);
+	assert_int_equal(c.relays[0].starttls, CONFIG_STARTTLS_REQUIRED);
+	assert_int_equal(c.relays[0].connections, 8);
 	assert_string_equal(c.from_name, "What Works Centre");
 	assert_string_equal(c.from.ascii, "news@example.org");
 	/* the continuation line of postal_address is kept as a second line */
@@ -97,13 +99,17 @@ test_config_load_minimal_defaults(void **state)
 	snprintf(want, sizeof want, "%s/herald.db", dir);
 	assert_string_equal(c.db_path, want);            /* relative to the file */
 	assert_string_equal(c.base_url, "https://news.example.org"); /* slash trimmed */
-	assert_int_equal(c.smtp_timeout, 60);
-	assert_int_equal(c.smtp_connect_timeout, 15);
+	assert_int_equal(c.relays[0].timeout, 60);
+	assert_int_equal(c.relays[0].connect_timeout, 15);
+	assert_int_equal(c.n_retry, 5);
+	assert_int_equal(c.retry[0], 300);
+	assert_int_equal(c.retry[4], 43200);
+	assert_int_equal(c.retry_window, 3 * 86400);
 	assert_int_equal(c.db_busy_timeout_ms, 5000);
-	assert_int_equal(c.smtp_tls_verify, 1);
+	assert_int_equal(c.relays[0].tls_verify, 1);
 	assert_string_equal(c.lang, "en");
 	assert_string_equal(c.return_addr.ascii, "news@example.org");
-	assert_null(c.smtp_username);
+	assert_null(c.relays[0].username);
 	config_free(&c);
 }
 
@@ -179,10 +185,10 @@ test_config_smtp_password_sources(void **state)
 	        "password_env = HERALD_TEST_CONFIG_PW\n[sender]\nfrom = a@example.org\n"
 	        "postal_address = 1 Street\n[web]\nbase_url = https://x.example\n"), &c, &err), 0);
 	unsetenv("HERALD_TEST_CONFIG_PW");
-	assert_int_equal(config_smtp_password(&c, pw, sizeof pw, &err), -1);
+	assert_int_equal(config_smtp_password(&c.relays[0], pw, sizeof pw, &err), -1);
 	assert_non_null(strstr(err.msg, "HERALD_TEST_CONFIG_PW"));
 	setenv("HERALD_TEST_CONFIG_PW", "s3cret", 1);
-	assert_int_equal(config_smtp_password(&c, pw, sizeof pw, &err), 1);
+	assert_int_equal(config_smtp_password(&c.relays[0], pw, sizeof pw, &err), 1);
 	assert_string_equal(pw, "s3cret");
 	config_free(&c);
 	/* file, trailing newline removed, 0644 warned about */
@@ -198,7 +204,7 @@ test_config_smtp_password_sources(void **state)
 	        "postal_address = 1 Street\n[web]\nbase_url = https://x.example\n"), &c, &err), 0);
 	assert_int_equal(c.n_warnings, 1);
 	assert_non_null(strstr(c.warnings[0], "readable by others"));
-	assert_int_equal(config_smtp_password(&c, pw, sizeof pw, &err), 1);
+	assert_int_equal(config_smtp_password(&c.relays[0], pw, sizeof pw, &err), 1);
 	assert_string_equal(pw, "from-a-file");
 	config_free(&c);
 	unlink(pwfile);
