@@ -24,6 +24,7 @@ const struct cmd_def cmd_table[] = {
 	{ "sub",    cmd_sub,    CMD_NEED_CONFIG | CMD_NEED_DB, "manage subscribers", cmd_sub_usage },
 	{ "issue",  cmd_issue,  CMD_NEED_CONFIG | CMD_NEED_DB, "write, preview, schedule issues", cmd_issue_usage },
 	{ "send",   cmd_send,   CMD_NEED_CONFIG | CMD_NEED_DB, "send an issue now", cmd_send_usage },
+	{ "run",    cmd_run,    CMD_NEED_CONFIG | CMD_NEED_DB, "send what is due (for cron)", cmd_run_usage },
 	{ "stats",  cmd_stats,  CMD_NEED_CONFIG | CMD_NEED_DB, "show what happened to an issue", cmd_stats_usage },
 	{ NULL, NULL, 0, NULL, NULL },
 };
@@ -44,7 +45,8 @@ print_main_help(FILE *fp)
 		fprintf(fp, "  %-8s %s\n", c->name, c->summary);
 	fputs("\nThe configuration is --config FILE, else $HERALD_CONFIG, else ./herald.conf.\n"
 	      "Exit status follows sysexits(3): 0 ok, 64 usage, 65 bad data, 66 missing input,\n"
-	      "69 relay refused, 70 internal error, 75 try again later, 78 configuration.\n", fp);
+	      "69 no relay usable, 70 internal error, 75 try again later (another run holds the\n"
+	      "lock, database busy), 78 configuration.\n", fp);
 }
 
 static const struct cmd_def *

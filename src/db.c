@@ -189,17 +189,30 @@ db_close(sqlite3 *db)
 }
 
 /* Set by the global --now option, which tests use to move the clock
- * (retry schedules, scheduled sends).  It only shifts time. */
-static long long clock_override;
+ * (retry schedules, scheduled sends, rate windows).  It only shifts time:
+ * the overridden clock still advances, so pacing keeps working. */
+static double clock_offset;
 
 void
 db_set_now(long long t)
 {
-	clock_override = t;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_offset = t ? (double)t - ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9) : 0;
+}
+
+double
+db_now_f(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + clock_offset;
 }
 
 long long
 db_now(void)
 {
-	return clock_override ? clock_override : (long long)time(NULL);
+	return (long long)db_now_f();
 }

@@ -643,6 +643,140 @@ issue_cancel(sqlite3 *db, long long id, struct herr *err)
 }
 
 int
+issue_pause(sqlite3 *db, long long id, struct herr *err)
+{
+	return transition(db, id,
+	                  "UPDATE issues SET status = 'paused' WHERE id = ?1 AND ?2 IS NOT NULL "
+	                  "AND status IN ('sending', 'scheduled')", db_now(), "pause", err);
+}
+
+int
+issue_resume(sqlite3 *db, long long id, char *now_status, struct herr *err)
+{
+	struct issue is;
+
+	if (transition(db, id,
+	               "UPDATE issues SET status = CASE WHEN started_at IS NOT NULL THEN "
+	               "'sending' ELSE 'scheduled' END WHERE id = ?1 AND ?2 IS NOT NULL "
+	               "AND status = 'paused'", db_now(), "resume", err) < 0)
+		return -1;
+	if (issue_get(db, id, &is, err) < 0)
+		return -1;
+	snprintf(now_status, 16, "%s", is.status);
+	issue_clear(&is);
+	return 0;
+}
+
+int
+issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err)
+{
+	struct issue is;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (issue_get(db, id, &is, err) < 0)
+		return -1;
+	rc = !strcmp(is.status, "cancelled") || !strcmp(is.status, "draft");
+	if (rc)
+		herr_set(err, EX_DATAERR, NULL, "issue %lld is %s: nothing to retry", id, is.status);
+	issue_clear(&is);
+	if (rc)
+		return -1;
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (db_prepare(db, &st, "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, "
+	               "first_attempt_at = NULL, updated_at = ?2 WHERE issue_id = ?1 AND "
+	               "status = 'failed'", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_error(db, err, "retry failed deliveries");
+		goto fail;
+	}
+	*n = sqlite3_changes(db);
+	if (*n && db_exec(db, "UPDATE issues SET status = 'sending', finished_at = NULL "
+	                  "WHERE status = 'sent' AND id IN (SELECT issue_id FROM deliveries "
+	                  "WHERE status = 'pending')", err) < 0)
+		goto fail;
+	return db_commit(db, err);
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int
+issue_each_failure(sqlite3 *db, long long id,
+                   int (*fn)(void *ctx, const struct failure_info *f), void *ctx,
+                   struct herr *err)
+{
+	struct failure_info f;
+	struct issue is;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (issue_get(db, id, &is, err) < 0)
+		return -1;
+	issue_clear(&is);
+	if (db_prepare(db, &st,
+	               "SELECT s.email, d.status, d.attempts, ifnull(d.smtp_code, 0), "
+	               "ifnull(d.smtp_reply, ''), d.updated_at FROM deliveries d "
+	               "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue_id = ?1 "
+	               "AND d.status IN ('failed', 'bounced') ORDER BY s.email_key", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		f.email = (const char *)sqlite3_column_text(st, 0);
+		f.status = (const char *)sqlite3_column_text(st, 1);
+		f.attempts = sqlite3_column_int(st, 2);
+		f.smtp_code = sqlite3_column_int(st, 3);
+		f.smtp_reply = (const char *)sqlite3_column_text(st, 4);
+		f.updated_at = sqlite3_column_int64(st, 5);
+		if (fn(ctx, &f) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (!ret && rc != SQLITE_DONE)
+		return db_error(db, err, "list failures");
+	return ret;
+}
+
+int
+issue_next_due(sqlite3 *db, long long after_id, long long now, long long *id,
+               struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*id = 0;
+	if (db_prepare(db, &st,
+	               "SELECT i.id FROM issues i WHERE i.id > ?1 AND ("
+	               " (i.status = 'scheduled' AND i.send_at <= ?2) OR"
+	               " (i.status = 'sending' AND ("
+	               "   EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND"
+	               "           d.status IN ('pending', 'sending'))"
+	               "   OR EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND"
+	               "           d.status = 'deferred' AND d.next_attempt_at <= ?2)"
+	               "   OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND"
+	               "           d.status = 'deferred'))))"
+	               " ORDER BY i.id LIMIT 1", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(db, err, "find due issues");
+	return 0;
+}
+
+int
 issue_remove(sqlite3 *db, long long id, int force, struct herr *err)
 {
 	struct issue is;

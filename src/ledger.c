@@ -15,7 +15,14 @@
 struct ledger {
 	sqlite3      *db;
 	long long     issue_id;
-	sqlite3_stmt *next;     /* the next due row with the person's current standing */
+	long long     cursor;   /* pending rows are claimed in subscriber order past this */
+	int           in_batch; /* inside ledger_batch_begin(): no own transactions */
+	const long   *retry;    /* backoff schedule, seconds */
+	size_t        n_retry;
+	long          window;   /* retry window, seconds */
+	sqlite3_stmt *next;     /* the next pending row with the person's current standing */
+	sqlite3_stmt *next_deferred; /* the next due deferred row, likewise */
+	sqlite3_stmt *usage;
 	sqlite3_stmt *claim;
 	sqlite3_stmt *skip;
 	sqlite3_stmt *mark;
@@ -23,16 +30,32 @@ struct ledger {
 	sqlite3_stmt *event;
 };
 
-static const long backoff[] = { 5 * 60, 15 * 60, 3600, 4 * 3600, 12 * 3600 };
+static const long default_backoff[] = { 5 * 60, 15 * 60, 3600, 4 * 3600, 12 * 3600 };
+
+static long
+backoff_from(const long *sched, size_t n, int attempt)
+{
+	if (attempt < 1)
+		attempt = 1;
+	return sched[(size_t)attempt > n ? n - 1 : (size_t)attempt - 1];
+}
 
 long
 ledger_backoff(int attempt)
 {
-	int n = (int)(sizeof backoff / sizeof backoff[0]);
+	return backoff_from(default_backoff, sizeof default_backoff / sizeof default_backoff[0],
+	                    attempt);
+}
 
-	if (attempt < 1)
-		attempt = 1;
-	return backoff[attempt > n ? n - 1 : attempt - 1];
+void
+ledger_set_retry(struct ledger *l, const long *schedule, size_t n, long window)
+{
+	if (n) {
+		l->retry = schedule;
+		l->n_retry = n;
+	}
+	if (window > 0)
+		l->window = window;
 }
 
 void
@@ -110,16 +133,26 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	l->db = db;
 	l->issue_id = issue_id;
-	if (db_prepare(db, &l->next,
-	               "SELECT d.subscriber_id, d.attempts, s.email, s.name, s.attributes, "
-	               "s.status = 'active' AND ifnull(sub.status, '') = 'confirmed' "
-	               "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-	               "JOIN issues i ON i.id = d.issue_id "
-	               "LEFT JOIN subscriptions sub ON sub.list_id = i.list_id "
-	               "AND sub.subscriber_id = d.subscriber_id "
-	               "WHERE d.issue_id = ?1 AND (d.status = 'pending' OR "
-	               "(d.status = 'deferred' AND d.next_attempt_at <= ?2)) "
-	               "ORDER BY d.status = 'deferred', d.subscriber_id LIMIT 1", err) < 0 ||
+	l->retry = default_backoff;
+	l->n_retry = sizeof default_backoff / sizeof default_backoff[0];
+	l->window = LEDGER_RETRY_WINDOW;
+	/* Pending rows in subscriber order from a cursor, so each claim is an
+	 * index seek rather than a scan past everything already sent. */
+#define NEXT_COLUMNS \
+	"SELECT d.subscriber_id, d.attempts, s.email, s.name, s.attributes, " \
+	"s.status = 'active' AND ifnull(sub.status, '') = 'confirmed' " \
+	"FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id " \
+	"JOIN issues i ON i.id = d.issue_id " \
+	"LEFT JOIN subscriptions sub ON sub.list_id = i.list_id " \
+	"AND sub.subscriber_id = d.subscriber_id "
+	if (db_prepare(db, &l->next, NEXT_COLUMNS
+	               "WHERE d.issue_id = ?1 AND d.status = 'pending' AND d.subscriber_id > ?2 "
+	               "ORDER BY d.subscriber_id LIMIT 1", err) < 0 ||
+	    db_prepare(db, &l->next_deferred, NEXT_COLUMNS
+	               "WHERE d.issue_id = ?1 AND d.status = 'deferred' AND d.next_attempt_at <= ?2 "
+	               "ORDER BY d.next_attempt_at LIMIT 1", err) < 0 ||
+	    db_prepare(db, &l->usage,
+	               "INSERT INTO relay_usage (relay, at) VALUES (?1, ?2)", err) < 0 ||
 	    db_prepare(db, &l->claim,
 	               "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
 	               "message_id = ?3, first_attempt_at = ifnull(first_attempt_at, ?4), "
@@ -130,7 +163,7 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 	               "WHERE issue_id = ?1 AND subscriber_id = ?2", err) < 0 ||
 	    db_prepare(db, &l->mark,
 	               "UPDATE deliveries SET status = ?3, smtp_code = ?4, smtp_reply = ?5, "
-	               "next_attempt_at = ?6, updated_at = ?7, "
+	               "next_attempt_at = ?6, updated_at = ?7, relay = ifnull(?8, relay), "
 	               "sent_at = CASE WHEN ?3 = 'sent' THEN ?7 ELSE sent_at END "
 	               "WHERE issue_id = ?1 AND subscriber_id = ?2 AND status = 'sending'", err) < 0 ||
 	    db_prepare(db, &l->release,
@@ -154,6 +187,8 @@ ledger_close(struct ledger *l)
 	if (!l)
 		return;
 	sqlite3_finalize(l->next);
+	sqlite3_finalize(l->next_deferred);
+	sqlite3_finalize(l->usage);
 	sqlite3_finalize(l->claim);
 	sqlite3_finalize(l->skip);
 	sqlite3_finalize(l->mark);
@@ -174,78 +209,142 @@ step(struct ledger *l, sqlite3_stmt *st, const char *what, struct herr *err)
 	return 0;
 }
 
-int
-ledger_claim(struct ledger *l, long long now,
-             int (*message_id_fn)(void *ctx, long long subscriber_id, char *out, size_t n),
-             void *ctx, struct ledger_row *row, struct herr *err)
+/* Claim one row inside an open transaction: 1, 0 (none due) or -1. */
+static int
+claim_one(struct ledger *l, long long now,
+          int (*message_id_fn)(void *ctx, long long subscriber_id, char *out, size_t n),
+          void *ctx, struct ledger_row *row, struct herr *err)
 {
+	sqlite3_stmt *q;
 	char mid[300];
 	int rc, eligible;
 
 	memset(row, 0, sizeof *row);
-	if (db_begin(l->db, err) < 0)
-		return -1;
 	for (;;) {
-		sqlite3_bind_int64(l->next, 1, l->issue_id);
-		sqlite3_bind_int64(l->next, 2, now);
-		rc = sqlite3_step(l->next);
+		/* pending first, in order; then deferred rows whose time has come */
+		q = l->next;
+		sqlite3_bind_int64(q, 1, l->issue_id);
+		sqlite3_bind_int64(q, 2, l->cursor);
+		rc = sqlite3_step(q);
 		if (rc == SQLITE_DONE) {
-			sqlite3_reset(l->next);
-			return db_commit(l->db, err) < 0 ? -1 : 0;
+			sqlite3_reset(q);
+			q = l->next_deferred;
+			sqlite3_bind_int64(q, 1, l->issue_id);
+			sqlite3_bind_int64(q, 2, now);
+			rc = sqlite3_step(q);
+		}
+		if (rc == SQLITE_DONE) {
+			sqlite3_reset(q);
+			return 0;
 		}
 		if (rc != SQLITE_ROW) {
-			sqlite3_reset(l->next);
-			db_error(l->db, err, "find next recipient");
-			goto fail;
+			sqlite3_reset(q);
+			return db_error(l->db, err, "find next recipient");
 		}
-		row->subscriber_id = sqlite3_column_int64(l->next, 0);
-		row->attempts = sqlite3_column_int(l->next, 1) + 1;
+		row->subscriber_id = sqlite3_column_int64(q, 0);
+		row->attempts = sqlite3_column_int(q, 1) + 1;
 		snprintf(row->email, sizeof row->email, "%s",
-		         (const char *)sqlite3_column_text(l->next, 2));
-		eligible = sqlite3_column_int(l->next, 5);
+		         (const char *)sqlite3_column_text(q, 2));
+		eligible = sqlite3_column_int(q, 5);
 		if (eligible) {
-			row->name = strdup((const char *)sqlite3_column_text(l->next, 3));
-			row->attributes = strdup((const char *)sqlite3_column_text(l->next, 4));
+			row->name = strdup((const char *)sqlite3_column_text(q, 3));
+			row->attributes = strdup((const char *)sqlite3_column_text(q, 4));
 		}
-		sqlite3_reset(l->next);
+		sqlite3_reset(q);
+		if (q == l->next)
+			l->cursor = row->subscriber_id;
 		if (!eligible) {
 			/* (6) */
 			sqlite3_bind_int64(l->skip, 1, l->issue_id);
 			sqlite3_bind_int64(l->skip, 2, row->subscriber_id);
 			sqlite3_bind_int64(l->skip, 3, now);
 			if (step(l, l->skip, "skip recipient", err) < 0)
-				goto fail;
+				return -1;
 			continue;
 		}
 		break;
 	}
 	if (!row->name || !row->attributes) {
-		herr_set(err, EX_OSERR, NULL, "out of memory");
-		goto fail;
+		ledger_row_clear(row);
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}
 	if (message_id_fn(ctx, row->subscriber_id, mid, sizeof mid) < 0) {
-		herr_set(err, EX_SOFTWARE, NULL, "cannot make a Message-ID");
-		goto fail;
+		ledger_row_clear(row);
+		return herr_set(err, EX_SOFTWARE, NULL, "cannot make a Message-ID");
 	}
 	sqlite3_bind_int64(l->claim, 1, l->issue_id);
 	sqlite3_bind_int64(l->claim, 2, row->subscriber_id);
 	sqlite3_bind_text(l->claim, 3, mid, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(l->claim, 4, now);
-	if (step(l, l->claim, "claim recipient", err) < 0)
-		goto fail;
-	if (db_commit(l->db, err) < 0)
-		goto fail_nocommit;
+	if (step(l, l->claim, "claim recipient", err) < 0) {
+		ledger_row_clear(row);
+		return -1;
+	}
 	return 1;
-fail:
-	db_rollback(l->db);
-fail_nocommit:
-	ledger_row_clear(row);
-	return -1;
+}
+
+int
+ledger_claim_batch(struct ledger *l, long long now, size_t max,
+                   int (*message_id_fn)(void *ctx, long long subscriber_id, char *out, size_t n),
+                   void *ctx, struct ledger_row *rows, size_t *n, struct herr *err)
+{
+	size_t i;
+	int rc = 0;
+
+	*n = 0;
+	if (db_begin(l->db, err) < 0)
+		return -1;
+	while (*n < max && (rc = claim_one(l, now, message_id_fn, ctx, &rows[*n], err)) == 1)
+		(*n)++;
+	if (rc < 0 || db_commit(l->db, err) < 0) {
+		db_rollback(l->db);
+		for (i = 0; i < *n; i++)
+			ledger_row_clear(&rows[i]);
+		*n = 0;
+		return -1;
+	}
+	return 0;
+}
+
+int
+ledger_claim(struct ledger *l, long long now,
+             int (*message_id_fn)(void *ctx, long long subscriber_id, char *out, size_t n),
+             void *ctx, struct ledger_row *row, struct herr *err)
+{
+	size_t n;
+
+	if (ledger_claim_batch(l, now, 1, message_id_fn, ctx, row, &n, err) < 0)
+		return -1;
+	return n == 1;
+}
+
+int
+ledger_batch_begin(struct ledger *l, struct herr *err)
+{
+	if (db_begin(l->db, err) < 0)
+		return -1;
+	l->in_batch = 1;
+	return 0;
+}
+
+int
+ledger_batch_commit(struct ledger *l, struct herr *err)
+{
+	l->in_batch = 0;
+	return db_commit(l->db, err);
+}
+
+int
+ledger_record_usage(struct ledger *l, const char *relay, double at, struct herr *err)
+{
+	sqlite3_bind_text(l->usage, 1, relay, -1, SQLITE_STATIC);
+	sqlite3_bind_double(l->usage, 2, at);
+	return step(l, l->usage, "record relay usage", err);
 }
 
 int
 ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
-            const struct smtp_result *r, long long now, struct herr *err)
+            const struct smtp_result *r, const char *relay, long long now, struct herr *err)
 {
 	const char *status;
 	char reply[600];
@@ -261,7 +360,7 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 		break;
 	default:
 		status = "deferred";
-		next = now + ledger_backoff(attempts);
+		next = now + backoff_from(l->retry, l->n_retry, attempts);
 		/* The window counts from the first attempt of this row. */
 		if (db_prepare(l->db, &st, "SELECT ifnull(first_attempt_at, ?3) FROM deliveries "
 		               "WHERE issue_id = ?1 AND subscriber_id = ?2", err) < 0)
@@ -272,7 +371,7 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 		if (sqlite3_step(st) == SQLITE_ROW)
 			first = sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
-		if (next - first > LEDGER_RETRY_WINDOW) {
+		if (next - first > l->window) {
 			status = "failed";
 			next = 0;
 		}
@@ -282,7 +381,7 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 	else
 		snprintf(reply, sizeof reply, "%s: %s", smtp_stage_name(r->stage),
 		         r->detail[0] ? r->detail : "no reply");
-	if (db_begin(l->db, err) < 0)
+	if (!l->in_batch && db_begin(l->db, err) < 0)
 		return -1;
 	sqlite3_bind_int64(l->mark, 1, l->issue_id);
 	sqlite3_bind_int64(l->mark, 2, subscriber_id);
@@ -293,6 +392,8 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 	if (next)
 		sqlite3_bind_int64(l->mark, 6, next);
 	sqlite3_bind_int64(l->mark, 7, now);
+	if (relay)
+		sqlite3_bind_text(l->mark, 8, relay, -1, SQLITE_STATIC);
 	if (step(l, l->mark, "record delivery", err) < 0)
 		goto fail;
 	if (r->outcome == SMTP_REJECTED) {
@@ -305,9 +406,10 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 		if (step(l, l->event, "record bounce", err) < 0)
 			goto fail;
 	}
-	return db_commit(l->db, err);
+	return l->in_batch ? 0 : db_commit(l->db, err);
 fail:
-	db_rollback(l->db);
+	if (!l->in_batch)
+		db_rollback(l->db);
 	return -1;
 }
 

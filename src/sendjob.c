@@ -1,26 +1,96 @@
 /*
- * sendjob.c - the send loop: claim a recipient, build their copy, hand it
- * to the relay, record the answer (ledger.h invariants (1)-(6)).
+ * sendjob.c - the send loop (ledger.h invariants (1)-(6) hold throughout).
  *
- * Sequential over one reused SMTP connection.  What the relay says decides
- * what happens next: a recipient-level answer (2xx, 4xx, 5xx to RCPT or DATA)
- * is recorded and the loop goes on; a relay-level failure (unreachable,
- * authentication, TLS, 5xx to MAIL FROM) stops the run with the row released
- * untouched, because every following recipient would fail the same way and
- * must not be marked as if they had.
+ * One thread drives the network and the database; worker threads build
+ * the messages (buildpool.c).  Each turn of the loop:
+ *
+ *   1. control   a signal, --max-time, or `issue pause|cancel` (polled four
+ *                times a second) switches the loop to draining: nothing new
+ *                is claimed or started, what is in flight is finished;
+ *   2. claim     due rows are claimed in batches (one committed transaction
+ *                each, invariant (2)) and handed to the builders, keeping a
+ *                small backlog: memory stays flat however long the list;
+ *   3. start     built messages go to the first relay, in config order, that
+ *                is up, has an idle connection and whose limits allow a start
+ *                now (ratelimit.h); one relay's full window lets the next send;
+ *   4. wait      libcurl multi moves every transfer along;
+ *   5. record    each answer is marked in the ledger; the marks of one turn
+ *                share one transaction, committed before the next turn.
+ *
+ * A relay-level failure (no connection, a 421 greeting, a timeout before
+ * RCPT) takes that relay out for a cooldown and puts the message back for
+ * another relay: it says nothing about the recipient, so the row is not
+ * marked.  When no relay is left the run stops with the rows pending.  A
+ * refused login or TLS failure disables the relay for the run.
  */
+#define _GNU_SOURCE /* strcasestr */
 #include "herald/sendjob.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "herald/buildpool.h"
 #include "herald/db.h"
 #include "herald/issue.h"
 #include "herald/list.h"
 #include "herald/message.h"
+#include "herald/ratelimit.h"
 #include "herald/smtp.h"
 #include "herald/token.h"
+
+#define COOLDOWN_FIRST   5.0    /* seconds a refusing relay is left alone */
+#define COOLDOWN_MAX     300.0
+#define CONTROL_EVERY    0.25   /* seconds between looks at the issue's status */
+#define PROGRESS_EVERY   0.2
+#define WAIT_MAX_MS      50
+
+struct relay {
+	const struct config_relay *cfg;
+	struct ratelimit  rl;
+	struct smtp_conn **slots;     /* all connections of this relay */
+	struct smtp_conn **idle;      /* stack of idle ones */
+	int               n_slots, n_idle;
+	int               n_retired;  /* connections given up (see finish_transfers) */
+	double            down_until; /* refused connections: wait till then */
+	double            cooldown;
+	int               disabled;   /* refused us for good (login, TLS) */
+	struct herr       error;      /* why it is down or disabled */
+};
+
+struct queue {
+	struct build_job *head, *tail;
+	long n;
+};
+
+struct loop {
+	sqlite3             *db;
+	const struct config *cfg;
+	const struct sendjob_opts *opts;
+	struct sendjob_report *rep;
+	long long            issue_id;
+	struct ledger       *led;
+	struct buildpool    *pool;
+	struct smtp_multi   *multi;
+	struct relay        *relays;
+	size_t               n_relays;
+	struct queue         ready;    /* built, waiting for a relay */
+	struct build_job    *free_jobs;
+	struct ledger_row   *claimed;  /* claim batch scratch */
+	size_t               backlog;  /* claimed-but-not-started target */
+	int                  exhausted;
+	int                  draining;
+	int                  in_batch;
+	struct token_key     key;
+	struct sendjob_progress prog;
+	double               t0, next_control, next_progress;
+	double               rate_t[64];  /* finish times, for the recent rate */
+	size_t               rate_n;
+	struct herr          fatal;    /* why the run failed, if it did */
+};
 
 struct mid_ctx {
 	const struct token_key *key;
@@ -36,13 +106,517 @@ make_mid(void *ctx, long long subscriber_id, char *out, size_t n)
 	return message_id_for(m->key, m->domain, m->issue_id, subscriber_id, out, n);
 }
 
-static double
-seconds_since(const struct timespec *t0)
+int
+sendjob_is_throttle(int code, const char *reply)
 {
-	struct timespec t;
+	static const char *words[] = { "throttl", "rate limit", "ratelimit", "too many",
+	                               "slow down", "sending rate", "exceeded", NULL };
+	const char **w;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+	if (code / 100 != 4)
+		return 0;
+	if (code == 454 && strcasestr(reply, "4.7.0"))
+		return 1;
+	for (w = words; *w; w++)
+		if (strcasestr(reply, *w))
+			return 1;
+	return 0;
+}
+
+/* --- jobs and queues --- */
+
+static struct build_job *
+job_new(struct loop *L)
+{
+	struct build_job *j = L->free_jobs;
+
+	if (j) {
+		L->free_jobs = j->next;
+		j->next = NULL;
+		return j;
+	}
+	if ((j = calloc(1, sizeof *j)))
+		buf_init(&j->msg, MESSAGE_MAX);
+	return j;
+}
+
+static void
+job_free(struct loop *L, struct build_job *j)
+{
+	ledger_row_clear(&j->row);
+	buf_reset(&j->msg);
+	j->next = L->free_jobs;
+	L->free_jobs = j;
+}
+
+static void
+queue_push(struct queue *q, struct build_job *j)
+{
+	j->next = NULL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->n++;
+}
+
+static void
+queue_push_front(struct queue *q, struct build_job *j)
+{
+	j->next = q->head;
+	q->head = j;
+	if (!q->tail)
+		q->tail = j;
+	q->n++;
+}
+
+static struct build_job *
+queue_pop(struct queue *q)
+{
+	struct build_job *j = q->head;
+
+	if (j) {
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+		j->next = NULL;
+		q->n--;
+	}
+	return j;
+}
+
+/* --- database writes of one turn --- */
+
+static int
+batch(struct loop *L, struct herr *err)
+{
+	if (L->in_batch)
+		return 0;
+	if (ledger_batch_begin(L->led, err) < 0)
+		return -1;
+	L->in_batch = 1;
+	return 0;
+}
+
+static int
+batch_commit(struct loop *L, struct herr *err)
+{
+	if (!L->in_batch)
+		return 0;
+	L->in_batch = 0;
+	return ledger_batch_commit(L->led, err);
+}
+
+/* --- relays --- */
+
+static int
+relays_open(struct loop *L, struct herr *err)
+{
+	long total = 0;
+	size_t i;
+	int k;
+
+	if (!(L->relays = calloc(L->cfg->n_relays, sizeof *L->relays)))
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	L->n_relays = L->cfg->n_relays;
+	for (i = 0; i < L->n_relays; i++) {
+		struct relay *r = &L->relays[i];
+
+		r->cfg = &L->cfg->relays[i];
+		r->cooldown = COOLDOWN_FIRST;
+		if (ratelimit_init(&r->rl, r->cfg->rate, r->cfg->max_per_hour,
+		                   r->cfg->max_per_day) < 0)
+			return herr_set(err, EX_OSERR, NULL, "out of memory");
+		r->n_slots = (int)r->cfg->connections;
+		r->slots = calloc((size_t)r->n_slots, sizeof *r->slots);
+		r->idle = calloc((size_t)r->n_slots, sizeof *r->idle);
+		if (!r->slots || !r->idle)
+			return herr_set(err, EX_OSERR, NULL, "out of memory");
+		for (k = 0; k < r->n_slots; k++) {
+			if (smtp_conn_new(r->cfg, &r->slots[k], err) < 0)
+				return herr_wrap(err, "relay %s", r->cfg->url);
+			r->idle[r->n_idle++] = r->slots[k];
+		}
+		total += r->n_slots;
+	}
+	if (smtp_multi_new(total, &L->multi, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* The windows remember the last day of this relay's sends, across runs. */
+static int
+relays_load_history(struct loop *L, struct herr *err)
+{
+	sqlite3_stmt *st;
+	double now = db_now_f();
+	size_t i;
+	int rc;
+
+	if (db_prepare(L->db, &st, "DELETE FROM relay_usage WHERE at < ?1", err) < 0)
+		return -1;
+	sqlite3_bind_double(st, 1, now - RATELIMIT_DAY);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(L->db, err, "prune relay usage");
+	if (db_prepare(L->db, &st, "SELECT at FROM relay_usage WHERE relay = ?1 AND at > ?2 "
+	               "ORDER BY at", err) < 0)
+		return -1;
+	for (i = 0; i < L->n_relays; i++) {
+		struct relay *r = &L->relays[i];
+
+		if (!r->cfg->max_per_hour && !r->cfg->max_per_day)
+			continue;
+		sqlite3_bind_text(st, 1, r->cfg->name, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 2, now - RATELIMIT_DAY);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			ratelimit_history(&r->rl, sqlite3_column_double(st, 0));
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_error(L->db, err, "read relay usage");
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static void
+relays_close(struct loop *L)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < L->n_relays; i++) {
+		struct relay *r = &L->relays[i];
+
+		for (k = 0; r->slots && k < r->n_slots; k++) {
+			if (r->slots[k]) {
+				L->rep->connects += smtp_conn_connects(r->slots[k]);
+				smtp_conn_free(r->slots[k]);
+			}
+		}
+		free(r->slots);
+		free(r->idle);
+		ratelimit_free(&r->rl);
+	}
+	free(L->relays);
+	smtp_multi_free(L->multi);
+}
+
+static struct relay *
+relay_of(struct loop *L, struct smtp_conn *c)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < L->n_relays; i++)
+		for (k = 0; k < L->relays[i].n_slots; k++)
+			if (L->relays[i].slots[k] == c)
+				return &L->relays[i];
+	return NULL;
+}
+
+/* Is any relay still worth waiting for? */
+static int
+relays_usable(const struct loop *L)
+{
+	size_t i;
+
+	for (i = 0; i < L->n_relays; i++)
+		if (!L->relays[i].disabled)
+			return 1;
+	return 0;
+}
+
+/* Every relay that is not disabled is cooling down, and nothing is in
+ * flight that could succeed: the relays are unreachable for now. */
+static int
+relays_all_down(const struct loop *L, double now)
+{
+	size_t i;
+
+	for (i = 0; i < L->n_relays; i++)
+		if (!L->relays[i].disabled && L->relays[i].down_until <= now)
+			return 0;
+	return 1;
+}
+
+/* --- the loop's steps --- */
+
+static void
+control(struct loop *L, double now)
+{
+	sqlite3_stmt *st;
+	const char *status;
+
+	if (L->draining)
+		return;
+	if (L->opts->stop && *L->opts->stop) {
+		L->draining = 1;
+		L->rep->end = SENDJOB_STOPPED;
+		return;
+	}
+	if (L->opts->deadline > 0 && now >= L->opts->deadline) {
+		L->draining = 1;
+		L->rep->end = SENDJOB_DEADLINE;
+		return;
+	}
+	if (now < L->next_control)
+		return;
+	L->next_control = now + CONTROL_EVERY;
+	if (sqlite3_prepare_v2(L->db, "SELECT status FROM issues WHERE id = ?1", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, L->issue_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		status = (const char *)sqlite3_column_text(st, 0);
+		if (!strcmp(status, "paused")) {
+			L->draining = 1;
+			L->rep->end = SENDJOB_PAUSED;
+		} else if (!strcmp(status, "cancelled")) {
+			L->draining = 1;
+			L->rep->end = SENDJOB_CANCELLED;
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+static int
+claim(struct loop *L, struct mid_ctx *mid, struct herr *err)
+{
+	size_t have = (size_t)buildpool_pending(L->pool) + (size_t)L->ready.n, want, n, i;
+	struct build_job *j;
+
+	if (L->draining || L->exhausted || have * 2 > L->backlog)
+		return 0;
+	want = L->backlog - have;
+	if (ledger_claim_batch(L->led, db_now(), want, make_mid, mid, L->claimed, &n, err) < 0)
+		return -1;
+	if (n == 0)
+		L->exhausted = 1;
+	for (i = 0; i < n; i++) {
+		if (!(j = job_new(L))) {
+			for (; i < n; i++) {
+				ledger_release(L->led, L->claimed[i].subscriber_id, NULL);
+				ledger_row_clear(&L->claimed[i]);
+			}
+			return herr_set(err, EX_OSERR, NULL, "out of memory");
+		}
+		j->row = L->claimed[i];
+		memset(&L->claimed[i], 0, sizeof L->claimed[i]);
+		j->now = db_now();
+		buildpool_submit(L->pool, j);
+	}
+	return 0;
+}
+
+static int
+collect(struct loop *L, int wait, struct herr *err)
+{
+	struct build_job *list = buildpool_collect(L->pool, wait), *j;
+	char why[HERR_MSG_MAX + 40];
+
+	while ((j = list)) {
+		list = j->next;
+		if (!j->failed) {
+			queue_push(&L->ready, j);
+			continue;
+		}
+		/* the recipient's data cannot make a message: nothing to retry */
+		snprintf(why, sizeof why, "cannot build message: %s", j->err.msg);
+		if (batch(L, err) < 0 ||
+		    ledger_fail(L->led, j->row.subscriber_id, why, db_now(), err) < 0) {
+			job_free(L, j);
+			while ((j = list)) {
+				list = j->next;
+				queue_push(&L->ready, j);
+			}
+			return -1;
+		}
+		L->prog.failed++;
+		L->prog.done++;
+		job_free(L, j);
+	}
+	return 0;
+}
+
+/* Start as many ready messages as relays and limits allow; *wait_s is how
+ * long until a limit would allow the next one. */
+static int
+start(struct loop *L, double *wait_s, struct herr *err)
+{
+	double now = db_now_f(), d;
+	struct build_job *j;
+	struct relay *r;
+	struct smtp_conn *c;
+	size_t i;
+
+	while (!L->draining && L->ready.head) {
+		r = NULL;
+		for (i = 0; i < L->n_relays; i++) {
+			struct relay *x = &L->relays[i];
+
+			if (x->disabled || x->down_until > now || !x->n_idle)
+				continue;
+			if ((d = ratelimit_delay(&x->rl, now)) > 0) {
+				if (d < *wait_s)
+					*wait_s = d;
+				continue;
+			}
+			r = x;
+			break;
+		}
+		if (!r)
+			return 0;
+		j = queue_pop(&L->ready);
+		c = r->idle[--r->n_idle];
+		smtp_conn_set_user(c, j);
+		if (smtp_multi_start(L->multi, c, L->cfg->return_addr.ascii, j->mo.rcpt.ascii,
+		                     j->msg.data, j->msg.len) < 0) {
+			r->idle[r->n_idle++] = c;
+			queue_push_front(&L->ready, j);
+			return herr_set(err, EX_SOFTWARE, NULL, "libcurl refused a transfer");
+		}
+		ratelimit_take(&r->rl, now);
+		if (r->cfg->max_per_hour || r->cfg->max_per_day) {
+			if (batch(L, err) < 0 ||
+			    ledger_record_usage(L->led, r->cfg->name, now, err) < 0)
+				return -1;
+		}
+		L->prog.in_flight++;
+	}
+	return 0;
+}
+
+static void
+note_rate(struct loop *L, double now)
+{
+	size_t n = sizeof L->rate_t / sizeof L->rate_t[0];
+
+	L->rate_t[L->rate_n % n] = now;
+	L->rate_n++;
+}
+
+static double
+recent_rate(const struct loop *L, double now)
+{
+	size_t n = sizeof L->rate_t / sizeof L->rate_t[0], k = L->rate_n < n ? L->rate_n : n;
+	double oldest;
+
+	if (k < 2)
+		return 0;
+	oldest = L->rate_t[(L->rate_n - k) % n];
+	return now > oldest ? (double)(k - 1) / (now - oldest) : 0;
+}
+
+static int
+finish_transfers(struct loop *L, struct herr *err)
+{
+	struct smtp_conn *c;
+	const struct smtp_result *res;
+	struct build_job *j;
+	struct relay *r;
+	double now;
+
+	while ((c = smtp_multi_done(L->multi))) {
+		now = db_now_f();
+		j = smtp_conn_user(c);
+		res = smtp_conn_result(c);
+		r = relay_of(L, c);
+		L->prog.in_flight--;
+		if (res->outcome == SMTP_UNREACHABLE &&
+		    r->n_slots - r->n_idle - r->n_retired > 1) {
+			/* Other connections to this relay are working: it is up
+			 * but refused one more connection ("421 too many
+			 * connections").  Use one connection fewer from now on. */
+			r->n_retired++;
+			ratelimit_throttle(&r->rl, now);
+			queue_push_front(&L->ready, j);
+			continue;
+		}
+		r->idle[r->n_idle++] = c;
+		if (res->outcome == SMTP_UNREACHABLE || res->outcome == SMTP_FATAL) {
+			/* The relay's problem, not the recipient's: try another. */
+			herr_set(&r->error, res->outcome == SMTP_FATAL && res->stage == SMTP_STAGE_AUTH ?
+			         EX_CONFIG : EX_UNAVAILABLE, r->cfg->url, "%s at %s: %s%s%s",
+			         res->outcome == SMTP_UNREACHABLE ? "unreachable" : "refused us",
+			         smtp_stage_name(res->stage), res->code ? res->reply : res->detail,
+			         res->code && res->detail[0] ? " / " : "", res->code ? res->detail : "");
+			if (res->outcome == SMTP_FATAL)
+				r->disabled = 1;
+			else {
+				r->down_until = now + r->cooldown;
+				r->cooldown = r->cooldown * 2 < COOLDOWN_MAX ? r->cooldown * 2 : COOLDOWN_MAX;
+			}
+			queue_push_front(&L->ready, j);
+			continue;
+		}
+		r->cooldown = COOLDOWN_FIRST;
+		if (batch(L, err) < 0 ||
+		    ledger_mark(L->led, j->row.subscriber_id, j->row.attempts, res, r->cfg->name,
+		                (long long)now, err) < 0) {
+			job_free(L, j);
+			return -1;
+		}
+		L->rep->attempted++;
+		switch (res->outcome) {
+		case SMTP_SENT:
+			L->prog.sent++;
+			break;
+		case SMTP_REJECTED:
+			L->prog.bounced++;
+			break;
+		default:
+			L->prog.deferred++;
+			if (sendjob_is_throttle(res->code, res->reply))
+				ratelimit_throttle(&r->rl, now);
+			break;
+		}
+		L->prog.done++;
+		note_rate(L, now);
+		job_free(L, j);
+	}
+	return 0;
+}
+
+static void
+report_progress(struct loop *L, int final)
+{
+	double now = db_now_f();
+
+	if (!L->opts->progress || (!final && now < L->next_progress))
+		return;
+	L->next_progress = now + PROGRESS_EVERY;
+	L->prog.elapsed = now - L->t0;
+	L->prog.rate = final && L->prog.elapsed > 0 ? (double)L->prog.done / L->prog.elapsed :
+	                                              recent_rate(L, now);
+	L->prog.final = final;
+	L->opts->progress(L->opts->ctx, &L->prog);
+}
+
+/* Give back every claimed row that was never attempted. */
+static int
+release_unstarted(struct loop *L, struct herr *err)
+{
+	struct build_job *j, *list;
+	int ret = 0;
+
+	while (buildpool_pending(L->pool) > 0) {
+		list = buildpool_collect(L->pool, 1);
+		while ((j = list)) {
+			list = j->next;
+			queue_push(&L->ready, j);
+		}
+	}
+	while ((j = queue_pop(&L->ready))) {
+		if (ret == 0 && ledger_release(L->led, j->row.subscriber_id, err) < 0)
+			ret = -1;
+		job_free(L, j);
+	}
+	return ret;
 }
 
 /* draft|scheduled -> sending with the snapshot, in one transaction (3). */
@@ -99,29 +673,107 @@ maybe_finish(sqlite3 *db, long long issue_id, int *finished, struct herr *err)
 	return 0;
 }
 
+static int
+workers_for(const struct config *cfg)
+{
+	long n = cfg->workers;
+
+	if (n <= 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+static int
+loop_run(struct loop *L, struct mid_ctx *mid, struct herr *err)
+{
+	double now, wait_s;
+	int timeout_ms;
+
+	for (;;) {
+		now = db_now_f();
+		control(L, now);
+		if (claim(L, mid, err) < 0 || collect(L, 0, err) < 0)
+			return -1;
+		wait_s = WAIT_MAX_MS / 1000.0;
+		if (start(L, &wait_s, err) < 0)
+			return -1;
+		if (!smtp_multi_running(L->multi)) {
+			if (L->draining || (L->exhausted && !L->ready.n &&
+			                    !buildpool_pending(L->pool)))
+				break;
+			if (L->ready.n && relays_all_down(L, now)) {
+				/* nothing in flight, nothing startable: the relays
+				 * are gone for now (or for good) */
+				size_t i;
+
+				for (i = 0; i < L->n_relays; i++)
+					if (L->relays[i].error.code) {
+						L->fatal = L->relays[i].error;
+						break;
+					}
+				if (!L->fatal.code)
+					herr_set(&L->fatal, EX_UNAVAILABLE, NULL, "no relay is usable");
+				L->draining = 1;
+				L->rep->end = SENDJOB_FAILED;
+				continue;
+			}
+			if (!L->ready.n && buildpool_pending(L->pool)) {
+				/* only building is left to wait for */
+				if (collect(L, 1, err) < 0)
+					return -1;
+				continue;
+			}
+		}
+		timeout_ms = (int)(wait_s * 1000);
+		if (timeout_ms < 1)
+			timeout_ms = 1;
+		if (timeout_ms > WAIT_MAX_MS)
+			timeout_ms = WAIT_MAX_MS;
+		if (!smtp_multi_running(L->multi))
+			usleep((useconds_t)timeout_ms * 1000);
+		else if (smtp_multi_wait(L->multi, timeout_ms) < 0)
+			return herr_set(err, EX_SOFTWARE, NULL, "libcurl multi failed");
+		if (finish_transfers(L, err) < 0 || batch_commit(L, err) < 0)
+			return -1;
+		if (!relays_usable(L) && !smtp_multi_running(L->multi) && !L->draining) {
+			size_t i;
+
+			for (i = 0; i < L->n_relays; i++)
+				if (L->relays[i].error.code) {
+					L->fatal = L->relays[i].error;
+					break;
+				}
+			L->draining = 1;
+			L->rep->end = SENDJOB_FAILED;
+		}
+		report_progress(L, 0);
+	}
+	return 0;
+}
+
 int
 sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *opts,
             struct sendjob_report *rep, struct herr *err)
 {
 	struct issue is;
 	struct list l;
-	struct token_key key;
 	struct message_ctx mctx;
 	struct mid_ctx mid;
-	struct ledger *led = NULL;
-	struct smtp_conn *conn = NULL;
-	struct ledger_row row;
-	struct message_out mo;
-	struct smtp_result res;
-	struct sendjob_progress prog;
-	struct buf msg = BUF_INIT(MESSAGE_MAX);
-	struct timespec t0;
-	struct herr berr;
-	long long n = 0, now;
-	int rc, ret = -1, have_ctx = 0;
+	struct loop L;
+	struct build_job *j;
+	long long n = 0;
+	int ret = -1, have_ctx = 0;
+	size_t i;
 
 	memset(rep, 0, sizeof *rep);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(&L, 0, sizeof L);
+	L.db = db;
+	L.cfg = cfg;
+	L.opts = opts;
+	L.rep = rep;
+	L.issue_id = opts->issue_id;
+	L.t0 = db_now_f();
+	rep->end = SENDJOB_DRAINED;
 	if (issue_get(db, opts->issue_id, &is, err) < 0)
 		return -1;
 	if (!strcmp(is.status, "sent") || !strcmp(is.status, "cancelled") ||
@@ -130,13 +782,13 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 		         !strcmp(is.status, "paused") ? "; resume it first" : "");
 		goto out;
 	}
-	if (token_key_load(cfg->secret_file, &key, err) < 0 ||
+	if (token_key_load(cfg->secret_file, &L.key, err) < 0 ||
 	    list_get_by_id(db, is.list_id, &l, err) < 0)
 		goto out;
-	if (message_ctx_init(&mctx, cfg, &key, &is, l.title[0] ? l.title : l.name, err) < 0)
+	if (message_ctx_init(&mctx, cfg, &L.key, &is, l.title[0] ? l.title : l.name, err) < 0)
 		goto out;
 	have_ctx = 1;
-	if (smtp_conn_new(&cfg->relays[0], &conn, err) < 0)
+	if (relays_open(&L, err) < 0 || relays_load_history(&L, err) < 0)
 		goto out;
 	if (!strcmp(is.status, "sending")) {
 		if (ledger_recover(db, is.id, &n, err) < 0)
@@ -146,84 +798,76 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 			goto out;
 		rep->started = 1;
 	}
-	if (ledger_open(db, is.id, &led, err) < 0)
+	if (ledger_open(db, is.id, &L.led, err) < 0)
 		goto out;
-	/* Progress counts this run's work against what was left at its start;
-	 * counting the table after every message would make a send quadratic. */
-	memset(&prog, 0, sizeof prog);
+	ledger_set_retry(L.led, cfg->retry, cfg->n_retry, cfg->retry_window);
+	if (buildpool_new(workers_for(cfg), &mctx, &L.pool, err) < 0)
+		goto out;
+	for (i = 0; i < L.n_relays; i++)
+		L.backlog += (size_t)L.relays[i].n_slots;
+	L.backlog = L.backlog * 2 + (size_t)workers_for(cfg) * 4;
+	if (L.backlog < 16)
+		L.backlog = 16;
+	if (!(L.claimed = calloc(L.backlog, sizeof *L.claimed))) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
 	if (ledger_counts(db, is.id, &rep->counts, err) < 0)
 		goto out;
-	prog.total = rep->counts.pending + rep->counts.deferred;
-	mid.key = &key;
+	L.prog.issue_id = is.id;
+	L.prog.total = rep->counts.pending + rep->counts.deferred;
+	mid.key = &L.key;
 	mid.domain = cfg->message_id_domain;
 	mid.issue_id = is.id;
 
-	for (;;) {
-		now = db_now();
-		rc = ledger_claim(led, now, make_mid, &mid, &row, err);
-		if (rc < 0)
-			goto out;
-		if (rc == 0)
-			break;
-		struct message_recipient r = { row.subscriber_id, row.email, row.name,
-		                               row.attributes };
-		herr_clear(&berr);
-		if (message_build(&mctx, &r, MESSAGE_ISSUE, now, &msg, &mo, &berr) < 0) {
-			char why[HERR_MSG_MAX + 32];
-
-			snprintf(why, sizeof why, "cannot build message: %s", berr.msg);
-			rc = ledger_fail(led, row.subscriber_id, why, now, err);
-			ledger_row_clear(&row);
-			if (rc < 0)
-				goto out;
-			prog.failed++;
-			prog.done++;
-			continue;
-		}
-		smtp_send(conn, cfg->return_addr.ascii, mo.rcpt.ascii, msg.data, msg.len, &res);
-		if (res.outcome == SMTP_UNREACHABLE || res.outcome == SMTP_FATAL) {
-			ledger_release(led, row.subscriber_id, NULL);
-			herr_set(err, res.outcome == SMTP_UNREACHABLE ? EX_TEMPFAIL :
-			         (res.stage == SMTP_STAGE_AUTH ? EX_CONFIG : EX_UNAVAILABLE),
-			         cfg->relays[0].url, "relay %s at %s: %s%s%s",
-			         res.outcome == SMTP_UNREACHABLE ? "unreachable" : "refused the send",
-			         smtp_stage_name(res.stage), res.code ? res.reply : res.detail,
-			         res.code && res.detail[0] ? " / " : "",
-			         res.code ? res.detail : "");
-			ledger_row_clear(&row);
-			goto out;
-		}
-		rep->attempted++;
-		rc = ledger_mark(led, row.subscriber_id, row.attempts, &res, db_now(), err);
-		ledger_row_clear(&row);
-		if (rc < 0)
-			goto out;
-		switch (res.outcome) {
-		case SMTP_SENT:     prog.sent++; break;
-		case SMTP_REJECTED: prog.bounced++; break;
-		default:            prog.deferred++; break;
-		}
-		prog.done++;
-		if (opts->progress) {
-			prog.elapsed = seconds_since(&t0);
-			opts->progress(opts->ctx, &prog);
-		}
-	}
-	if (maybe_finish(db, is.id, &rep->finished, err) < 0)
+	if (loop_run(&L, &mid, err) < 0) {
+		/* the database failed under us: stop, and leave what was not
+		 * attempted for the next run (recovered from `sending`) */
+		db_rollback(db);
+		L.in_batch = 0;
 		goto out;
+	}
+	if (release_unstarted(&L, err) < 0 || maybe_finish(db, is.id, &rep->finished, err) < 0)
+		goto out;
+	if (L.fatal.code) {
+		*err = L.fatal;
+		herr_wrap(err, "relay");
+		goto out;
+	}
 	ret = 0;
 out:
-	if (conn)
-		rep->connects = smtp_conn_connects(conn);
+	if (L.pool) {
+		/* never leave a thread running; rows still `sending` are
+		 * recovered by the next run */
+		while (buildpool_pending(L.pool) > 0) {
+			struct build_job *list = buildpool_collect(L.pool, 1);
+
+			while ((j = list)) {
+				list = j->next;
+				queue_push(&L.ready, j);
+			}
+		}
+		buildpool_free(L.pool);
+	}
+	while ((j = queue_pop(&L.ready)))
+		job_free(&L, j);
+	while ((j = L.free_jobs)) {
+		L.free_jobs = j->next;
+		ledger_row_clear(&j->row);
+		buf_free(&j->msg);
+		free(j);
+	}
+	free(L.claimed);
+	if (L.relays)
+		relays_close(&L);
+	report_progress(&L, 1);
 	if (ledger_counts(db, is.id, &rep->counts, NULL) == 0)
 		rep->recipients = rep->counts.total;
-	rep->elapsed = seconds_since(&t0);
-	ledger_close(led);
-	smtp_conn_free(conn);
+	rep->elapsed = db_now_f() - L.t0;
+	ledger_close(L.led);
 	if (have_ctx)
 		message_ctx_free(&mctx);
-	buf_free(&msg);
 	issue_clear(&is);
-	explicit_bzero(&key, sizeof key);
+	explicit_bzero(&L.key, sizeof L.key);
 	return ret;
 }

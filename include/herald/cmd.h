@@ -17,6 +17,7 @@
 #ifndef HERALD_CMD_H
 #define HERALD_CMD_H
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -57,9 +58,26 @@ int cmd_sub(int argc, char **argv, struct cmd_env *env);
 int cmd_issue(int argc, char **argv, struct cmd_env *env);
 int cmd_send(int argc, char **argv, struct cmd_env *env);
 int cmd_stats(int argc, char **argv, struct cmd_env *env);
+int cmd_run(int argc, char **argv, struct cmd_env *env);
 
 extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
-	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[];
+	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[],
+	cmd_run_usage[];
+
+struct sendjob_progress;
+struct sendjob_report;
+/* Progress for send and run: a bar on a terminal, a line every 5 s
+ * otherwise, nothing with --quiet.  `ctx` is a struct cmd_progress. */
+struct cmd_progress {
+	int    tty;
+	int    quiet;
+	double last_line;
+	int    drew;
+};
+void cmd_progress_init(struct cmd_progress *p, int quiet);
+void cmd_progress(void *ctx, const struct sendjob_progress *p);
+/* The one-line summary of a send of one issue. */
+void cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep);
 
 /* Helpers shared by the commands (src/cmd/common.c). */
 
@@ -77,6 +95,9 @@ const char *cmd_time(long long t, char *out, size_t size);
 int cmd_print_json(void *json);
 /* Print `s` padded with spaces to `width` characters, then one space. */
 void cmd_print_cell(const char *s, int width);
+/* Catch SIGINT/SIGTERM: the first sets the returned flag (stop taking new
+ * work, finish what is in flight), the second exits at once. */
+volatile sig_atomic_t *cmd_catch_signals(void);
 /* Open the database for commands that do their own setup (init). */
 int cmd_open_db(struct cmd_env *env, int create);
 

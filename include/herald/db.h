@@ -55,9 +55,12 @@ int db_commit(sqlite3 *db, struct herr *err);
 /* Roll back if a transaction is open; never fails. */
 void db_rollback(sqlite3 *db);
 
-/* Unix time now, or the time set with db_set_now() (the global --now
- * option, for tests and for replaying a schedule); 0 restores the clock. */
+/* Unix time now, or as if it had been `t` when db_set_now(t) was called
+ * (the global --now option, for tests and for replaying a schedule; the
+ * clock keeps running from there); db_set_now(0) restores the real clock.
+ * db_now_f() has fractions of a second. */
 long long db_now(void);
+double db_now_f(void);
 void db_set_now(long long t);
 
 #endif

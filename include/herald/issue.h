@@ -89,6 +89,35 @@ int issue_schedule(sqlite3 *db, long long id, long long at, struct herr *err);
 /* anything but sent -> cancelled; pending ledger rows stay as they are. */
 int issue_cancel(sqlite3 *db, long long id, struct herr *err);
 
+/* sending|scheduled -> paused.  A running send notices within a second. */
+int issue_pause(sqlite3 *db, long long id, struct herr *err);
+/* paused -> sending when its send had started, else -> scheduled. Sets
+ * *now_status to the new status ("sending"/"scheduled", 16 bytes). */
+int issue_resume(sqlite3 *db, long long id, char *now_status, struct herr *err);
+/* Failed deliveries of the issue back to pending (bounced ones stay);
+ * a sent issue with failed rows goes back to sending.  *n: how many. */
+int issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err);
+
+struct failure_info {
+	const char *email;
+	const char *status;     /* failed | bounced */
+	int         attempts;
+	int         smtp_code;  /* 0 when none */
+	const char *smtp_reply;
+	long long   updated_at;
+};
+
+/* The failed and bounced deliveries of an issue, by address. */
+int issue_each_failure(sqlite3 *db, long long id,
+                       int (*fn)(void *ctx, const struct failure_info *f), void *ctx,
+                       struct herr *err);
+
+/* The next issue after `after_id` that `herald run` should work on now:
+ * scheduled and due, or sending with rows pending, in flight, or deferred
+ * and due (or nothing left, to be marked sent).  0 when none. */
+int issue_next_due(sqlite3 *db, long long after_id, long long now, long long *id,
+                   struct herr *err);
+
 /* Parse an ISO 8601 time ("2026-12-01T09:00", with optional seconds and
  * "Z" or "+hh:mm"; without an offset it is local time) to Unix seconds. */
 int issue_parse_time(const char *s, long long *out, struct herr *err);

@@ -74,11 +74,29 @@ void ledger_close(struct ledger *l);
 int ledger_claim(struct ledger *l, long long now,
                  int (*message_id_fn)(void *ctx, long long subscriber_id, char *out, size_t n),
                  void *ctx, struct ledger_row *row, struct herr *err);
+/* Claim up to `max` due rows in one transaction into rows[0..*n). */
+int ledger_claim_batch(struct ledger *l, long long now, size_t max,
+                       int (*message_id_fn)(void *ctx, long long subscriber_id, char *out,
+                                            size_t n),
+                       void *ctx, struct ledger_row *rows, size_t *n, struct herr *err);
+
+/* Group the marks and usage records of one turn of the send loop into one
+ * transaction: each result is still committed within milliseconds of the
+ * relay's answer, without a commit per message. */
+int ledger_batch_begin(struct ledger *l, struct herr *err);
+int ledger_batch_commit(struct ledger *l, struct herr *err);
+
+/* Note that `relay` was handed a message at `at` (for its windows). */
+int ledger_record_usage(struct ledger *l, const char *relay, double at, struct herr *err);
+
+/* Use this backoff schedule and retry window instead of the defaults. */
+void ledger_set_retry(struct ledger *l, const long *schedule, size_t n, long window);
 
 /* (1): record the outcome of an attempt: sent, bounced, deferred (or failed
  * when the retry window is over), from the relay's reply. */
 int ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
-                const struct smtp_result *r, long long now, struct herr *err);
+                const struct smtp_result *r, const char *relay, long long now,
+                struct herr *err);
 
 /* A claimed row that was never attempted (the relay was unreachable or the
  * send stopped): back to its previous due state, the attempt not counted. */

@@ -2,10 +2,13 @@
  * common.c - small helpers the subcommands share (see cmd.h).
  */
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "herald/cmd.h"
@@ -97,4 +100,32 @@ cmd_print_cell(const char *s, int width)
 	for (; cols < width; cols++)
 		fputc(' ', stdout);
 	fputc(' ', stdout);
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop_signal(int sig)
+{
+	/* The first signal asks for a clean stop; a second one means now.
+	 * Stopping now is safe: every ledger change is its own committed
+	 * transaction, and rows left in flight are recovered next run. */
+	if (stop_requested)
+		_exit(128 + sig);
+	stop_requested = 1;
+}
+
+volatile sig_atomic_t *
+cmd_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	return &stop_requested;
 }

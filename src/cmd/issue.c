@@ -24,14 +24,21 @@ const char cmd_issue_usage[] =
 	"       herald issue preview ID [--format html|text|eml] [--subscriber ADDR]\n"
 	"       herald issue test ID --to ADDR\n"
 	"       herald issue schedule ID --at TIME\n"
+	"       herald issue pause ID\n"
+	"       herald issue resume ID\n"
 	"       herald issue cancel ID\n"
+	"       herald issue failures ID [--json]\n"
+	"       herald issue retry ID\n"
 	"\n"
 	"new renders FILE.md (Markdown with front matter: subject, preheader, from,\n"
 	"reply_to, list, allow_html) once and prints the new issue's id; unknown\n"
 	"merge fields are errors here, not blanks in the mail.  preview prints one\n"
 	"subscriber's copy (default: a sample with no name) to stdout.  test sends\n"
 	"one real copy, marked [TEST], that is not recorded as a delivery.  TIME is\n"
-	"ISO 8601, e.g. 2026-12-01T09:00 (local) or 2026-12-01T08:00Z.\n";
+	"ISO 8601, e.g. 2026-12-01T09:00 (local) or 2026-12-01T08:00Z.  pause and\n"
+	"cancel reach a running send within a second; resume lets the next run or\n"
+	"send go on.  failures lists failed and bounced recipients with the relay's\n"
+	"words; retry puts the failed ones back for the next run.\n";
 
 static void
 warn_cb(void *ctx, const char *msg)
@@ -253,7 +260,90 @@ issue_schedule_cmd(int argc, char **argv, struct cmd_env *env)
 		return -1;
 	if (!env->quiet)
 		printf("issue %lld scheduled for %s%s\n", id, cmd_time(t, buf, sizeof buf),
-		       t <= db_now() ? " (that time has passed: it is due now)" : "");
+		       t <= db_now() ? " (due now: the next 'herald run' sends it)" : "");
+	return 0;
+}
+
+static int
+issue_pause_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	long long id;
+	int unused, rc;
+
+	if ((rc = id_and_flag(argc, argv, NULL, &id, &unused, env)) != 0)
+		return rc;
+	if (issue_pause(env->db, id, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("paused issue %lld\n", id);
+	return 0;
+}
+
+static int
+issue_resume_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	char status[16];
+	long long id;
+	int unused, rc;
+
+	if ((rc = id_and_flag(argc, argv, NULL, &id, &unused, env)) != 0)
+		return rc;
+	if (issue_resume(env->db, id, status, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("resumed issue %lld: %s; the next 'herald run' goes on with it\n", id,
+		       status);
+	return 0;
+}
+
+static int
+print_failure(void *ctx, const struct failure_info *f)
+{
+	json_t *arr = ctx;
+	char t[32];
+
+	if (arr)
+		return json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I}",
+		        "email", f->email, "status", f->status, "attempts", f->attempts,
+		        "smtp_code", f->smtp_code, "smtp_reply", f->smtp_reply,
+		        "updated_at", (json_int_t)f->updated_at));
+	cmd_print_cell(f->email, 40);
+	printf("%-8s %2d  %s  %s\n", f->status, f->attempts, cmd_time(f->updated_at, t, sizeof t),
+	       f->smtp_reply);
+	return 0;
+}
+
+static int
+issue_failures_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	json_t *arr = NULL;
+	long long id;
+	int json, rc;
+
+	if ((rc = id_and_flag(argc, argv, "--json", &id, &json, env)) != 0)
+		return rc;
+	if (json && !(arr = json_array()))
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	if (issue_each_failure(env->db, id, print_failure, arr, &env->err) < 0) {
+		json_decref(arr);
+		return -1;
+	}
+	return arr ? cmd_print_json(arr) : 0;
+}
+
+static int
+issue_retry_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	long long id, n;
+	int unused, rc;
+
+	if ((rc = id_and_flag(argc, argv, NULL, &id, &unused, env)) != 0)
+		return rc;
+	if (issue_retry_failed(env->db, id, &n, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("issue %lld: %lld failed deliver%s back to pending; the next 'herald run' "
+		       "sends them\n", id, n, n == 1 ? "y" : "ies");
 	return 0;
 }
 
@@ -430,6 +520,8 @@ cmd_issue(int argc, char **argv, struct cmd_env *env)
 		{ "new", issue_new }, { "ls", issue_ls }, { "show", issue_show },
 		{ "rm", issue_rm }, { "preview", issue_preview }, { "test", issue_test },
 		{ "schedule", issue_schedule_cmd }, { "cancel", issue_cancel_cmd },
+		{ "pause", issue_pause_cmd }, { "resume", issue_resume_cmd },
+		{ "failures", issue_failures_cmd }, { "retry", issue_retry_cmd },
 	};
 	size_t i;
 

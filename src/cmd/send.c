@@ -1,60 +1,121 @@
 /*
- * send.c - `herald send ID`: send an issue now, or resume it.
+ * send.c - `herald send ID`: send an issue now, or resume it; and the
+ * progress display and summary that `herald run` shares.
  */
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "herald/cmd.h"
+#include "herald/db.h"
+#include "herald/lock.h"
 #include "herald/sendjob.h"
 
 const char cmd_send_usage[] =
 	"usage: herald send ID\n"
 	"\n"
 	"Send issue ID to every confirmed, active subscriber of its list now,\n"
-	"whatever its schedule.  One ledger row per recipient records what the\n"
-	"relay said.  Running it again resumes an interrupted send and retries\n"
-	"deferred recipients whose retry time has come; nobody is mailed twice on\n"
-	"purpose.  Exit status 0 when the run went through (see the summary for\n"
-	"deferred and bounced recipients), 75 when the relay was unreachable.\n";
+	"whatever its schedule, over [smtp] connections in parallel within the\n"
+	"relays' limits.  One ledger row per recipient records what the relay said.\n"
+	"Running it again resumes an interrupted send and retries deferred\n"
+	"recipients whose retry time has come; nobody is mailed twice on purpose.\n"
+	"SIGINT/SIGTERM stop it cleanly (messages in flight are finished); a second\n"
+	"signal stops it at once.  Exit status 0 when the run went through (see the\n"
+	"summary for deferred and bounced recipients), 69 when no relay could be\n"
+	"used, 75 when another herald run or send holds the lock.\n";
 
-static void
-progress(void *ctx, const struct sendjob_progress *p)
+void
+cmd_progress_init(struct cmd_progress *p, int quiet)
 {
-	int *tty = ctx;
+	memset(p, 0, sizeof *p);
+	p->quiet = quiet;
+	p->tty = !quiet && isatty(STDERR_FILENO);
+}
 
-	if (*tty && (p->done % 10 == 0 || p->done == p->total))
-		fprintf(stderr, "\r%lld/%lld  sent %lld  deferred %lld  bounced %lld  failed %lld  %.0f/s ",
-		        p->done, p->total, p->sent, p->deferred, p->bounced, p->failed,
-		        p->elapsed > 0 ? (double)p->done / p->elapsed : 0.0);
+void
+cmd_progress(void *ctx, const struct sendjob_progress *p)
+{
+	struct cmd_progress *c = ctx;
+	double left = p->total > p->done ? (double)(p->total - p->done) : 0;
+	char eta[32] = "-";
+	int width = 30, fill;
+
+	if (c->quiet)
+		return;
+	if (p->rate > 0)
+		snprintf(eta, sizeof eta, "%.0fs", left / p->rate);
+	if (c->tty) {
+		if (p->final && !c->drew)
+			return;
+		fill = p->total > 0 ? (int)((double)width * (double)p->done / (double)p->total) : 0;
+		if (fill > width)
+			fill = width;
+		fprintf(stderr, "\r[%.*s%*s] %lld/%lld  sent %lld  deferred %lld  bounced %lld  "
+		        "failed %lld  %.0f/s  eta %s \033[K",
+		        fill, "##############################", width - fill, "", p->done, p->total,
+		        p->sent, p->deferred, p->bounced, p->failed, p->rate, eta);
+		c->drew = 1;
+		if (p->final)
+			fputc('\n', stderr);
+		return;
+	}
+	/* Off a terminal (cron, a log file): a line every few seconds. */
+	if (p->final || p->elapsed - c->last_line < 5.0)
+		return;
+	c->last_line = p->elapsed;
+	fprintf(stderr, "issue %lld: %lld/%lld sent %lld deferred %lld bounced %lld failed %lld "
+	        "%.1f/s eta %s\n", p->issue_id, p->done, p->total, p->sent, p->deferred,
+	        p->bounced, p->failed, p->rate, eta);
+}
+
+void
+cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep)
+{
+	static const char *ends[] = {
+		[SENDJOB_DRAINED] = "",
+		[SENDJOB_STOPPED] = "; stopped by a signal",
+		[SENDJOB_DEADLINE] = "; stopped at --max-time",
+		[SENDJOB_PAUSED] = "; paused",
+		[SENDJOB_CANCELLED] = "; cancelled",
+		[SENDJOB_FAILED] = "; stopped: no relay usable",
+	};
+
+	fprintf(fp, "issue %lld: %lld recipients: %lld sent, %lld deferred, %lld bounced, "
+	        "%lld failed, %lld skipped, %lld pending; %lld attempted in %.1f s over %ld "
+	        "connection%s%s%s\n",
+	        issue_id, rep->recipients, rep->counts.sent, rep->counts.deferred,
+	        rep->counts.bounced, rep->counts.failed, rep->counts.skipped,
+	        rep->counts.pending + rep->counts.sending, rep->attempted, rep->elapsed,
+	        rep->connects, rep->connects == 1 ? "" : "s", ends[rep->end],
+	        rep->finished ? "; issue is sent" : "");
 }
 
 int
 cmd_send(int argc, char **argv, struct cmd_env *env)
 {
-	struct sendjob_opts opts = { 0, NULL, NULL };
+	struct sendjob_opts opts;
 	struct sendjob_report rep;
-	int tty = isatty(STDERR_FILENO) && !env->quiet, rc;
+	struct cmd_progress prog;
+	struct herald_lock lock;
+	int rc;
 
 	if (argc != 2)
 		return cmd_usage_error(cmd_send_usage, "send needs exactly one issue ID");
+	memset(&opts, 0, sizeof opts);
 	if (cmd_parse_id(argv[1], &opts.issue_id, &env->err) < 0)
 		return -1;
-	opts.progress = progress;
-	opts.ctx = &tty;
+	if (lock_acquire(env->cfg.db_path, &lock, &env->err) < 0)
+		return -1;
+	cmd_progress_init(&prog, env->quiet);
+	opts.progress = cmd_progress;
+	opts.ctx = &prog;
+	opts.stop = cmd_catch_signals();
 	rc = sendjob_run(env->db, &env->cfg, &opts, &rep, &env->err);
-	if (tty)
-		fputc('\n', stderr);
-	if (rc < 0 && env->err.code == EX_NOINPUT)
-		return rc; /* no such issue: nothing to summarise */
+	lock_release(&lock);
+	if (rc < 0 && (env->err.code == EX_NOINPUT || env->err.code == EX_DATAERR) &&
+	    !rep.attempted)
+		return rc; /* nothing was sent: the error says it all */
 	if (!env->quiet || rc < 0)
-		fprintf(rc < 0 ? stderr : stdout,
-		        "issue %lld: %lld recipients: %lld sent, %lld deferred, %lld bounced, "
-		        "%lld failed, %lld skipped, %lld pending; %lld attempted in %.1f s over %ld "
-		        "connection%s%s\n",
-		        opts.issue_id, rep.recipients, rep.counts.sent, rep.counts.deferred,
-		        rep.counts.bounced, rep.counts.failed, rep.counts.skipped,
-		        rep.counts.pending + rep.counts.sending, rep.attempted, rep.elapsed,
-		        rep.connects, rep.connects == 1 ? "" : "s",
-		        rep.finished ? "; issue is sent" : "");
+		cmd_send_summary(rc < 0 ? stderr : stdout, opts.issue_id, &rep);
 	return rc;
 }

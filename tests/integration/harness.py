@@ -14,6 +14,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shlex
 import signal
 import sqlite3
@@ -89,6 +90,25 @@ class SMTPServer:
             result.append((ev, msg, raw))
         return result
 
+    def accepted(self):
+        """[(recipient, Message-ID)] for every accepted message, in log order
+        (one pair per recipient of each message)."""
+        out = []
+        for ev in self.events("accept"):
+            with open(ev["file"], "rb") as f:
+                head = f.read(65536).split(b"\r\n\r\n", 1)[0]
+            m = re.search(rb"^Message-ID:[ \t]*(.*?)\r?$", head, re.M | re.I)
+            mid = m.group(1).decode("ascii", "replace") if m else None
+            out += [(r, mid) for r in ev["rcpt_tos"]]
+        return out
+
+    def count(self, kind="accept"):
+        """How many `kind` events the log holds so far (cheap, for polling)."""
+        if not os.path.exists(self.log):
+            return 0
+        with open(self.log, "rb") as f:
+            return f.read().count(b'"event": "%s"' % kind.encode())
+
     def stop(self):
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -98,6 +118,67 @@ class SMTPServer:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.stderr.close()
+
+
+class Background:
+    """herald running in the background, its output in files under root."""
+
+    def __init__(self, cmd, root, env, n):
+        self.args = cmd
+        self.out_path = os.path.join(root, "bg%d.stdout" % n)
+        self.err_path = os.path.join(root, "bg%d.stderr" % n)
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         cwd=root, env=env)
+        self.pid = self.proc.pid
+        self.started = time.time()
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+
+    def poll(self):
+        return self.proc.poll()
+
+    def wait(self, timeout):
+        """The exit status, or a Failure if it is still running after
+        `timeout` seconds (then it is killed)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise Failure("herald %s still running after %.0f s" % (" ".join(self.args[-2:]),
+                                                                       timeout))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    @property
+    def stdout_text(self):
+        return open(self.out_path, "rb").read().decode("utf-8", "replace")
+
+    @property
+    def stderr_text(self):
+        return open(self.err_path, "rb").read().decode("utf-8", "replace")
+
+
+def wait_until(cond, timeout, what, interval=0.02):
+    """Poll cond() until it returns something true; Failure after timeout s."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise Failure("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def iso(t):
+    """Unix time -> the ISO 8601 UTC form --now and --at take."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 class World:
@@ -110,6 +191,7 @@ class World:
         self.db = os.path.join(self.root, "herald.db")
         self.write_config(smtp_port, extra_config)
         self.servers = []
+        self.procs = []
 
     def write_config(self, smtp_port, extra=""):
         with open(self.config, "w") as f:
@@ -132,7 +214,7 @@ postal_address = What Works Centre, 1 Example Street, London EC1A 1AA
 base_url = https://news.example.org
 %s""" % (smtp_port, extra))
 
-    def run(self, *args, input=None, env=None, check_rc=None, wrapper=True):
+    def run(self, *args, input=None, env=None, check_rc=None, wrapper=True, timeout=600):
         cmd = [HERALD, "--config", self.config] + [str(a) for a in args]
         wrap = os.environ.get("HERALD_WRAPPER")
         if wrap and wrapper:
@@ -142,7 +224,7 @@ base_url = https://news.example.org
         if env:
             full_env.update(env)
         p = subprocess.run(cmd, input=input, capture_output=True, env=full_env,
-                           cwd=self.root, timeout=600)
+                           cwd=self.root, timeout=timeout)
         p.stdout_text = p.stdout.decode("utf-8", "replace")
         p.stderr_text = p.stderr.decode("utf-8", "replace")
         if check_rc is not None and p.returncode != check_rc:
@@ -158,18 +240,86 @@ base_url = https://news.example.org
         self.ok("init")
         return self
 
-    def smtp(self, rules=None, auth=None):
-        """Start a server and point the config at it."""
+    def smtp(self, rules=None, auth=None, section=None):
+        """Start a server and point the config at it: every relay url, or
+        only the one in [SECTION] (e.g. "smtp.backup", added when missing,
+        with starttls = never) when `section` is given."""
         server = SMTPServer(self.root if not self.servers else
                             tempfile.mkdtemp(dir=self.root), rules, auth)
         self.servers.append(server)
+        if section:
+            self.set(section, url="smtp://127.0.0.1:%d" % server.port)
+            if section != "smtp" and "starttls" not in self.section(section):
+                self.set(section, starttls="never")
+            return server
         text = open(self.config).read()
-        import re
         text = re.sub(r"url = smtp://127\.0\.0\.1:\d+", "url = smtp://127.0.0.1:%d" % server.port,
                       text)
         with open(self.config, "w") as f:
             f.write(text)
         return server
+
+    def _split(self, section):
+        text = open(self.config).read()
+        m = re.search(r"^\[%s\][ \t]*\n" % re.escape(section), text, re.M)
+        if not m:
+            return text.rstrip("\n") + "\n\n[%s]\n" % section, "", ""
+        rest = text[m.end():]
+        end = re.search(r"^\[", rest, re.M)
+        body, tail = (rest[:end.start()], rest[end.start():]) if end else (rest, "")
+        return text[:m.end()], body, tail
+
+    def section(self, section):
+        """{key: value} of [SECTION] in the config ({} when absent)."""
+        _, body, _ = self._split(section)
+        return dict(re.findall(r"^([A-Za-z_]+)\s*=\s*(.*?)\s*$", body, re.M))
+
+    def set(self, section, **keys):
+        """Set keys of [SECTION] in the config (replace or add; the section
+        is added at the end when missing)."""
+        head, body, tail = self._split(section)
+        for k, v in keys.items():
+            line = "%s = %s\n" % (k, v)
+            body, n = re.subn(r"^%s\s*=.*\n" % re.escape(k), line.replace("\\", "\\\\"), body,
+                              flags=re.M)
+            if not n:
+                body = line + body
+        if tail and not body.endswith("\n\n"):
+            body += "\n"
+        with open(self.config, "w") as f:
+            f.write(head + body + tail)
+
+    def spawn(self, *args, env=None):
+        """Start herald ARGS in the background (a Background); close() kills
+        it by PID if it is still running."""
+        cmd = [HERALD, "--config", self.config] + [str(a) for a in args]
+        wrap = os.environ.get("HERALD_WRAPPER")
+        if wrap:
+            cmd = shlex.split(wrap) + cmd
+        full_env = dict(os.environ)
+        full_env.pop("HERALD_CONFIG", None)
+        if env:
+            full_env.update(env)
+        proc = Background(cmd, self.root, full_env, len(self.procs))
+        self.procs.append(proc)
+        return proc
+
+    def subscribe(self, emails, list_name="newsletter"):
+        """Create the list when missing and import EMAILS (confirmed, in
+        order, so subscriber ids follow the order given)."""
+        if not self.sql("SELECT 1 FROM lists WHERE name = ?", list_name):
+            self.ok("list", "create", list_name)
+        path = self.write("import-%d.csv" % len(self.sql("SELECT id FROM subscribers")),
+                          "email,name\n" + "".join("%s,Reader %d\n" % (e, i)
+                                                   for i, e in enumerate(emails)))
+        self.ok("sub", "import", "--list", list_name, path)
+
+    def new_issue(self, subject="Hello", list_name="newsletter",
+                  body="Dear {{name|reader}}, hello.\n"):
+        """A short issue; returns its id as a string."""
+        path = self.write("issue-%d.md" % len(self.sql("SELECT id FROM issues")),
+                          "---\nsubject: %s\nlist: %s\n---\n\n%s" % (subject, list_name, body))
+        return self.ok("issue", "new", path).stdout_text.strip()
 
     def sql(self, query, *params):
         con = sqlite3.connect(self.db)
@@ -194,6 +344,8 @@ base_url = https://news.example.org
         return path
 
     def close(self):
+        for p in self.procs:
+            p.kill()
         for s in self.servers:
             s.stop()
         self.tmp.cleanup()

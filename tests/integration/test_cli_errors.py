@@ -5,7 +5,7 @@ Each case runs one command that must fail and checks three things:
   (a) stderr says what is wrong and where (FILE:LINE[:COL], the address,
       the key, the list), matched by a regular expression;
   (b) the exit status is the specific sysexits(3) value (64 usage, 65 data,
-      66 no input, 75 temporary failure, 78 configuration);
+      66 no input, 69 relay unavailable, 75 temporary failure, 78 configuration);
   (c) the database is unchanged (World.dump() before and after), or, for
       the cases that must partly succeed (a CSV with some bad rows, a send
       that stops), exactly what may have changed did.
@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import HERALD, SOURCE_DIR, World, check, run_tests  # noqa: E402
 
 EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 65, 66, 75, 78
+EX_UNAVAILABLE = 69  # the relay is unreachable or refuses herald itself (issue 3)
 SAMPLE_CSV = os.path.join(SOURCE_DIR, "examples", "subscribers.csv")
 PW_VAR = "HERALD_TEST_PW"
 os.environ.pop(PW_VAR, None)  # each run passes it explicitly, or not at all
@@ -573,7 +574,8 @@ def test_secret_never_printed():
         outputs.append(w.run("stats", w.issue_id, "--json", env=env))
         outputs.append(w.run("issue", "show", w.issue_id, env=env))
         check(len(server.messages()) == 3, "delivered %d of 3", len(server.messages()))
-        check([e["ok"] for e in server.events("auth")] == [True], "auth events: %s",
+        auths = [e["ok"] for e in server.events("auth")]
+        check(auths and all(auths) and len(auths) <= 3, "auth events: %s",
               server.events("auth"))
         for q in outputs:
             check(secret.encode() not in q.stdout + q.stderr, "the password was printed: %s",
@@ -668,9 +670,9 @@ def send_via(auth_reply):
 
 def test_relay_hangs_at_auth():
     # A relay that stops answering before MAIL FROM is a relay problem, not
-    # a recipient's: the run stops (75) and nobody's attempt is counted.
+    # a recipient's: the run stops (69) and nobody's attempt is counted.
     p, rows = send_via(None)
-    check(p.returncode == EX_TEMPFAIL, "stuck relay: exit %d, wanted 75\n%s%s",
+    check(p.returncode == EX_UNAVAILABLE, "stuck relay: exit %d, wanted 69\n%s%s",
           p.returncode, p.stdout_text, p.stderr_text)
     check(rows == [("pending", 0)] * 3, "rows after a relay that hung in AUTH: %s", rows)
 
@@ -678,7 +680,7 @@ def test_relay_hangs_at_auth():
 def test_relay_auth_tempfail():
     # 454 to AUTH (RFC 4954 §6: temporary authentication failure): try later.
     p, rows = send_via("454 4.7.0 Temporary authentication failure")
-    check(p.returncode == EX_TEMPFAIL, "454 at AUTH: exit %d, wanted 75\n%s%s",
+    check(p.returncode == EX_UNAVAILABLE, "454 at AUTH: exit %d, wanted 69\n%s%s",
           p.returncode, p.stdout_text, p.stderr_text)
     check(re.search(r"454", p.stderr_text), "the relay's reply is not shown: %s",
           p.stderr_text)
@@ -700,7 +702,7 @@ def test_relay_down_then_up():
         set_smtp(w, url="smtp://127.0.0.1:%d" % port)
         env = {PW_VAR: "pass"}
         p = w.run("send", w.issue_id, env=env)
-        check(p.returncode == EX_TEMPFAIL, "relay down: exit %d, wanted 75\n%s",
+        check(p.returncode == EX_UNAVAILABLE, "relay down: exit %d, wanted 69\n%s",
               p.returncode, p.stderr_text)
         check(re.search(r"127\.0\.0\.1:%d.*unreachable" % port, p.stderr_text),
               "message does not name the relay: %s", p.stderr_text)

@@ -196,10 +196,11 @@ def test_send_end_to_end():
         check(len(again) == 1 and again[0].startswith("later-"), "retry sent %s", again)
         check(w.sql("SELECT status FROM issues WHERE id = ?", int(issue_id))[0][0] == "sent",
               "issue not sent after the retry")
-        # connections are reused: libcurl closes one after a refused
-        # transaction, so 48 messages with 4 refusals need at most 5
+        # connections are reused: 8 in parallel (the default), and libcurl
+        # closes one after a refused transaction, so 48 messages with 4
+        # refusals need at most 8 + 4
         conns = int(re.search(r"over (\d+) connection", p.stdout_text).group(1))
-        check(conns <= 5, "a connection per message? %s", p.stdout_text)
+        check(conns <= 12, "a connection per message? %s", p.stdout_text)
 
 
 def test_message_ids_are_stable():

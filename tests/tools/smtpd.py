@@ -15,9 +15,14 @@ list of objects tried in order, the first match winning:
   {"stage": "data", "match": "drop@", "action": "drop"}       (close at DATA)
   {"stage": "eod",  "match": "lost@", "action": "drop"}       (close after the dot)
   {"stage": "eod",  "match": "spam@", "reply": "554 5.7.1 rejected as spam"}
+  {"stage": "eod",  "match": "dup@", "action": "accept_drop"}  (keep, then close)
 
 "match" is a regular expression searched in the recipient address; "times"
-limits how often a rule fires (then it is spent).  Stop it by PID (SIGTERM).
+limits how often a rule fires (then it is spent).  "accept_drop" (stage eod
+only) stores and logs the message as accepted, then closes the connection
+without answering the final dot: the reply is lost, so the client must
+assume nothing and send it again later (a duplicate the receiver can
+recognise by its Message-ID).  Stop it by PID (SIGTERM).
 """
 import argparse
 import asyncio
@@ -71,6 +76,8 @@ class Handler:
             return None
         if rule.get("delay"):
             await asyncio.sleep(rule["delay"])
+        if rule.get("action") == "accept_drop" and stage == "eod":
+            return "accept_drop"  # handle_DATA stores, logs and closes
         if rule.get("action") == "drop":
             self.record(event="drop", stage=stage, rcpt=rcpt)
             server.transport.close()
@@ -95,8 +102,18 @@ class Handler:
             reply = await self.apply(server, stage, rcpt)
             if reply == "drop":
                 return "421 4.4.2 closing"
+            if reply == "accept_drop":
+                self.store(envelope)
+                self.record(event="drop", stage=stage, rcpt=rcpt)
+                server.transport.close()
+                return "421 4.4.2 closing"  # not seen: the transport is closed
             if reply:
                 return reply
+        qid = self.store(envelope)
+        return "250 2.0.0 Ok: queued as %s" % qid
+
+    def store(self, envelope):
+        """Deliver to the Maildir and log the accept; return the queue id."""
         self.seq += 1
         qid = "%d%06d" % (os.getpid(), self.seq)
         name = "%d.%d_%d.herald-test.eml" % (int(time.time()), os.getpid(), self.seq)
@@ -109,7 +126,7 @@ class Handler:
         self.record(event="accept", mail_from=envelope.mail_from,
                     rcpt_tos=envelope.rcpt_tos, file=final, size=len(data),
                     queue_id=qid)
-        return "250 2.0.0 Ok: queued as %s" % qid
+        return qid
 
 
 class Refuse(asyncio.Protocol):

@@ -156,7 +156,12 @@ test_db_open_schema(void **state)
 	assert_int_equal(db_open(f->path, DB_OPEN_EXISTING, 1000, &again, &err), -1);
 	assert_int_equal(err.code, EX_CONFIG);
 	assert_non_null(strstr(err.msg, "newer"));
-	sqlite3_exec(f->db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+	{
+		char sql[64];
+
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", db_schema_latest());
+		sqlite3_exec(f->db, sql, NULL, NULL, NULL);
+	}
 	/* a missing file is not created by a normal open */
 	assert_int_equal(db_open("/tmp/herald-does-not-exist.db", DB_OPEN_EXISTING, 1000, &again,
 	                         &err), -1);
@@ -212,7 +217,7 @@ test_ledger_claim_mark_and_recover(void **state)
 	r.outcome = SMTP_SENT;
 	r.code = 250;
 	strcpy(r.reply, "250 2.0.0 Ok: queued as X1");
-	assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r, 1001, &err), 0);
+	assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r, "smtp", 1001, &err), 0);
 	assert_string_equal(status_of(f, f->sub[0], buf), "sent");
 	ledger_row_clear(&row);
 
@@ -220,9 +225,12 @@ test_ledger_claim_mark_and_recover(void **state)
 	assert_int_equal(ledger_claim(l, 1002, fake_mid, NULL, &row, &err), 1);
 	assert_true(row.subscriber_id == f->sub[1]);
 	ledger_row_clear(&row);
+	ledger_close(l);
 	assert_int_equal(ledger_recover(f->db, f->issue_id, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(status_of(f, f->sub[1], buf), "pending");
+	/* the next run opens the ledger afresh */
+	assert_int_equal(ledger_open(f->db, f->issue_id, &l, &err), 0);
 	/* claimed again: the attempt count says it is the second */
 	assert_int_equal(ledger_claim(l, 1003, fake_mid, NULL, &row, &err), 1);
 	assert_true(row.subscriber_id == f->sub[1]);
@@ -231,7 +239,7 @@ test_ledger_claim_mark_and_recover(void **state)
 	r.code = 550;
 	r.stage = SMTP_STAGE_RCPT;
 	strcpy(r.reply, "550 5.1.1 user unknown");
-	assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r, 1004, &err), 0);
+	assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r, "smtp", 1004, &err), 0);
 	assert_string_equal(status_of(f, f->sub[1], buf), "bounced");
 	ledger_row_clear(&row);
 
@@ -263,7 +271,7 @@ test_ledger_deferred_retry_and_window(void **state)
 	/* all three rows deferred at t */
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(ledger_claim(l, t, fake_mid, NULL, &row, &err), 1);
-		assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r, t, &err), 0);
+		assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r, "smtp", t, &err), 0);
 		ledger_row_clear(&row);
 	}
 	assert_string_equal(status_of(f, f->sub[0], buf), "deferred");
@@ -273,7 +281,7 @@ test_ledger_deferred_retry_and_window(void **state)
 	assert_int_equal(ledger_claim(l, t + ledger_backoff(1), fake_mid, NULL, &row, &err), 1);
 	assert_int_equal(row.attempts, 2);
 	/* deferred again far past the 3-day window: failed */
-	assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r,
+	assert_int_equal(ledger_mark(l, row.subscriber_id, row.attempts, &r, "smtp",
 	                             t + LEDGER_RETRY_WINDOW + 1, &err), 0);
 	assert_string_equal(status_of(f, row.subscriber_id, buf), "failed");
 	ledger_row_clear(&row);

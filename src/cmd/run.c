@@ -1,0 +1,92 @@
+/*
+ * run.c - `herald run`: what cron calls.  Sends every issue whose time has
+ * come, resumes every interrupted send, retries deferred deliveries that
+ * are due, and exits when nothing more is due.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/cmd.h"
+#include "herald/db.h"
+#include "herald/issue.h"
+#include "herald/lock.h"
+#include "herald/sendjob.h"
+
+const char cmd_run_usage[] =
+	"usage: herald run [--max-time SECONDS]\n"
+	"\n"
+	"The cron entry point.  Sends every scheduled issue whose time has come,\n"
+	"resumes every interrupted send, and retries deferred deliveries whose\n"
+	"retry time has come, one issue after another; exits when nothing more is\n"
+	"due, or cleanly at --max-time.  Prints nothing when nothing was due.  Only\n"
+	"one run or send at a time: a second exits at once with status 75.\n";
+
+int
+cmd_run(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "max-time", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sendjob_opts so;
+	struct sendjob_report rep;
+	struct cmd_progress prog;
+	struct herald_lock lock;
+	long long id = 0, max_time = 0;
+	char *end;
+	int ch, rc = 0;
+
+	while ((ch = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
+		if (ch != 't')
+			return cmd_usage(cmd_run_usage, 1);
+		errno = 0;
+		max_time = strtoll(optarg, &end, 10);
+		if (errno || end == optarg || *end || max_time <= 0)
+			return cmd_usage_error(cmd_run_usage,
+			                       "--max-time wants a number of seconds, not '%s'", optarg);
+	}
+	if (optind != argc)
+		return cmd_usage_error(cmd_run_usage, "run takes no arguments");
+	if (lock_acquire(env->cfg.db_path, &lock, &env->err) < 0)
+		return -1;
+	memset(&so, 0, sizeof so);
+	so.stop = cmd_catch_signals();
+	if (max_time)
+		so.deadline = db_now_f() + (double)max_time;
+	cmd_progress_init(&prog, env->quiet);
+	so.progress = cmd_progress;
+	so.ctx = &prog;
+	for (;;) {
+		if (*so.stop || (so.deadline && db_now_f() >= so.deadline))
+			break;
+		if (issue_next_due(env->db, id, db_now(), &id, &env->err) < 0) {
+			rc = -1;
+			break;
+		}
+		if (!id)
+			break;
+		so.issue_id = id;
+		cmd_progress_init(&prog, env->quiet);
+		if (sendjob_run(env->db, &env->cfg, &so, &rep, &env->err) < 0) {
+			cmd_send_summary(stderr, id, &rep);
+			if (env->err.code == EX_DATAERR) {
+				/* this issue changed under us (cancelled, paused):
+				 * say so and go on with the next */
+				fprintf(stderr, "herald run: issue %lld: %s\n", id, env->err.msg);
+				herr_clear(&env->err);
+				continue;
+			}
+			rc = -1; /* the relays or the database: stop the run */
+			break;
+		}
+		if (!env->quiet)
+			cmd_send_summary(stdout, id, &rep);
+		if (rep.end == SENDJOB_STOPPED || rep.end == SENDJOB_DEADLINE)
+			break;
+	}
+	lock_release(&lock);
+	return rc;
+}
