@@ -163,8 +163,7 @@ herald_main(int argc, char **argv)
 		}
 	}
 	if (cmd->flags & CMD_NEED_DB) {
-		if (db_open(env.cfg.db_path, DB_OPEN_EXISTING, env.cfg.db_busy_timeout_ms, &env.db,
-		            &env.err) < 0) {
+		if (cmd_open_db(&env, 0) < 0) {
 			rc = report(&env, cmd->name);
 			config_free(&env.cfg);
 			return rc;

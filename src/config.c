@@ -28,6 +28,7 @@ enum key_type {
 	KEY_DOUBLE,
 	KEY_BOOL,
 	KEY_STARTTLS,
+	KEY_SYNC,      /* normal | full */
 	KEY_MULTILINE, /* continuation lines are joined with "\n" */
 };
 
@@ -44,6 +45,7 @@ struct key {
 static const struct key keys[] = {
 	{ "database", "path",            KEY_PATH,      F(db_path),            NULL, 0, 0 },
 	{ "database", "busy_timeout",    KEY_LONG,      F(db_busy_timeout_ms), "5000", 0, 600000 },
+	{ "database", "synchronous",     KEY_SYNC,      F(db_sync_full),       "normal", 0, 0 },
 	{ "sender",   "from",            KEY_STRING,    F(sender_from),        NULL, 0, 0 },
 	{ "sender",   "reply_to",        KEY_STRING,    F(sender_reply_to),    NULL, 0, 0 },
 	{ "sender",   "postal_address",  KEY_MULTILINE, F(postal_address),     NULL, 0, 0 },
@@ -390,6 +392,14 @@ store(struct config *c, void *base, const struct key *key, const char *v,
 	case KEY_BOOL:
 		if (parse_bool(v, (int *)field) < 0)
 			problem(c, line, "'%s' must be yes or no, not '%s'", key->name, v);
+		break;
+	case KEY_SYNC:
+		if (!strcasecmp(v, "normal"))
+			*(int *)field = 0;
+		else if (!strcasecmp(v, "full"))
+			*(int *)field = 1;
+		else
+			problem(c, line, "'synchronous' must be normal or full, not '%s'", v);
 		break;
 	case KEY_STARTTLS:
 		if (!strcasecmp(v, "required"))

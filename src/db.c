@@ -176,6 +176,12 @@ db_open(const char *path, enum db_open_mode mode, long busy_timeout_ms,
 	return 0;
 }
 
+int
+db_set_synchronous_full(sqlite3 *db, struct herr *err)
+{
+	return db_exec(db, "PRAGMA synchronous = FULL", err);
+}
+
 void
 db_close(sqlite3 *db)
 {

@@ -58,6 +58,7 @@ struct config {
 
 	char *db_path;           /* [database] path */
 	long  db_busy_timeout_ms;/* [database] busy_timeout */
+	int   db_sync_full;      /* [database] synchronous = full (default normal) */
 
 	struct config_relay *relays; /* [smtp] first, then [smtp.NAME] in file order */
 	size_t n_relays;

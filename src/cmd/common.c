@@ -81,8 +81,15 @@ cmd_print_json(void *json)
 int
 cmd_open_db(struct cmd_env *env, int create)
 {
-	return db_open(env->cfg.db_path, create ? DB_OPEN_CREATE : DB_OPEN_EXISTING,
-	               env->cfg.db_busy_timeout_ms, &env->db, &env->err);
+	if (db_open(env->cfg.db_path, create ? DB_OPEN_CREATE : DB_OPEN_EXISTING,
+	            env->cfg.db_busy_timeout_ms, &env->db, &env->err) < 0)
+		return -1;
+	if (env->cfg.db_sync_full && db_set_synchronous_full(env->db, &env->err) < 0) {
+		db_close(env->db);
+		env->db = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 void
