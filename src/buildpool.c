@@ -23,6 +23,8 @@ struct buildpool {
 	struct build_job *done_head, *done_tail;
 	int               pending;   /* submitted, not collected */
 	int               stopping;
+	void            (*notify)(void *ctx);
+	void             *notify_ctx;
 };
 
 static void
@@ -68,14 +70,16 @@ worker(void *arg)
 		pthread_mutex_lock(&p->mu);
 		push(&p->done_head, &p->done_tail, job);
 		pthread_cond_signal(&p->finished);
+		if (p->notify)
+			p->notify(p->notify_ctx);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
 int
-buildpool_new(int threads, const struct message_ctx *ctx, struct buildpool **out,
-              struct herr *err)
+buildpool_new(int threads, const struct message_ctx *ctx, void (*notify)(void *ctx),
+              void *notify_ctx, struct buildpool **out, struct herr *err)
 {
 	struct buildpool *p = calloc(1, sizeof *p);
 	int i;
@@ -84,6 +88,8 @@ buildpool_new(int threads, const struct message_ctx *ctx, struct buildpool **out
 	if (!p)
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	p->ctx = ctx;
+	p->notify = notify;
+	p->notify_ctx = notify_ctx;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->finished, NULL);

@@ -143,6 +143,24 @@ qp_guard(const unsigned char *s, const unsigned char *end)
 	    (*s == 'F' && end - s >= 5 && memcmp(s + 1, "rom ", 4) == 0);
 }
 
+/*
+ * Does any byte of the little 8-byte word `w` need more than copying: below
+ * SP, above '~', or '='?  Spaces count as plain here (the caller backs off a
+ * space that ends a line).  Branch-free byte tests from "Bit Twiddling
+ * Hacks" (hasless, hasmore, haszero); exact as to whether any byte matches.
+ */
+static inline int
+qp_word_needs_look(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t below = (w - ones * 0x20) & ~w & high;          /* byte < 0x20 */
+	uint64_t above = ((w + ones * (127 - 0x7e)) | w) & high; /* byte > 0x7e */
+	uint64_t eq = w ^ (ones * '=');
+	uint64_t equals = (eq - ones) & ~eq & high;              /* byte == '=' */
+
+	return (below | above | equals) != 0;
+}
+
 int
 mime_qp_encode(struct buf *out, const char *in, size_t len)
 {
@@ -171,6 +189,45 @@ mime_qp_encode(struct buf *out, const char *in, size_t len)
 			lim = p + want;
 		}
 		c = *s;
+		if (col > 0 && col < MIME_QP_WIDTH - 1 && (qp_lit[c] || c == ' ')) {
+			/* Fast path: a run of bytes that stand for themselves
+			 * and fit on this line before the last column, where
+			 * the slow path below decides about soft breaks.  A
+			 * space joins the run unless a line break or the end
+			 * follows it (rule 3).  Most of a newsletter is such
+			 * runs. */
+			const unsigned char *q = s, *stop;
+			size_t room = MIME_QP_WIDTH - 1 - col, n;
+
+			if ((size_t)(lim - p) - QP_STEP_MAX < room)
+				room = (size_t)(lim - p) - QP_STEP_MAX;
+			stop = (size_t)(end - s) < room ? end : s + room;
+			/* eight bytes at a time while none needs a look */
+			while (stop - q >= 8) {
+				uint64_t word;
+
+				memcpy(&word, q, 8);
+				if (qp_word_needs_look(word))
+					break;
+				q += 8;
+			}
+			while (q < stop && (qp_lit[*q] ||
+			                    (*q == ' ' && q + 1 < end && q[1] != '\n' && q[1] != '\r')))
+				q++;
+			/* a space that ends the run before a line break or the
+			 * end must be encoded (rule 3): leave it to the slow path */
+			while (q > s && q[-1] == ' ' &&
+			       (q == end || *q == '\n' || *q == '\r'))
+				q--;
+			n = (size_t)(q - s);
+			if (n) {
+				memcpy(p, s, n);
+				p += n;
+				col += n;
+				s = q;
+				continue;
+			}
+		}
 		if (c == '\n' || (c == '\r' && s + 1 < end && s[1] == '\n')) {
 			/* Hard line break; rule (3) was applied to any SP
 			 * or TAB before it when that was written. */

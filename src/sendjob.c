@@ -13,7 +13,8 @@
  *   3. start     built messages go to the first relay, in config order, that
  *                is up, has an idle connection and whose limits allow a start
  *                now (ratelimit.h); one relay's full window lets the next send;
- *   4. wait      libcurl multi moves every transfer along;
+ *   4. wait      for a connection thread to finish a transfer or a builder to
+ *                finish a message (transfer.h: one thread per connection);
  *   5. record    each answer is marked in the ledger; the marks of one turn
  *                share one transaction, committed before the next turn.
  *
@@ -41,18 +42,22 @@
 #include "herald/ratelimit.h"
 #include "herald/smtp.h"
 #include "herald/token.h"
+#include "herald/transfer.h"
+
+#include <pthread.h>
 
 #define COOLDOWN_FIRST   5.0    /* seconds a refusing relay is left alone */
 #define COOLDOWN_MAX     300.0
 #define CONTROL_EVERY    0.25   /* seconds between looks at the issue's status */
 #define PROGRESS_EVERY   0.2
 #define WAIT_MAX_MS      50
+#define WINDOW_WAIT_MAX  10.0   /* seconds: longer than this, leave it to a later run */
 
 struct relay {
 	const struct config_relay *cfg;
 	struct ratelimit  rl;
-	struct smtp_conn **slots;     /* all connections of this relay */
-	struct smtp_conn **idle;      /* stack of idle ones */
+	struct transfer_slot **slots; /* all connections of this relay */
+	struct transfer_slot **idle;  /* stack of idle ones */
 	int               n_slots, n_idle;
 	int               n_retired;  /* connections given up (see finish_transfers) */
 	double            down_until; /* refused connections: wait till then */
@@ -74,7 +79,11 @@ struct loop {
 	long long            issue_id;
 	struct ledger       *led;
 	struct buildpool    *pool;
-	struct smtp_multi   *multi;
+	struct transfer_pool *transfers;
+	long                 in_flight;
+	pthread_mutex_t      wake_mu;  /* the other threads wake the loop */
+	pthread_cond_t       wake_cv;
+	int                  woken;
 	struct relay        *relays;
 	size_t               n_relays;
 	struct queue         ready;    /* built, waiting for a relay */
@@ -208,17 +217,20 @@ batch_commit(struct loop *L, struct herr *err)
 	return ledger_batch_commit(L->led, err);
 }
 
+static void wake(void *ctx);
+
 /* --- relays --- */
 
 static int
 relays_open(struct loop *L, struct herr *err)
 {
-	long total = 0;
 	size_t i;
 	int k;
 
 	if (!(L->relays = calloc(L->cfg->n_relays, sizeof *L->relays)))
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	if (transfer_pool_new(wake, L, &L->transfers, err) < 0)
+		return -1;
 	L->n_relays = L->cfg->n_relays;
 	for (i = 0; i < L->n_relays; i++) {
 		struct relay *r = &L->relays[i];
@@ -234,14 +246,11 @@ relays_open(struct loop *L, struct herr *err)
 		if (!r->slots || !r->idle)
 			return herr_set(err, EX_OSERR, NULL, "out of memory");
 		for (k = 0; k < r->n_slots; k++) {
-			if (smtp_conn_new(r->cfg, &r->slots[k], err) < 0)
+			if (transfer_slot_new(L->transfers, r->cfg, &r->slots[k], err) < 0)
 				return herr_wrap(err, "relay %s", r->cfg->url);
 			r->idle[r->n_idle++] = r->slots[k];
 		}
-		total += r->n_slots;
 	}
-	if (smtp_multi_new(total, &L->multi, err) < 0)
-		return -1;
 	return 0;
 }
 
@@ -292,31 +301,59 @@ relays_close(struct loop *L)
 	for (i = 0; i < L->n_relays; i++) {
 		struct relay *r = &L->relays[i];
 
-		for (k = 0; r->slots && k < r->n_slots; k++) {
-			if (r->slots[k]) {
-				L->rep->connects += smtp_conn_connects(r->slots[k]);
-				smtp_conn_free(r->slots[k]);
-			}
-		}
-		free(r->slots);
-		free(r->idle);
-		ratelimit_free(&r->rl);
+		for (k = 0; r->slots && k < r->n_slots; k++)
+			if (r->slots[k])
+				L->rep->connects += transfer_connects(r->slots[k]);
+	}
+	/* joins every connection thread (none is busy by now) */
+	transfer_pool_free(L->transfers);
+	for (i = 0; i < L->n_relays; i++) {
+		free(L->relays[i].slots);
+		free(L->relays[i].idle);
+		ratelimit_free(&L->relays[i].rl);
 	}
 	free(L->relays);
-	smtp_multi_free(L->multi);
 }
 
 static struct relay *
-relay_of(struct loop *L, struct smtp_conn *c)
+relay_of(struct loop *L, const struct transfer_slot *t)
 {
+	const struct config_relay *cfg = transfer_relay(t);
 	size_t i;
-	int k;
 
 	for (i = 0; i < L->n_relays; i++)
-		for (k = 0; k < L->relays[i].n_slots; k++)
-			if (L->relays[i].slots[k] == c)
-				return &L->relays[i];
+		if (L->relays[i].cfg == cfg)
+			return &L->relays[i];
 	return NULL;
+}
+
+/* Called by builder and connection threads: something is ready. */
+static void
+wake(void *ctx)
+{
+	struct loop *L = ctx;
+
+	pthread_mutex_lock(&L->wake_mu);
+	L->woken = 1;
+	pthread_cond_signal(&L->wake_cv);
+	pthread_mutex_unlock(&L->wake_mu);
+}
+
+static void
+wait_for_wake(struct loop *L, int timeout_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)timeout_ms * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&L->wake_mu);
+	while (!L->woken)
+		if (pthread_cond_timedwait(&L->wake_cv, &L->wake_mu, &until) != 0)
+			break;
+	L->woken = 0;
+	pthread_mutex_unlock(&L->wake_mu);
 }
 
 /* Is any relay still worth waiting for? */
@@ -451,7 +488,7 @@ start(struct loop *L, double *wait_s, struct herr *err)
 	double now = db_now_f(), d;
 	struct build_job *j;
 	struct relay *r;
-	struct smtp_conn *c;
+	struct transfer_slot *c;
 	size_t i;
 
 	while (!L->draining && L->ready.head) {
@@ -473,13 +510,9 @@ start(struct loop *L, double *wait_s, struct herr *err)
 			return 0;
 		j = queue_pop(&L->ready);
 		c = r->idle[--r->n_idle];
-		smtp_conn_set_user(c, j);
-		if (smtp_multi_start(L->multi, c, L->cfg->return_addr.ascii, j->mo.rcpt.ascii,
-		                     j->msg.data, j->msg.len) < 0) {
-			r->idle[r->n_idle++] = c;
-			queue_push_front(&L->ready, j);
-			return herr_set(err, EX_SOFTWARE, NULL, "libcurl refused a transfer");
-		}
+		transfer_start(c, L->cfg->return_addr.ascii, j->mo.rcpt.ascii, j->msg.data,
+		               j->msg.len, j);
+		L->in_flight++;
 		ratelimit_take(&r->rl, now);
 		if (r->cfg->max_per_hour || r->cfg->max_per_day) {
 			if (batch(L, err) < 0 ||
@@ -515,17 +548,19 @@ recent_rate(const struct loop *L, double now)
 static int
 finish_transfers(struct loop *L, struct herr *err)
 {
-	struct smtp_conn *c;
+	struct transfer_slot *c, *next;
 	const struct smtp_result *res;
 	struct build_job *j;
 	struct relay *r;
 	double now;
 
-	while ((c = smtp_multi_done(L->multi))) {
+	for (c = transfer_collect(L->transfers); c; c = next) {
+		next = transfer_next(c); /* before the slot can be reused */
 		now = db_now_f();
-		j = smtp_conn_user(c);
-		res = smtp_conn_result(c);
+		j = transfer_user(c);
+		res = transfer_result(c);
 		r = relay_of(L, c);
+		L->in_flight--;
 		L->prog.in_flight--;
 		if (res->outcome == SMTP_UNREACHABLE &&
 		    r->n_slots - r->n_idle - r->n_retired > 1) {
@@ -694,10 +729,19 @@ loop_run(struct loop *L, struct mid_ctx *mid, struct herr *err)
 		control(L, now);
 		if (claim(L, mid, err) < 0 || collect(L, 0, err) < 0)
 			return -1;
-		wait_s = WAIT_MAX_MS / 1000.0;
+		wait_s = 1e9;
 		if (start(L, &wait_s, err) < 0)
 			return -1;
-		if (!smtp_multi_running(L->multi)) {
+		if (L->ready.n && !L->in_flight && !L->draining && wait_s > WINDOW_WAIT_MAX &&
+		    wait_s < 1e9) {
+			/* Every usable relay's window is full for a while: stop
+			 * here; the rows stay pending for a later run. */
+			L->draining = 1;
+			L->rep->end = SENDJOB_WINDOW;
+			L->rep->window_opens = db_now_f() + wait_s;
+			continue;
+		}
+		if (!L->in_flight) {
 			if (L->draining || (L->exhausted && !L->ready.n &&
 			                    !buildpool_pending(L->pool)))
 				break;
@@ -717,25 +761,14 @@ loop_run(struct loop *L, struct mid_ctx *mid, struct herr *err)
 				L->rep->end = SENDJOB_FAILED;
 				continue;
 			}
-			if (!L->ready.n && buildpool_pending(L->pool)) {
-				/* only building is left to wait for */
-				if (collect(L, 1, err) < 0)
-					return -1;
-				continue;
-			}
 		}
-		timeout_ms = (int)(wait_s * 1000);
+		timeout_ms = wait_s * 1000 >= WAIT_MAX_MS ? WAIT_MAX_MS : (int)(wait_s * 1000);
 		if (timeout_ms < 1)
 			timeout_ms = 1;
-		if (timeout_ms > WAIT_MAX_MS)
-			timeout_ms = WAIT_MAX_MS;
-		if (!smtp_multi_running(L->multi))
-			usleep((useconds_t)timeout_ms * 1000);
-		else if (smtp_multi_wait(L->multi, timeout_ms) < 0)
-			return herr_set(err, EX_SOFTWARE, NULL, "libcurl multi failed");
+		wait_for_wake(L, timeout_ms);
 		if (finish_transfers(L, err) < 0 || batch_commit(L, err) < 0)
 			return -1;
-		if (!relays_usable(L) && !smtp_multi_running(L->multi) && !L->draining) {
+		if (!relays_usable(L) && !L->in_flight && !L->draining) {
 			size_t i;
 
 			for (i = 0; i < L->n_relays; i++)
@@ -773,6 +806,8 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	L.rep = rep;
 	L.issue_id = opts->issue_id;
 	L.t0 = db_now_f();
+	pthread_mutex_init(&L.wake_mu, NULL);
+	pthread_cond_init(&L.wake_cv, NULL);
 	rep->end = SENDJOB_DRAINED;
 	if (issue_get(db, opts->issue_id, &is, err) < 0)
 		return -1;
@@ -801,7 +836,7 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	if (ledger_open(db, is.id, &L.led, err) < 0)
 		goto out;
 	ledger_set_retry(L.led, cfg->retry, cfg->n_retry, cfg->retry_window);
-	if (buildpool_new(workers_for(cfg), &mctx, &L.pool, err) < 0)
+	if (buildpool_new(workers_for(cfg), &mctx, wake, &L, &L.pool, err) < 0)
 		goto out;
 	for (i = 0; i < L.n_relays; i++)
 		L.backlog += (size_t)L.relays[i].n_slots;
@@ -858,6 +893,21 @@ out:
 		free(j);
 	}
 	free(L.claimed);
+	/* after an error with transfers under way: let them end (their rows
+	 * stay `sending`, recovered by the next run) */
+	while (L.in_flight > 0 && L.transfers) {
+		struct transfer_slot *c, *next;
+
+		wait_for_wake(&L, WAIT_MAX_MS);
+		for (c = transfer_collect(L.transfers); c; c = next) {
+			next = transfer_next(c);
+			j = transfer_user(c);
+			ledger_row_clear(&j->row);
+			buf_free(&j->msg);
+			free(j);
+			L.in_flight--;
+		}
+	}
 	if (L.relays)
 		relays_close(&L);
 	report_progress(&L, 1);
@@ -869,5 +919,7 @@ out:
 		message_ctx_free(&mctx);
 	issue_clear(&is);
 	explicit_bzero(&L.key, sizeof L.key);
+	pthread_mutex_destroy(&L.wake_mu);
+	pthread_cond_destroy(&L.wake_cv);
 	return ret;
 }

@@ -12,11 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct smtp_multi {
-	CURLM *multi;
-	int    running;
-};
-
 struct smtp_conn {
 	CURL  *curl;
 	char   errbuf[CURL_ERROR_SIZE];
@@ -30,8 +25,6 @@ struct smtp_conn {
 	int         reply_continues; /* previous line was "NNN-..." */
 	struct smtp_result result;   /* of the last transfer */
 	struct curl_slist *rcpts;
-	struct smtp_multi *multi;    /* while a multi transfer runs */
-	void       *user;            /* the caller's, see smtp_conn_set_user() */
 };
 
 static int curl_ready;
@@ -189,7 +182,6 @@ smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct her
 	curl_easy_setopt(c->curl, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
 	curl_easy_setopt(c->curl, CURLOPT_DEBUGDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_PRIVATE, (char *)c);
 	if (!strncasecmp(cfg->url, "smtp://", 7))
 		curl_easy_setopt(c->curl, CURLOPT_USE_SSL,
 		                 cfg->starttls == CONFIG_STARTTLS_REQUIRED ? (long)CURLUSESSL_ALL :
@@ -218,24 +210,10 @@ smtp_conn_free(struct smtp_conn *c)
 {
 	if (!c)
 		return;
-	if (c->multi)
-		curl_multi_remove_handle(c->multi->multi, c->curl);
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	curl_slist_free_all(c->rcpts);
 	free(c);
-}
-
-void
-smtp_conn_set_user(struct smtp_conn *c, void *user)
-{
-	c->user = user;
-}
-
-void *
-smtp_conn_user(const struct smtp_conn *c)
-{
-	return c->user;
 }
 
 long
@@ -364,94 +342,6 @@ smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt, const ch
 		end(c, curl_easy_perform(c->curl));
 	*r = c->result;
 	return r->outcome == SMTP_SENT ? 0 : -1;
-}
-
-/* --- many transfers at once: libcurl's multi interface --- */
-
-int
-smtp_multi_new(long max_connections, struct smtp_multi **out, struct herr *err)
-{
-	struct smtp_multi *m;
-
-	*out = NULL;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return herr_set(err, EX_SOFTWARE, NULL, "cannot initialise libcurl");
-		curl_ready = 1;
-	}
-	if (!(m = calloc(1, sizeof *m)) || !(m->multi = curl_multi_init())) {
-		free(m);
-		return herr_set(err, EX_OSERR, NULL, "out of memory");
-	}
-	/* Keep every connection of every relay open between messages. */
-	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, max_connections);
-	*out = m;
-	return 0;
-}
-
-void
-smtp_multi_free(struct smtp_multi *m)
-{
-	if (!m)
-		return;
-	curl_multi_cleanup(m->multi);
-	free(m);
-}
-
-int
-smtp_multi_start(struct smtp_multi *m, struct smtp_conn *c, const char *mail_from,
-                 const char *rcpt, const char *msg, size_t len)
-{
-	if (begin(c, mail_from, rcpt, msg, len) < 0)
-		return -1;
-	c->multi = m;
-	if (curl_multi_add_handle(m->multi, c->curl) != CURLM_OK) {
-		c->multi = NULL;
-		return -1;
-	}
-	m->running++;
-	return 0;
-}
-
-int
-smtp_multi_wait(struct smtp_multi *m, int timeout_ms)
-{
-	int still = 0;
-
-	if (curl_multi_perform(m->multi, &still) != CURLM_OK)
-		return -1;
-	if (still && timeout_ms > 0 &&
-	    curl_multi_poll(m->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK)
-		return -1;
-	if (curl_multi_perform(m->multi, &still) != CURLM_OK)
-		return -1;
-	return 0;
-}
-
-struct smtp_conn *
-smtp_multi_done(struct smtp_multi *m)
-{
-	struct smtp_conn *c;
-	CURLMsg *msg;
-	int left;
-
-	while ((msg = curl_multi_info_read(m->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-		curl_multi_remove_handle(m->multi, msg->easy_handle);
-		m->running--;
-		c->multi = NULL;
-		end(c, msg->data.result);
-		return c;
-	}
-	return NULL;
-}
-
-int
-smtp_multi_running(const struct smtp_multi *m)
-{
-	return m->running;
 }
 
 const struct smtp_result *

@@ -31,8 +31,11 @@ struct build_job {
 
 struct buildpool;
 
-/* Start `threads` threads (0: build inline).  EX_OSERR on failure. */
-int buildpool_new(int threads, const struct message_ctx *ctx, struct buildpool **out,
+/* Start `threads` threads (0: build inline).  notify(notify_ctx), if not
+ * NULL, is called (from a worker) each time a job is finished.  EX_OSERR
+ * on failure. */
+int buildpool_new(int threads, const struct message_ctx *ctx,
+                  void (*notify)(void *ctx), void *notify_ctx, struct buildpool **out,
                   struct herr *err);
 /* Stop the threads (after finishing the jobs they hold) and free the pool;
  * jobs still queued are returned through buildpool_collect() first. */

@@ -31,6 +31,7 @@ enum sendjob_end {
 	SENDJOB_PAUSED,     /* `issue pause` seen while sending */
 	SENDJOB_CANCELLED,  /* `issue cancel` seen while sending */
 	SENDJOB_FAILED,     /* the relays could not be used; see the error */
+	SENDJOB_WINDOW,     /* the relays' max_per_hour/day windows are full */
 };
 
 struct sendjob_opts {
@@ -53,6 +54,7 @@ struct sendjob_report {
 	int       finished;     /* the issue is now `sent` (invariant (4)) */
 	int       started;      /* this run made the snapshot */
 	enum sendjob_end end;
+	double    window_opens; /* SENDJOB_WINDOW: when a relay may send again */
 };
 
 /*

@@ -72,32 +72,8 @@ void smtp_conn_free(struct smtp_conn *c);
 int smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt,
               const char *msg, size_t len, struct smtp_result *r);
 
-/* The caller's pointer carried by a connection (e.g. the job it runs). */
-void smtp_conn_set_user(struct smtp_conn *c, void *user);
-void *smtp_conn_user(const struct smtp_conn *c);
-
 /* The result of the connection's last transfer. */
 const struct smtp_result *smtp_conn_result(const struct smtp_conn *c);
-
-/*
- * Many transfers at once over libcurl's multi interface: each smtp_conn is
- * a slot running one message at a time, and libcurl keeps each slot's
- * connection open for the next message.  All calls from one thread.
- */
-struct smtp_multi;
-
-int smtp_multi_new(long max_connections, struct smtp_multi **out, struct herr *err);
-void smtp_multi_free(struct smtp_multi *m);
-/* Start sending on an idle connection; -1 when libcurl refused. */
-int smtp_multi_start(struct smtp_multi *m, struct smtp_conn *c, const char *mail_from,
-                     const char *rcpt, const char *msg, size_t len);
-/* Move the transfers along, waiting up to timeout_ms for the network. */
-int smtp_multi_wait(struct smtp_multi *m, int timeout_ms);
-/* A connection whose transfer finished (its result in smtp_conn_result()),
- * or NULL when none has. */
-struct smtp_conn *smtp_multi_done(struct smtp_multi *m);
-/* Transfers under way. */
-int smtp_multi_running(const struct smtp_multi *m);
 
 /* Connections opened so far by this object (libcurl's CURLINFO_NUM_CONNECTS
  * summed over transfers). */

@@ -84,8 +84,9 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 		}
 		if (!env->quiet)
 			cmd_send_summary(stdout, id, &rep);
-		if (rep.end == SENDJOB_STOPPED || rep.end == SENDJOB_DEADLINE)
-			break;
+		if (rep.end == SENDJOB_STOPPED || rep.end == SENDJOB_DEADLINE ||
+		    rep.end == SENDJOB_WINDOW)
+			break; /* the relays' windows hold for the other issues too */
 	}
 	lock_release(&lock);
 	return rc;

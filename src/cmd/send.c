@@ -78,6 +78,7 @@ cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep)
 		[SENDJOB_PAUSED] = "; paused",
 		[SENDJOB_CANCELLED] = "; cancelled",
 		[SENDJOB_FAILED] = "; stopped: no relay usable",
+		[SENDJOB_WINDOW] = "; stopped: the relays' hourly or daily limit is reached",
 	};
 
 	fprintf(fp, "issue %lld: %lld recipients: %lld sent, %lld deferred, %lld bounced, "
@@ -88,6 +89,12 @@ cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep)
 	        rep->counts.pending + rep->counts.sending, rep->attempted, rep->elapsed,
 	        rep->connects, rep->connects == 1 ? "" : "s", ends[rep->end],
 	        rep->finished ? "; issue is sent" : "");
+	if (rep->end == SENDJOB_WINDOW) {
+		char t[32];
+
+		fprintf(fp, "issue %lld: the rest can go from %s (the next 'herald run' after that)\n",
+		        issue_id, cmd_time((long long)rep->window_opens, t, sizeof t));
+	}
 }
 
 int

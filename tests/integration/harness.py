@@ -9,6 +9,15 @@ $HERALD_WRAPPER, when set, is prefixed to every herald command (for example
 
 Tests run under Debian's /usr/bin/python3 and exit 77 (ctest SKIP) when a
 Debian module they need is missing, so they never pass silently.
+
+Helpers for the send-engine tests: World.set(SECTION, key=value) edits the
+config (World.smtp(section="smtp.backup") starts a second relay);
+World.subscribe() and World.new_issue() make a list and a short issue;
+World.spawn() starts herald in the background (a Background: signal(),
+wait(), kill(); World.close() kills any still running, by PID);
+SMTPServer.accepted() gives (recipient, Message-ID) per delivery and
+SMTPServer.count() a cheap count for polling with wait_until(); iso(t)
+formats a Unix time for --now and --at.
 """
 import email
 import email.policy
@@ -147,8 +156,9 @@ class Background:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise Failure("herald %s still running after %.0f s" % (" ".join(self.args[-2:]),
-                                                                       timeout))
+            args = self.args[self.args.index("--config") + 2:] if "--config" in self.args \
+                else self.args
+            raise Failure("herald %s still running after %.0f s" % (" ".join(args), timeout))
 
     def kill(self):
         if self.proc.poll() is None:
