@@ -60,6 +60,7 @@ def main():
     sessions = num(r, "sessions")
     off = send_figures(r, "herald", n)
     on = send_figures(r, "dkim", n)
+    full = send_figures(r, "syncfull", n)
     src_wall = num(r, "source_wall")
     src = {
         "sessions": sessions,
@@ -102,6 +103,10 @@ def main():
                % (r.get("herald_version", ""), r.get("load_start"),
                   r.get("load_end")))
     out.append(herald_line("herald send", off, conns_note + ", DKIM off"))
+    if full:
+        out.append(herald_line("herald sync=FULL", full,
+                               "synchronous = full: %.2f x normal"
+                               % (full["msgs_per_s"] / off["msgs_per_s"])))
     if on:
         out.append(herald_line("herald send +DKIM", on,
                                conns_note + ", DKIM rsa-sha256 2048, "
@@ -159,6 +164,7 @@ def main():
         "connections_key_supported": r.get("connections_key") == "1",
         "herald": off,
         "herald_dkim": on,
+        "herald_sync_full": full,
         "dkim": dk,
         "smtp_source": src,
         "ratio_herald_smtp_source": ratio,

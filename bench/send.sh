@@ -34,6 +34,7 @@ usage: bench/send.sh [--subscribers N] [--quick] [--connections N] [--dkim]
   --quick          5000 subscribers and short openssl timing: under a minute
   --connections N  [smtp] connections for herald (default 8)
   --dkim           also measure a send with DKIM signing ([dkim] section)
+  --sync-full      also measure a send with [database] synchronous = full
   --sessions N     smtp-source parallel sessions (default 16)
   --samples N      messages previewed to measure the average size (default 40)
   --keep           keep the temporary directory (database, logs, config)
@@ -46,6 +47,8 @@ EOF
 subs=100000
 conns=8
 dkim=0
+syncfull=0
+sync_mode=normal
 sessions=16
 samples=40
 keep=0
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
 	--connections) conns=${2:?}; shift 2 ;;
 	--connections=*) conns=${1#*=}; shift ;;
 	--dkim) dkim=1; shift ;;
+	--sync-full) syncfull=1; shift ;;
 	--sessions) sessions=${2:?}; shift 2 ;;
 	--samples) samples=${2:?}; shift 2 ;;
 	--keep) keep=1; shift ;;
@@ -228,6 +232,7 @@ write_conf() {	# write_conf WITH_CONNECTIONS WITH_DKIM
 [database]
 path = herald.db
 busy_timeout = 60000
+synchronous = $sync_mode
 [smtp]
 url = smtp://127.0.0.1:$sink_port
 starttls = never
@@ -352,6 +357,16 @@ run_send() {
 }
 
 run_send herald "$issue" || die "herald send failed (see $wd/herald.log)"
+
+if [ "$syncfull" = 1 ]; then
+	# the same send with every commit fsynced (the default is normal)
+	sync_mode=full
+	write_conf "$use_conns" 0
+	issue3=$(H issue new "$top/examples/newsletter-16.md" --list bench)
+	run_send syncfull "$issue3" || die "herald send with synchronous = full failed"
+	sync_mode=normal
+	write_conf "$use_conns" 0
+fi
 
 dkim_status=off
 if [ "$dkim" = 1 ]; then

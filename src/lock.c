@@ -25,9 +25,16 @@ lock_acquire(const char *db_path, struct herald_lock *l, struct herr *err)
 		return herr_set(err, EX_CANTCREAT, path, "cannot open lock file: %s",
 		                strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
+		int e = errno, tries;
 
-		n = pread(fd, pid, sizeof pid - 1, 0);
+		/* The holder writes its pid just after taking the lock; give
+		 * it a moment rather than print "pid ?". */
+		for (tries = 0; tries < 10; tries++) {
+			n = pread(fd, pid, sizeof pid - 1, 0);
+			if (n > 0)
+				break;
+			usleep(10000);
+		}
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
 		close(fd);

@@ -53,13 +53,20 @@
 #define WAIT_MAX_MS      50
 #define WINDOW_WAIT_MAX  10.0   /* seconds: longer than this, leave it to a later run */
 
+/* How many messages may wait in a connection's queue (transfer.h): a few,
+ * so its thread never idles between messages; exactly one when the relay
+ * is paced, so that each start happens when the limiter says. */
+#define SLOT_DEPTH 4
+
 struct relay {
 	const struct config_relay *cfg;
 	struct ratelimit  rl;
 	struct transfer_slot **slots; /* all connections of this relay */
-	struct transfer_slot **idle;  /* stack of idle ones */
-	int               n_slots, n_idle;
-	int               n_retired;  /* connections given up (see finish_transfers) */
+	int              *load;       /* messages queued or running on each */
+	int              *retired;    /* connections given up (see finish_transfers) */
+	int               n_slots;
+	int               depth;      /* SLOT_DEPTH or 1 */
+	long              load_total;
 	double            down_until; /* refused connections: wait till then */
 	double            cooldown;
 	int               disabled;   /* refused us for good (login, TLS) */
@@ -241,15 +248,15 @@ relays_open(struct loop *L, struct herr *err)
 		                   r->cfg->max_per_day) < 0)
 			return herr_set(err, EX_OSERR, NULL, "out of memory");
 		r->n_slots = (int)r->cfg->connections;
+		r->depth = r->cfg->rate > 0 ? 1 : SLOT_DEPTH;
 		r->slots = calloc((size_t)r->n_slots, sizeof *r->slots);
-		r->idle = calloc((size_t)r->n_slots, sizeof *r->idle);
-		if (!r->slots || !r->idle)
+		r->load = calloc((size_t)r->n_slots, sizeof *r->load);
+		r->retired = calloc((size_t)r->n_slots, sizeof *r->retired);
+		if (!r->slots || !r->load || !r->retired)
 			return herr_set(err, EX_OSERR, NULL, "out of memory");
-		for (k = 0; k < r->n_slots; k++) {
+		for (k = 0; k < r->n_slots; k++)
 			if (transfer_slot_new(L->transfers, r->cfg, &r->slots[k], err) < 0)
 				return herr_wrap(err, "relay %s", r->cfg->url);
-			r->idle[r->n_idle++] = r->slots[k];
-		}
 	}
 	return 0;
 }
@@ -309,22 +316,11 @@ relays_close(struct loop *L)
 	transfer_pool_free(L->transfers);
 	for (i = 0; i < L->n_relays; i++) {
 		free(L->relays[i].slots);
-		free(L->relays[i].idle);
+		free(L->relays[i].load);
+		free(L->relays[i].retired);
 		ratelimit_free(&L->relays[i].rl);
 	}
 	free(L->relays);
-}
-
-static struct relay *
-relay_of(struct loop *L, const struct transfer_slot *t)
-{
-	const struct config_relay *cfg = transfer_relay(t);
-	size_t i;
-
-	for (i = 0; i < L->n_relays; i++)
-		if (L->relays[i].cfg == cfg)
-			return &L->relays[i];
-	return NULL;
 }
 
 /* Called by builder and connection threads: something is ready. */
@@ -480,23 +476,36 @@ collect(struct loop *L, int wait, struct herr *err)
 	return 0;
 }
 
-/* Start as many ready messages as relays and limits allow; *wait_s is how
- * long until a limit would allow the next one. */
+/* A connection of `r` with room in its queue, the least loaded; -1 if none. */
+static int
+free_slot(const struct relay *r)
+{
+	int k, best = -1;
+
+	for (k = 0; k < r->n_slots; k++)
+		if (!r->retired[k] && r->load[k] < r->depth &&
+		    (best < 0 || r->load[k] < r->load[best]))
+			best = k;
+	return best;
+}
+
+/* Hand ready messages to connections as relays and limits allow; *wait_s
+ * is how long until a limit would allow the next one. */
 static int
 start(struct loop *L, double *wait_s, struct herr *err)
 {
 	double now = db_now_f(), d;
 	struct build_job *j;
 	struct relay *r;
-	struct transfer_slot *c;
 	size_t i;
+	int k = -1;
 
 	while (!L->draining && L->ready.head) {
 		r = NULL;
 		for (i = 0; i < L->n_relays; i++) {
 			struct relay *x = &L->relays[i];
 
-			if (x->disabled || x->down_until > now || !x->n_idle)
+			if (x->disabled || x->down_until > now || (k = free_slot(x)) < 0)
 				continue;
 			if ((d = ratelimit_delay(&x->rl, now)) > 0) {
 				if (d < *wait_s)
@@ -509,10 +518,16 @@ start(struct loop *L, double *wait_s, struct herr *err)
 		if (!r)
 			return 0;
 		j = queue_pop(&L->ready);
-		c = r->idle[--r->n_idle];
-		transfer_start(c, L->cfg->return_addr.ascii, j->mo.rcpt.ascii, j->msg.data,
-		               j->msg.len, j);
+		j->relay = (int)(r - L->relays);
+		j->slot = k;
+		j->xfer.from = L->cfg->return_addr.ascii;
+		j->xfer.rcpt = j->mo.rcpt.ascii;
+		j->xfer.msg = j->msg.data;
+		j->xfer.len = j->msg.len;
+		r->load[k]++;
+		r->load_total++;
 		L->in_flight++;
+		transfer_push(r->slots[k], &j->xfer);
 		ratelimit_take(&r->rl, now);
 		if (r->cfg->max_per_hour || r->cfg->max_per_day) {
 			if (batch(L, err) < 0 ||
@@ -522,6 +537,36 @@ start(struct loop *L, double *wait_s, struct herr *err)
 		L->prog.in_flight++;
 	}
 	return 0;
+}
+
+/* Take back what the connections of `r` (or of every relay, r NULL) have
+ * queued and not started: onto the front of the ready queue. */
+static void
+recall(struct loop *L, struct relay *only)
+{
+	struct transfer_item *list, *it;
+	struct build_job *j;
+	size_t i;
+	int k;
+
+	for (i = 0; i < L->n_relays; i++) {
+		struct relay *r = &L->relays[i];
+
+		if (only && r != only)
+			continue;
+		for (k = 0; k < r->n_slots; k++) {
+			list = transfer_recall(r->slots[k]);
+			while ((it = list)) {
+				list = it->next;
+				j = (struct build_job *)((char *)it - offsetof(struct build_job, xfer));
+				r->load[k]--;
+				r->load_total--;
+				L->in_flight--;
+				L->prog.in_flight--;
+				queue_push_front(&L->ready, j);
+			}
+		}
+	}
 }
 
 static void
@@ -548,45 +593,50 @@ recent_rate(const struct loop *L, double now)
 static int
 finish_transfers(struct loop *L, struct herr *err)
 {
-	struct transfer_slot *c, *next;
+	struct transfer_item *it, *next;
 	const struct smtp_result *res;
 	struct build_job *j;
 	struct relay *r;
 	double now;
 
-	for (c = transfer_collect(L->transfers); c; c = next) {
-		next = transfer_next(c); /* before the slot can be reused */
+	for (it = transfer_collect(L->transfers); it; it = next) {
+		next = it->next;
 		now = db_now_f();
-		j = transfer_user(c);
-		res = transfer_result(c);
-		r = relay_of(L, c);
+		j = (struct build_job *)((char *)it - offsetof(struct build_job, xfer));
+		res = &it->result;
+		r = &L->relays[j->relay];
+		r->load[j->slot]--;
+		r->load_total--;
 		L->in_flight--;
 		L->prog.in_flight--;
-		if (res->outcome == SMTP_UNREACHABLE &&
-		    r->n_slots - r->n_idle - r->n_retired > 1) {
+		if (res->outcome == SMTP_UNREACHABLE && r->load_total > 0 &&
+		    r->n_slots > 1 && !r->retired[j->slot]) {
 			/* Other connections to this relay are working: it is up
 			 * but refused one more connection ("421 too many
 			 * connections").  Use one connection fewer from now on. */
-			r->n_retired++;
+			r->retired[j->slot] = 1;
 			ratelimit_throttle(&r->rl, now);
 			queue_push_front(&L->ready, j);
 			continue;
 		}
-		r->idle[r->n_idle++] = c;
 		if (res->outcome == SMTP_UNREACHABLE || res->outcome == SMTP_FATAL) {
 			/* The relay's problem, not the recipient's: try another. */
-			herr_set(&r->error, res->outcome == SMTP_FATAL && res->stage == SMTP_STAGE_AUTH ?
-			         EX_CONFIG : EX_UNAVAILABLE, r->cfg->url, "%s at %s: %s%s%s",
-			         res->outcome == SMTP_UNREACHABLE ? "unreachable" : "refused us",
-			         smtp_stage_name(res->stage), res->code ? res->reply : res->detail,
-			         res->code && res->detail[0] ? " / " : "", res->code ? res->detail : "");
+			if (!r->error.code || !r->disabled)
+				herr_set(&r->error, res->outcome == SMTP_FATAL &&
+				         res->stage == SMTP_STAGE_AUTH ? EX_CONFIG : EX_UNAVAILABLE,
+				         r->cfg->url, "%s at %s: %s%s%s",
+				         res->outcome == SMTP_UNREACHABLE ? "unreachable" : "refused us",
+				         smtp_stage_name(res->stage), res->code ? res->reply : res->detail,
+				         res->code && res->detail[0] ? " / " : "",
+				         res->code ? res->detail : "");
 			if (res->outcome == SMTP_FATAL)
 				r->disabled = 1;
-			else {
+			else if (r->down_until <= now) {
 				r->down_until = now + r->cooldown;
 				r->cooldown = r->cooldown * 2 < COOLDOWN_MAX ? r->cooldown * 2 : COOLDOWN_MAX;
 			}
 			queue_push_front(&L->ready, j);
+			recall(L, r); /* what waits on its connections goes elsewhere too */
 			continue;
 		}
 		r->cooldown = COOLDOWN_FIRST;
@@ -727,6 +777,8 @@ loop_run(struct loop *L, struct mid_ctx *mid, struct herr *err)
 	for (;;) {
 		now = db_now_f();
 		control(L, now);
+		if (L->draining && L->in_flight)
+			recall(L, NULL); /* finish only what has started */
 		if (claim(L, mid, err) < 0 || collect(L, 0, err) < 0)
 			return -1;
 		wait_s = 1e9;
@@ -843,6 +895,23 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	L.backlog = L.backlog * 2 + (size_t)workers_for(cfg) * 4;
 	if (L.backlog < 16)
 		L.backlog = 16;
+	{
+		/* Rows are claimed a little ahead of sending.  When every relay
+		 * is paced, keep that to about two seconds of sending, so that
+		 * someone who unsubscribes during a slow send is skipped
+		 * (ledger invariant (6)) instead of mailed from the backlog. */
+		double paced = 0;
+
+		for (i = 0; i < L.n_relays; i++) {
+			if (L.relays[i].cfg->rate <= 0) {
+				paced = -1;
+				break;
+			}
+			paced += L.relays[i].cfg->rate;
+		}
+		if (paced > 0 && (size_t)(paced * 2) + 2 < L.backlog)
+			L.backlog = (size_t)(paced * 2) + 2;
+	}
 	if (!(L.claimed = calloc(L.backlog, sizeof *L.claimed))) {
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto out;
@@ -895,16 +964,16 @@ out:
 	free(L.claimed);
 	/* after an error with transfers under way: let them end (their rows
 	 * stay `sending`, recovered by the next run) */
+	if (L.transfers && L.in_flight > 0)
+		recall(&L, NULL);
 	while (L.in_flight > 0 && L.transfers) {
-		struct transfer_slot *c, *next;
+		struct transfer_item *it, *next;
 
 		wait_for_wake(&L, WAIT_MAX_MS);
-		for (c = transfer_collect(L.transfers); c; c = next) {
-			next = transfer_next(c);
-			j = transfer_user(c);
-			ledger_row_clear(&j->row);
-			buf_free(&j->msg);
-			free(j);
+		for (it = transfer_collect(L.transfers); it; it = next) {
+			next = it->next;
+			j = (struct build_job *)((char *)it - offsetof(struct build_job, xfer));
+			queue_push(&L.ready, j);
 			L.in_flight--;
 		}
 	}

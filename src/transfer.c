@@ -1,21 +1,17 @@
 /*
  * transfer.c - a thread per SMTP connection (see transfer.h for why).
  *
- * Each slot has a state guarded by the pool mutex:
- *
- *     IDLE --transfer_start()--> BUSY --thread done--> DONE --collect--> IDLE
- *
- * The thread waits on the slot's condition variable for BUSY, runs
- * smtp_send() without holding any lock, then links the slot into the pool's
- * done list and calls notify.
+ * Everything shared is guarded by the pool mutex: each slot's queue, its
+ * load, and the pool's done list.  A slot's thread takes the head of its
+ * queue, sends it with the mutex released, then appends it to the done
+ * list.  `load` counts queued plus running items and is what the send loop
+ * reads to decide where the next message goes.
  */
 #include "herald/transfer.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum slot_state { SLOT_IDLE, SLOT_BUSY, SLOT_DONE };
 
 struct transfer_slot {
 	struct transfer_pool      *pool;
@@ -24,20 +20,15 @@ struct transfer_slot {
 	pthread_t                  thread;
 	int                        started;   /* the thread exists */
 	pthread_cond_t             go;
-	enum slot_state            state;
-	/* the transfer */
-	const char                *from, *rcpt, *msg;
-	size_t                     len;
-	void                      *user;
-	struct smtp_result         result;
-	struct transfer_slot      *next_done;
+	struct transfer_item      *head, *tail; /* queued, not started */
+	int                        load;      /* queued + running */
 	struct transfer_slot      *next_all;
 };
 
 struct transfer_pool {
 	pthread_mutex_t       mu;
 	struct transfer_slot *all;
-	struct transfer_slot *done_head, *done_tail;
+	struct transfer_item *done_head, *done_tail;
 	int                   stopping;
 	void                (*notify)(void *ctx);
 	void                 *ctx;
@@ -48,23 +39,29 @@ slot_thread(void *arg)
 {
 	struct transfer_slot *s = arg;
 	struct transfer_pool *p = s->pool;
+	struct transfer_item *it;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (s->state != SLOT_BUSY && !p->stopping)
+		while (!s->head && !p->stopping)
 			pthread_cond_wait(&s->go, &p->mu);
-		if (s->state != SLOT_BUSY)
+		if (!s->head)
 			break;
+		it = s->head;
+		s->head = it->next;
+		if (!s->head)
+			s->tail = NULL;
 		pthread_mutex_unlock(&p->mu);
-		smtp_send(s->conn, s->from, s->rcpt, s->msg, s->len, &s->result);
+		it->slot = s;
+		smtp_send(s->conn, it->from, it->rcpt, it->msg, it->len, &it->result);
 		pthread_mutex_lock(&p->mu);
-		s->state = SLOT_DONE;
-		s->next_done = NULL;
+		s->load--;
+		it->next = NULL;
 		if (p->done_tail)
-			p->done_tail->next_done = s;
+			p->done_tail->next = it;
 		else
-			p->done_head = s;
-		p->done_tail = s;
+			p->done_head = it;
+		p->done_tail = it;
 		if (p->notify)
 			p->notify(p->ctx);
 	}
@@ -123,8 +120,10 @@ transfer_pool_free(struct transfer_pool *p)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->stopping = 1;
-	for (s = p->all; s; s = s->next_all)
+	for (s = p->all; s; s = s->next_all) {
+		s->head = s->tail = NULL; /* the caller recalled what it wanted */
 		pthread_cond_signal(&s->go);
+	}
 	pthread_mutex_unlock(&p->mu);
 	for (s = p->all; s; s = next) {
 		next = s->next_all;
@@ -139,52 +138,61 @@ transfer_pool_free(struct transfer_pool *p)
 }
 
 void
-transfer_start(struct transfer_slot *s, const char *mail_from, const char *rcpt,
-               const char *msg, size_t len, void *user)
+transfer_push(struct transfer_slot *s, struct transfer_item *it)
 {
 	struct transfer_pool *p = s->pool;
 
+	it->next = NULL;
+	it->slot = s;
+	memset(&it->result, 0, sizeof it->result);
 	pthread_mutex_lock(&p->mu);
-	s->from = mail_from;
-	s->rcpt = rcpt;
-	s->msg = msg;
-	s->len = len;
-	s->user = user;
-	s->state = SLOT_BUSY;
+	if (s->tail)
+		s->tail->next = it;
+	else
+		s->head = it;
+	s->tail = it;
+	s->load++;
 	pthread_cond_signal(&s->go);
 	pthread_mutex_unlock(&p->mu);
 }
 
-struct transfer_slot *
-transfer_collect(struct transfer_pool *p)
+struct transfer_item *
+transfer_recall(struct transfer_slot *s)
 {
-	struct transfer_slot *list, *s;
+	struct transfer_pool *p = s->pool;
+	struct transfer_item *list, *it;
 
 	pthread_mutex_lock(&p->mu);
-	list = p->done_head;
-	p->done_head = p->done_tail = NULL;
-	for (s = list; s; s = s->next_done)
-		s->state = SLOT_IDLE;
+	list = s->head;
+	for (it = list; it; it = it->next)
+		s->load--;
+	s->head = s->tail = NULL;
 	pthread_mutex_unlock(&p->mu);
 	return list;
 }
 
-struct transfer_slot *
-transfer_next(const struct transfer_slot *s)
+int
+transfer_load(const struct transfer_slot *s)
 {
-	return s->next_done;
+	struct transfer_pool *p = s->pool;
+	int n;
+
+	pthread_mutex_lock(&p->mu);
+	n = s->load;
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }
 
-const struct smtp_result *
-transfer_result(const struct transfer_slot *s)
+struct transfer_item *
+transfer_collect(struct transfer_pool *p)
 {
-	return &s->result;
-}
+	struct transfer_item *list;
 
-void *
-transfer_user(const struct transfer_slot *s)
-{
-	return s->user;
+	pthread_mutex_lock(&p->mu);
+	list = p->done_head;
+	p->done_head = p->done_tail = NULL;
+	pthread_mutex_unlock(&p->mu);
+	return list;
 }
 
 const struct config_relay *

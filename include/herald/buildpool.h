@@ -17,6 +17,7 @@
 #include "herald/herr.h"
 #include "herald/ledger.h"
 #include "herald/message.h"
+#include "herald/transfer.h"
 
 struct build_job {
 	struct ledger_row  row;     /* the recipient (owned) */
@@ -25,7 +26,9 @@ struct build_job {
 	struct message_out mo;      /* OUT: Message-ID, envelope recipient */
 	int                failed;  /* OUT: could not be built; see err */
 	struct herr        err;
-	int                relay;   /* for the caller: the relay chosen */
+	int                relay;   /* for the caller: the relay and connection */
+	int                slot;    /*   it was handed to */
+	struct transfer_item xfer;  /* for the caller: the transfer */
 	struct build_job  *next;    /* queue link, the pool's and the caller's */
 };
 

@@ -12,10 +12,13 @@
  * other.  tests/integration/test_run_faults.py measures this (a relay
  * slow after the dot).
  *
- * The main thread owns the slots' jobs: it starts a transfer on an idle
- * slot, and collects finished ones; a slot's thread only touches the slot
- * between those two moments.  When a transfer finishes the pool calls
- * `notify`, which wakes the send loop.
+ * Each slot has a short queue, so that its thread goes from one message
+ * to the next without waiting for the send loop: handing messages over one
+ * at a time cost two context switches per message, most of herald's CPU in
+ * bench/send.sh.  A slot runs the queued items in order, one at a time; the
+ * items not yet started can be taken back (transfer_recall) when a send
+ * stops.  Finished items are collected by the send loop; when one finishes
+ * the pool calls `notify`, which wakes the loop.
  */
 #ifndef HERALD_TRANSFER_H
 #define HERALD_TRANSFER_H
@@ -26,31 +29,42 @@
 #include "herald/herr.h"
 #include "herald/smtp.h"
 
-struct transfer_pool;
 struct transfer_slot;
+
+/* One message to send; embedded in the caller's job. */
+struct transfer_item {
+	const char           *from, *rcpt; /* envelope */
+	const char           *msg;         /* the bytes, CRLF */
+	size_t                len;
+	struct transfer_slot *slot;        /* OUT: the slot that ran it */
+	struct smtp_result    result;      /* OUT */
+	struct transfer_item *next;        /* the pool's link while queued or done */
+};
+
+struct transfer_pool;
 
 /* A pool whose finished transfers are announced through notify(ctx). */
 int transfer_pool_new(void (*notify)(void *ctx), void *ctx, struct transfer_pool **out,
                       struct herr *err);
-/* Stop every slot's thread (waiting for transfers under way) and free all. */
+/* Stop every slot's thread (waiting for transfers under way; items still
+ * queued are dropped - recall them first) and free all. */
 void transfer_pool_free(struct transfer_pool *p);
 
 /* Add a slot (a connection and its thread) for `relay`. */
 int transfer_slot_new(struct transfer_pool *p, const struct config_relay *relay,
                       struct transfer_slot **out, struct herr *err);
 
-/* Start sending on an idle slot.  The strings and message must stay valid
- * until the slot comes back from transfer_collect(). */
-void transfer_start(struct transfer_slot *s, const char *mail_from, const char *rcpt,
-                    const char *msg, size_t len, void *user);
+/* Queue an item on a slot.  Its strings must stay valid until it comes
+ * back from transfer_collect() or transfer_recall(). */
+void transfer_push(struct transfer_slot *s, struct transfer_item *it);
+/* Items queued on the slot and not yet started, as a list. */
+struct transfer_item *transfer_recall(struct transfer_slot *s);
+/* Items queued or running on the slot. */
+int transfer_load(const struct transfer_slot *s);
 
-/* The slots whose transfer finished since the last call, linked through
- * transfer_next(); NULL when none. */
-struct transfer_slot *transfer_collect(struct transfer_pool *p);
-struct transfer_slot *transfer_next(const struct transfer_slot *s);
+/* Every item finished since the last call, as a list in finishing order. */
+struct transfer_item *transfer_collect(struct transfer_pool *p);
 
-const struct smtp_result *transfer_result(const struct transfer_slot *s);
-void *transfer_user(const struct transfer_slot *s);
 const struct config_relay *transfer_relay(const struct transfer_slot *s);
 /* Connections the slot has opened so far. */
 long transfer_connects(const struct transfer_slot *s);
