@@ -88,6 +88,8 @@ struct loop {
 	struct buildpool    *pool;
 	struct transfer_pool *transfers;
 	long                 in_flight;
+	struct transfer_slot **to_ack; /* slots whose results this turn records */
+	size_t               n_to_ack, max_to_ack;
 	pthread_mutex_t      wake_mu;  /* the other threads wake the loop */
 	pthread_cond_t       wake_cv;
 	int                  woken;
@@ -605,6 +607,9 @@ finish_transfers(struct loop *L, struct herr *err)
 		j = (struct build_job *)((char *)it - offsetof(struct build_job, xfer));
 		res = &it->result;
 		r = &L->relays[j->relay];
+		/* acknowledged once this turn's transaction is committed */
+		if (L->n_to_ack < L->max_to_ack)
+			L->to_ack[L->n_to_ack++] = r->slots[j->slot];
 		r->load[j->slot]--;
 		r->load_total--;
 		L->in_flight--;
@@ -820,6 +825,9 @@ loop_run(struct loop *L, struct mid_ctx *mid, struct herr *err)
 		wait_for_wake(L, timeout_ms);
 		if (finish_transfers(L, err) < 0 || batch_commit(L, err) < 0)
 			return -1;
+		/* results are on disk: the connections may go on */
+		transfer_ack(L->transfers, L->to_ack, L->n_to_ack);
+		L->n_to_ack = 0;
 		if (!relays_usable(L) && !L->in_flight && !L->draining) {
 			size_t i;
 
@@ -892,6 +900,12 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 		goto out;
 	for (i = 0; i < L.n_relays; i++)
 		L.backlog += (size_t)L.relays[i].n_slots;
+	/* each slot has at most one unacknowledged result */
+	L.max_to_ack = L.backlog;
+	if (!(L.to_ack = calloc(L.max_to_ack, sizeof *L.to_ack))) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
 	L.backlog = L.backlog * 2 + (size_t)workers_for(cfg) * 4;
 	if (L.backlog < 16)
 		L.backlog = 16;
@@ -962,6 +976,7 @@ out:
 		free(j);
 	}
 	free(L.claimed);
+	free(L.to_ack);
 	/* after an error with transfers under way: let them end (their rows
 	 * stay `sending`, recovered by the next run) */
 	if (L.transfers && L.in_flight > 0)

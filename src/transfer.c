@@ -22,6 +22,7 @@ struct transfer_slot {
 	pthread_cond_t             go;
 	struct transfer_item      *head, *tail; /* queued, not started */
 	int                        load;      /* queued + running */
+	int                        unacked;   /* finished, result not yet recorded */
 	struct transfer_slot      *next_all;
 };
 
@@ -43,7 +44,7 @@ slot_thread(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!s->head && !p->stopping)
+		while ((!s->head || s->unacked) && !p->stopping)
 			pthread_cond_wait(&s->go, &p->mu);
 		if (!s->head)
 			break;
@@ -56,6 +57,7 @@ slot_thread(void *arg)
 		smtp_send(s->conn, it->from, it->rcpt, it->msg, it->len, &it->result);
 		pthread_mutex_lock(&p->mu);
 		s->load--;
+		s->unacked++;
 		it->next = NULL;
 		if (p->done_tail)
 			p->done_tail->next = it;
@@ -193,6 +195,18 @@ transfer_collect(struct transfer_pool *p)
 	p->done_head = p->done_tail = NULL;
 	pthread_mutex_unlock(&p->mu);
 	return list;
+}
+
+void
+transfer_ack(struct transfer_pool *p, struct transfer_slot *const *slots, size_t n)
+{
+	size_t i;
+
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; i < n; i++)
+		if (slots[i]->unacked > 0 && --slots[i]->unacked == 0 && slots[i]->head)
+			pthread_cond_signal(&slots[i]->go);
+	pthread_mutex_unlock(&p->mu);
 }
 
 const struct config_relay *

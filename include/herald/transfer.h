@@ -12,13 +12,19 @@
  * other.  tests/integration/test_run_faults.py measures this (a relay
  * slow after the dot).
  *
- * Each slot has a short queue, so that its thread goes from one message
- * to the next without waiting for the send loop: handing messages over one
- * at a time cost two context switches per message, most of herald's CPU in
- * bench/send.sh.  A slot runs the queued items in order, one at a time; the
- * items not yet started can be taken back (transfer_recall) when a send
- * stops.  Finished items are collected by the send loop; when one finishes
- * the pool calls `notify`, which wakes the loop.
+ * Each slot has a short queue, so that its thread has the next message at
+ * hand instead of waiting for the send loop to assign one: handing messages
+ * over one at a time cost two context switches per message, most of
+ * herald's CPU in bench/send.sh.  A slot runs the queued items in order, one
+ * at a time; the items not yet started can be taken back (transfer_recall)
+ * when a send stops.  Finished items are collected by the send loop; when
+ * one finishes the pool calls `notify`, which wakes the loop.
+ *
+ * A slot does not start its next message until the send loop has
+ * acknowledged the previous one (transfer_ack), that is, committed its
+ * result to the ledger.  So at any instant each connection has at most one
+ * message whose fate the ledger does not know, and a crash can cause at
+ * most one duplicate per connection (ledger.h invariant (5)).
  */
 #ifndef HERALD_TRANSFER_H
 #define HERALD_TRANSFER_H
@@ -64,6 +70,9 @@ int transfer_load(const struct transfer_slot *s);
 
 /* Every item finished since the last call, as a list in finishing order. */
 struct transfer_item *transfer_collect(struct transfer_pool *p);
+/* The results of these slots' finished items are safely recorded: each may
+ * start its next message.  `slots` may repeat a slot (once per item). */
+void transfer_ack(struct transfer_pool *p, struct transfer_slot *const *slots, size_t n);
 
 const struct config_relay *transfer_relay(const struct transfer_slot *s);
 /* Connections the slot has opened so far. */
