@@ -7,9 +7,9 @@
 set -eu
 
 build="cmake gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev libcmark-dev
-libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev"
+libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-dev"
 demo="python3 python3-aiosmtpd"
-test="libcmocka-dev valgrind sqlite3"
+test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython spamassassin"
 
 case "${1:-build}" in
 build) want="$build" ;;

@@ -25,6 +25,7 @@ const struct cmd_def cmd_table[] = {
 	{ "issue",  cmd_issue,  CMD_NEED_CONFIG | CMD_NEED_DB, "write, preview, schedule issues", cmd_issue_usage },
 	{ "send",   cmd_send,   CMD_NEED_CONFIG | CMD_NEED_DB, "send an issue now", cmd_send_usage },
 	{ "run",    cmd_run,    CMD_NEED_CONFIG | CMD_NEED_DB, "send what is due (for cron)", cmd_run_usage },
+	{ "dkim",   cmd_dkim,   0, "make DKIM keys and their DNS records", cmd_dkim_usage },
 	{ "stats",  cmd_stats,  CMD_NEED_CONFIG | CMD_NEED_DB, "show what happened to an issue", cmd_stats_usage },
 	{ NULL, NULL, 0, NULL, NULL },
 };

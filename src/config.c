@@ -51,6 +51,14 @@ static const struct key keys[] = {
 	{ "sender",   "postal_address",  KEY_MULTILINE, F(postal_address),     NULL, 0, 0 },
 	{ "sender",   "message_id_domain", KEY_STRING,  F(message_id_domain),  NULL, 0, 0 },
 	{ "sender",   "return_path",     KEY_STRING,    F(return_path),        NULL, 0, 0 },
+	{ "sender",   "verp",            KEY_BOOL,      F(verp),               "yes", 0, 0 },
+	{ "sender",   "feedback_id",     KEY_STRING,    F(feedback_id),        "herald", 0, 0 },
+	{ "dkim",     "domain",          KEY_STRING,    F(dkim_domain),        NULL, 0, 0 },
+	{ "dkim",     "selector",        KEY_STRING,    F(dkim_selector),      NULL, 0, 0 },
+	{ "dkim",     "private_key",     KEY_PATH,      F(dkim_key),           NULL, 0, 0 },
+	{ "dkim",     "ed25519_selector", KEY_STRING,   F(dkim_ed_selector),   NULL, 0, 0 },
+	{ "dkim",     "ed25519_private_key", KEY_PATH,  F(dkim_ed_key),        NULL, 0, 0 },
+	{ "dkim",     "expire",          KEY_STRING,    F(dkim_expire_text),   NULL, 0, 0 },
 	{ "send",     "workers",         KEY_LONG,      F(workers),            "0", 0, 64 },
 	{ "send",     "retry",           KEY_STRING,    F(retry_text),         "5m 15m 1h 4h 12h", 0, 0 },
 	{ "send",     "retry_window",    KEY_STRING,    F(retry_window_text),  "3d", 0, 0 },
@@ -539,6 +547,41 @@ validate_retry(struct parse *p)
 }
 
 static void
+validate_dkim(struct parse *p)
+{
+	struct config *c = p->c;
+	const char *id;
+
+#define DLINE(name) p->raw_line[find_key("dkim", name)]
+	if (c->dkim_key && !c->dkim_selector)
+		problem(c, DLINE("private_key"), "[dkim] private_key needs a selector");
+	if (c->dkim_selector && !c->dkim_key)
+		problem(c, DLINE("selector"), "[dkim] selector needs a private_key");
+	if (c->dkim_ed_key && !c->dkim_ed_selector)
+		problem(c, DLINE("ed25519_private_key"),
+		        "[dkim] ed25519_private_key needs an ed25519_selector");
+	if (c->dkim_ed_selector && !c->dkim_ed_key)
+		problem(c, DLINE("ed25519_selector"),
+		        "[dkim] ed25519_selector needs an ed25519_private_key");
+	if (c->dkim_ed_key && !c->dkim_key)
+		problem(c, DLINE("ed25519_private_key"),
+		        "[dkim] an Ed25519 key is only used beside an RSA key (private_key): "
+		        "receivers that do not know Ed25519 need the RSA signature");
+	c->dkim_expire = 0;
+	if (c->dkim_expire_text &&
+	    (c->dkim_expire = config_parse_duration(c->dkim_expire_text)) <= 0)
+		problem(c, DLINE("expire"), "'expire' must be a duration such as 7d, not '%s'",
+		        c->dkim_expire_text);
+	for (id = c->feedback_id; id && *id; id++)
+		if (*id == ':' || *id == ' ' || (unsigned char)*id > 0x7e) {
+			problem(c, p->raw_line[find_key("sender", "feedback_id")],
+			        "'feedback_id' must be printable ASCII without ':' or spaces");
+			break;
+		}
+#undef DLINE
+}
+
+static void
 validate(struct parse *p)
 {
 	struct config *c = p->c;
@@ -552,6 +595,7 @@ validate(struct parse *p)
 	for (k = 0; k < (int)c->n_relays; k++)
 		validate_relay(c, &c->relays[k], &p->relays[k]);
 	validate_retry(p);
+	validate_dkim(p);
 	if (!c->sender_from)
 		problem(c, 0, "[sender] from is required");
 	else
@@ -611,6 +655,8 @@ apply_derived_defaults(struct config *c)
 	}
 	if (!c->message_id_domain && c->from.domain[0])
 		c->message_id_domain = strdup(c->from.domain);
+	if (c->dkim_key && !c->dkim_domain && c->from.domain[0])
+		c->dkim_domain = strdup(c->from.domain);
 	if (!c->return_path && c->from.ascii[0])
 		c->return_addr = c->from;
 }

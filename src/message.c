@@ -48,6 +48,53 @@ message_unsubscribe_url(const struct config *cfg, const struct token_key *key,
 	return (len < 0 || (size_t)len >= size) ? -1 : 0;
 }
 
+int
+message_dkim_open(const struct config *cfg, struct dkim_signer **out, struct herr *err)
+{
+	struct dkim_signer *s;
+
+	*out = NULL;
+	if (!cfg->dkim_key)
+		return 0;
+	if (dkim_signer_new(&s, err) < 0)
+		return -1;
+	if (dkim_signer_add_key(s, DKIM_RSA_SHA256, cfg->dkim_domain, cfg->dkim_selector,
+	                        cfg->dkim_key, NULL, err) < 0 ||
+	    (cfg->dkim_ed_key &&
+	     dkim_signer_add_key(s, DKIM_ED25519_SHA256, cfg->dkim_domain, cfg->dkim_ed_selector,
+	                         cfg->dkim_ed_key, NULL, err) < 0)) {
+		dkim_signer_free(s);
+		return -1;
+	}
+	dkim_signer_set_expiry(s, cfg->dkim_expire);
+	*out = s;
+	return 0;
+}
+
+int
+message_envelope_from(const struct config *cfg, const struct token_key *key,
+                      long long subscriber_id, long long list_id, long long issue_id,
+                      char *out, size_t size)
+{
+	struct token t = { TOKEN_BOUNCE, (unsigned long long)subscriber_id,
+	                   (unsigned long long)list_id, (unsigned long long)issue_id };
+	const char *addr = cfg->return_addr.ascii, *at = strrchr(addr, '@');
+	char tok[TOKEN_MAX];
+	int len;
+
+	if (!cfg->verp || !at) {
+		len = snprintf(out, size, "%s", addr);
+		return (len < 0 || (size_t)len >= size) ? -1 : 0;
+	}
+	if (token_make(key, &t, tok) < 0)
+		return -1;
+	/* RFC 5321 §4.5.3.1.1: the local part stays within 64 octets */
+	if ((size_t)(at - addr) + 1 + strlen(tok) > 64)
+		return -1;
+	len = snprintf(out, size, "%.*s+%s%s", (int)(at - addr), addr, tok, at);
+	return (len < 0 || (size_t)len >= size) ? -1 : 0;
+}
+
 static int
 compile(const char *text, const char *where, struct tmpl **out, struct herr *err)
 {
@@ -187,13 +234,14 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
               enum message_kind kind, long long now, struct buf *out,
               struct message_out *mo, struct herr *err)
 {
-	char unsub[512], subject_buf[1200];
+	char unsub[512], subject_buf[1200], unsub_field[1200], feedback[300], tok[TOKEN_MAX];
 	struct buf subject = BUF_INIT(4096), html = BUF_INIT(MESSAGE_MAX),
 	           text = BUF_INIT(MESSAGE_MAX);
-	struct mime_field extra[4];
+	struct token t = { TOKEN_UNSUBSCRIBE, (unsigned long long)r->subscriber_id,
+	                   (unsigned long long)m->list_id, (unsigned long long)m->issue_id };
+	struct mime_field extra[6];
 	struct mime_message mm;
 	size_t n_extra = 0;
-	char unsub_field[600];
 	int ret = -1;
 
 	buf_reset(out);
@@ -211,8 +259,15 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
 	                          r->subscriber_id, mo->message_id, sizeof mo->message_id) < 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot make a Message-ID");
 	if (message_unsubscribe_url(m->cfg, m->key, r->subscriber_id, m->list_id, m->issue_id,
-	                            unsub, sizeof unsub) < 0)
+	                            unsub, sizeof unsub) < 0 || token_make(m->key, &t, tok) < 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot make the unsubscribe URL");
+	if (kind == MESSAGE_TEST)
+		snprintf(mo->mail_from, sizeof mo->mail_from, "%s", m->cfg->return_addr.ascii);
+	else if (message_envelope_from(m->cfg, m->key, r->subscriber_id, m->list_id,
+	                               m->issue_id, mo->mail_from, sizeof mo->mail_from) < 0)
+		return herr_set(err, EX_CONFIG, NULL,
+		                "cannot make the VERP envelope sender from '%s' (local part too "
+		                "long?)", m->cfg->return_addr.ascii);
 	if (message_merge(m, r, unsub, &subject, &html, &text, err) < 0)
 		goto out;
 	snprintf(subject_buf, sizeof subject_buf, "%s%s", kind == MESSAGE_TEST ? "[TEST] " : "",
@@ -220,9 +275,23 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
 
 	extra[n_extra].name = "List-Id";
 	extra[n_extra++].value = m->list_id_value;
-	snprintf(unsub_field, sizeof unsub_field, "<%s>", unsub);
+	/* RFC 2369: the https URL first (RFC 8058 needs it for one-click), then
+	 * a mailto for clients that only do mail; both carry the same token. */
+	snprintf(unsub_field, sizeof unsub_field, "<%s>, <mailto:unsubscribe+%s@%s>", unsub, tok,
+	         m->cfg->return_addr.domain);
 	extra[n_extra].name = "List-Unsubscribe";
 	extra[n_extra++].value = unsub_field;
+	if (kind == MESSAGE_ISSUE) {
+		/* RFC 8058 §3.1: only list mail offers one-click; a test copy
+		 * says what it is in its subject instead */
+		extra[n_extra].name = "List-Unsubscribe-Post";
+		extra[n_extra++].value = "List-Unsubscribe=One-Click";
+	}
+	/* Gmail's Feedback Loop: CampaignId:CustomerId:MailType:SenderId */
+	snprintf(feedback, sizeof feedback, "%lld:%s:newsletter:%s", m->issue_id, m->list_name,
+	         m->cfg->feedback_id ? m->cfg->feedback_id : "herald");
+	extra[n_extra].name = "Feedback-ID";
+	extra[n_extra++].value = feedback;
 
 	memset(&mm, 0, sizeof mm);
 	mm.from_name = m->from_name;
@@ -246,6 +315,8 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
 		herr_wrap(err, "%s", mo->rcpt.ascii);
 		goto out;
 	}
+	if (m->dkim && dkim_sign(m->dkim, out, now, err) < 0)
+		goto out;
 	ret = 0;
 out:
 	buf_free(&subject);

@@ -103,6 +103,7 @@ struct loop {
 	int                  draining;
 	int                  in_batch;
 	struct token_key     key;
+	struct dkim_signer  *dkim;
 	struct sendjob_progress prog;
 	double               t0, next_control, next_progress;
 	double               rate_t[64];  /* finish times, for the recent rate */
@@ -522,7 +523,7 @@ start(struct loop *L, double *wait_s, struct herr *err)
 		j = queue_pop(&L->ready);
 		j->relay = (int)(r - L->relays);
 		j->slot = k;
-		j->xfer.from = L->cfg->return_addr.ascii;
+		j->xfer.from = j->mo.mail_from;
 		j->xfer.rcpt = j->mo.rcpt.ascii;
 		j->xfer.msg = j->msg.data;
 		j->xfer.len = j->msg.len;
@@ -883,6 +884,9 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	if (message_ctx_init(&mctx, cfg, &L.key, &is, l.title[0] ? l.title : l.name, err) < 0)
 		goto out;
 	have_ctx = 1;
+	if (message_dkim_open(cfg, &L.dkim, err) < 0)
+		goto out;
+	mctx.dkim = L.dkim;
 	if (relays_open(&L, err) < 0 || relays_load_history(&L, err) < 0)
 		goto out;
 	if (!strcmp(is.status, "sending")) {
@@ -1001,6 +1005,7 @@ out:
 	ledger_close(L.led);
 	if (have_ctx)
 		message_ctx_free(&mctx);
+	dkim_signer_free(L.dkim);
 	issue_clear(&is);
 	explicit_bzero(&L.key, sizeof L.key);
 	pthread_mutex_destroy(&L.wake_mu);

@@ -81,6 +81,17 @@ struct config {
 	char *return_path;       /* [sender] return_path: envelope sender, default From */
 	struct address return_addr;
 
+	int   verp;              /* [sender] verp: envelope sender local+TOKEN@domain */
+	char *feedback_id;       /* [sender] feedback_id: sender id in Feedback-ID */
+
+	char *dkim_domain;       /* [dkim] domain: d=, default the From domain */
+	char *dkim_selector;     /* [dkim] selector */
+	char *dkim_key;          /* [dkim] private_key: PEM path, NULL = no DKIM */
+	char *dkim_ed_selector;  /* [dkim] ed25519_selector */
+	char *dkim_ed_key;       /* [dkim] ed25519_private_key */
+	char *dkim_expire_text;  /* [dkim] expire, as written */
+	long  dkim_expire;       /*   parsed: seconds, 0 = no x= */
+
 	char *base_url;          /* [web] base_url, no trailing slash */
 	char *secret_file;       /* [web] secret_file: HMAC key for tokens */
 

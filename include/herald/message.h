@@ -9,6 +9,14 @@
  * threads may build messages from one context at once (each with its own
  * output buffer).
  *
+ * Headers that make list mail acceptable to the big receivers (their 2024
+ * bulk-sender rules): List-Unsubscribe with an https and a mailto address
+ * (RFC 2369) and List-Unsubscribe-Post (RFC 8058 one-click) on every list
+ * message, List-Id (RFC 2919), Feedback-ID for Gmail's feedback loop, and a
+ * DKIM signature over all of them when [dkim] is configured.  The envelope
+ * sender is VERP, local+TOKEN@domain of the return path, so an asynchronous
+ * bounce names its recipient without anyone parsing it (token.h).
+ *
  * Message-ID is deterministic per issue x subscriber:
  *   <ISSUE.SUBSCRIBER.MAC@message_id_domain>
  * where MAC is 8 hex digits of an HMAC over both ids with the token secret,
@@ -24,6 +32,7 @@
 #include "herald/address.h"
 #include "herald/buf.h"
 #include "herald/config.h"
+#include "herald/dkim.h"
 #include "herald/herr.h"
 #include "herald/issue.h"
 #include "herald/tmpl.h"
@@ -44,6 +53,7 @@ struct message_ctx {
 	int          has_reply_to;
 	char         list_id_value[400];  /* List-Id header value */
 	struct tmpl *subject, *html, *text;
+	const struct dkim_signer *dkim; /* set by the caller, or NULL: unsigned */
 };
 
 /* Prepare to build messages of issue `is`.  Free with message_ctx_free(). */
@@ -67,6 +77,7 @@ enum message_kind {
 struct message_out {
 	char message_id[300];     /* without angle brackets */
 	struct address rcpt;      /* envelope recipient, ASCII form */
+	char mail_from[300];      /* envelope sender (VERP when configured) */
 };
 
 /* Build the message for `r` into `out` (which is reset first).  Fails with
@@ -85,6 +96,17 @@ int message_merge(const struct message_ctx *m, const struct message_recipient *r
 /* The deterministic Message-ID for issue x subscriber (see above). */
 int message_id_for(const struct token_key *key, const char *domain, long long issue_id,
                    long long subscriber_id, char *out, size_t size);
+
+/* The DKIM signer the config asks for ([dkim] private_key and maybe an
+ * Ed25519 key), or *out = NULL when DKIM is not configured.  Key problems
+ * are EX_CONFIG errors naming the file. */
+int message_dkim_open(const struct config *cfg, struct dkim_signer **out, struct herr *err);
+
+/* The VERP envelope sender for a subscriber: local+TOKEN@domain of the
+ * return path, or the return path itself when [sender] verp = no. */
+int message_envelope_from(const struct config *cfg, const struct token_key *key,
+                          long long subscriber_id, long long list_id, long long issue_id,
+                          char *out, size_t size);
 
 /* The unsubscribe URL for a subscriber of a list (and issue). */
 int message_unsubscribe_url(const struct config *cfg, const struct token_key *key,

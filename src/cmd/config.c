@@ -8,6 +8,7 @@
 
 #include "herald/cmd.h"
 #include "herald/db.h"
+#include "herald/dkim.h"
 #include "herald/token.h"
 
 const char cmd_config_usage[] =
@@ -17,6 +18,48 @@ const char cmd_config_usage[] =
 	"risky settings, and check that the database and token secret are usable.\n"
 	"Exit status 0 when it is usable, 78 (EX_CONFIG) when not.  The SMTP\n"
 	"password is never printed.\n";
+
+/* Load the DKIM keys as a send would, and say what DMARC will think. */
+static int
+check_dkim(const struct config *c, int quiet)
+{
+	struct dkim_signer *s;
+	struct herr err;
+	char warning[256];
+	int bad = 0;
+
+	if (!c->dkim_key) {
+		fprintf(stderr, "warning: no [dkim] private_key: mail goes out unsigned, which Gmail "
+		        "and Yahoo reject or file as spam for bulk senders (see 'herald dkim keygen')\n");
+		return 0;
+	}
+	if (dkim_signer_new(&s, &err) < 0)
+		return 1;
+	herr_clear(&err);
+	if (dkim_signer_add_key(s, DKIM_RSA_SHA256, c->dkim_domain, c->dkim_selector,
+	                        c->dkim_key, warning, &err) < 0) {
+		fprintf(stderr, "error: [dkim] private_key: %s%s%s\n", err.where,
+		        err.where[0] ? ": " : "", err.msg);
+		bad = 1;
+	} else if (warning[0])
+		fprintf(stderr, "warning: [dkim] private_key: %s\n", warning);
+	if (c->dkim_ed_key) {
+		herr_clear(&err);
+		if (dkim_signer_add_key(s, DKIM_ED25519_SHA256, c->dkim_domain, c->dkim_ed_selector,
+		                        c->dkim_ed_key, warning, &err) < 0) {
+			fprintf(stderr, "error: [dkim] ed25519_private_key: %s%s%s\n", err.where,
+			        err.where[0] ? ": " : "", err.msg);
+			bad = 1;
+		}
+	}
+	dkim_signer_free(s);
+	if (!dkim_aligned(c->dkim_domain, c->from.domain))
+		fprintf(stderr, "warning: [dkim] domain %s does not align with the From domain %s: "
+		        "DMARC passes only when the signing domain and the From domain share an "
+		        "organizational domain\n", c->dkim_domain, c->from.domain);
+	(void)quiet;
+	return bad;
+}
 
 int
 cmd_config(int argc, char **argv, struct cmd_env *env)
@@ -56,6 +99,7 @@ cmd_config(int argc, char **argv, struct cmd_env *env)
 			bad = 1;
 		}
 		explicit_bzero(&key, sizeof key);
+		bad |= check_dkim(&env->cfg, env->quiet);
 	}
 	if (rc == 0 && !bad && !env->quiet) {
 		printf("%s: OK\n", env->config_path);
@@ -80,6 +124,10 @@ cmd_config(int argc, char **argv, struct cmd_env *env)
 		printf("  from       %s\n", env->cfg.sender_from);
 		printf("  return     %s\n", env->cfg.return_addr.ascii);
 		printf("  links      %s\n", env->cfg.base_url);
+		if (env->cfg.dkim_key)
+			printf("  dkim       d=%s s=%s%s%s\n", env->cfg.dkim_domain,
+			       env->cfg.dkim_selector, env->cfg.dkim_ed_key ? ", ed25519 s=" : "",
+			       env->cfg.dkim_ed_key ? env->cfg.dkim_ed_selector : "");
 	}
 	db_close(env->db);
 	env->db = NULL;

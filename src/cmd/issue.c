@@ -356,6 +356,7 @@ struct prepared {
 	struct message_ctx m;
 	struct subscriber sub;
 	struct message_recipient r;
+	struct dkim_signer *dkim;
 	int have_ctx;
 };
 
@@ -372,6 +373,9 @@ prepare(struct cmd_env *env, long long id, const char *addr, int must_exist,
 	                     p->l.title[0] ? p->l.title : p->l.name, &env->err) < 0)
 		return -1;
 	p->have_ctx = 1;
+	if (message_dkim_open(&env->cfg, &p->dkim, &env->err) < 0)
+		return -1;
+	p->m.dkim = p->dkim;
 	if (addr) {
 		if (subscriber_get(env->db, addr, &p->sub, &env->err) == 0) {
 			p->r.subscriber_id = p->sub.id;
@@ -396,6 +400,7 @@ prepared_free(struct prepared *p)
 {
 	if (p->have_ctx)
 		message_ctx_free(&p->m);
+	dkim_signer_free(p->dkim);
 	subscriber_clear(&p->sub);
 	issue_clear(&p->is);
 	explicit_bzero(&p->key, sizeof p->key);
@@ -490,7 +495,7 @@ issue_test(int argc, char **argv, struct cmd_env *env)
 	    message_build(&p.m, &p.r, MESSAGE_TEST, db_now(), &msg, &mo, &env->err) < 0 ||
 	    smtp_conn_new(&env->cfg.relays[0], &conn, &env->err) < 0)
 		goto out;
-	if (smtp_send(conn, env->cfg.return_addr.ascii, mo.rcpt.ascii, msg.data, msg.len,
+	if (smtp_send(conn, mo.mail_from, mo.rcpt.ascii, msg.data, msg.len,
 	              &res) < 0) {
 		herr_set(&env->err,
 		         res.outcome == SMTP_DEFERRED || res.outcome == SMTP_UNREACHABLE ? EX_TEMPFAIL :

@@ -142,7 +142,8 @@ def test_send_end_to_end():
             check(msg["Reply-To"].addresses[0].addr_spec == "wwccsc@example.org", "reply-to")
             check(msg["List-Id"] == '"What Works Centre e-newsletter" <newsletter.example.org>',
                   "List-Id %r", msg["List-Id"])
-            unsub = re.fullmatch(r"<(https://news\.example\.org/u/[A-Za-z0-9_-]+)>",
+            unsub = re.fullmatch(r"<(https://news\.example\.org/u/[A-Za-z0-9_-]+)>, "
+                                 r"<mailto:unsubscribe\+[A-Za-z0-9_-]+@example\.org>",
                                  msg["List-Unsubscribe"])
             check(unsub, "List-Unsubscribe %r", msg["List-Unsubscribe"])
             check(unsub.group(1) in text and unsub.group(1) in body,
@@ -151,7 +152,9 @@ def test_send_end_to_end():
             check(msg["Message-ID"] not in message_ids, "duplicate Message-ID")
             message_ids.add(msg["Message-ID"])
             check(msg["Date"].datetime is not None, "Date")
-            check(ev["mail_from"] == "news@example.org", "envelope sender %s", ev["mail_from"])
+            # VERP: news+TOKEN@example.org, a different token per recipient
+            check(re.fullmatch(r"news\+[A-Za-z0-9_-]+@example\.org", ev["mail_from"]),
+                  "envelope sender %s", ev["mail_from"])
 
         # the ledger: one row per eligible recipient, in the right states
         states = dict(w.sql("SELECT s.email, d.status FROM deliveries d JOIN subscribers s "
