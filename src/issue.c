@@ -343,6 +343,42 @@ issue_load_template(const struct config *cfg, int html, char **out, size_t *len,
 	return 0;
 }
 
+/*
+ * What spam filters and readers hold against a newsletter, said at `issue
+ * new` while it can still be fixed: images without alt text (blind readers,
+ * and clients that block images, see nothing) and links through URL
+ * shorteners (filters treat them as hiding the destination).
+ */
+static void
+check_content(const struct render_doc *doc, void (*warn)(void *ctx, const char *msg),
+              void *ctx)
+{
+	static const char *shorteners[] = { "bit.ly", "t.co", "tinyurl.com", "goo.gl", "ow.ly",
+	                                    "is.gd", "buff.ly", "rebrand.ly", "cutt.ly",
+	                                    "shorturl.at", "tiny.cc", "lnkd.in", "rb.gy",
+	                                    "t.ly", NULL };
+	const char *host, **sh;
+	char msg[600];
+	size_t i, n;
+
+	if (strstr(doc->html, "alt=\"\""))
+		warn(ctx, "an image has no alt text: write ![what it shows](url)");
+	for (i = 0; i < doc->n_links; i++) {
+		host = strstr(doc->links[i], "://");
+		if (!host)
+			continue;
+		host += 3;
+		n = strcspn(host, "/:?#");
+		for (sh = shorteners; *sh; sh++)
+			if (strlen(*sh) == n && !strncasecmp(host, *sh, n)) {
+				snprintf(msg, sizeof msg, "link %zu goes through the URL shortener %s; "
+				         "spam filters distrust them: link to the page itself",
+				         i + 1, *sh);
+				warn(ctx, msg);
+			}
+	}
+}
+
 /* Compile to check merge fields, then throw the compiled form away: what is
  * stored is text; sending compiles it again once per send. */
 static int
@@ -436,6 +472,8 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	    (strstr(doc.html, "<!-- raw HTML omitted -->")))
 		warn(warn_ctx, "raw HTML in the issue was left out; set 'allow_html: true' "
 		     "in the front matter to keep it");
+	if (warn)
+		check_content(&doc, warn, warn_ctx);
 
 	if (issue_load_template(cfg, 1, &html_tpl, &html_tpl_len, &html_where, err) < 0 ||
 	    issue_load_template(cfg, 0, &text_tpl, &text_tpl_len, &text_where, err) < 0)

@@ -564,7 +564,27 @@ def test_help_for_every_command():
               "list create --help")
 
 
+def test_issue_new_content_warnings():
+    """Images without alt text and links through URL shorteners are
+    reported at issue new (deliverability); the issue is still created."""
+    with world("newsletter") as w:
+        path = w.write("w.md", "---\nsubject: Hi\nlist: newsletter\n---\n"
+                       "![](https://example.org/a.png) and ![chart](https://example.org/b.png)\n"
+                       "see [this](https://bit.ly/abc) and [that](https://example.org/x)\n")
+        p = w.ok("issue", "new", path)
+        check(p.stdout_text.strip().isdigit(), "no id: %s", p.stdout_text)
+        check(re.search(r"w\.md: warning: an image has no alt text", p.stderr_text),
+              "no alt-text warning: %s", p.stderr_text)
+        check(re.search(r"link \d+ goes through the URL shortener bit\.ly", p.stderr_text),
+              "no shortener warning: %s", p.stderr_text)
+        check(p.stderr_text.count("warning") == 2, "warnings: %s", p.stderr_text)
+        clean = w.write("c.md", "---\nsubject: Hi\nlist: newsletter\n---\n"
+                        "![chart](https://example.org/b.png) [that](https://example.org/x)\n")
+        check(w.ok("issue", "new", clean).stderr_text == "", "warnings on a clean issue")
+
+
 run_tests([
+    ("issue_new_content_warnings", test_issue_new_content_warnings),
     ("init_twice", test_init_twice),
     ("config_check_ok", test_config_check_ok),
     ("list_create_ls_show_rm", test_list_create_ls_show_rm),
