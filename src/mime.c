@@ -399,25 +399,34 @@ check_ascii_value(const char *v, const char *where, struct herr *err)
 	return 0;
 }
 
-/* An addr-spec as address.c produces it (dot-atom local part, A-label
- * domain); here only what could break the header is checked. */
+/*
+ * "left@right" as it goes between angle brackets - an addr-spec as
+ * address.c produces it, or a msg-id (RFC 5322 §3.6.4): printable ASCII,
+ * no whitespace, '<' or '>', an '@' with something on both sides.  Only
+ * what could break the header is checked here.  `what` names it in errors.
+ */
 static int
-check_addr(const char *addr, const char *where, struct herr *err)
+check_angle_addr(const char *v, const char *what, const char *where, struct herr *err)
 {
-	const unsigned char *s = (const unsigned char *)addr;
+	const unsigned char *s = (const unsigned char *)v;
 	size_t i;
 
-	if (!addr || !*addr)
-		return herr_set(err, EX_DATAERR, where, "empty address");
+	if (!v || !*v)
+		return herr_set(err, EX_DATAERR, where, "empty %s", what);
 	for (i = 0; s[i]; i++)
 		if (s[i] <= ' ' || s[i] >= 127 || s[i] == '<' || s[i] == '>')
 			return herr_set(err, EX_DATAERR, where,
-			    "invalid address: byte 0x%02X at %zu not allowed",
-			    s[i], i);
-	if (!strchr(addr, '@'))
+			    "invalid %s: byte 0x%02X at %zu not allowed", what, s[i], i);
+	if (!strchr(v, '@') || *v == '@' || s[i - 1] == '@')
 		return herr_set(err, EX_DATAERR, where,
-		    "invalid address '%s': missing '@'", addr);
+		    "invalid %s '%s': not of the form left@right", what, v);
 	return 0;
+}
+
+static int
+check_addr(const char *addr, const char *where, struct herr *err)
+{
+	return check_angle_addr(addr, "address", where, err);
 }
 
 /*
@@ -812,26 +821,10 @@ add_mailbox_header(struct buf *out, struct buf *tmp, const char *field,
 	return fold_header(out, field, buf_str(tmp), tmp->len, where, err);
 }
 
-/* RFC 5322 §3.6.4 msg-id without its angle brackets: "id-left@id-right",
- * printable ASCII with no '<', '>' or whitespace. */
 static int
 check_message_id(const char *id, struct herr *err)
 {
-	const unsigned char *s = (const unsigned char *)id;
-	const char *where = "header 'Message-ID'";
-	size_t i;
-
-	if (!id || !*id)
-		return herr_set(err, EX_DATAERR, where, "empty Message-ID");
-	for (i = 0; s[i]; i++)
-		if (s[i] <= ' ' || s[i] >= 127 || s[i] == '<' || s[i] == '>')
-			return herr_set(err, EX_DATAERR, where,
-			    "invalid Message-ID: byte 0x%02X at %zu not allowed",
-			    s[i], i);
-	if (!strchr(id, '@') || *id == '@' || s[i - 1] == '@')
-		return herr_set(err, EX_DATAERR, where,
-		    "invalid Message-ID '%s': not of the form left@right", id);
-	return 0;
+	return check_angle_addr(id, "Message-ID", "header 'Message-ID'", err);
 }
 
 /* FNV-1a, 64 bits: cheap, and only needs to differ between messages. */
