@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	{ "send",     "retry_window",    KEY_STRING,    F(retry_window_text),  "3d", 0, 0 },
 	{ "web",      "base_url",        KEY_STRING,    F(base_url),           NULL, 0, 0 },
 	{ "web",      "secret_file",     KEY_PATH,      F(secret_file),        NULL, 0, 0 },
+	{ "web",      "tracking",        KEY_BOOL,      F(tracking),           "yes", 0, 0 },
 	{ "render",   "html_template",   KEY_PATH,      F(html_template),      NULL, 0, 0 },
 	{ "render",   "text_template",   KEY_PATH,      F(text_template),      NULL, 0, 0 },
 	{ "render",   "lang",            KEY_STRING,    F(lang),               "en", 0, 0 },

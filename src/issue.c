@@ -85,6 +85,7 @@ static const struct fm_key fm_keys[] = {
 	{ "reply_to",   FM(reply_to) },
 	{ "list",       FM(list) },
 	{ "allow_html", 0 },
+	{ "tracking",   0 },
 };
 #undef FM
 
@@ -176,7 +177,7 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 			where_line(where, sizeof where, src->path, key_line);
 			if (i == sizeof fm_keys / sizeof fm_keys[0]) {
 				herr_set(err, EX_DATAERR, where, "front matter: unknown key '%s' "
-				         "(known: subject, preheader, from, reply_to, list, allow_html)", key);
+				         "(known: subject, preheader, from, reply_to, list, allow_html, tracking)", key);
 				goto fail_ev;
 			}
 			if (seen[i]) {
@@ -187,16 +188,17 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 			if (check_value(src->path, key_line, key,
 			                (const char *)ev.data.scalar.value, err) < 0)
 				goto fail_ev;
-			if (!strcmp(key, "allow_html")) {
+			if (!strcmp(key, "allow_html") || !strcmp(key, "tracking")) {
 				const char *v = (const char *)ev.data.scalar.value;
+				int *flag = !strcmp(key, "tracking") ? &src->tracking : &src->allow_html;
 
 				if (!strcasecmp(v, "true") || !strcasecmp(v, "yes"))
-					src->allow_html = 1;
+					*flag = 1;
 				else if (!strcasecmp(v, "false") || !strcasecmp(v, "no"))
-					src->allow_html = 0;
+					*flag = 0;
 				else {
 					herr_set(err, EX_DATAERR, where,
-					         "front matter: allow_html must be true or false, not '%s'", v);
+					         "front matter: %s must be true or false, not '%s'", key, v);
 					goto fail_ev;
 				}
 			} else {
@@ -247,6 +249,7 @@ issue_source_read(const char *path, struct issue_source *src, struct herr *err)
 	size_t n;
 
 	memset(src, 0, sizeof *src);
+	src->tracking = -1;
 	if (!(src->path = strdup(path)))
 		return herr_set(err, EX_OSERR, path, "out of memory");
 	if (read_file(path, ISSUE_FILE_MAX, &src->text, &src->len, err) < 0)
@@ -500,8 +503,8 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	if (db_prepare(db, &st,
 	               "INSERT INTO issues (list_id, subject, preheader, from_name, from_addr, "
 	               "reply_to, source_path, markdown, html, text, links, allow_html, status, "
-	               "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-	               "'draft', ?13)", err) < 0)
+	               "created_at, tracking) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+	               "?12, 'draft', ?13, ?14)", err) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, l.id);
 	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
@@ -517,6 +520,7 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	sqlite3_bind_text(st, 11, links, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 12, src->allow_html);
 	sqlite3_bind_int64(st, 13, db_now());
+	sqlite3_bind_int(st, 14, src->tracking >= 0 ? src->tracking : cfg->tracking);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		db_error(db, err, "insert issue");
@@ -539,7 +543,7 @@ out:
 	"SELECT i.id, i.list_id, l.name, i.subject, i.preheader, i.from_name, i.from_addr, " \
 	"i.reply_to, i.source_path, i.markdown, i.html, i.text, i.links, i.allow_html, " \
 	"i.status, ifnull(i.send_at, 0), i.created_at, ifnull(i.started_at, 0), " \
-	"ifnull(i.finished_at, 0) FROM issues i JOIN lists l ON l.id = i.list_id "
+	"ifnull(i.finished_at, 0), i.tracking FROM issues i JOIN lists l ON l.id = i.list_id "
 
 static char *
 col_dup(sqlite3_stmt *st, int i)
@@ -575,6 +579,7 @@ row_to_issue(sqlite3_stmt *st, struct issue *is, int full)
 	is->created_at = sqlite3_column_int64(st, 16);
 	is->started_at = sqlite3_column_int64(st, 17);
 	is->finished_at = sqlite3_column_int64(st, 18);
+	is->tracking = sqlite3_column_int(st, 19);
 	if (!is->subject || !is->preheader || !is->from_name || !is->from_addr ||
 	    !is->reply_to || !is->source_path ||
 	    (full && (!is->markdown || !is->html || !is->text || !is->links)))

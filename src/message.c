@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "herald/mime.h"
 
@@ -129,18 +130,145 @@ make_list_id(struct message_ctx *m)
 	         m->cfg->message_id_domain);
 }
 
+/* Decode the few entities cmark writes into an href, for comparing. */
+static size_t
+href_decode(const char *s, size_t n, char *out, size_t size)
+{
+	static const struct { const char *ent; char c; } ents[] = {
+		{ "&amp;", '&' }, { "&#x27;", '\'' }, { "&quot;", '"' }, { "&lt;", '<' },
+		{ "&gt;", '>' },
+	};
+	size_t i = 0, o = 0, e;
+
+	while (i < n && o + 1 < size) {
+		for (e = 0; e < sizeof ents / sizeof ents[0]; e++) {
+			size_t k = strlen(ents[e].ent);
+
+			if (n - i >= k && !memcmp(s + i, ents[e].ent, k)) {
+				out[o++] = ents[e].c;
+				i += k;
+				break;
+			}
+		}
+		if (e == sizeof ents / sizeof ents[0])
+			out[o++] = s[i++];
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static int
+is_web_url(const char *u)
+{
+	return !strncasecmp(u, "https://", 8) || !strncasecmp(u, "http://", 7);
+}
+
+/*
+ * Put {{link.N}} where the stored parts have the issue's Nth link: in the
+ * HTML as href="..." of an <a> (not images: their src stays), in the text
+ * part on its "[N] URL" line.  Only http(s) links; a mailto stays direct.
+ */
+static int
+mark_links(const struct message_ctx *m, const char *src, int html, struct buf *out)
+{
+	const char *p = src, *q, *end;
+	char dec[2048], line[64];
+	size_t i, n;
+
+	if (!html) {
+		while (*p) {
+			q = strchr(p, '\n');
+			end = q ? q + 1 : p + strlen(p);
+			for (i = 0; i < m->n_links; i++) {
+				n = (size_t)snprintf(line, sizeof line, "[%zu] ", i + 1);
+				if ((size_t)(end - p) == n + strlen(m->links[i]) + (q != NULL) &&
+				    !strncmp(p, line, n) && !strncmp(p + n, m->links[i], strlen(m->links[i])) &&
+				    is_web_url(m->links[i]))
+					break;
+			}
+			if (i < m->n_links) {
+				if (buf_addf(out, "[%zu] {{link.%zu}}%s", i + 1, i + 1, q ? "\n" : "") < 0)
+					return -1;
+			} else if (buf_add(out, p, (size_t)(end - p)) < 0)
+				return -1;
+			p = end;
+		}
+		return 0;
+	}
+	while ((q = strstr(p, "<a href=\""))) {
+		q += 9;
+		end = strchr(q, '"');
+		if (!end)
+			break;
+		if (buf_add(out, p, (size_t)(q - p)) < 0)
+			return -1;
+		href_decode(q, (size_t)(end - q), dec, sizeof dec);
+		for (i = 0; i < m->n_links; i++)
+			if (is_web_url(m->links[i]) && !strcmp(dec, m->links[i]))
+				break;
+		if (i < m->n_links) {
+			if (buf_addf(out, "{{link.%zu}}", i + 1) < 0)
+				return -1;
+		} else if (buf_add(out, q, (size_t)(end - q)) < 0)
+			return -1;
+		p = end;
+	}
+	return buf_adds(out, p);
+}
+
+static int
+load_links(struct message_ctx *m, const char *json, struct herr *err)
+{
+	json_t *a = json_loads(json && *json ? json : "[]", 0, NULL);
+	size_t i;
+	char what[32];
+
+	if (!a || !json_is_array(a)) {
+		json_decref(a);
+		return herr_set(err, EX_SOFTWARE, NULL, "issue %lld: stored links are not a list",
+		                m->issue_id);
+	}
+	m->n_links = json_array_size(a);
+	m->links = calloc(m->n_links + 1, sizeof *m->links);
+	m->link_tmpl = calloc(m->n_links + 1, sizeof *m->link_tmpl);
+	if (!m->links || !m->link_tmpl) {
+		json_decref(a);
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	}
+	for (i = 0; i < m->n_links; i++) {
+		const char *u = json_string_value(json_array_get(a, i));
+
+		if (!(m->links[i] = strdup(u ? u : ""))) {
+			json_decref(a);
+			return herr_set(err, EX_OSERR, NULL, "out of memory");
+		}
+		snprintf(what, sizeof what, "link %zu", i + 1);
+		if (compile(m->links[i], what, &m->link_tmpl[i], err) < 0) {
+			json_decref(a);
+			return -1;
+		}
+	}
+	json_decref(a);
+	return 0;
+}
+
 int
 message_ctx_init(struct message_ctx *m, const struct config *cfg,
                  const struct token_key *key, const struct issue *is,
-                 const char *list_title, struct herr *err)
+                 const struct list *l, struct herr *err)
 {
+	struct buf html = BUF_INIT(MESSAGE_MAX), text = BUF_INIT(MESSAGE_MAX);
+	int rc;
+
 	memset(m, 0, sizeof *m);
 	m->cfg = cfg;
 	m->key = key;
 	m->issue_id = is->id;
 	m->list_id = is->list_id;
+	m->tracking = is->tracking;
+	m->public_list = l->public;
 	snprintf(m->list_name, sizeof m->list_name, "%s", is->list_name);
-	snprintf(m->list_title, sizeof m->list_title, "%s", list_title ? list_title : "");
+	snprintf(m->list_title, sizeof m->list_title, "%s", l->title[0] ? l->title : l->name);
 	snprintf(m->from_name, sizeof m->from_name, "%s", is->from_name);
 	if (address_parse(is->from_addr, &m->from, err) < 0)
 		return herr_wrap(err, "issue %lld: sender", is->id);
@@ -151,9 +279,22 @@ message_ctx_init(struct message_ctx *m, const struct config *cfg,
 		m->has_reply_to = 1;
 	}
 	make_list_id(m);
-	if (compile(is->subject, "subject", &m->subject, err) < 0 ||
-	    compile(is->html, "stored HTML part", &m->html, err) < 0 ||
-	    compile(is->text, "stored text part", &m->text, err) < 0) {
+	if (load_links(m, is->links, err) < 0) {
+		message_ctx_free(m);
+		return -1;
+	}
+	if (mark_links(m, is->html, 1, &html) < 0 || mark_links(m, is->text, 0, &text) < 0) {
+		buf_free(&html);
+		buf_free(&text);
+		message_ctx_free(m);
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	}
+	rc = compile(is->subject, "subject", &m->subject, err) < 0 ||
+	     compile(buf_str(&html), "stored HTML part", &m->html, err) < 0 ||
+	     compile(buf_str(&text), "stored text part", &m->text, err) < 0;
+	buf_free(&html);
+	buf_free(&text);
+	if (rc) {
 		message_ctx_free(m);
 		return -1;
 	}
@@ -163,10 +304,61 @@ message_ctx_init(struct message_ctx *m, const struct config *cfg,
 void
 message_ctx_free(struct message_ctx *m)
 {
+	size_t i;
+
 	tmpl_free(m->subject);
 	tmpl_free(m->html);
 	tmpl_free(m->text);
 	m->subject = m->html = m->text = NULL;
+	for (i = 0; i < m->n_links; i++) {
+		free(m->links ? m->links[i] : NULL);
+		tmpl_free(m->link_tmpl ? m->link_tmpl[i] : NULL);
+	}
+	free(m->links);
+	free(m->link_tmpl);
+	m->links = NULL;
+	m->link_tmpl = NULL;
+	m->n_links = 0;
+}
+
+int
+message_tracking_refused(const char *json)
+{
+	json_t *o, *v;
+	const char *s;
+	int refused = 0;
+
+	if (!json || !strstr(json, "tracking"))
+		return 0; /* the common case, without parsing */
+	if (!(o = json_loads(json, 0, NULL)))
+		return 0;
+	v = json_object_get(o, "tracking");
+	if (json_is_string(v)) {
+		s = json_string_value(v);
+		refused = !strcasecmp(s, "no") || !strcasecmp(s, "off") ||
+		          !strcasecmp(s, "false") || !strcmp(s, "0");
+	}
+	json_decref(o);
+	return refused;
+}
+
+int
+message_view_url(const struct config *cfg, const struct token_key *key, long long issue_id,
+                 long long list_id, int public_list, char *out, size_t size)
+{
+	struct token t = { TOKEN_VIEW, 0, (unsigned long long)list_id,
+	                   (unsigned long long)issue_id };
+	char tok[TOKEN_MAX];
+	int len;
+
+	if (public_list)
+		len = snprintf(out, size, "%s/archive/%lld", cfg->base_url, issue_id);
+	else {
+		if (token_make(key, &t, tok) < 0)
+			return -1;
+		len = snprintf(out, size, "%s/archive/%lld/%s", cfg->base_url, issue_id, tok);
+	}
+	return (len < 0 || (size_t)len >= size) ? -1 : 0;
 }
 
 /* Attributes JSON -> tmpl_attr array pointing into `obj`. */
@@ -197,15 +389,23 @@ load_attrs(const char *json, json_t **obj, struct tmpl_attr **attrs, size_t *n)
 
 int
 message_merge(const struct message_ctx *m, const struct message_recipient *r,
-              const char *unsubscribe_url, struct buf *subject, struct buf *html,
-              struct buf *text, struct herr *err)
+              struct buf *subject, struct buf *html, struct buf *text, struct herr *err)
 {
+	struct token t = { TOKEN_CLICK, (unsigned long long)r->subscriber_id,
+	                   (unsigned long long)m->list_id, (unsigned long long)m->issue_id };
+	char unsub[512], view[512], pixel[700], tok[TOKEN_MAX], **links = NULL;
+	struct buf lb = BUF_INIT(1u << 20);
 	struct tmpl_vars v;
 	json_t *obj = NULL;
 	struct tmpl_attr *attrs = NULL;
-	size_t n_attrs = 0;
-	int ret = -1;
+	size_t n_attrs = 0, i;
+	int ret = -1, tracked;
 
+	if (message_unsubscribe_url(m->cfg, m->key, r->subscriber_id, m->list_id, m->issue_id,
+	                            unsub, sizeof unsub) < 0 ||
+	    message_view_url(m->cfg, m->key, m->issue_id, m->list_id, m->public_list, view,
+	                     sizeof view) < 0)
+		return herr_set(err, EX_SOFTWARE, NULL, "cannot make the message's links");
 	if (load_attrs(r->attributes, &obj, &attrs, &n_attrs) < 0) {
 		herr_set(err, EX_DATAERR, r->email, "subscriber attributes are not a JSON object");
 		goto out;
@@ -213,9 +413,64 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	memset(&v, 0, sizeof v);
 	v.name = r->name;
 	v.email = r->email;
-	v.unsubscribe_url = unsubscribe_url;
+	v.unsubscribe_url = unsub;
 	v.attrs = attrs;
 	v.n_attrs = n_attrs;
+	v.view_url = view;
+	/* Only real deliveries are tracked: not previews, not test sends, not
+	 * a stand-in recipient (id 0). */
+	tracked = m->tracking && r->subscriber_id && !r->untracked &&
+	          !message_tracking_refused(r->attributes);
+	pixel[0] = '\0';
+	if (tracked) {
+		if (token_make(m->key, &t, tok) < 0) {
+			herr_set(err, EX_SOFTWARE, NULL, "cannot make the tracking token");
+			goto out;
+		}
+		t.kind = TOKEN_OPEN;
+		{
+			char otok[TOKEN_MAX];
+
+			if (token_make(m->key, &t, otok) < 0) {
+				herr_set(err, EX_SOFTWARE, NULL, "cannot make the tracking token");
+				goto out;
+			}
+			snprintf(pixel, sizeof pixel, "<img src=\"%s/o/%s.gif\" width=\"1\" height=\"1\" "
+			         "alt=\"\" style=\"display:block;width:1px;height:1px;border:0;\">",
+			         m->cfg->base_url, otok);
+		}
+	}
+	v.open_pixel = pixel;
+	/* each link direct (merged for this subscriber) or via /c/TOKEN/N */
+	if (m->n_links) {
+		size_t *off = calloc(m->n_links, sizeof *off);
+
+		if (!(links = calloc(m->n_links, sizeof *links)) || !off) {
+			free(off);
+			herr_set(err, EX_OSERR, NULL, "out of memory");
+			goto out;
+		}
+		for (i = 0; i < m->n_links; i++) {
+			off[i] = lb.len;
+			if ((tracked && is_web_url(m->links[i]))
+			        ? buf_addf(&lb, "%s/c/%s/%zu", m->cfg->base_url, tok, i + 1)
+			        : tmpl_merge(m->link_tmpl[i], &v, TMPL_RAW, &lb)) {
+				free(off);
+				herr_set(err, EX_OSERR, NULL, "out of memory");
+				goto out;
+			}
+			if (buf_addc(&lb, '\0') < 0) {
+				free(off);
+				herr_set(err, EX_OSERR, NULL, "out of memory");
+				goto out;
+			}
+		}
+		for (i = 0; i < m->n_links; i++)
+			links[i] = lb.data + off[i];
+		free(off);
+		v.links = (const char *const *)links;
+		v.n_links = m->n_links;
+	}
 	if (tmpl_merge(m->subject, &v, TMPL_RAW, subject) < 0 ||
 	    tmpl_merge(m->html, &v, TMPL_HTML, html) < 0 ||
 	    tmpl_merge(m->text, &v, TMPL_RAW, text) < 0) {
@@ -224,6 +479,8 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	}
 	ret = 0;
 out:
+	free(links);
+	buf_free(&lb);
 	free(attrs);
 	json_decref(obj);
 	return ret;
@@ -268,7 +525,7 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
 		return herr_set(err, EX_CONFIG, NULL,
 		                "cannot make the VERP envelope sender from '%s' (local part too "
 		                "long?)", m->cfg->return_addr.ascii);
-	if (message_merge(m, r, unsub, &subject, &html, &text, err) < 0)
+	if (message_merge(m, r, &subject, &html, &text, err) < 0)
 		goto out;
 	snprintf(subject_buf, sizeof subject_buf, "%s%s", kind == MESSAGE_TEST ? "[TEST] " : "",
 	         buf_str(&subject));

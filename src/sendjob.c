@@ -881,7 +881,7 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	if (token_key_load(cfg->secret_file, &L.key, err) < 0 ||
 	    list_get_by_id(db, is.list_id, &l, err) < 0)
 		goto out;
-	if (message_ctx_init(&mctx, cfg, &L.key, &is, l.title[0] ? l.title : l.name, err) < 0)
+	if (message_ctx_init(&mctx, cfg, &L.key, &is, &l, err) < 0)
 		goto out;
 	have_ctx = 1;
 	if (message_dkim_open(cfg, &L.dkim, err) < 0)

@@ -283,6 +283,30 @@ row_to_subscriber(sqlite3_stmt *st, int col, struct subscriber *s)
 #define SUBSCRIBER_COLUMNS "s.id, s.email, s.name, s.attributes, s.status, s.created_at, s.updated_at"
 
 int
+subscriber_get_by_id(sqlite3 *db, long long id, struct subscriber *out, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (db_prepare(db, &st, "SELECT " SUBSCRIBER_COLUMNS " FROM subscribers s WHERE s.id = ?1",
+	               err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_to_subscriber(st, 0, out);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return herr_set(err, EX_NOINPUT, NULL, "no subscriber with id %lld", id);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "find subscriber");
+	if (!out->attributes)
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	return 0;
+}
+
+int
 subscriber_get(sqlite3 *db, const char *addr, struct subscriber *out, struct herr *err)
 {
 	struct address a;
@@ -395,6 +419,87 @@ subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		db_error(db, err, "record unsubscribe");
+		goto fail;
+	}
+	return db_commit(db, err);
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int
+subscription_status(sqlite3 *db, long long list_id, long long subscriber_id, char *status,
+                    struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st, "SELECT status FROM subscriptions WHERE list_id = ?1 AND "
+	               "subscriber_id = ?2", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_int64(st, 2, subscriber_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(status, 16, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return herr_set(err, EX_NOINPUT, NULL, "not subscribed to that list");
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "read subscription");
+	return 0;
+}
+
+int
+subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
+                     const char *source, struct herr *err)
+{
+	struct subscriber s;
+	sqlite3_stmt *st;
+	char status[16];
+	long long now = db_now();
+	int rc;
+
+	if (subscriber_get_by_id(db, subscriber_id, &s, err) < 0)
+		return -1;
+	rc = strcmp(s.status, "active");
+	subscriber_clear(&s);
+	if (rc)
+		return herr_set(err, EX_DATAERR, NULL, "the address is blocked, bounced or complained");
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (subscription_status(db, list_id, subscriber_id, status, err) < 0)
+		goto fail;
+	if (!strcmp(status, "confirmed")) {
+		db_rollback(db);
+		return 0;
+	}
+	if (db_prepare(db, &st, "UPDATE subscriptions SET status = 'confirmed', confirmed_at = ?3, "
+	               "unsubscribed_at = NULL WHERE list_id = ?1 AND subscriber_id = ?2",
+	               err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_int64(st, 2, subscriber_id);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_error(db, err, "confirm subscription");
+		goto fail;
+	}
+	if (db_prepare(db, &st, "INSERT INTO events (kind, subscriber_id, list_id, at, detail) "
+	               "VALUES (?1, ?2, ?3, ?4, json_object('source', ?5))", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, !strcmp(status, "unsubscribed") ? "subscribe" : "confirm", -1,
+	                  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, subscriber_id);
+	sqlite3_bind_int64(st, 3, list_id);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_text(st, 5, source, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_error(db, err, "record confirmation");
 		goto fail;
 	}
 	return db_commit(db, err);

@@ -25,6 +25,9 @@
 /* "attr." followed by a key: matched by prefix, not by the table. */
 #define ATTR_PREFIX     "attr."
 #define ATTR_PREFIX_LEN (sizeof ATTR_PREFIX - 1)
+/* "link." followed by a number from 1 */
+#define LINK_PREFIX     "link."
+#define LINK_PREFIX_LEN (sizeof LINK_PREFIX - 1)
 
 /* The fields a subscriber template may use, in the order messages list them. */
 static const struct {
@@ -36,6 +39,9 @@ static const struct {
 	{ "email",           TMPL_FIELD_EMAIL },
 	{ "attr.KEY",        TMPL_FIELD_ATTR },   /* matched by ATTR_PREFIX */
 	{ "unsubscribe_url", TMPL_FIELD_UNSUBSCRIBE_URL },
+	{ "view_url",        TMPL_FIELD_VIEW_URL },
+	{ "open_pixel",      TMPL_FIELD_OPEN_PIXEL },
+	{ "link.N",          TMPL_FIELD_LINK },   /* matched by LINK_PREFIX */
 };
 #define N_FIELDS (sizeof tmpl_fields / sizeof tmpl_fields[0])
 
@@ -44,7 +50,8 @@ struct tmpl_seg {
 	const char *lit;      /* into tmpl.text */
 	size_t      lit_len;
 	int         field;    /* enum tmpl_field, or -1 for literal only */
-	size_t      key;      /* TMPL_FIELD_ATTR: index into tmpl.keys */
+	size_t      key;      /* TMPL_FIELD_ATTR: index into tmpl.keys;
+	                         TMPL_FIELD_LINK: the link number N (1-based) */
 	const char *fb;       /* fallback, into tmpl.text; NULL when none */
 	size_t      fb_len;
 };
@@ -240,12 +247,13 @@ compile_token(void *vctx, const struct tmpl_token *tok, const char *where,
 	struct compile_ctx *c = vctx;
 	struct tmpl *t = c->t;
 	struct tmpl_seg *s;
-	char at[HERR_WHERE_MAX], known[128];
-	size_t i, n = 0;
+	char at[HERR_WHERE_MAX], known[160];
+	size_t i, n = 0, link_n = 0;
 	int field = -1;
 
 	for (i = 0; i < N_FIELDS; i++) {
-		if (tmpl_fields[i].field == TMPL_FIELD_ATTR)
+		if (tmpl_fields[i].field == TMPL_FIELD_ATTR ||
+		    tmpl_fields[i].field == TMPL_FIELD_LINK)
 			continue;
 		if (strlen(tmpl_fields[i].name) == tok->field_len &&
 		    !memcmp(tmpl_fields[i].name, tok->field, tok->field_len)) {
@@ -258,11 +266,26 @@ compile_token(void *vctx, const struct tmpl_token *tok, const char *where,
 	    valid_attr_key(tok->field + ATTR_PREFIX_LEN,
 	    tok->field_len - ATTR_PREFIX_LEN))
 		field = TMPL_FIELD_ATTR;
+	if (field < 0 && tok->field_len > LINK_PREFIX_LEN &&
+	    tok->field_len <= LINK_PREFIX_LEN + 6 &&
+	    memcmp(tok->field, LINK_PREFIX, LINK_PREFIX_LEN) == 0 &&
+	    tok->field[LINK_PREFIX_LEN] >= '1' && tok->field[LINK_PREFIX_LEN] <= '9') {
+		size_t k;
+
+		for (k = LINK_PREFIX_LEN, link_n = 0; k < tok->field_len; k++) {
+			if (tok->field[k] < '0' || tok->field[k] > '9')
+				break;
+			link_n = link_n * 10 + (size_t)(tok->field[k] - '0');
+		}
+		if (k == tok->field_len)
+			field = TMPL_FIELD_LINK;
+	}
 	if (field < 0) {
 		known[0] = '\0';
 		for (i = 0; i < N_FIELDS; i++)
-			n += (size_t)snprintf(known + n, sizeof known - n,
-			    "%s%s", i ? ", " : "", tmpl_fields[i].name);
+			if (tmpl_fields[i].field != TMPL_FIELD_LINK) /* not for authors */
+				n += (size_t)snprintf(known + n, sizeof known - n,
+				    "%s%s", i ? ", " : "", tmpl_fields[i].name);
 		format_where(at, sizeof at, where, tok->line, tok->col);
 		return herr_set(err, EX_DATAERR, at,
 		    "unknown merge field '%.*s' (known: %s)",
@@ -279,6 +302,8 @@ compile_token(void *vctx, const struct tmpl_token *tok, const char *where,
 	    intern_key(t, tok->field + ATTR_PREFIX_LEN,
 	    tok->field_len - ATTR_PREFIX_LEN, &s->key) < 0)
 		goto nomem;
+	if (field == TMPL_FIELD_LINK)
+		s->key = link_n;
 	s->fb = tok->fallback;
 	s->fb_len = tok->fallback_len;
 	t->lit_len += s->lit_len;
@@ -459,6 +484,18 @@ tmpl_merge(const struct tmpl *t, const struct tmpl_vars *v,
 			break;
 		case TMPL_FIELD_UNSUBSCRIBE_URL:
 			val = v->unsubscribe_url;
+			break;
+		case TMPL_FIELD_VIEW_URL:
+			val = v->view_url;
+			break;
+		case TMPL_FIELD_OPEN_PIXEL:
+			/* herald's own markup: copied, never escaped */
+			if (v->open_pixel && buf_adds(out, v->open_pixel) < 0)
+				goto fail;
+			continue;
+		case TMPL_FIELD_LINK:
+			if (v->links && s->key >= 1 && s->key <= v->n_links)
+				val = v->links[s->key - 1];
 			break;
 		}
 		if (val && s->field != TMPL_FIELD_FIRST_NAME)

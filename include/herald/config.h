@@ -94,6 +94,7 @@ struct config {
 
 	char *base_url;          /* [web] base_url, no trailing slash */
 	char *secret_file;       /* [web] secret_file: HMAC key for tokens */
+	int   tracking;          /* [web] tracking: default for new issues */
 
 	char *html_template;     /* [render] html_template, or NULL for the built-in one */
 	char *text_template;     /* [render] text_template, or NULL */

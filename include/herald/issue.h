@@ -11,6 +11,7 @@
  *   reply_to: "wwccsc@example.org"
  *   list: newsletter
  *   allow_html: false
+ *   tracking: true
  *   ---
  *
  * Keys are single scalars; an unknown or repeated key, a missing subject or
@@ -38,6 +39,7 @@ struct issue_source {
 	unsigned body_line;  /* its line number in the file */
 	char    *subject, *preheader, *from, *reply_to, *list; /* NULL when absent */
 	int      allow_html;
+	int      tracking;   /* -1: not given (the config decides) */
 };
 
 /* Read and check FILE.md (front matter syntax, UTF-8, sizes).  Frees
@@ -53,6 +55,7 @@ struct issue {
 	char     *subject, *preheader, *from_name, *from_addr, *reply_to;
 	char     *source_path, *markdown, *html, *text, *links; /* links: JSON array */
 	int       allow_html;
+	int       tracking;      /* open pixel and click redirects */
 	char      status[16];    /* draft scheduled sending paused sent cancelled */
 	long long send_at, created_at, started_at, finished_at; /* 0 when unset */
 };

@@ -35,6 +35,7 @@
 #include "herald/dkim.h"
 #include "herald/herr.h"
 #include "herald/issue.h"
+#include "herald/list.h"
 #include "herald/tmpl.h"
 #include "herald/token.h"
 
@@ -54,12 +55,19 @@ struct message_ctx {
 	char         list_id_value[400];  /* List-Id header value */
 	struct tmpl *subject, *html, *text;
 	const struct dkim_signer *dkim; /* set by the caller, or NULL: unsigned */
+	int          tracking;      /* the issue tracks opens and clicks */
+	int          public_list;   /* the web copy is listed in the archive */
+	char       **links;         /* the issue's links (links JSON), as written */
+	struct tmpl **link_tmpl;    /* each compiled: links may hold merge fields */
+	size_t       n_links;
 };
 
-/* Prepare to build messages of issue `is`.  Free with message_ctx_free(). */
+/* Prepare to build messages of issue `is` to list `l`.  The issue's
+ * http(s) links become {{link.N}} fields here, so that each copy gets them
+ * direct or through the click redirect.  Free with message_ctx_free(). */
 int message_ctx_init(struct message_ctx *m, const struct config *cfg,
                      const struct token_key *key, const struct issue *is,
-                     const char *list_title, struct herr *err);
+                     const struct list *l, struct herr *err);
 void message_ctx_free(struct message_ctx *m);
 
 struct message_recipient {
@@ -67,6 +75,7 @@ struct message_recipient {
 	const char *email;         /* as stored */
 	const char *name;
 	const char *attributes;    /* JSON object text, or NULL */
+	int         untracked;     /* a preview or test copy: no pixel, direct links */
 };
 
 enum message_kind {
@@ -90,8 +99,18 @@ int message_build(const struct message_ctx *m, const struct message_recipient *r
 /* The merged parts of `r`'s copy, before MIME: what `issue preview` shows.
  * Appends to the three buffers. */
 int message_merge(const struct message_ctx *m, const struct message_recipient *r,
-                  const char *unsubscribe_url, struct buf *subject, struct buf *html,
-                  struct buf *text, struct herr *err);
+                  struct buf *subject, struct buf *html, struct buf *text,
+                  struct herr *err);
+
+/* Does this subscriber's attributes JSON opt out of tracking
+ * ("tracking": "no" / "off" / "false" / "0")? */
+int message_tracking_refused(const char *attributes_json);
+
+/* The web copy's address: BASE/archive/ID for a public list, else
+ * BASE/archive/ID/TOKEN (a view token, so private issues are not listed
+ * but their readers can open them). */
+int message_view_url(const struct config *cfg, const struct token_key *key, long long issue_id,
+                     long long list_id, int public_list, char *out, size_t size);
 
 /* The deterministic Message-ID for issue x subscriber (see above). */
 int message_id_for(const struct token_key *key, const char *domain, long long issue_id,

@@ -85,6 +85,23 @@ int subscriber_block(sqlite3 *db, long long id, struct herr *err);
 int subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id,
                              const char *source, struct herr *err);
 
+/* Confirm a subscription (double opt-in) or take someone back who had
+ * unsubscribed; records a 'confirm' or 'subscribe' event with `source`.
+ * EX_NOINPUT when the subscriber has no subscription to the list;
+ * EX_DATAERR when the address is blocked, bounced or complained (rule 1).
+ * Confirming an already confirmed subscription changes nothing. */
+int subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
+                         const char *source, struct herr *err);
+
+/* The subscription's status ("confirmed", ...) into `status` (16 bytes);
+ * EX_NOINPUT when there is none. */
+int subscription_status(sqlite3 *db, long long list_id, long long subscriber_id,
+                        char *status, struct herr *err);
+
+/* A subscriber by id; EX_NOINPUT when unknown. */
+int subscriber_get_by_id(sqlite3 *db, long long id, struct subscriber *out,
+                         struct herr *err);
+
 struct subscription_info {
 	const char *list_name;
 	const char *status;

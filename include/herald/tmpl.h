@@ -13,6 +13,13 @@
  *   attr.KEY         the subscriber attribute KEY (from CSV columns or --attr);
  *                    KEY is any run of characters but '|', '}' and spaces
  *   unsubscribe_url  the subscriber's one-click unsubscribe page
+ *   view_url         the issue's web copy ("view in browser")
+ *   open_pixel       the open-tracking image tag, or nothing when tracking
+ *                    is off; inserted as it is, never escaped (it is HTML
+ *                    herald makes, holding no subscriber data but a token)
+ *   link.N           the issue's Nth link, direct or through the click
+ *                    redirect; message.c puts these in place of the links
+ *                    it found, templates do not write them
  * An empty or absent value (NULL, "", a missing attribute) is replaced by
  * the fallback when one is given, and by nothing otherwise.
  *
@@ -46,6 +53,9 @@ enum tmpl_field {
 	TMPL_FIELD_EMAIL,
 	TMPL_FIELD_ATTR,
 	TMPL_FIELD_UNSUBSCRIBE_URL,
+	TMPL_FIELD_VIEW_URL,
+	TMPL_FIELD_OPEN_PIXEL,
+	TMPL_FIELD_LINK,
 };
 
 /* One "{{...}}" found by tmpl_scan(). Pointers point into the scanned text. */
@@ -102,6 +112,10 @@ struct tmpl_vars {
 	const char *unsubscribe_url;
 	const struct tmpl_attr *attrs; /* looked up by exact key */
 	size_t      n_attrs;
+	const char *view_url;
+	const char *open_pixel;
+	const char *const *links;     /* links[i] is {{link.<i+1>}} */
+	size_t      n_links;
 };
 
 /*

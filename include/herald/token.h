@@ -37,6 +37,7 @@ enum token_kind {
 	TOKEN_CLICK       = 3,
 	TOKEN_BOUNCE      = 4,
 	TOKEN_CONFIRM     = 5,
+	TOKEN_VIEW        = 6, /* the web copy of an issue of a list that is not public */
 };
 
 struct token {

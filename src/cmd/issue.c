@@ -369,10 +369,10 @@ prepare(struct cmd_env *env, long long id, const char *addr, int must_exist,
 	    list_get_by_id(env->db, p->is.list_id, &p->l, &env->err) < 0 ||
 	    token_key_load(env->cfg.secret_file, &p->key, &env->err) < 0)
 		return -1;
-	if (message_ctx_init(&p->m, &env->cfg, &p->key, &p->is,
-	                     p->l.title[0] ? p->l.title : p->l.name, &env->err) < 0)
+	if (message_ctx_init(&p->m, &env->cfg, &p->key, &p->is, &p->l, &env->err) < 0)
 		return -1;
 	p->have_ctx = 1;
+	p->r.untracked = 1; /* previews and tests are not deliveries */
 	if (message_dkim_open(&env->cfg, &p->dkim, &env->err) < 0)
 		return -1;
 	p->m.dkim = p->dkim;
@@ -419,7 +419,6 @@ issue_preview(int argc, char **argv, struct cmd_env *env)
 	           text = BUF_INIT(MESSAGE_MAX), eml = BUF_INIT(MESSAGE_MAX);
 	struct message_out mo;
 	struct prepared p;
-	char unsub[512];
 	long long id;
 	int ch, ret = -1;
 
@@ -444,9 +443,7 @@ issue_preview(int argc, char **argv, struct cmd_env *env)
 			goto out;
 		fwrite(eml.data, 1, eml.len, stdout);
 	} else {
-		if (message_unsubscribe_url(&env->cfg, &p.key, p.r.subscriber_id, p.is.list_id,
-		                            p.is.id, unsub, sizeof unsub) < 0 ||
-		    message_merge(&p.m, &p.r, unsub, &subject, &html, &text, &env->err) < 0)
+		if (message_merge(&p.m, &p.r, &subject, &html, &text, &env->err) < 0)
 			goto out;
 		if (!strcmp(format, "html"))
 			fwrite(html.data, 1, html.len, stdout);

@@ -564,6 +564,8 @@ test_render_page_default_templates(void **state)
 	v.postal_address = "1 Main St\nLeeds";
 	sub.name = "Tom & Jerry";
 	sub.unsubscribe_url = "https://x.test/u/abc";
+	sub.view_url = "https://x.test/archive/16";
+	sub.open_pixel = "<img src=\"https://x.test/o/t.gif\">";
 	herr_clear(&err);
 	assert_int_equal(render_page(tpl, len, "newsletter.html", 1, &v,
 	    "<p>Body</p>", &page, &err), 0);
@@ -581,6 +583,9 @@ test_render_page_default_templates(void **state)
 	assert_non_null(strstr(mail.data, "1 Main St<br>\nLeeds"));
 	assert_non_null(strstr(mail.data,
 	    "<a href=\"https://x.test/u/abc\""));
+	assert_non_null(strstr(mail.data, "<a href=\"https://x.test/archive/16\""));
+	/* the pixel is herald's markup: inserted as it is, not escaped */
+	assert_non_null(strstr(mail.data, "<img src=\"https://x.test/o/t.gif\">\n</body>"));
 	assert_null(strstr(mail.data, "{{"));
 
 	buf_reset(&page);
@@ -602,6 +607,7 @@ test_render_page_default_templates(void **state)
 	    "1 Main St\n"
 	    "Leeds\n"
 	    "\n"
+	    "View in your browser: https://x.test/archive/16\n"
 	    "Unsubscribe: https://x.test/u/abc\n");
 	buf_free(&page);
 	buf_free(&mail);
