@@ -581,3 +581,82 @@ out:
 	buf_free(&text);
 	return ret;
 }
+
+int
+message_build_confirm(const struct config *cfg, const struct token_key *key,
+                      const struct dkim_signer *dkim, const struct list *l,
+                      long long subscriber_id, const char *email, const char *name,
+                      long long now, struct buf *out, struct message_out *mo,
+                      struct herr *err)
+{
+	struct token t = { TOKEN_CONFIRM, (unsigned long long)subscriber_id,
+	                   (unsigned long long)l->id, 0 };
+	const char *title = l->title[0] ? l->title : l->name;
+	char tok[TOKEN_MAX], url[600], subject[400];
+	struct buf text = BUF_INIT(1u << 16), html = BUF_INIT(1u << 16);
+	struct mime_field extra[2];
+	struct mime_message mm;
+	unsigned char rnd[8];
+	int ret = -1;
+
+	buf_reset(out);
+	if (address_parse(email, &mo->rcpt, err) < 0)
+		return -1;
+	if (token_make(key, &t, tok) < 0 || RAND_bytes(rnd, sizeof rnd) != 1)
+		return herr_set(err, EX_SOFTWARE, NULL, "cannot make the confirmation token");
+	snprintf(url, sizeof url, "%s/confirm/%s", cfg->base_url, tok);
+	snprintf(mo->message_id, sizeof mo->message_id,
+	         "confirm.%02x%02x%02x%02x%02x%02x%02x%02x@%s", rnd[0], rnd[1], rnd[2], rnd[3],
+	         rnd[4], rnd[5], rnd[6], rnd[7], cfg->message_id_domain);
+	snprintf(mo->mail_from, sizeof mo->mail_from, "%s", cfg->return_addr.ascii);
+	snprintf(subject, sizeof subject, "Please confirm your subscription to %s", title);
+	if (buf_addf(&text, "Hello%s%s,\n\nsomeone, we hope you, asked to receive %s at\n%s.\n\n"
+	             "To confirm, open this link:\n\n%s\n\nIf it was not you, ignore this "
+	             "mail: without confirmation you will get nothing more from us.\n\n-- \n%s\n",
+	             name && *name ? " " : "", name ? name : "", title, mo->rcpt.addr, url,
+	             cfg->postal_address ? cfg->postal_address : "") < 0 ||
+	    buf_adds(&html, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+	             "<title>Please confirm your subscription</title></head>"
+	             "<body style=\"margin:0;padding:24px;background:#ffffff;color:#1f2933;"
+	             "font-family:Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;\">"
+	             "<p>Hello") < 0 ||
+	    (name && *name && (buf_addc(&html, ' ') < 0 ||
+	                       tmpl_escape_html(&html, name, strlen(name)) < 0)) ||
+	    buf_adds(&html, ",</p><p>someone, we hope you, asked to receive ") < 0 ||
+	    tmpl_escape_html(&html, title, strlen(title)) < 0 ||
+	    buf_adds(&html, " at ") < 0 ||
+	    tmpl_escape_html(&html, mo->rcpt.addr, strlen(mo->rcpt.addr)) < 0 ||
+	    buf_adds(&html, ".</p><p><a href=\"") < 0 ||
+	    tmpl_escape_html(&html, url, strlen(url)) < 0 ||
+	    buf_adds(&html, "\" style=\"color:#1a56db;\">Confirm my subscription</a></p>"
+	             "<p>If it was not you, ignore this mail: without confirmation you will "
+	             "get nothing more from us.</p></body></html>\n") < 0) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
+	/* RFC 3834 §5: automatic mail says so, so that auto-responders stay
+	 * quiet; it is not list mail, so no List-Unsubscribe-Post. */
+	extra[0].name = "Auto-Submitted";
+	extra[0].value = "auto-generated";
+	memset(&mm, 0, sizeof mm);
+	mm.from_name = cfg->from_name;
+	mm.from_addr = cfg->from.ascii;
+	mm.to_name = name;
+	mm.to_addr = mo->rcpt.ascii;
+	mm.subject = subject;
+	mm.date = (time_t)now;
+	mm.message_id = mo->message_id;
+	mm.extra = extra;
+	mm.n_extra = 1;
+	mm.text = text.data;
+	mm.text_len = text.len;
+	mm.html = html.data;
+	mm.html_len = html.len;
+	if (mime_write_alternative(out, &mm, err) < 0 || (dkim && dkim_sign(dkim, out, now, err) < 0))
+		goto out;
+	ret = 0;
+out:
+	buf_free(&text);
+	buf_free(&html);
+	return ret;
+}
