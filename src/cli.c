@@ -27,6 +27,7 @@ const struct cmd_def cmd_table[] = {
 	{ "run",    cmd_run,    CMD_NEED_CONFIG | CMD_NEED_DB, "send what is due (for cron)", cmd_run_usage },
 	{ "dkim",   cmd_dkim,   0, "make DKIM keys and their DNS records", cmd_dkim_usage },
 	{ "stats",  cmd_stats,  CMD_NEED_CONFIG | CMD_NEED_DB, "show what happened to an issue", cmd_stats_usage },
+	{ "serve",  cmd_serve,  CMD_NEED_CONFIG | CMD_NEED_DB, "the subscriber web endpoint", cmd_serve_usage },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 

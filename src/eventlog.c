@@ -169,8 +169,12 @@ eventlog_open(const char *path, long busy_timeout_ms, struct eventlog **out, str
 		return -1;
 	}
 	if (db_prepare(l->db, &l->insert,
+	               /* ids that no longer exist (a subscriber removed since the
+	                * mail went out) become NULL instead of failing the batch */
 	               "INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ifnull(?6, '{}'))", err) < 0) {
+	               "VALUES (?1, (SELECT id FROM issues WHERE id = ?2), "
+	               "(SELECT id FROM subscribers WHERE id = ?3), "
+	               "(SELECT id FROM lists WHERE id = ?4), ?5, ifnull(?6, '{}'))", err) < 0) {
 		db_close(l->db);
 		free(l);
 		return -1;

@@ -382,6 +382,21 @@ check_content(const struct render_doc *doc, void (*warn)(void *ctx, const char *
 	}
 }
 
+/* {{name}} and {{first_name}} without a fallback print nothing for people
+ * without a name, and in the web archive, which has no reader's data. */
+static int
+note_bare_name(void *ctx, const struct tmpl_token *tok, const char *where, struct herr *err)
+{
+	int *bare = ctx;
+
+	(void)where;
+	(void)err;
+	if (!tok->fallback && ((tok->field_len == 4 && !memcmp(tok->field, "name", 4)) ||
+	                       (tok->field_len == 10 && !memcmp(tok->field, "first_name", 10))))
+		(*bare)++;
+	return 0;
+}
+
 /* Compile to check merge fields, then throw the compiled form away: what is
  * stored is text; sending compiles it again once per send. */
 static int
@@ -475,8 +490,16 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	    (strstr(doc.html, "<!-- raw HTML omitted -->")))
 		warn(warn_ctx, "raw HTML in the issue was left out; set 'allow_html: true' "
 		     "in the front matter to keep it");
-	if (warn)
+	if (warn) {
+		int bare = 0;
+
 		check_content(&doc, warn, warn_ctx);
+		tmpl_scan(src->text + src->body_off, src->len - src->body_off, src->path,
+		          src->body_line, note_bare_name, &bare, NULL);
+		if (bare)
+			warn(warn_ctx, "{{name}} has no fallback: subscribers without a name, and the "
+			     "web copy, get nothing there; write {{name|there}} to choose what they see");
+	}
 
 	if (issue_load_template(cfg, 1, &html_tpl, &html_tpl_len, &html_where, err) < 0 ||
 	    issue_load_template(cfg, 0, &text_tpl, &text_tpl_len, &text_where, err) < 0)

@@ -406,6 +406,10 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	    message_view_url(m->cfg, m->key, m->issue_id, m->list_id, m->public_list, view,
 	                     sizeof view) < 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot make the message's links");
+	/* A copy for nobody in particular (the web archive, a preview) has no
+	 * one to unsubscribe: its link goes to the archive instead of a 404. */
+	if (!r->subscriber_id)
+		snprintf(unsub, sizeof unsub, "%s/archive", m->cfg->base_url);
 	if (load_attrs(r->attributes, &obj, &attrs, &n_attrs) < 0) {
 		herr_set(err, EX_DATAERR, r->email, "subscriber attributes are not a JSON object");
 		goto out;

@@ -369,6 +369,13 @@ int
 subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id,
                          const char *source, struct herr *err)
 {
+	return subscription_unsubscribe_issue(db, list_id, subscriber_id, 0, source, err);
+}
+
+int
+subscription_unsubscribe_issue(sqlite3 *db, long long list_id, long long subscriber_id,
+                               long long issue_id, const char *source, struct herr *err)
+{
 	sqlite3_stmt *st;
 	long long now = db_now();
 	int rc, changed;
@@ -408,13 +415,15 @@ subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id
 		return 0;
 	}
 	if (db_prepare(db, &st,
-	               "INSERT INTO events (kind, subscriber_id, list_id, at, detail) "
-	               "VALUES ('unsubscribe', ?1, ?2, ?3, json_object('source', ?4))", err) < 0)
+	               "INSERT INTO events (kind, subscriber_id, list_id, at, detail, issue_id) "
+	               "VALUES ('unsubscribe', ?1, ?2, ?3, json_object('source', ?4), "
+	               "(SELECT id FROM issues WHERE id = ?5))", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, subscriber_id);
 	sqlite3_bind_int64(st, 2, list_id);
 	sqlite3_bind_int64(st, 3, now);
 	sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, issue_id);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {

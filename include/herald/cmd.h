@@ -60,10 +60,11 @@ int cmd_send(int argc, char **argv, struct cmd_env *env);
 int cmd_stats(int argc, char **argv, struct cmd_env *env);
 int cmd_run(int argc, char **argv, struct cmd_env *env);
 int cmd_dkim(int argc, char **argv, struct cmd_env *env);
+int cmd_serve(int argc, char **argv, struct cmd_env *env);
 
 extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
 	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[],
-	cmd_run_usage[], cmd_dkim_usage[];
+	cmd_run_usage[], cmd_dkim_usage[], cmd_serve_usage[];
 
 struct sendjob_progress;
 struct sendjob_report;

@@ -84,6 +84,10 @@ int subscriber_block(sqlite3 *db, long long id, struct herr *err);
  * when the subscriber is not on the list. */
 int subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id,
                              const char *source, struct herr *err);
+/* The same, naming the issue whose mail the person unsubscribed from (the
+ * web and mail paths know it from the token), so stats can count it. */
+int subscription_unsubscribe_issue(sqlite3 *db, long long list_id, long long subscriber_id,
+                                   long long issue_id, const char *source, struct herr *err);
 
 /* Confirm a subscription (double opt-in) or take someone back who had
  * unsubscribed; records a 'confirm' or 'subscribe' event with `source`.

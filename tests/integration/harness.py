@@ -18,6 +18,12 @@ wait(), kill(); World.close() kills any still running, by PID);
 SMTPServer.accepted() gives (recipient, Message-ID) per delivery and
 SMTPServer.count() a cheap count for polling with wait_until(); iso(t)
 formats a Unix time for --now and --at.
+
+For the web tests (issue 5): World.serve() starts `herald serve --listen
+127.0.0.1:0` in the background, waits for its "listening on http://HOST:PORT"
+line and returns the Background with .url and .port; Background.stop()
+sends SIGTERM and returns the exit status; World.close() stops a server
+still running with SIGTERM (SIGKILL after 10 s).
 """
 import email
 import email.policy
@@ -164,6 +170,12 @@ class Background:
         if self.proc.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
             self.proc.wait()
+
+    def stop(self, timeout=20):
+        """SIGTERM, then the exit status (a Failure, and SIGKILL, if it is
+        still running after `timeout` seconds)."""
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout)
 
     @property
     def stdout_text(self):
@@ -314,6 +326,26 @@ base_url = https://news.example.org
         self.procs.append(proc)
         return proc
 
+    def serve(self, listen="127.0.0.1:0", env=None, timeout=30):
+        """Start `herald serve --listen LISTEN` in the background and wait
+        until it prints "herald serve: listening on http://HOST:PORT".  Returns
+        the Background with .url ("http://127.0.0.1:PORT", no trailing slash)
+        and .port; stop() ends it with SIGTERM, close() too if still running."""
+        bg = self.spawn("serve", "--listen", listen, env=env)
+        bg.serving = True
+        deadline = time.time() + timeout
+        while True:
+            m = re.search(r"listening on (http://(\S+):(\d+))\r?\n", bg.stdout_text)
+            if m:
+                bg.url, bg.port = m.group(1), int(m.group(3))
+                return bg
+            if bg.poll() is not None or time.time() > deadline:
+                bg.kill()
+                raise Failure("herald serve --listen %s did not start (exit %s)\nstdout: %s"
+                              "\nstderr: %s" % (listen, bg.poll(), bg.stdout_text,
+                                                bg.stderr_text))
+            time.sleep(0.02)
+
     def subscribe(self, emails, list_name="newsletter"):
         """Create the list when missing and import EMAILS (confirmed, in
         order, so subscriber ids follow the order given)."""
@@ -355,6 +387,12 @@ base_url = https://news.example.org
 
     def close(self):
         for p in self.procs:
+            if getattr(p, "serving", False) and p.poll() is None:
+                p.signal(signal.SIGTERM)    # a server flushes its events on SIGTERM
+                try:
+                    p.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
             p.kill()
         for s in self.servers:
             s.stop()

@@ -1,0 +1,111 @@
+/*
+ * report.h - the figures of one issue's send, computed from its deliveries
+ * and events rows: what `herald stats` prints as text, JSON and HTML.
+ *
+ * Definitions (the comms team reads these, tests assert them):
+ *
+ *   delivered      deliveries in status `sent` (the relay accepted the mail);
+ *                  every rate below except the bounce rate is against it.
+ *   opens.total    open events of the issue (every pixel fetch).
+ *   opens.unique   distinct subscribers with at least one open event.
+ *   machine open   an open event whose detail.ua is "machine" (the server
+ *                  recognised a proxy or prefetching user agent, e.g. Apple
+ *                  Mail Privacy Protection), or that came at most
+ *                  REPORT_PREFETCH_SECS seconds after that subscriber's
+ *                  deliveries.sent_at (a security scanner at the receiving
+ *                  side fetching images as the mail arrives; an open recorded
+ *                  before sent_at can only be one of those too).
+ *   opens.human    unique subscribers with at least one open that is not a
+ *                  machine open;
+ *   opens.machine  unique subscribers all of whose opens are machine opens;
+ *                  so human + machine = unique.
+ *   clicks.total   click events; clicks.unique: distinct subscribers with one.
+ *   clicks.links   one entry per link of the issue (issues.links, 1-based n,
+ *                  the URL as stored, merge fields unmerged), even with no
+ *                  click: total click events with detail.n = n, and unique
+ *                  subscribers among them.
+ *   unsubscribes   distinct subscribers with an unsubscribe event carrying
+ *                  this issue's id (from the links in this issue's mail).
+ *   bounces.hard   distinct subscribers with a bounce event of this issue
+ *                  whose detail.class is "hard" (SMTP-time rejections and
+ *                  hard DSNs);
+ *   bounces.soft   distinct subscribers with only soft bounce events; so
+ *                  hard + soft = subscribers who bounced.
+ *   bounces.complaints  distinct subscribers with a complaint event.
+ *   Events whose subscriber was since removed (subscriber_id NULL) count in
+ *   the totals but in no per-subscriber figure.
+ *
+ * Rates (0 when the denominator is 0):
+ *   open_rate          opens.human / delivered (machine opens say nothing
+ *                      about a reader, so they are left out)
+ *   click_rate         clicks.unique / delivered
+ *   click_to_open_rate clicks.unique / opens.unique
+ *   unsubscribe_rate   unsubscribes / delivered
+ *   complaint_rate     bounces.complaints / delivered
+ *   bounce_rate        (hard + soft) / (delivered + deliveries bounced)
+ *
+ * Per-hour series (the chart): open events and click events in each hour
+ * from the send's start (issues.started_at, else the first sent_at) over
+ * the first REPORT_HOURS hours, cut after the last hour that has an event.
+ *
+ * Cost: every query is a range of an index of the issue (deliveries' key,
+ * events_by_issue, events_by_issue_time); nothing scans the whole tables,
+ * and the largest sort is one over the issue's open events by subscriber.
+ */
+#ifndef HERALD_REPORT_H
+#define HERALD_REPORT_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "herald/herr.h"
+#include "herald/ledger.h"
+
+#define REPORT_HOURS         72 /* the chart covers the first three days */
+#define REPORT_PREFETCH_SECS 2  /* an open this soon after delivery is a machine */
+
+struct report_link {
+	int        n;       /* 1-based place in issues.links (the N of /c/TOKEN/N) */
+	char      *url;     /* owned; as stored in the issue */
+	long long  total;   /* click events */
+	long long  unique;  /* distinct subscribers among them */
+};
+
+struct report {
+	long long            issue_id;
+	struct ledger_counts deliveries; /* by status, and .total = recipients */
+	long long            delivered;  /* = deliveries.sent */
+	struct {
+		long long total, unique, human, machine;
+	} opens;
+	struct {
+		long long           total, unique;
+		struct report_link *links;   /* owned, n_links entries in issue order */
+		size_t              n_links;
+	} clicks;
+	long long unsubscribes;
+	struct {
+		long long hard, soft, complaints;
+	} bounces;
+	struct {
+		double open, click, click_to_open, unsubscribe, complaint, bounce;
+	} rates;                          /* fractions, not rounded */
+	long long start;                  /* Unix time the series starts; 0: never sent */
+	int       hours;                  /* hours in the series, 0..REPORT_HOURS */
+	long long hour_opens[REPORT_HOURS];  /* open events in [start+h*3600, +3600) */
+	long long hour_clicks[REPORT_HOURS]; /* click events, likewise */
+};
+
+/*
+ * Compute every figure of issue `issue_id` into *r (which the caller owns;
+ * release it with report_clear(), also after a failure).  Reads only, in
+ * one read transaction so the figures agree with each other while the web
+ * server keeps recording events.  Returns 0, or -1 with EX_NOINPUT when
+ * there is no such issue, or a database error.
+ */
+int report_compute(sqlite3 *db, long long issue_id, struct report *r, struct herr *err);
+
+/* Free what report_compute() allocated; *r is zeroed. */
+void report_clear(struct report *r);
+
+#endif

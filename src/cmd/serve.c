@@ -1,0 +1,87 @@
+/*
+ * serve.c - `herald serve`: run the subscriber web endpoint (web.c) until
+ * SIGTERM or SIGINT, then stop cleanly and say what it did.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "herald/cmd.h"
+#include "herald/web.h"
+
+const char cmd_serve_usage[] =
+	"usage: herald serve [--listen ADDR:PORT]\n"
+	"\n"
+	"Run the web endpoint the mails point at ([web] base_url, behind a TLS\n"
+	"reverse proxy): the open pixel /o/TOKEN.gif, click redirects /c/TOKEN/N,\n"
+	"unsubscribing (/u/TOKEN, with RFC 8058 one-click), sign-up (POST\n"
+	"/subscribe with email, name, list) and its confirmation (/confirm/TOKEN),\n"
+	"and the archive of public lists (/archive).  --listen defaults to\n"
+	"127.0.0.1:8080; write IPv6 as [::1]:8080; port 0 takes a free port.  Prints\n"
+	"\"herald serve: listening on URL\" once it accepts connections.  Opens and\n"
+	"clicks are written in batches; SIGTERM or SIGINT stops it: it finishes the\n"
+	"requests in flight, sends queued confirmation mails, writes every event\n"
+	"and exits 0.  It takes no lock: it runs beside `herald run`.\n";
+
+static void
+log_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "herald serve: %s\n", line);
+}
+
+/* Up to the hard limit of descriptors: each connection is one. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+cmd_serve(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct web_opts wo;
+	struct web_server *ws;
+	struct web_summary sum;
+	volatile sig_atomic_t *stop;
+	int ch, rc;
+
+	memset(&wo, 0, sizeof wo);
+	wo.listen = "127.0.0.1:8080";
+	wo.log = log_line;
+	while ((ch = getopt_long(argc, argv, "l:", opts, NULL)) != -1) {
+		if (ch != 'l')
+			return cmd_usage(cmd_serve_usage, 1);
+		wo.listen = optarg;
+	}
+	if (optind != argc)
+		return cmd_usage_error(cmd_serve_usage, "serve takes no arguments");
+	/* the server opens its own connections, one per thread */
+	raise_nofile();
+	stop = cmd_catch_signals();
+	if (web_start(&env->cfg, &wo, &ws, &env->err) < 0)
+		return -1;
+	printf("herald serve: listening on %s\n", web_url(ws));
+	fflush(stdout);
+	while (!*stop) {
+		struct timespec ts = { 0, 100 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	rc = web_stop(ws, &sum, &env->err);
+	fprintf(stderr, "herald serve: stopped: %llu requests served, %lld events written, "
+	        "%lld confirmation mails sent, %lld failed\n", sum.requests, sum.events,
+	        sum.mails_sent, sum.mails_failed);
+	return rc;
+}

@@ -1,0 +1,320 @@
+/*
+ * report.c - the figures of one issue's send (definitions in report.h).
+ *
+ * Owns nothing in the database: it only reads deliveries, events and the
+ * issue's links, which the sender (ledger.c), the web server (eventlog.c,
+ * subscriber.c) and `herald bounce` write.  Called by src/cmd/stats.c.
+ *
+ * Every query is a prepared statement with the issue id bound, restricted
+ * to one issue through an index (sql/003_tracking.sql):
+ *   - deliveries by status: deliveries_due (issue_id, status, ...), covering;
+ *   - opens: an (issue_id, kind) range of events_by_issue or
+ *     events_by_issue_time (same prefix; SQLite 3.40 picks the latter),
+ *     grouped by subscriber in a temporary b-tree (the one sort that grows
+ *     with the number of opens), with a primary-key lookup of the delivery
+ *     only for opens near the send (see opens_sql).  An index on (issue_id,
+ *     kind, subscriber_id) would drop the sort: measured 0.28 -> 0.22 s on
+ *     140,000 opens, not worth one more index for the web server to update
+ *     on every hit;
+ *   - the first and last sent_at: the deliveries primary-key range;
+ *   - clicks, unsubscribes, bounces, complaints: (issue_id, kind) ranges;
+ *   - the per-hour series: events_by_issue_time (issue_id, kind, at),
+ *     a covering range scan per kind.
+ * EXPLAIN QUERY PLAN of each is checked in tests/unit/test_report.c.
+ *
+ * The queries run in one read transaction so that the figures describe
+ * one moment although the web server keeps adding events (WAL: the read
+ * never blocks the writer).
+ */
+#include "herald/report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/db.h"
+
+/*
+ * Opens, one row per subscriber (NULL: events of removed subscribers),
+ * then summed.  "human" is 1 for a subscriber with at least one open that
+ * is neither flagged machine by the server (`IS 'machine'`: an event without
+ * a ua field is human unless its timing says otherwise) nor within the
+ * prefetch window ?2 of their delivery (see report.h).
+ *
+ * The delivery is looked up only for opens that could fall in that window:
+ * an open later than the issue's last sent_at (?3) plus the window cannot,
+ * and most opens come hours after the send.  CASE evaluates the correlated
+ * subquery only when reached; on 100,000 deliveries and 140,000 opens this
+ * takes the query from 0.45 s (a join for every open) to 0.27 s.  No
+ * delivery or no sent_at (NULL) means no timing rule: human.
+ */
+static const char opens_sql[] =
+	"SELECT ifnull(sum(n), 0), count(sid), ifnull(sum(sid IS NOT NULL AND human), 0) "
+	"FROM (SELECT e.subscriber_id AS sid, count(*) AS n, "
+	"             max(CASE WHEN json_extract(e.detail, '$.ua') IS 'machine' THEN 0 "
+	"                      WHEN e.at > ?3 + ?2 THEN 1 "
+	"                      ELSE ifnull(e.at > (SELECT d.sent_at FROM deliveries d "
+	"                                          WHERE d.issue_id = ?1 "
+	"                                          AND d.subscriber_id = e.subscriber_id) + ?2, "
+	"                                  1) END) AS human "
+	"      FROM events e WHERE e.issue_id = ?1 AND e.kind = 'open' "
+	"      GROUP BY e.subscriber_id)";
+
+static const char clicks_sql[] =
+	"SELECT count(*), count(DISTINCT subscriber_id) FROM events "
+	"WHERE issue_id = ?1 AND kind = 'click'";
+
+/* Every link of the issue, with the clicks on it (none: zeros). */
+static const char links_sql[] =
+	"WITH c AS (SELECT json_extract(detail, '$.n') AS n, count(*) AS total, "
+	"                  count(DISTINCT subscriber_id) AS uniq "
+	"           FROM events WHERE issue_id = ?1 AND kind = 'click' GROUP BY 1) "
+	"SELECT j.key + 1, j.value, ifnull(c.total, 0), ifnull(c.uniq, 0) "
+	"FROM issues i, json_each(i.links) j LEFT JOIN c ON c.n = j.key + 1 "
+	"WHERE i.id = ?1 ORDER BY j.key";
+
+static const char unsubscribes_sql[] =
+	"SELECT count(DISTINCT subscriber_id) FROM events "
+	"WHERE issue_id = ?1 AND kind = 'unsubscribe'";
+
+/* Per subscriber: hard if any bounce was hard, else soft if any was. */
+static const char bounces_sql[] =
+	"SELECT ifnull(sum(hard), 0), ifnull(sum(NOT hard AND soft), 0) "
+	"FROM (SELECT max(json_extract(detail, '$.class') IS 'hard') AS hard, "
+	"             max(json_extract(detail, '$.class') IS 'soft') AS soft "
+	"      FROM events WHERE issue_id = ?1 AND kind = 'bounce' "
+	"      AND subscriber_id IS NOT NULL GROUP BY subscriber_id)";
+
+static const char complaints_sql[] =
+	"SELECT count(DISTINCT subscriber_id) FROM events "
+	"WHERE issue_id = ?1 AND kind = 'complaint'";
+
+/* When the issue started sending (NULL: never). */
+static const char start_sql[] =
+	"SELECT started_at FROM issues WHERE id = ?1";
+
+/* The first and last delivery: the series' start when started_at is not
+ * set, and the bound of the prefetch lookups in opens_sql. */
+static const char sent_sql[] =
+	"SELECT ifnull(min(sent_at), 0), max(sent_at) FROM deliveries WHERE issue_id = ?1";
+
+/* CAST: an `at` stored as a real (a script's insert) still falls in its
+ * whole hour. */
+static const char hours_sql[] =
+	"SELECT kind, CAST((at - ?2) / 3600 AS INTEGER) AS h, count(*) FROM events "
+	"WHERE issue_id = ?1 AND kind IN ('open', 'click') AND at >= ?2 AND at < ?3 "
+	"GROUP BY kind, h";
+
+/* Stands for "no sent_at" as opens_sql's ?3: every open is later. */
+#define NO_SENT_AT (-(1LL << 62))
+
+/* Prepare `sql` with the issue id as ?1 (and `p2`, `p3` when the statement
+ * has them). */
+static int
+prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, long long issue_id, long long p2,
+        long long p3, struct herr *err)
+{
+	if (db_prepare(db, st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_int64(*st, 1, issue_id);
+	if (sqlite3_bind_parameter_count(*st) >= 2)
+		sqlite3_bind_int64(*st, 2, p2);
+	if (sqlite3_bind_parameter_count(*st) >= 3)
+		sqlite3_bind_int64(*st, 3, p3);
+	return 0;
+}
+
+/* Run a statement that yields exactly one row of `n` integers into out[]
+ * (NULL reads as 0). */
+static int
+one_row(sqlite3 *db, const char *sql, long long issue_id, long long p2, long long p3,
+        long long *out, int n, const char *what, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int i, rc;
+
+	if (prepare(db, &st, sql, issue_id, p2, p3, err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		for (i = 0; i < n; i++)
+			out[i] = sqlite3_column_int64(st, i);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, what);
+	return 0;
+}
+
+static int
+load_links(sqlite3 *db, struct report *r, struct herr *err)
+{
+	struct report_link *l;
+	sqlite3_stmt *st;
+	const char *url;
+	size_t cap = 0;
+	int rc;
+
+	if (prepare(db, &st, links_sql, r->issue_id, 0, 0, err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (r->clicks.n_links == cap) {
+			cap = cap ? cap * 2 : 16;
+			l = realloc(r->clicks.links, cap * sizeof *l);
+			if (!l)
+				goto oom;
+			r->clicks.links = l;
+		}
+		l = &r->clicks.links[r->clicks.n_links];
+		url = (const char *)sqlite3_column_text(st, 1);
+		if (!(l->url = strdup(url ? url : "")))
+			goto oom;
+		l->n = sqlite3_column_int(st, 0);
+		l->total = sqlite3_column_int64(st, 2);
+		l->unique = sqlite3_column_int64(st, 3);
+		r->clicks.n_links++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "count clicks per link");
+	return 0;
+oom:
+	sqlite3_finalize(st);
+	return herr_set(err, EX_OSERR, NULL, "out of memory");
+}
+
+static int
+load_series(sqlite3 *db, struct report *r, struct herr *err)
+{
+	sqlite3_stmt *st;
+	const char *kind;
+	long long h, n;
+	int rc;
+
+	if (!r->start)
+		return 0;
+	if (prepare(db, &st, hours_sql, r->issue_id, r->start,
+	            r->start + (long long)REPORT_HOURS * 3600, err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		kind = (const char *)sqlite3_column_text(st, 0);
+		h = sqlite3_column_int64(st, 1);
+		n = sqlite3_column_int64(st, 2);
+		if (h < 0 || h >= REPORT_HOURS || !kind)
+			continue; /* cannot happen: the range bounds it */
+		if (!strcmp(kind, "open"))
+			r->hour_opens[h] = n;
+		else
+			r->hour_clicks[h] = n;
+		if (h + 1 > r->hours)
+			r->hours = (int)h + 1;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "count events per hour");
+	return 0;
+}
+
+static double
+ratio(long long a, long long b)
+{
+	return b > 0 ? (double)a / (double)b : 0.0;
+}
+
+static int
+compute(sqlite3 *db, struct report *r, struct herr *err)
+{
+	long long v[3], last_sent = NO_SENT_AT;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (prepare(db, &st, start_sql, r->issue_id, 0, 0, err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r->start = sqlite3_column_int64(st, 0); /* NULL reads as 0: never sent */
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return herr_set(err, EX_NOINPUT, NULL, "no issue %lld", r->issue_id);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "read issue");
+
+	if (prepare(db, &st, sent_sql, r->issue_id, 0, 0, err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (!r->start)
+			r->start = sqlite3_column_int64(st, 0);
+		/* nothing sent: no open is within the window of a delivery */
+		last_sent = sqlite3_column_type(st, 1) == SQLITE_NULL ? NO_SENT_AT
+		            : sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "read delivery times");
+
+	if (ledger_counts(db, r->issue_id, &r->deliveries, err) < 0)
+		return -1;
+	r->delivered = r->deliveries.sent;
+
+	if (one_row(db, opens_sql, r->issue_id, REPORT_PREFETCH_SECS, last_sent, v, 3,
+	            "count opens", err) < 0)
+		return -1;
+	r->opens.total = v[0];
+	r->opens.unique = v[1];
+	r->opens.human = v[2];
+	r->opens.machine = v[1] - v[2];
+
+	if (one_row(db, clicks_sql, r->issue_id, 0, 0, v, 2, "count clicks", err) < 0 ||
+	    load_links(db, r, err) < 0)
+		return -1;
+	r->clicks.total = v[0];
+	r->clicks.unique = v[1];
+
+	if (one_row(db, unsubscribes_sql, r->issue_id, 0, 0, &r->unsubscribes, 1,
+	            "count unsubscribes", err) < 0 ||
+	    one_row(db, bounces_sql, r->issue_id, 0, 0, v, 2, "count bounces", err) < 0 ||
+	    one_row(db, complaints_sql, r->issue_id, 0, 0, &r->bounces.complaints, 1,
+	            "count complaints", err) < 0)
+		return -1;
+	r->bounces.hard = v[0];
+	r->bounces.soft = v[1];
+
+	if (load_series(db, r, err) < 0)
+		return -1;
+
+	r->rates.open = ratio(r->opens.human, r->delivered);
+	r->rates.click = ratio(r->clicks.unique, r->delivered);
+	r->rates.click_to_open = ratio(r->clicks.unique, r->opens.unique);
+	r->rates.unsubscribe = ratio(r->unsubscribes, r->delivered);
+	r->rates.complaint = ratio(r->bounces.complaints, r->delivered);
+	r->rates.bounce = ratio(r->bounces.hard + r->bounces.soft,
+	                        r->delivered + r->deliveries.bounced);
+	return 0;
+}
+
+int
+report_compute(sqlite3 *db, long long issue_id, struct report *r, struct herr *err)
+{
+	int own_txn = sqlite3_get_autocommit(db), rc;
+
+	memset(r, 0, sizeof *r);
+	r->issue_id = issue_id;
+	/* A deferred BEGIN takes the read snapshot at the first SELECT and no
+	 * write lock, so the web server goes on writing meanwhile. */
+	if (own_txn && db_exec(db, "BEGIN", err) < 0)
+		return -1;
+	rc = compute(db, r, err);
+	if (own_txn)
+		db_rollback(db); /* nothing was written: ending the read is all */
+	return rc;
+}
+
+void
+report_clear(struct report *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->clicks.n_links; i++)
+		free(r->clicks.links[i].url);
+	free(r->clicks.links);
+	memset(r, 0, sizeof *r);
+}

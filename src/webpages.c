@@ -1,0 +1,209 @@
+/*
+ * webpages.c - the HTML of herald serve's pages (see webpages.h).
+ *
+ * Every page is the same frame: a doctype, <html lang>, a <title> equal to
+ * the <h1>, one inline stylesheet, a <main> with the content.  Only text
+ * written here is emitted raw; everything else goes through esc().  The
+ * buttons are real <button>s in a <form method="post"> without an action,
+ * so the form posts back to the URL the page was served from (the token is
+ * in that URL, not in a hidden field), whatever prefix a proxy adds.
+ */
+#include "herald/webpages.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "herald/tmpl.h"
+
+static const char style[] =
+	"body{margin:0;background:#f4f5f7;color:#1f2933;"
+	"font:16px/1.5 -apple-system,'Segoe UI',Helvetica,Arial,sans-serif}"
+	"main{max-width:34rem;margin:3rem auto;padding:2rem;background:#fff;"
+	"border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12)}"
+	"h1{font-size:1.4rem;line-height:1.3;margin:0 0 1rem}"
+	"p{margin:0 0 1rem}"
+	"button{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:6px;"
+	"background:#1a56db;color:#fff;cursor:pointer}"
+	"button:hover,button:focus{background:#1e429f}"
+	"button:focus{outline:3px solid #76a9fa;outline-offset:2px}"
+	"ul{padding:0;list-style:none}li{margin:0 0 .8rem}"
+	"a{color:#1a56db}time{color:#52606d;font-size:.9rem;display:block}"
+	".addr{font-weight:600;word-break:break-all}";
+
+static int
+esc(struct buf *b, const char *s)
+{
+	return tmpl_escape_html(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* The frame up to and including <main><h1>HEADING</h1>. */
+static int
+page_open(struct buf *b, const char *lang, const char *heading)
+{
+	return buf_adds(b, "<!DOCTYPE html>\n<html lang=\"") < 0 ||
+	       esc(b, lang && *lang ? lang : "en") < 0 ||
+	       buf_adds(b, "\">\n<head>\n<meta charset=\"utf-8\">\n"
+	                "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
+	                "<meta name=\"robots\" content=\"noindex\">\n<title>") < 0 ||
+	       esc(b, heading) < 0 ||
+	       buf_addf(b, "</title>\n<style>%s</style>\n</head>\n<body>\n<main>\n<h1>", style) < 0 ||
+	       esc(b, heading) < 0 ||
+	       buf_adds(b, "</h1>\n") < 0 ? -1 : 0;
+}
+
+static int
+page_close(struct buf *b)
+{
+	return buf_adds(b, "</main>\n</body>\n</html>\n");
+}
+
+/* <p>BEFORE<span class="addr">EMAIL</span>AFTER</p>, pieces escaped. */
+static int
+para_addr(struct buf *b, const char *before, const char *email, const char *after)
+{
+	return buf_adds(b, "<p>") < 0 || esc(b, before) < 0 ||
+	       buf_adds(b, "<span class=\"addr\">") < 0 || esc(b, email) < 0 ||
+	       buf_adds(b, "</span>") < 0 || esc(b, after) < 0 ||
+	       buf_adds(b, "</p>\n") < 0 ? -1 : 0;
+}
+
+/* One button posting action=VALUE to the page's own URL. */
+static int
+button(struct buf *b, const char *value, const char *label)
+{
+	return buf_addf(b, "<form method=\"post\">\n<button type=\"submit\" name=\"action\" "
+	                "value=\"%s\">%s</button>\n</form>\n", value, label);
+}
+
+/* A heading made of fixed text and an escaped title: "PREFIX TITLE". */
+static int
+heading_with(struct buf *b, const char *lang, const char *prefix, const char *title)
+{
+	struct buf h = BUF_INIT(2048);
+	int rc;
+
+	if (buf_adds(&h, prefix) < 0 || buf_adds(&h, title ? title : "") < 0) {
+		buf_free(&h);
+		return -1;
+	}
+	rc = page_open(b, lang, buf_str(&h));
+	buf_free(&h);
+	return rc;
+}
+
+int
+webpage_notice(struct buf *b, const char *lang, const char *heading, const char *text)
+{
+	return page_open(b, lang, heading) < 0 || buf_adds(b, "<p>") < 0 || esc(b, text) < 0 ||
+	       buf_adds(b, "</p>\n") < 0 || page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_unsubscribe_ask(struct buf *b, const char *lang, const char *list_title,
+                        const char *email)
+{
+	return heading_with(b, lang, "Unsubscribe from ", list_title) < 0 ||
+	       para_addr(b, "The address ", email, " will get no more mail from this list.") < 0 ||
+	       button(b, "unsubscribe", "Unsubscribe") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_unsubscribed(struct buf *b, const char *lang, const char *list_title,
+                     const char *email)
+{
+	return heading_with(b, lang, "You have been unsubscribed from ", list_title) < 0 ||
+	       para_addr(b, "We will send no more of this list to ", email, ".") < 0 ||
+	       buf_adds(b, "<p>Was that a mistake?</p>\n") < 0 ||
+	       button(b, "resubscribe", "Subscribe again") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_resubscribed(struct buf *b, const char *lang, const char *list_title,
+                     const char *email)
+{
+	return page_open(b, lang, "You are subscribed again") < 0 ||
+	       buf_adds(b, "<p>") < 0 || esc(b, list_title) < 0 ||
+	       buf_adds(b, " will come to ") < 0 ||
+	       buf_adds(b, "<span class=\"addr\">") < 0 || esc(b, email) < 0 ||
+	       buf_adds(b, "</span> again.</p>\n") < 0 ||
+	       button(b, "unsubscribe", "Unsubscribe") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_confirm_ask(struct buf *b, const char *lang, const char *list_title,
+                    const char *email)
+{
+	return heading_with(b, lang, "Confirm your subscription to ", list_title) < 0 ||
+	       para_addr(b, "Press the button to receive this list at ", email, ".") < 0 ||
+	       button(b, "confirm", "Confirm my subscription") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_confirmed(struct buf *b, const char *lang, const char *list_title, const char *email)
+{
+	return page_open(b, lang, "Subscription confirmed") < 0 ||
+	       buf_adds(b, "<p>") < 0 || esc(b, list_title) < 0 ||
+	       buf_adds(b, " will come to ") < 0 ||
+	       buf_adds(b, "<span class=\"addr\">") < 0 || esc(b, email) < 0 ||
+	       buf_adds(b, "</span>. Thank you.</p>\n") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_check_inbox(struct buf *b, const char *lang, const char *list_title,
+                    const char *email)
+{
+	return page_open(b, lang, "Check your inbox") < 0 ||
+	       para_addr(b, "We have sent a message to ", email, ".") < 0 ||
+	       buf_adds(b, "<p>Open the link in it to confirm your subscription to ") < 0 ||
+	       esc(b, list_title) < 0 ||
+	       buf_adds(b, ". Until then you will get nothing from us.</p>\n") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_subscribed(struct buf *b, const char *lang, const char *list_title, const char *email)
+{
+	return page_open(b, lang, "You are subscribed") < 0 ||
+	       buf_adds(b, "<p>") < 0 || esc(b, list_title) < 0 ||
+	       buf_adds(b, " will come to ") < 0 ||
+	       buf_adds(b, "<span class=\"addr\">") < 0 || esc(b, email) < 0 ||
+	       buf_adds(b, "</span>. Every message has a link to unsubscribe.</p>\n") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_archive(struct buf *b, const char *lang, const char *href_prefix,
+                const struct webpage_issue *v, size_t n)
+{
+	char date[32], iso[32];
+	struct tm tm;
+	time_t t;
+	size_t i;
+
+	if (page_open(b, lang, "Archive") < 0)
+		return -1;
+	if (!n)
+		return buf_adds(b, "<p>Nothing has been published yet.</p>\n") < 0 ||
+		       page_close(b) < 0 ? -1 : 0;
+	if (buf_adds(b, "<ul>\n") < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		t = (time_t)v[i].date;
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof date, "%d %B %Y", &tm);
+		strftime(iso, sizeof iso, "%Y-%m-%d", &tm);
+		if (buf_addf(b, "<li><a href=\"%s%lld\">", href_prefix, v[i].id) < 0 ||
+		    esc(b, v[i].subject) < 0 ||
+		    buf_addf(b, "</a><time datetime=\"%s\">%s", iso, date) < 0 ||
+		    (v[i].list_title && *v[i].list_title &&
+		     (buf_adds(b, " &middot; ") < 0 || esc(b, v[i].list_title) < 0)) ||
+		    buf_adds(b, "</time></li>\n") < 0)
+			return -1;
+	}
+	return buf_adds(b, "</ul>\n") < 0 || page_close(b) < 0 ? -1 : 0;
+}

@@ -1,0 +1,641 @@
+/*
+ * test_report.c - the figures of `herald stats` (src/report.c, definitions
+ * in include/herald/report.h), computed from deliveries and events rows
+ * written here the way the sender (ledger.c: bounce events with class
+ * "hard"), the web server (open {"ua", "agent"}, click {"n", "ua"},
+ * unsubscribe with the issue id) and `herald bounce` write them.
+ *
+ * Each test opens a fresh database file (migrations run for real) holding
+ * issue 1, the one reported, and issue 2, whose events must never count.
+ * Covered: unique vs total, the machine-open rule by user-agent class and
+ * by timing (at most REPORT_PREFETCH_SECS after sent_at, and before it),
+ * human + machine = unique, clicks per link with the URLs of issues.links
+ * (links without clicks included), per-subscriber bounces and complaints,
+ * unsubscribes by issue, every rate, the per-hour series and its bounds,
+ * and that every query uses an index of the issue (EXPLAIN QUERY PLAN).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "herald/db.h"
+#include "herald/report.h"
+
+#define T 1700000000LL /* the send started here (issues.started_at) */
+
+/* Rates are exact quotients of small counts: compare as doubles (cmocka's
+ * assert_float_equal converts to float). */
+#define assert_rate(a, b) assert_true(fabs((a) - (b)) < 1e-12)
+
+struct fixture {
+	char     path[64];
+	sqlite3 *db;
+};
+
+static void
+exec(struct fixture *f, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(f->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+static void
+add_delivery(struct fixture *f, long long sub, const char *status, long long sent_at)
+{
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_prepare_v2(f->db,
+	                 "INSERT INTO deliveries (issue_id, subscriber_id, status, created_at, "
+	                 "updated_at, sent_at) VALUES (1, ?1, ?2, ?3, ?3, ?4)", -1, &st, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, sub);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, T);
+	if (sent_at)
+		sqlite3_bind_int64(st, 4, sent_at);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+}
+
+/* sub 0: NULL (the subscriber was removed); issue 0: NULL. */
+static void
+add_event(struct fixture *f, const char *kind, long long issue, long long sub, long long at,
+          const char *detail)
+{
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_prepare_v2(f->db,
+	                 "INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) "
+	                 "VALUES (?1, ?2, ?3, 1, ?4, ?5)", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	if (issue)
+		sqlite3_bind_int64(st, 2, issue);
+	if (sub)
+		sqlite3_bind_int64(st, 3, sub);
+	sqlite3_bind_int64(st, 4, at);
+	sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	struct herr err;
+	char sql[256];
+	int fd, i;
+
+	if (!f)
+		return -1;
+	strcpy(f->path, "/tmp/herald-report-XXXXXX");
+	fd = mkstemp(f->path);
+	close(fd);
+	unlink(f->path);
+	if (db_open(f->path, DB_OPEN_CREATE, 1000, &f->db, &err) < 0)
+		return -1;
+	exec(f, "INSERT INTO lists (id, name, created_at) VALUES (1, 'news', 0)");
+	for (i = 1; i <= 12; i++) {
+		snprintf(sql, sizeof sql, "INSERT INTO subscribers (id, email, email_key, created_at, "
+		         "updated_at) VALUES (%d, 's%d@example.org', 's%d@example.org', 0, 0)",
+		         i, i, i);
+		exec(f, sql);
+	}
+	/* issue 1 has three links: two web links and a mailto (never
+	 * tracked, still listed); issue 2 is another issue's noise */
+	exec(f, "INSERT INTO issues (id, list_id, subject, from_addr, markdown, html, text, links, "
+	     "status, created_at, started_at) VALUES (1, 1, 'One', 'n@example.org', '', '', '', "
+	     "'[\"https://example.org/a\", \"https://example.org/b?x=1&who={{email}}\", "
+	     "\"mailto:editor@example.org\"]', 'sending', 0, 1700000000)");
+	exec(f, "INSERT INTO issues (id, list_id, subject, from_addr, markdown, html, text, links, "
+	     "status, created_at) VALUES (2, 1, 'Two', 'n@example.org', '', '', '', "
+	     "'[\"https://example.org/z\"]', 'draft', 0)");
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char p[80];
+
+	db_close(f->db);
+	unlink(f->path);
+	snprintf(p, sizeof p, "%s-wal", f->path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", f->path);
+	unlink(p);
+	free(f);
+	return 0;
+}
+
+/*
+ * The send of issue 1: s1..s8, s11, s12 sent at T+10, s9 bounced at RCPT
+ * (hard bounce event as ledger.c writes it), s10 deferred.  So recipients
+ * 12, delivered 10.
+ */
+static void
+fill_send(struct fixture *f)
+{
+	long long s;
+
+	for (s = 1; s <= 12; s++)
+		add_delivery(f, s, s == 9 ? "bounced" : s == 10 ? "deferred" : "sent",
+		             s == 9 || s == 10 ? 0 : T + 10);
+	add_event(f, "bounce", 1, 9, T + 10, "{\"source\":\"smtp\",\"class\":\"hard\","
+	          "\"stage\":\"rcpt\",\"code\":550,\"reply\":\"5.1.1 user unknown\"}");
+}
+
+#define HUMAN   "{\"ua\":\"human\",\"agent\":\"Mozilla/5.0 (Windows NT 10.0)\"}"
+#define MACHINE "{\"ua\":\"machine\",\"agent\":\"Mozilla/5.0\"}"
+
+/*
+ * Opens, with each subscriber's class (sent_at = T+10):
+ *   s1  human at T+3605 and T+7300                        -> human, 2 events
+ *   s2  ua machine at T+12, human at T+5000               -> human, 2
+ *   s3  ua human but 1 s after delivery                   -> machine (timing)
+ *   s4  ua machine twice, an hour later                   -> machine (ua)
+ *   s5  ua human 3 s after delivery                       -> human (just past)
+ *   s6  ua human 2 s after delivery                       -> machine (boundary)
+ *   s7  ua human 5 s before sent_at                       -> machine
+ *   s10 no ua field, delivery deferred (no sent_at)       -> human
+ *   removed subscriber (NULL)                             -> total only
+ *   issue 2's open by s1                                  -> not counted
+ * total 12, unique 8, human 4 (s1 s2 s5 s10), machine 4 (s3 s4 s6 s7).
+ */
+static void
+fill_opens(struct fixture *f)
+{
+	add_event(f, "open", 1, 1, T + 3605, HUMAN);
+	add_event(f, "open", 1, 1, T + 7300, HUMAN);
+	add_event(f, "open", 1, 2, T + 12, MACHINE);
+	add_event(f, "open", 1, 2, T + 5000, HUMAN);
+	add_event(f, "open", 1, 3, T + 11, HUMAN);
+	add_event(f, "open", 1, 4, T + 4000, MACHINE);
+	add_event(f, "open", 1, 4, T + 4001, MACHINE);
+	add_event(f, "open", 1, 5, T + 13, HUMAN);
+	add_event(f, "open", 1, 6, T + 12, HUMAN);
+	add_event(f, "open", 1, 7, T + 5, HUMAN);
+	add_event(f, "open", 1, 10, T + 9000, "{}");
+	add_event(f, "open", 1, 0, T + 100, HUMAN);
+	add_event(f, "open", 2, 1, T + 200, HUMAN);
+}
+
+/*
+ * Clicks (n = the link's 1-based place):
+ *   s1 n=1 twice (h1), n=2 (h2); s2 n=1 (h1); s5 n=2 (h0); s7 n=1 (h0);
+ *   s8 n=1 (h5, clicked with images off: no open); removed subscriber n=2;
+ *   issue 2: s3 n=1.
+ * link 1: total 5, unique 4 (s1 s2 s7 s8); link 2: total 3, unique 2
+ * (s1 s5); link 3 (mailto): 0, 0.  clicks total 8, unique 5.
+ */
+static void
+fill_clicks(struct fixture *f)
+{
+	add_event(f, "click", 1, 1, T + 3700, "{\"n\":1,\"ua\":\"human\"}");
+	add_event(f, "click", 1, 1, T + 3800, "{\"n\":1,\"ua\":\"human\"}");
+	add_event(f, "click", 1, 1, T + 7300, "{\"n\":2,\"ua\":\"human\"}");
+	add_event(f, "click", 1, 2, T + 5000, "{\"n\":1,\"ua\":\"human\"}");
+	add_event(f, "click", 1, 5, T + 600, "{\"n\":2,\"ua\":\"human\"}");
+	add_event(f, "click", 1, 7, T + 20, "{\"n\":1,\"ua\":\"machine\"}");
+	add_event(f, "click", 1, 8, T + 20000, "{\"n\":1,\"ua\":\"human\"}");
+	add_event(f, "click", 1, 0, T + 100, "{\"n\":2,\"ua\":\"human\"}");
+	add_event(f, "click", 2, 3, T + 100, "{\"n\":1,\"ua\":\"human\"}");
+}
+
+/*
+ * Unsubscribes: s4 twice through issue 1 (left, came back, left), s6;
+ * s7 without an issue (the CLI), s3 through issue 2 -> 2.
+ * Bounces: s9 hard (fill_send); s3 soft; s5 soft then hard -> hard; s6
+ * soft twice; s7 with no class; s2 on issue 2 -> hard 2, soft 2.
+ * Complaints: s8 twice; s1 on issue 2 -> 1.
+ */
+static void
+fill_rest(struct fixture *f)
+{
+	add_event(f, "unsubscribe", 1, 4, T + 4100, "{\"source\":\"web\"}");
+	add_event(f, "unsubscribe", 1, 4, T + 9100, "{\"source\":\"one-click\"}");
+	add_event(f, "unsubscribe", 1, 6, T + 4100, "{\"source\":\"one-click\"}");
+	add_event(f, "unsubscribe", 0, 7, T + 4100, "{\"source\":\"cli\"}");
+	add_event(f, "unsubscribe", 2, 3, T + 4100, "{\"source\":\"web\"}");
+	add_event(f, "bounce", 1, 3, T + 600, "{\"class\":\"soft\",\"source\":\"dsn\"}");
+	add_event(f, "bounce", 1, 5, T + 600, "{\"class\":\"soft\",\"source\":\"dsn\"}");
+	add_event(f, "bounce", 1, 5, T + 9600, "{\"class\":\"hard\",\"source\":\"dsn\"}");
+	add_event(f, "bounce", 1, 6, T + 600, "{\"class\":\"soft\",\"source\":\"dsn\"}");
+	add_event(f, "bounce", 1, 6, T + 700, "{\"class\":\"soft\",\"source\":\"dsn\"}");
+	add_event(f, "bounce", 1, 7, T + 700, "{\"source\":\"dsn\"}");
+	add_event(f, "bounce", 2, 2, T + 700, "{\"class\":\"hard\",\"source\":\"dsn\"}");
+	add_event(f, "complaint", 1, 8, T + 800, "{\"source\":\"arf\"}");
+	add_event(f, "complaint", 1, 8, T + 900, "{\"source\":\"arf\"}");
+	add_event(f, "complaint", 2, 1, T + 900, "{\"source\":\"arf\"}");
+}
+
+static void
+fill_all(struct fixture *f)
+{
+	fill_send(f);
+	fill_opens(f);
+	fill_clicks(f);
+	fill_rest(f);
+}
+
+static void
+test_report_compute_unknown_issue(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	herr_clear(&err);
+	assert_int_equal(report_compute(f->db, 99, &r, &err), -1);
+	assert_int_equal(err.code, EX_NOINPUT);
+	assert_non_null(strstr(err.msg, "99"));
+	report_clear(&r);
+	/* the read transaction was ended: the connection can write again */
+	assert_int_equal(sqlite3_get_autocommit(f->db), 1);
+}
+
+static void
+test_report_compute_nothing_yet(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+	size_t i;
+
+	assert_int_equal(report_compute(f->db, 2, &r, &err), 0);
+	assert_int_equal(r.issue_id, 2);
+	assert_int_equal(r.deliveries.total, 0);
+	assert_int_equal(r.delivered, 0);
+	assert_int_equal(r.opens.total + r.opens.unique + r.opens.human + r.opens.machine, 0);
+	assert_int_equal(r.clicks.total + r.clicks.unique, 0);
+	/* a draft's links are listed all the same, with zeros */
+	assert_int_equal(r.clicks.n_links, 1);
+	assert_int_equal(r.clicks.links[0].n, 1);
+	assert_string_equal(r.clicks.links[0].url, "https://example.org/z");
+	assert_int_equal(r.clicks.links[0].total + r.clicks.links[0].unique, 0);
+	assert_int_equal(r.unsubscribes + r.bounces.hard + r.bounces.soft + r.bounces.complaints, 0);
+	/* no division by zero: every rate is 0 */
+	assert_true(r.rates.open == 0.0 && r.rates.click == 0.0 && r.rates.click_to_open == 0.0 &&
+	            r.rates.unsubscribe == 0.0 && r.rates.complaint == 0.0 && r.rates.bounce == 0.0);
+	/* never sent: no series */
+	assert_int_equal(r.start, 0);
+	assert_int_equal(r.hours, 0);
+	for (i = 0; i < REPORT_HOURS; i++)
+		assert_true(r.hour_opens[i] == 0 && r.hour_clicks[i] == 0);
+	report_clear(&r);
+	assert_null(r.clicks.links);
+}
+
+static void
+test_report_compute_deliveries(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	fill_send(f);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.deliveries.total, 12);
+	assert_int_equal(r.deliveries.sent, 10);
+	assert_int_equal(r.deliveries.bounced, 1);
+	assert_int_equal(r.deliveries.deferred, 1);
+	assert_int_equal(r.deliveries.pending + r.deliveries.sending + r.deliveries.failed +
+	                 r.deliveries.skipped, 0);
+	assert_int_equal(r.delivered, 10);
+	/* the SMTP-time rejection is a hard bounce */
+	assert_int_equal(r.bounces.hard, 1);
+	assert_int_equal(r.bounces.soft, 0);
+	report_clear(&r);
+}
+
+static void
+test_report_compute_opens(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	fill_send(f);
+	fill_opens(f);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.opens.total, 12);
+	assert_int_equal(r.opens.unique, 8);
+	assert_int_equal(r.opens.human, 4);
+	assert_int_equal(r.opens.machine, 4);
+	report_clear(&r);
+}
+
+static void
+test_report_compute_opens_timing_boundary(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	/* one subscriber, one human-agent open at sent_at + PREFETCH: machine;
+	 * a second one a second later makes them human */
+	add_delivery(f, 1, "sent", T + 10);
+	add_event(f, "open", 1, 1, T + 10 + REPORT_PREFETCH_SECS, HUMAN);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.opens.unique, 1);
+	assert_int_equal(r.opens.human, 0);
+	assert_int_equal(r.opens.machine, 1);
+	report_clear(&r);
+	add_event(f, "open", 1, 1, T + 10 + REPORT_PREFETCH_SECS + 1, HUMAN);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.opens.total, 2);
+	assert_int_equal(r.opens.unique, 1);
+	assert_int_equal(r.opens.human, 1);
+	assert_int_equal(r.opens.machine, 0);
+	report_clear(&r);
+}
+
+/* The delivery is looked up only for opens before the last sent_at plus the
+ * window: an open in that stretch is judged by its own delivery, not by the
+ * last one; and with nothing sent at all, no open is a timing machine. */
+static void
+test_report_compute_opens_lookup_bounds(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	add_delivery(f, 1, "deferred", 0);
+	add_event(f, "open", 1, 1, T + 1, HUMAN);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.opens.human, 1);
+	assert_int_equal(r.opens.machine, 0);
+	report_clear(&r);
+
+	add_delivery(f, 2, "sent", T + 10);
+	add_delivery(f, 3, "sent", T + 1000);   /* the last delivery */
+	add_event(f, "open", 1, 2, T + 500, HUMAN);  /* before T+1002, long after s2's */
+	add_event(f, "open", 1, 3, T + 1001, HUMAN); /* within s3's window */
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.opens.unique, 3);
+	assert_int_equal(r.opens.human, 2);   /* s1, s2 */
+	assert_int_equal(r.opens.machine, 1); /* s3 */
+	report_clear(&r);
+}
+
+static void
+test_report_compute_clicks_per_link(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	fill_send(f);
+	fill_clicks(f);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.clicks.total, 8);
+	assert_int_equal(r.clicks.unique, 5);
+	assert_int_equal(r.clicks.n_links, 3);
+	assert_int_equal(r.clicks.links[0].n, 1);
+	assert_string_equal(r.clicks.links[0].url, "https://example.org/a");
+	assert_int_equal(r.clicks.links[0].total, 5);
+	assert_int_equal(r.clicks.links[0].unique, 4);
+	assert_int_equal(r.clicks.links[1].n, 2);
+	/* the URL as stored: merge fields are not merged in the report */
+	assert_string_equal(r.clicks.links[1].url, "https://example.org/b?x=1&who={{email}}");
+	assert_int_equal(r.clicks.links[1].total, 3);
+	assert_int_equal(r.clicks.links[1].unique, 2);
+	assert_int_equal(r.clicks.links[2].n, 3);
+	assert_string_equal(r.clicks.links[2].url, "mailto:editor@example.org");
+	assert_int_equal(r.clicks.links[2].total, 0);
+	assert_int_equal(r.clicks.links[2].unique, 0);
+	report_clear(&r);
+}
+
+static void
+test_report_compute_unsubscribes_bounces(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	fill_send(f);
+	fill_rest(f);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.unsubscribes, 2);
+	assert_int_equal(r.bounces.hard, 2);
+	assert_int_equal(r.bounces.soft, 2);
+	assert_int_equal(r.bounces.complaints, 1);
+	report_clear(&r);
+}
+
+static void
+test_report_compute_rates(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	fill_all(f);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	/* human 4, clickers 5, unique opens 8, unsubscribes 2, complaints 1,
+	 * bounced people 4, delivered 10, bounced deliveries 1 */
+	assert_rate(r.rates.open, 0.4);
+	assert_rate(r.rates.click, 0.5);
+	assert_rate(r.rates.click_to_open, 0.625);
+	assert_rate(r.rates.unsubscribe, 0.2);
+	assert_rate(r.rates.complaint, 0.1);
+	assert_rate(r.rates.bounce, 4.0 / 11.0);
+	/* the figures do not disturb each other when all are present */
+	assert_int_equal(r.opens.total, 12);
+	assert_int_equal(r.opens.human, 4);
+	assert_int_equal(r.clicks.unique, 5);
+	assert_int_equal(r.bounces.hard, 2);
+	report_clear(&r);
+}
+
+static void
+test_report_compute_series(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+	long long sum_o = 0, sum_c = 0;
+	int i;
+
+	fill_all(f);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.start, T);
+	/* the last event in the window is s8's click at T+20000: hour 5 */
+	assert_int_equal(r.hours, 6);
+	assert_int_equal(r.hour_opens[0], 6); /* s2 s3 s5 s6 s7 and the removed one */
+	assert_int_equal(r.hour_opens[1], 4); /* s1, s2, s4 twice */
+	assert_int_equal(r.hour_opens[2], 2); /* s1, s10 */
+	assert_int_equal(r.hour_clicks[0], 3);
+	assert_int_equal(r.hour_clicks[1], 3);
+	assert_int_equal(r.hour_clicks[2], 1);
+	assert_int_equal(r.hour_clicks[5], 1);
+	for (i = 0; i < REPORT_HOURS; i++) {
+		sum_o += r.hour_opens[i];
+		sum_c += r.hour_clicks[i];
+	}
+	assert_int_equal(sum_o, r.opens.total);
+	assert_int_equal(sum_c, r.clicks.total);
+	report_clear(&r);
+}
+
+static void
+test_report_compute_series_bounds(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	add_delivery(f, 1, "sent", T + 10);
+	add_event(f, "open", 1, 1, T - 1, HUMAN);                    /* before the start */
+	add_event(f, "open", 1, 1, T + 71 * 3600 + 3599, HUMAN);     /* last second of h71 */
+	add_event(f, "click", 1, 1, T + 72 * 3600, "{\"n\":1}");     /* past the window */
+	add_event(f, "unsubscribe", 1, 1, T + 3600, "{}");            /* not charted */
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.hours, REPORT_HOURS);
+	assert_int_equal(r.hour_opens[71], 1);
+	assert_int_equal(r.hour_opens[0], 0);
+	assert_int_equal(r.hour_clicks[71], 0);
+	assert_int_equal(r.hour_opens[1] + r.hour_clicks[1], 0);
+	/* the totals still count everything */
+	assert_int_equal(r.opens.total, 2);
+	assert_int_equal(r.clicks.total, 1);
+	report_clear(&r);
+}
+
+static void
+test_report_compute_series_start_fallback(void **state)
+{
+	struct fixture *f = *state;
+	struct report r;
+	struct herr err;
+
+	/* no started_at: the series starts at the first delivery */
+	exec(f, "UPDATE issues SET started_at = NULL WHERE id = 1");
+	add_delivery(f, 1, "sent", T + 500);
+	add_delivery(f, 2, "sent", T + 300);
+	add_event(f, "open", 1, 2, T + 300 + 3600, HUMAN);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	assert_int_equal(r.start, T + 300);
+	assert_int_equal(r.hours, 2);
+	assert_int_equal(r.hour_opens[1], 1);
+	report_clear(&r);
+}
+
+/* Collect the SQL of every statement report_compute() runs. */
+struct trace {
+	char  *sql[32];
+	size_t n;
+};
+
+static int
+trace_cb(unsigned type, void *ctx, void *p, void *x)
+{
+	struct trace *t = ctx;
+	const char *sql = sqlite3_sql(p);
+	size_t i;
+
+	(void)type;
+	(void)x;
+	if (!sql || !strncmp(sql, "BEGIN", 5) || !strncmp(sql, "ROLLBACK", 8))
+		return 0;
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->sql[i], sql))
+			return 0;
+	if (t->n < 32)
+		t->sql[t->n++] = strdup(sql);
+	return 0;
+}
+
+/*
+ * Every query reaches the issue's rows through an index: no plan line is a
+ * SCAN of events or deliveries (the JSON table of the links and the
+ * grouped subquery results are the only scans), and the series uses the
+ * covering index on (issue_id, kind, at).  With a million rows a full scan
+ * would be the difference between milliseconds and seconds.
+ */
+static void
+test_report_compute_query_plans(void **state)
+{
+	struct fixture *f = *state;
+	struct trace t = { { NULL }, 0 };
+	struct report r;
+	struct herr err;
+	sqlite3_stmt *st;
+	char *eqp;
+	size_t i;
+	int saw_time_index = 0, saw_issue_index = 0;
+
+	fill_all(f);
+	sqlite3_trace_v2(f->db, SQLITE_TRACE_STMT, trace_cb, &t);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	sqlite3_trace_v2(f->db, 0, NULL, NULL);
+	report_clear(&r);
+	assert_true(t.n >= 8);
+	for (i = 0; i < t.n; i++) {
+		eqp = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", t.sql[i]);
+		assert_int_equal(sqlite3_prepare_v2(f->db, eqp, -1, &st, NULL), SQLITE_OK);
+		sqlite3_bind_int64(st, 1, 1);
+		if (sqlite3_bind_parameter_count(st) >= 2)
+			sqlite3_bind_int64(st, 2, T);
+		if (sqlite3_bind_parameter_count(st) >= 3)
+			sqlite3_bind_int64(st, 3, T + 72 * 3600);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *d = (const char *)sqlite3_column_text(st, 3);
+
+			if (!strncmp(d, "SCAN ", 5) && !strstr(d, "VIRTUAL TABLE") &&
+			    strncmp(d, "SCAN (subquery", 14) && strncmp(d, "SCAN c", 6))
+				fail_msg("full scan '%s' in: %s", d, t.sql[i]);
+			/* the planner may pick either index for an (issue_id,
+			 * kind) range: events_by_issue_time has that prefix */
+			if (strstr(d, "COVERING INDEX events_by_issue_time (issue_id=? AND kind=? "
+			           "AND at>? AND at<?)"))
+				saw_time_index = 1;
+			if (strstr(d, "INDEX events_by_issue") && strstr(d, "(issue_id=? AND kind=?"))
+				saw_issue_index++;
+		}
+		sqlite3_finalize(st);
+		sqlite3_free(eqp);
+		free(t.sql[i]);
+	}
+	assert_true(saw_time_index);
+	/* opens, clicks, links, unsubscribes, bounces, complaints, hours */
+	assert_true(saw_issue_index >= 7);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_report_compute_unknown_issue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_nothing_yet, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_deliveries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_opens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_opens_timing_boundary, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_opens_lookup_bounds, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_clicks_per_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_unsubscribes_bounces, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_rates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_series_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_series_start_fallback, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_report_compute_query_plans, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
