@@ -38,6 +38,7 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import StaleElementReferenceException
 except ImportError:
     print("SKIP: python3-selenium is missing (apt-get install python3-selenium)")
     sys.exit(SKIP)
@@ -80,8 +81,10 @@ def body_text():
     return E.driver.find_element(By.TAG_NAME, "body").text
 
 
-def wait_text(s, timeout=10):
-    WebDriverWait(E.driver, timeout).until(lambda d: s in body_text())
+def wait_text(s, timeout=20):
+    # after a click the old page's body goes stale while the next one loads
+    WebDriverWait(E.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+                  ).until(lambda d: s in body_text())
 
 
 def status():
