@@ -458,7 +458,7 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 			off[i] = lb.len;
 			if ((tracked && is_web_url(m->links[i]))
 			        ? buf_addf(&lb, "%s/c/%s/%zu", m->cfg->base_url, tok, i + 1)
-			        : tmpl_merge(m->link_tmpl[i], &v, TMPL_RAW, &lb)) {
+			        : tmpl_merge(m->link_tmpl[i], &v, TMPL_URL, &lb)) {
 				free(off);
 				herr_set(err, EX_OSERR, NULL, "out of memory");
 				goto out;

@@ -440,6 +440,31 @@ attr_value(const struct tmpl_vars *v, const char *key)
 	return NULL;
 }
 
+/* RFC 3986 §2.3 unreserved characters stay; every other byte is %XX, so a
+ * name such as "Tom & Jerry" cannot add a parameter to a link. */
+static int
+escape_url(struct buf *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i;
+	unsigned char c;
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
+			if (buf_addc(out, (char)c) < 0)
+				return -1;
+		} else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+			if (buf_add(out, e, 3) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 int
 tmpl_merge(const struct tmpl *t, const struct tmpl_vars *v,
     enum tmpl_escape esc, struct buf *out)
@@ -509,6 +534,8 @@ tmpl_merge(const struct tmpl *t, const struct tmpl_vars *v,
 			continue;
 		if (esc == TMPL_HTML)
 			rc = tmpl_escape_html(out, val, vlen);
+		else if (esc == TMPL_URL)
+			rc = escape_url(out, val, vlen);
 		else
 			rc = buf_add(out, val, vlen);
 		if (rc < 0)

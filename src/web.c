@@ -1297,7 +1297,7 @@ click_target(struct web_server *s, struct web_thread *t, const struct issue_link
 		                            (long long)tok->list_id, (long long)tok->issue_id, unsub,
 		                            sizeof unsub) == 0)
 			v.unsubscribe_url = unsub;
-		rc = tmpl_merge(il->tmpl[i], &v, TMPL_RAW, &merged);
+		rc = tmpl_merge(il->tmpl[i], &v, TMPL_URL, &merged); /* as message.c does */
 		free(attrs);
 		json_decref(obj);
 		if (exists)

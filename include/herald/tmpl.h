@@ -44,6 +44,8 @@
 enum tmpl_escape {
 	TMPL_RAW,  /* values copied as they are: text part, Subject */
 	TMPL_HTML, /* values and fallbacks HTML-escaped: HTML part */
+	TMPL_URL,  /* values and fallbacks percent-encoded (RFC 3986 §2.1, all
+	              but unreserved characters): a merge field inside a link */
 };
 
 /* The fields a compiled template may refer to. */

@@ -350,10 +350,33 @@ test_tmpl_escape_html_all(void **state)
 	buf_free(&out);
 }
 
+static void
+test_tmpl_merge_url_escaping(void **state)
+{
+	struct tmpl *t = NULL;
+	struct herr err;
+	struct buf out = BUF_INIT(4096);
+	struct tmpl_vars v;
+	const char *src = "https://example.org/s?n={{name}}&e={{email}}";
+
+	(void)state;
+	memset(&v, 0, sizeof v);
+	v.name = "Zo\xc3\xab & <Jerry>";
+	v.email = "a+b@example.org";
+	assert_int_equal(tmpl_compile(src, strlen(src), "link", 1, &t, &err), 0);
+	assert_int_equal(tmpl_merge(t, &v, TMPL_URL, &out), 0);
+	/* the literal '&' and '?' of the link stay; the values cannot add any */
+	assert_string_equal(out.data,
+	    "https://example.org/s?n=Zo%C3%AB%20%26%20%3CJerry%3E&e=a%2Bb%40example.org");
+	tmpl_free(t);
+	buf_free(&out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tmpl_merge_url_escaping),
 		cmocka_unit_test(test_tmpl_scan_positions),
 		cmocka_unit_test(test_tmpl_scan_unterminated),
 		cmocka_unit_test(test_tmpl_scan_empty_field),
