@@ -442,6 +442,15 @@ attr_value(const struct tmpl_vars *v, const char *key)
 
 /* RFC 3986 §2.3 unreserved characters stay; every other byte is %XX, so a
  * name such as "Tom & Jerry" cannot add a parameter to a link. */
+/* Fields whose value is itself a URL herald made: in a link they are the
+ * link, so TMPL_URL copies them as they are ([Unsubscribe]({{unsubscribe_url}})). */
+static int
+field_is_url(int field)
+{
+	return field == TMPL_FIELD_UNSUBSCRIBE_URL || field == TMPL_FIELD_VIEW_URL ||
+	       field == TMPL_FIELD_LINK;
+}
+
 static int
 escape_url(struct buf *out, const char *s, size_t len)
 {
@@ -534,7 +543,7 @@ tmpl_merge(const struct tmpl *t, const struct tmpl_vars *v,
 			continue;
 		if (esc == TMPL_HTML)
 			rc = tmpl_escape_html(out, val, vlen);
-		else if (esc == TMPL_URL)
+		else if (esc == TMPL_URL && !field_is_url(s->field))
 			rc = escape_url(out, val, vlen);
 		else
 			rc = buf_add(out, val, vlen);

@@ -369,6 +369,16 @@ test_tmpl_merge_url_escaping(void **state)
 	assert_string_equal(out.data,
 	    "https://example.org/s?n=Zo%C3%AB%20%26%20%3CJerry%3E&e=a%2Bb%40example.org");
 	tmpl_free(t);
+	t = NULL;
+
+	/* a field that is a URL herald made is the link: copied as it is */
+	out.len = 0;
+	v.unsubscribe_url = "https://news.example.org/u/abc_DEF-1";
+	src = "{{unsubscribe_url}}";
+	assert_int_equal(tmpl_compile(src, strlen(src), "link", 1, &t, &err), 0);
+	assert_int_equal(tmpl_merge(t, &v, TMPL_URL, &out), 0);
+	assert_string_equal(out.data, "https://news.example.org/u/abc_DEF-1");
+	tmpl_free(t);
 	buf_free(&out);
 }
 
