@@ -28,6 +28,10 @@ const struct cmd_def cmd_table[] = {
 	{ "dkim",   cmd_dkim,   0, "make DKIM keys and their DNS records", cmd_dkim_usage },
 	{ "stats",  cmd_stats,  CMD_NEED_CONFIG | CMD_NEED_DB, "show what happened to an issue", cmd_stats_usage },
 	{ "serve",  cmd_serve,  CMD_NEED_CONFIG | CMD_NEED_DB, "the subscriber web endpoint", cmd_serve_usage },
+	{ "bounce", cmd_bounce, CMD_NEED_CONFIG | CMD_NEED_DB | CMD_BARE_EXPLAIN,
+	  "read returned mail: bounces, complaints", cmd_bounce_usage },
+	{ "suppress", cmd_suppress, CMD_NEED_CONFIG | CMD_NEED_DB,
+	  "addresses and domains never to mail", cmd_suppress_usage },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -154,6 +158,8 @@ herald_main(int argc, char **argv)
 		return cmd_usage(cmd->usage, 0);
 
 	optind = 0; /* reset getopt for the command's own options (glibc) */
+	if ((cmd->flags & CMD_BARE_EXPLAIN) && argc > 1 && strcmp(argv[1], "--explain") == 0)
+		return cmd->fn(argc, argv, &env); /* reads files only: no config, no database */
 	if (cmd->flags & CMD_NEED_CONFIG) {
 		if (config_locate(env.config_arg, env.config_path, sizeof env.config_path,
 		                  &env.err) < 0)

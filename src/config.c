@@ -65,6 +65,12 @@ static const struct key keys[] = {
 	{ "web",      "base_url",        KEY_STRING,    F(base_url),           NULL, 0, 0 },
 	{ "web",      "secret_file",     KEY_PATH,      F(secret_file),        NULL, 0, 0 },
 	{ "web",      "tracking",        KEY_BOOL,      F(tracking),           "yes", 0, 0 },
+	{ "bounce",   "mailbox",         KEY_STRING,    F(bounce_mailbox),     NULL, 0, 0 },
+	{ "bounce",   "username",        KEY_STRING,    F(bounce_username),    NULL, 0, 0 },
+	{ "bounce",   "password_file",   KEY_PATH,      F(bounce_password_file), NULL, 0, 0 },
+	{ "bounce",   "ca_file",         KEY_PATH,      F(bounce_ca_file),     NULL, 0, 0 },
+	{ "bounce",   "soft_limit",      KEY_LONG,      F(bounce_soft_limit),  "3", 1, 1000 },
+	{ "bounce",   "soft_window",     KEY_STRING,    F(bounce_soft_window_text), "30d", 0, 0 },
 	{ "render",   "html_template",   KEY_PATH,      F(html_template),      NULL, 0, 0 },
 	{ "render",   "text_template",   KEY_PATH,      F(text_template),      NULL, 0, 0 },
 	{ "render",   "lang",            KEY_STRING,    F(lang),               "en", 0, 0 },
@@ -637,6 +643,39 @@ validate(struct parse *p)
 		while (n > 0 && c->base_url[n - 1] == '/')
 			c->base_url[--n] = '\0';
 	}
+	if ((c->bounce_soft_window = config_parse_duration(c->bounce_soft_window_text)) <= 0)
+		problem(c, LINE("bounce", "soft_window"),
+		        "'soft_window' must be a duration such as 30d, not '%s'",
+		        c->bounce_soft_window_text);
+	if (c->bounce_mailbox) {
+		const char *u = c->bounce_mailbox;
+
+		if (strncmp(u, "imaps://", 8) && strncmp(u, "pop3s://", 8) &&
+		    strncmp(u, "imap://", 7) && strncmp(u, "pop3://", 7))
+			problem(c, LINE("bounce", "mailbox"),
+			        "'mailbox' must be an imaps://, pop3s://, imap:// or pop3:// URL, not '%s'",
+			        u);
+		else if (!strncmp(u, "imap://", 7) || !strncmp(u, "pop3://", 7))
+			warning(c, LINE("bounce", "mailbox"),
+			        "mailbox is not imaps:// or pop3s://: the password needs STARTTLS");
+		if (!c->bounce_username || !c->bounce_password_file)
+			problem(c, LINE("bounce", "mailbox"),
+			        "'mailbox' needs 'username' and 'password_file' in [bounce]");
+	}
+	if (c->bounce_password_file) {
+		struct stat st;
+
+		if (stat(c->bounce_password_file, &st) < 0)
+			problem(c, LINE("bounce", "password_file"), "password_file '%s': %s",
+			        c->bounce_password_file, strerror(errno));
+		else if (st.st_mode & 077)
+			warning(c, LINE("bounce", "password_file"),
+			        "password_file '%s' is readable by others (chmod 600 it)",
+			        c->bounce_password_file);
+	}
+	if (c->bounce_ca_file && access(c->bounce_ca_file, R_OK) < 0)
+		problem(c, LINE("bounce", "ca_file"), "ca_file '%s': %s", c->bounce_ca_file,
+		        strerror(errno));
 	if (c->html_template && access(c->html_template, R_OK) < 0)
 		problem(c, LINE("render", "html_template"), "html_template '%s': %s",
 		        c->html_template, strerror(errno));

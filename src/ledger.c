@@ -5,6 +5,8 @@
  * state the next run knows how to continue from.
  */
 #include "herald/ledger.h"
+#include "herald/bouncelog.h"
+#include "herald/suppress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,7 @@ struct ledger {
 	sqlite3_stmt *skip;
 	sqlite3_stmt *mark;
 	sqlite3_stmt *release;
-	sqlite3_stmt *event;
+	struct bouncelog_policy policy; /* for rejections met at SMTP time */
 };
 
 static const long default_backoff[] = { 5 * 60, 15 * 60, 3600, 4 * 3600, 12 * 3600 };
@@ -56,6 +58,15 @@ ledger_set_retry(struct ledger *l, const long *schedule, size_t n, long window)
 	}
 	if (window > 0)
 		l->window = window;
+}
+
+void
+ledger_set_bounce_policy(struct ledger *l, long soft_limit, long soft_window)
+{
+	if (soft_limit > 0)
+		l->policy.soft_limit = soft_limit;
+	if (soft_window > 0)
+		l->policy.soft_window = soft_window;
 }
 
 void
@@ -94,13 +105,14 @@ ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n
 	sqlite3_stmt *st;
 	int rc;
 
-	/* Eligible: confirmed on the list and globally active (not blocked,
-	 * bounced or complained).  ORDER BY keeps the send order stable. */
+	/* Eligible: confirmed on the list, globally active (not blocked,
+	 * bounced or complained) and not suppressed.  ORDER BY keeps the send order stable. */
 	if (db_prepare(db, &st,
 	               "INSERT INTO deliveries (issue_id, subscriber_id, status, created_at, "
 	               "updated_at) SELECT ?1, s.id, 'pending', ?3, ?3 FROM subscriptions sub "
 	               "JOIN subscribers s ON s.id = sub.subscriber_id "
 	               "WHERE sub.list_id = ?2 AND sub.status = 'confirmed' AND s.status = 'active' "
+	               "AND " SUPPRESS_SQL_NOT("s.email_key") " "
 	               "ORDER BY s.id ON CONFLICT DO NOTHING", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, issue_id);
@@ -136,11 +148,13 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 	l->retry = default_backoff;
 	l->n_retry = sizeof default_backoff / sizeof default_backoff[0];
 	l->window = LEDGER_RETRY_WINDOW;
+	l->policy = (struct bouncelog_policy)BOUNCELOG_POLICY_DEFAULT;
 	/* Pending rows in subscriber order from a cursor, so each claim is an
 	 * index seek rather than a scan past everything already sent. */
 #define NEXT_COLUMNS \
 	"SELECT d.subscriber_id, d.attempts, s.email, s.name, s.attributes, " \
 	"s.status = 'active' AND ifnull(sub.status, '') = 'confirmed' " \
+	"AND " SUPPRESS_SQL_NOT("s.email_key") " " \
 	"FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id " \
 	"JOIN issues i ON i.id = d.issue_id " \
 	"LEFT JOIN subscriptions sub ON sub.list_id = i.list_id " \
@@ -168,12 +182,7 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 	               "WHERE issue_id = ?1 AND subscriber_id = ?2 AND status = 'sending'", err) < 0 ||
 	    db_prepare(db, &l->release,
 	               "UPDATE deliveries SET status = 'pending', attempts = max(attempts - 1, 0) "
-	               "WHERE issue_id = ?1 AND subscriber_id = ?2 AND status = 'sending'", err) < 0 ||
-	    db_prepare(db, &l->event,
-	               "INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) "
-	               "SELECT 'bounce', ?1, ?2, i.list_id, ?3, json_object('source', 'smtp', "
-	               "'class', 'hard', 'stage', ?4, 'code', ?5, 'reply', ?6) "
-	               "FROM issues i WHERE i.id = ?1", err) < 0) {
+	               "WHERE issue_id = ?1 AND subscriber_id = ?2 AND status = 'sending'", err) < 0) {
 		ledger_close(l);
 		return -1;
 	}
@@ -193,7 +202,6 @@ ledger_close(struct ledger *l)
 	sqlite3_finalize(l->skip);
 	sqlite3_finalize(l->mark);
 	sqlite3_finalize(l->release);
-	sqlite3_finalize(l->event);
 	free(l);
 }
 
@@ -397,13 +405,25 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 	if (step(l, l->mark, "record delivery", err) < 0)
 		goto fail;
 	if (r->outcome == SMTP_REJECTED) {
-		sqlite3_bind_int64(l->event, 1, l->issue_id);
-		sqlite3_bind_int64(l->event, 2, subscriber_id);
-		sqlite3_bind_int64(l->event, 3, now);
-		sqlite3_bind_text(l->event, 4, smtp_stage_name(r->stage), -1, SQLITE_STATIC);
-		sqlite3_bind_int(l->event, 5, r->code);
-		sqlite3_bind_text(l->event, 6, reply, -1, SQLITE_STATIC);
-		if (step(l, l->event, "record bounce", err) < 0)
+		/* The same table, reasons and policy as a DSN that comes back
+		 * later: a 550 5.1.1 marks the address bounced, a 554 5.7.1
+		 * "blocked" counts as soft (it is about us, not the address). */
+		struct bouncelog_failure f;
+		char dsn[16];
+
+		bouncelog_status_from_reply(r->reply, r->code, dsn);
+		memset(&f, 0, sizeof f);
+		f.subscriber_id = subscriber_id;
+		f.issue_id = l->issue_id;
+		f.recipient = ""; /* bouncelog takes the subscriber's address */
+		f.source = "smtp";
+		f.cls = bounce_classify(dsn, r->code, reply, smtp_stage_name(r->stage), &f.reason);
+		f.status = dsn;
+		f.reply_code = r->code;
+		f.diagnostic = reply;
+		f.remote_mta = relay ? relay : "";
+		f.stage = smtp_stage_name(r->stage);
+		if (bouncelog_record(l->db, &l->policy, &f, NULL, err) < 0)
 			goto fail;
 	}
 	return l->in_batch ? 0 : db_commit(l->db, err);

@@ -900,6 +900,7 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	if (ledger_open(db, is.id, &L.led, err) < 0)
 		goto out;
 	ledger_set_retry(L.led, cfg->retry, cfg->n_retry, cfg->retry_window);
+	ledger_set_bounce_policy(L.led, cfg->bounce_soft_limit, cfg->bounce_soft_window);
 	if (buildpool_new(workers_for(cfg), &mctx, wake, &L, &L.pool, err) < 0)
 		goto out;
 	for (i = 0; i < L.n_relays; i++)

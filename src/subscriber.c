@@ -3,6 +3,7 @@
  * rules (1)-(4) this file enforces).
  */
 #include "herald/subscriber.h"
+#include "herald/suppress.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 struct subscriber_writer {
 	sqlite3      *db;
 	sqlite3_stmt *find;       /* subscriber by email_key */
+	sqlite3_stmt *suppressed; /* a row when the email_key is suppressed */
 	sqlite3_stmt *insert;
 	sqlite3_stmt *update;     /* name, attributes */
 	sqlite3_stmt *sub_find;   /* subscription status */
@@ -58,7 +60,9 @@ subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr 
 	if (!w)
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	w->db = db;
-	if (db_prepare(db, &w->find,
+	if (db_prepare(db, &w->suppressed,
+	               "SELECT 1 WHERE NOT " SUPPRESS_SQL_NOT("?1"), err) < 0 ||
+	    db_prepare(db, &w->find,
 	               "SELECT id, name, attributes, status FROM subscribers WHERE email_key = ?1",
 	               err) < 0 ||
 	    db_prepare(db, &w->insert,
@@ -91,6 +95,7 @@ subscriber_writer_close(struct subscriber_writer *w)
 	if (!w)
 		return;
 	sqlite3_finalize(w->find);
+	sqlite3_finalize(w->suppressed);
 	sqlite3_finalize(w->insert);
 	sqlite3_finalize(w->update);
 	sqlite3_finalize(w->sub_find);
@@ -167,6 +172,17 @@ subscriber_subscribe(struct subscriber_writer *w, long long list_id,
 		                          SUBSCRIBER_ATTR_VAL_MAX, err) < 0)
 			return -1;
 	}
+
+	/* Rule (5) first: a suppressed address is not even created. */
+	sqlite3_bind_text(w->suppressed, 1, r->addr->key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(w->suppressed);
+	sqlite3_reset(w->suppressed);
+	if (rc == SQLITE_ROW) {
+		*res = SUBSCRIBE_SKIPPED_SUPPRESSED;
+		return 0;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(w->db, err, "check suppressions");
 
 	sqlite3_bind_text(w->find, 1, r->addr->key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(w->find);

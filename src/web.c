@@ -1550,7 +1550,8 @@ subscribe_write(sqlite3 *db, const struct list *l, const struct address *a, cons
 		goto fail;
 	if (subscriber_subscribe(w, l->id, &req, &res, err) < 0)
 		goto fail;
-	if (res == SUBSCRIBE_SKIPPED_BLOCKED || res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED) {
+	if (res == SUBSCRIBE_SKIPPED_BLOCKED || res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED ||
+	    res == SUBSCRIBE_SKIPPED_SUPPRESSED) {
 		*blocked = 1;
 		db_rollback(db);
 		subscriber_writer_close(w);

@@ -27,6 +27,7 @@
 enum {
 	CMD_NEED_CONFIG = 1 << 0, /* cli.c loads the config before the call */
 	CMD_NEED_DB     = 1 << 1, /* ... and opens (and migrates) the database */
+	CMD_BARE_EXPLAIN = 1 << 2, /* but not when the first argument is --explain */
 };
 
 struct cmd_env {
@@ -61,10 +62,16 @@ int cmd_stats(int argc, char **argv, struct cmd_env *env);
 int cmd_run(int argc, char **argv, struct cmd_env *env);
 int cmd_dkim(int argc, char **argv, struct cmd_env *env);
 int cmd_serve(int argc, char **argv, struct cmd_env *env);
+int cmd_bounce(int argc, char **argv, struct cmd_env *env);
+int cmd_suppress(int argc, char **argv, struct cmd_env *env);
+/* herald bounce --explain FILE...: called by cmd_bounce with argv[0] the
+ * first FILE (src/cmd/bounce_explain.c).  Needs no config or database. */
+int cmd_bounce_explain(int argc, char **argv, struct cmd_env *env);
 
 extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
 	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[],
-	cmd_run_usage[], cmd_dkim_usage[], cmd_serve_usage[];
+	cmd_run_usage[], cmd_dkim_usage[], cmd_serve_usage[], cmd_bounce_usage[],
+	cmd_suppress_usage[];
 
 struct sendjob_progress;
 struct sendjob_report;

@@ -96,6 +96,14 @@ struct config {
 	char *secret_file;       /* [web] secret_file: HMAC key for tokens */
 	int   tracking;          /* [web] tracking: default for new issues */
 
+	char *bounce_mailbox;    /* [bounce] mailbox: imaps://host/INBOX or pop3s://host */
+	char *bounce_username;   /* [bounce] username */
+	char *bounce_password_file; /* [bounce] password_file (mode 0600) */
+	char *bounce_ca_file;    /* [bounce] ca_file: PEM to verify the mail server */
+	long  bounce_soft_limit; /* [bounce] soft_limit: soft bounces that make ... */
+	char *bounce_soft_window_text; /* [bounce] soft_window: ... within this long */
+	long  bounce_soft_window;/*   parsed: seconds */
+
 	char *html_template;     /* [render] html_template, or NULL for the built-in one */
 	char *text_template;     /* [render] text_template, or NULL */
 	char *lang;              /* [render] lang, default "en" */

@@ -91,6 +91,9 @@ int ledger_record_usage(struct ledger *l, const char *relay, double at, struct h
 
 /* Use this backoff schedule and retry window instead of the defaults. */
 void ledger_set_retry(struct ledger *l, const long *schedule, size_t n, long window);
+/* Soft bounces at SMTP time count towards [bounce] soft_limit within
+ * soft_window, as the ones that come back later do (bouncelog.h). */
+void ledger_set_bounce_policy(struct ledger *l, long soft_limit, long soft_window);
 
 /* (1): record the outcome of an attempt: sent, bounced, deferred (or failed
  * when the retry window is over), from the relay's reply. */

@@ -11,6 +11,8 @@
  *   (3) names and attribute values never hold control characters, so
  *       nothing taken from a subscriber can start a mail header line;
  *   (4) the spelling of the address first given is kept for sending.
+ *   (5) an address or domain in the suppression table (suppress.h) is
+ *       never subscribed, not even by an admin's `sub add`;
  */
 #ifndef HERALD_SUBSCRIBER_H
 #define HERALD_SUBSCRIBER_H
@@ -42,6 +44,8 @@ enum subscribe_result {
 	SUBSCRIBE_UNCHANGED,   /* already there with the same data */
 	SUBSCRIBE_SKIPPED_UNSUBSCRIBED, /* rule (2) */
 	SUBSCRIBE_SKIPPED_BLOCKED,      /* rule (1) */
+	SUBSCRIBE_SKIPPED_SUPPRESSED,   /* rule (5) */
+	SUBSCRIBE_N_RESULTS
 };
 
 struct subscribe_req {

@@ -45,6 +45,8 @@ result_word(enum subscribe_result r)
 	case SUBSCRIBE_UNCHANGED: return "unchanged";
 	case SUBSCRIBE_SKIPPED_UNSUBSCRIBED: return "skipped (unsubscribed earlier)";
 	case SUBSCRIBE_SKIPPED_BLOCKED: return "skipped (address is blocked, bounced or complained)";
+	case SUBSCRIBE_SKIPPED_SUPPRESSED: return "skipped (address or domain is suppressed)";
+	case SUBSCRIBE_N_RESULTS: break;
 	}
 	return "?";
 }
@@ -129,9 +131,11 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 		herr_wrap(&env->err, "%s", a.addr);
 		goto out;
 	}
-	if (res == SUBSCRIBE_SKIPPED_BLOCKED) {
-		herr_set(&env->err, EX_DATAERR, a.addr,
-		         "not subscribed: the address is blocked, bounced or complained");
+	if (res == SUBSCRIBE_SKIPPED_BLOCKED || res == SUBSCRIBE_SKIPPED_SUPPRESSED) {
+		herr_set(&env->err, EX_DATAERR, a.addr, "not subscribed: %s",
+		         res == SUBSCRIBE_SKIPPED_BLOCKED
+		             ? "the address is blocked, bounced or complained"
+		             : "the address or its domain is suppressed (herald suppress ls)");
 		goto out;
 	}
 	subscriber_writer_close(w);
@@ -398,7 +402,7 @@ struct import_ctx {
 	long long list_id;
 	const char *path;
 	int confirmed;
-	long counts[5];      /* by enum subscribe_result */
+	long counts[SUBSCRIBE_N_RESULTS];
 	long bad;
 };
 
@@ -433,7 +437,8 @@ import_row(void *ctx, const struct csvimport_row *row, struct herr *err)
 		return 0;
 	}
 	c->counts[res]++;
-	if (res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED || res == SUBSCRIBE_SKIPPED_BLOCKED)
+	if (res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED || res == SUBSCRIBE_SKIPPED_BLOCKED ||
+	    res == SUBSCRIBE_SKIPPED_SUPPRESSED)
 		fprintf(stderr, "%s:%lu: %s %s\n", c->path, row->line, row->address.addr,
 		        result_word(res));
 	return 0;
@@ -520,7 +525,8 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		        "%s%s: %ld added, %ld updated, %ld unchanged, %ld skipped, %ld bad row%s%s\n",
 		        dry ? "dry run, nothing written: " : "", path, c.counts[SUBSCRIBE_ADDED],
 		        c.counts[SUBSCRIBE_UPDATED], c.counts[SUBSCRIBE_UNCHANGED],
-		        c.counts[SUBSCRIBE_SKIPPED_UNSUBSCRIBED] + c.counts[SUBSCRIBE_SKIPPED_BLOCKED],
+		        c.counts[SUBSCRIBE_SKIPPED_UNSUBSCRIBED] + c.counts[SUBSCRIBE_SKIPPED_BLOCKED] +
+		            c.counts[SUBSCRIBE_SKIPPED_SUPPRESSED],
 		        c.bad, c.bad == 1 ? "" : "s",
 		        !c.bad ? "" : dry ? " (the good rows would be imported)" :
 		        good ? " (bad rows skipped, good rows imported)" : " (nothing imported)");

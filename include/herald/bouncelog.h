@@ -1,0 +1,91 @@
+/*
+ * bouncelog.h - record what returned mail means, and act on it.
+ *
+ * bounce.c says what a message means; this module finds whose it is and
+ * writes the consequences, in one transaction per message:
+ *
+ *   - the message's digest in `inbound`, so a second copy changes nothing;
+ *   - one `bounces` row and one `events` row per failed recipient;
+ *   - a hard bounce marks the subscriber 'bounced' (no list mails them
+ *     again); `soft_limit` soft bounces within `soft_window` do the same;
+ *   - a complaint marks them 'complained', unsubscribes them from every
+ *     list and suppresses the address (suppress.h);
+ *   - a mail to the List-Unsubscribe mailto address (unsubscribe+TOKEN@)
+ *     unsubscribes from the list the token names;
+ *   - auto-replies, "delayed" and success notices are noted and ignored.
+ *
+ * Whose it is, in this order (issue 6): the VERP token in the address the
+ * bounce was sent to (message.c puts it there); the returned original's
+ * Message-ID, which carries the issue and subscriber ids under an HMAC
+ * (message_id_for); the address the report names, looked up among the
+ * subscribers.  Tokens and Message-IDs are checked with the secret, so a
+ * forged bounce cannot unsubscribe anybody by id; a bounce naming an
+ * address herald knows is believed (that is how every bulk sender works:
+ * whoever can forge a DSN to our return path could as well have asked to
+ * unsubscribe).
+ *
+ * SMTP-time rejections met by the sender go through bouncelog_record()
+ * with source "smtp", so both kinds share the tables and the policy.
+ */
+#ifndef HERALD_BOUNCELOG_H
+#define HERALD_BOUNCELOG_H
+
+#include <sqlite3.h>
+
+#include "herald/bounce.h"
+#include "herald/herr.h"
+#include "herald/token.h"
+
+struct bouncelog_policy {
+	long soft_limit;   /* soft bounces that make an address bounced ... */
+	long soft_window;  /* ... within this many seconds */
+};
+#define BOUNCELOG_POLICY_DEFAULT { 3, 30L * 86400 }
+
+/* What one ingested message did. */
+struct bouncelog_outcome {
+	int  duplicate;     /* seen before: nothing changed */
+	const char *kind;   /* bounce, complaint, autoreply, delayed, delivered,
+	                       unsubscribe, unknown (static) */
+	long hard, soft, complaints, ignored;
+	long unmatched;     /* failures naming nobody herald knows */
+	long marked;        /* subscribers newly marked bounced or complained */
+	long unsubscribed;  /* subscriptions ended (complaints, mailto) */
+	char summary[512];  /* one line for the log: who, what, why */
+};
+
+/* Record `r` (parsed from the message whose digest it carries).  `source`
+ * says where it came from ("stdin", "maildir:NAME", "imap:UID", ...).
+ * Runs its own transaction: on error nothing is written.  EX_TEMPFAIL when
+ * the database is busy (an MTA pipe should then retry). */
+int bouncelog_ingest(sqlite3 *db, const struct token_key *key,
+                     const struct bouncelog_policy *pol, const struct bounce_report *r,
+                     const char *source, struct bouncelog_outcome *out, struct herr *err);
+
+/* One failure for a known subscriber, inside the caller's transaction.
+ * `source` is "smtp", "dsn" or "arf"; cls BOUNCE_HARD, BOUNCE_SOFT or
+ * BOUNCE_COMPLAINT.  Applies the policy; *marked is set to 1 when the
+ * subscriber was newly marked bounced or complained. */
+struct bouncelog_failure {
+	long long   subscriber_id;   /* 0: nobody known (row kept for diagnosis) */
+	long long   issue_id;        /* 0: unknown */
+	long long   list_id;         /* 0: unknown (taken from the issue) */
+	long long   inbound_id;      /* 0: none (SMTP time) */
+	const char *recipient;       /* "": the subscriber's address */
+	const char *source;
+	enum bounce_class cls;
+	const char *reason;
+	const char *status;          /* "" if none */
+	int         reply_code;      /* 0 if none */
+	const char *diagnostic;
+	const char *remote_mta;
+	const char *stage;           /* SMTP time: RCPT, DATA, ...; else NULL */
+};
+int bouncelog_record(sqlite3 *db, const struct bouncelog_policy *pol,
+                     const struct bouncelog_failure *f, int *marked, struct herr *err);
+
+/* The RFC 3463 code in an SMTP reply text ("550 5.1.1 <a@b>: ..." ->
+ * "5.1.1"), or "" when it has none. */
+void bouncelog_status_from_reply(const char *reply, int code, char out[16]);
+
+#endif

@@ -1,0 +1,572 @@
+/*
+ * bouncelog.c - record returned mail and apply the bounce policy (see
+ * bouncelog.h for the rules and the order in which a subscriber is found).
+ *
+ * Everything for one message happens in one BEGIN IMMEDIATE transaction,
+ * the inbound digest first: a crash before COMMIT leaves nothing, and the
+ * message is read again; a crash after COMMIT but before the mailbox
+ * forgets the message leaves the digest, and the second reading is a
+ * duplicate that changes nothing.  So every source may deliver a message
+ * twice and no bounce is counted twice.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "herald/address.h"
+#include "herald/bouncelog.h"
+#include "herald/db.h"
+#include "herald/message.h"
+#include "herald/suppress.h"
+
+/* Who a message belongs to, from its token or Message-ID (0: unknown). */
+struct owner {
+	long long subscriber_id, list_id, issue_id;
+	char      email_key[ADDRESS_MAX + 1];
+};
+
+struct counts {
+	int marked;
+	int unsubscribed;
+};
+
+static int
+step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct herr *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, what);
+	return 0;
+}
+
+static void
+bind_nz(sqlite3_stmt *st, int i, long long v)
+{
+	if (v)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+void
+bouncelog_status_from_reply(const char *reply, int code, char out[16])
+{
+	const char *p = reply;
+	size_t n;
+
+	out[0] = '\0';
+	if (!p)
+		return;
+	/* "550 5.1.1 text" or "550-5.1.1 text": skip the reply code */
+	if (code && strlen(p) >= 4 && p[0] >= '2' && p[0] <= '5' && (p[3] == ' ' || p[3] == '-'))
+		p += 4;
+	while (*p == ' ')
+		p++;
+	/* RFC 3463 §2: class "." subject "." detail, class 2, 4 or 5,
+	 * subject 1-3 digits, detail 1-3 digits */
+	if ((p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
+		return;
+	n = 2;
+	if (p[n] < '0' || p[n] > '9')
+		return;
+	while (n < 5 && p[n] >= '0' && p[n] <= '9')
+		n++;
+	if (p[n] != '.')
+		return;
+	n++;
+	if (p[n] < '0' || p[n] > '9')
+		return;
+	{
+		size_t d = n;
+
+		while (n < d + 3 && p[n] >= '0' && p[n] <= '9')
+			n++;
+	}
+	if (p[n] && p[n] != ' ' && p[n] != '\t' && p[n] != ',' && p[n] != ';')
+		return;
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* The subscriber's status becomes `status` unless it already is, or is
+ * 'blocklisted' (an admin's decision outranks a bounce). */
+static int
+mark_subscriber(sqlite3 *db, long long id, const char *status, struct counts *c,
+                struct herr *err)
+{
+	sqlite3_stmt *st;
+
+	if (db_prepare(db, &st,
+	               "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1 "
+	               "AND status NOT IN (?2, 'blocklisted') "
+	               "AND (?2 = 'complained' OR status = 'active')", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, db_now());
+	if (step_done(db, st, "mark subscriber", err) < 0)
+		return -1;
+	c->marked += sqlite3_changes(db) > 0;
+	return 0;
+}
+
+/* A complaint: off every list at once, and never mailed again. */
+static int
+apply_complaint(sqlite3 *db, long long id, struct counts *c, struct herr *err)
+{
+	sqlite3_stmt *st;
+	char key[ADDRESS_MAX + 1] = "";
+	int added, rc;
+
+	if (mark_subscriber(db, id, "complained", c, err) < 0)
+		return -1;
+	if (db_prepare(db, &st,
+	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?2 "
+	               "WHERE subscriber_id = ?1 AND status != 'unsubscribed'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, db_now());
+	if (step_done(db, st, "unsubscribe after a complaint", err) < 0)
+		return -1;
+	c->unsubscribed += sqlite3_changes(db);
+	if (db_prepare(db, &st, "SELECT email_key FROM subscribers WHERE id = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(key, sizeof key, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : db_error(db, err, "find subscriber");
+	return suppress_add(db, key, "complaint", "", &added, err);
+}
+
+/* Soft bounces: bounced once `limit` of them fall within `window`. */
+static int
+apply_soft(sqlite3 *db, const struct bouncelog_policy *pol, long long id, struct counts *c,
+           struct herr *err)
+{
+	sqlite3_stmt *st;
+	long long n = 0;
+	int rc;
+
+	if (db_prepare(db, &st,
+	               "SELECT count(*) FROM bounces WHERE subscriber_id = ?1 AND class = 'soft' "
+	               "AND at > ?2", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, db_now() - pol->soft_window);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "count soft bounces");
+	if (n >= pol->soft_limit)
+		return mark_subscriber(db, id, "bounced", c, err);
+	return 0;
+}
+
+static int
+record(sqlite3 *db, const struct bouncelog_policy *pol, const struct bouncelog_failure *f,
+       struct counts *c, struct herr *err)
+{
+	sqlite3_stmt *st;
+	const char *cls = bounce_class_name(f->cls);
+	long long sub = 0;
+
+	/* Ids from tokens may name rows deleted since: the subselects turn
+	 * those into NULL rather than breaking a foreign key. */
+	if (db_prepare(db, &st,
+	               "INSERT INTO bounces (subscriber_id, issue_id, list_id, inbound_id, recipient, "
+	               "source, class, reason, status, reply_code, diagnostic, remote_mta, at) "
+	               "VALUES ((SELECT id FROM subscribers WHERE id = ?1), "
+	               "(SELECT id FROM issues WHERE id = ?2), "
+	               "coalesce((SELECT id FROM lists WHERE id = ?3), "
+	               "         (SELECT list_id FROM issues WHERE id = ?2)), "
+	               "?4, coalesce(nullif(?5, ''), (SELECT email FROM subscribers WHERE id = ?1), ''), "
+	               "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+	               "RETURNING subscriber_id", err) < 0)
+		return -1;
+	bind_nz(st, 1, f->subscriber_id);
+	bind_nz(st, 2, f->issue_id);
+	bind_nz(st, 3, f->list_id);
+	bind_nz(st, 4, f->inbound_id);
+	sqlite3_bind_text(st, 5, f->recipient ? f->recipient : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, f->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, cls, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, f->reason ? f->reason : "undefined", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, f->status ? f->status : "", -1, SQLITE_STATIC);
+	bind_nz(st, 10, f->reply_code);
+	sqlite3_bind_text(st, 11, f->diagnostic ? f->diagnostic : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, f->remote_mta ? f->remote_mta : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 13, db_now());
+	if (sqlite3_step(st) == SQLITE_ROW)
+		sub = sqlite3_column_int64(st, 0);
+	if (sqlite3_reset(st) != SQLITE_OK) {
+		db_error(db, err, "record bounce");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	if (!sub)
+		return 0; /* nobody to act on */
+
+	/* The event feeds `herald stats` (report.c counts per subscriber). */
+	if (db_prepare(db, &st,
+	               "INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) "
+	               "VALUES (?1, (SELECT id FROM issues WHERE id = ?2), ?3, "
+	               "coalesce((SELECT id FROM lists WHERE id = ?4), "
+	               "         (SELECT list_id FROM issues WHERE id = ?2)), ?5, "
+	               "json_object('source', ?6, 'class', ?7, 'reason', ?8, 'status', ?9, "
+	               "'code', ?10, 'reply', ?11, 'stage', ?12))", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, f->cls == BOUNCE_COMPLAINT ? "complaint" : "bounce", -1,
+	                  SQLITE_STATIC);
+	bind_nz(st, 2, f->issue_id);
+	sqlite3_bind_int64(st, 3, sub);
+	bind_nz(st, 4, f->list_id);
+	sqlite3_bind_int64(st, 5, db_now());
+	sqlite3_bind_text(st, 6, f->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, cls, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, f->reason ? f->reason : "undefined", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, f->status ? f->status : "", -1, SQLITE_STATIC);
+	bind_nz(st, 10, f->reply_code);
+	sqlite3_bind_text(st, 11, f->diagnostic ? f->diagnostic : "", -1, SQLITE_STATIC);
+	if (f->stage)
+		sqlite3_bind_text(st, 12, f->stage, -1, SQLITE_STATIC);
+	if (step_done(db, st, "record bounce event", err) < 0)
+		return -1;
+
+	switch (f->cls) {
+	case BOUNCE_HARD:
+		return mark_subscriber(db, sub, "bounced", c, err);
+	case BOUNCE_SOFT:
+		return apply_soft(db, pol, sub, c, err);
+	case BOUNCE_COMPLAINT:
+		return apply_complaint(db, sub, c, err);
+	default:
+		return 0;
+	}
+}
+
+int
+bouncelog_record(sqlite3 *db, const struct bouncelog_policy *pol,
+                 const struct bouncelog_failure *f, int *marked, struct herr *err)
+{
+	struct counts c = { 0, 0 };
+	int rc = record(db, pol, f, &c, err);
+
+	if (marked)
+		*marked = c.marked;
+	return rc;
+}
+
+/* "bounces+TOKEN@domain" -> the token kind and ids, when the MAC holds. */
+static int
+owner_from_envelope(const struct token_key *key, const char *to, struct token *t)
+{
+	const char *at = strrchr(to, '@'), *plus;
+
+	if (!at)
+		return -1;
+	plus = memchr(to, '+', (size_t)(at - to));
+	if (!plus || at - plus - 1 <= 0 || at - plus - 1 >= TOKEN_MAX)
+		return -1;
+	return token_verify(key, plus + 1, (size_t)(at - plus - 1), t);
+}
+
+/* "ISSUE.SUBSCRIBER.MAC@domain" (message_id_for) -> ids, when the MAC holds. */
+static int
+owner_from_message_id(const struct token_key *key, const char *mid, struct owner *o)
+{
+	long long issue, sub;
+	char mac[16], expect[512], *at;
+	const char *domain;
+	int n = 0;
+
+	if (sscanf(mid, "%lld.%lld.%8[0-9a-f]%n", &issue, &sub, mac, &n) != 3 || mid[n] != '@')
+		return -1;
+	domain = mid + n + 1;
+	if (issue <= 0 || sub <= 0 ||
+	    message_id_for(key, domain, issue, sub, expect, sizeof expect) < 0)
+		return -1;
+	if (strcasecmp(expect, mid) != 0 || !(at = strchr(expect, '@')))
+		return -1;
+	o->issue_id = issue;
+	o->subscriber_id = sub;
+	return 0;
+}
+
+/* The subscriber with this address and the issue last sent to them. */
+static int
+owner_from_address(sqlite3 *db, const char *addr, struct owner *o, struct herr *err)
+{
+	struct address a;
+	struct herr ignored;
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(o, 0, sizeof *o);
+	if (!addr || !*addr || address_parse(addr, &a, &ignored) < 0)
+		return 0;
+	if (db_prepare(db, &st,
+	               "SELECT s.id, (SELECT d.issue_id FROM deliveries d WHERE d.subscriber_id = s.id "
+	               "AND d.status IN ('sent', 'bounced') ORDER BY d.updated_at DESC LIMIT 1) "
+	               "FROM subscribers s WHERE s.email_key = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, a.key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		o->subscriber_id = sqlite3_column_int64(st, 0);
+		o->issue_id = sqlite3_column_int64(st, 1);
+		snprintf(o->email_key, sizeof o->email_key, "%s", a.key);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(db, err, "find subscriber");
+	return 0;
+}
+
+/* Complete an owner found by id: its list and address; forget ids of rows
+ * that no longer exist. */
+static int
+owner_fill(sqlite3 *db, struct owner *o, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st,
+	               "SELECT s.email_key, (SELECT list_id FROM issues WHERE id = ?2) "
+	               "FROM subscribers s WHERE s.id = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, o->subscriber_id);
+	sqlite3_bind_int64(st, 2, o->issue_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(o->email_key, sizeof o->email_key, "%s",
+		         (const char *)sqlite3_column_text(st, 0));
+		if (!o->list_id)
+			o->list_id = sqlite3_column_int64(st, 1);
+	} else
+		memset(o, 0, sizeof *o);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(db, err, "find subscriber");
+	return 0;
+}
+
+/* A mail to the List-Unsubscribe mailto (RFC 2369): unsubscribe+TOKEN@. */
+static int
+mailto_unsubscribe(sqlite3 *db, const struct token *t, struct bouncelog_outcome *out,
+                   struct herr *err)
+{
+	sqlite3_stmt *st;
+	int n;
+
+	if (db_prepare(db, &st,
+	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?3 "
+	               "WHERE list_id = ?1 AND subscriber_id = ?2 AND status != 'unsubscribed'",
+	               err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, (long long)t->list_id);
+	sqlite3_bind_int64(st, 2, (long long)t->subscriber_id);
+	sqlite3_bind_int64(st, 3, db_now());
+	if (step_done(db, st, "unsubscribe", err) < 0)
+		return -1;
+	if ((n = sqlite3_changes(db)) == 0)
+		return 0; /* already off the list, or the list is gone: idempotent */
+	out->unsubscribed += n;
+	if (db_prepare(db, &st,
+	               "INSERT INTO events (kind, subscriber_id, list_id, at, detail, issue_id) "
+	               "VALUES ('unsubscribe', ?1, ?2, ?3, json_object('source', 'mailto'), "
+	               "(SELECT id FROM issues WHERE id = ?4))", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, (long long)t->subscriber_id);
+	sqlite3_bind_int64(st, 2, (long long)t->list_id);
+	sqlite3_bind_int64(st, 3, db_now());
+	sqlite3_bind_int64(st, 4, (long long)t->issue_id);
+	return step_done(db, st, "record unsubscribe", err);
+}
+
+static int
+is_failure(enum bounce_class c)
+{
+	return c == BOUNCE_HARD || c == BOUNCE_SOFT || c == BOUNCE_COMPLAINT;
+}
+
+static const char *
+message_kind(const struct bounce_report *r)
+{
+	size_t i;
+	int complaint = 0, failed = 0, autoreply = 0, delayed = 0, delivered = 0;
+
+	for (i = 0; i < r->n_recipients; i++) {
+		switch (r->recipients[i].cls) {
+		case BOUNCE_COMPLAINT: complaint = 1; break;
+		case BOUNCE_HARD:
+		case BOUNCE_SOFT: failed = 1; break;
+		case BOUNCE_AUTOREPLY: autoreply = 1; break;
+		case BOUNCE_DELAYED: delayed = 1; break;
+		case BOUNCE_DELIVERED: delivered = 1; break;
+		}
+	}
+	return complaint ? "complaint" : failed ? "bounce" : autoreply ? "autoreply"
+	       : delayed ? "delayed" : delivered ? "delivered" : "unknown";
+}
+
+static void
+append(char *dst, size_t size, const char *fmt, const char *a, const char *b, const char *c)
+{
+	size_t n = strlen(dst);
+
+	if (n + 1 < size)
+		snprintf(dst + n, size - n, fmt, a, b, c);
+}
+
+int
+bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelog_policy *pol,
+                 const struct bounce_report *r, const char *source,
+                 struct bouncelog_outcome *out, struct herr *err)
+{
+	struct owner tok_owner, o;
+	struct token t;
+	struct counts c = { 0, 0 };
+	sqlite3_stmt *st;
+	long long inbound_id;
+	size_t i, n_fail = 0;
+	int have_tok = 0;
+
+	memset(out, 0, sizeof *out);
+	memset(&tok_owner, 0, sizeof tok_owner);
+	out->kind = message_kind(r);
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (db_prepare(db, &st,
+	               "INSERT INTO inbound (sha256, message_id, kind, shape, source, received_at) "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha256) DO NOTHING", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, r->sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->message_id ? r->message_id : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, out->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, r->shape ? r->shape : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, source ? source : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, db_now());
+	if (step_done(db, st, "record inbound message", err) < 0)
+		goto fail;
+	if (sqlite3_changes(db) == 0) {
+		db_rollback(db);
+		out->duplicate = 1;
+		snprintf(out->summary, sizeof out->summary,
+		         "duplicate: this message (sha256 %.16s...) was read before; nothing changed",
+		         r->sha256);
+		return 0;
+	}
+	inbound_id = sqlite3_last_insert_rowid(db);
+
+	/* Whose is it?  The VERP token first, then the original's Message-ID. */
+	if (r->envelope_to && *r->envelope_to && owner_from_envelope(key, r->envelope_to, &t) == 0) {
+		if (t.kind == TOKEN_UNSUBSCRIBE) {
+			out->kind = "unsubscribe";
+			if (mailto_unsubscribe(db, &t, out, err) < 0)
+				goto fail;
+			snprintf(out->summary, sizeof out->summary,
+			         "unsubscribe by mail: subscriber %llu, list %llu (%ld subscription%s ended)",
+			         t.subscriber_id, t.list_id, out->unsubscribed,
+			         out->unsubscribed == 1 ? "" : "s");
+			goto done;
+		}
+		if (t.kind == TOKEN_BOUNCE) {
+			tok_owner.subscriber_id = (long long)t.subscriber_id;
+			tok_owner.list_id = (long long)t.list_id;
+			tok_owner.issue_id = (long long)t.issue_id;
+			have_tok = 1;
+		}
+	}
+	if (!have_tok && r->orig_message_id && *r->orig_message_id &&
+	    owner_from_message_id(key, r->orig_message_id, &tok_owner) == 0)
+		have_tok = 1;
+	if (have_tok && owner_fill(db, &tok_owner, err) < 0)
+		goto fail;
+	have_tok = tok_owner.subscriber_id != 0;
+
+	for (i = 0; i < r->n_recipients; i++)
+		n_fail += is_failure(r->recipients[i].cls);
+
+	for (i = 0; i < r->n_recipients; i++) {
+		const struct bounce_recipient *b = &r->recipients[i];
+		struct bouncelog_failure f;
+		struct address a;
+		struct herr ignored;
+
+		if (!is_failure(b->cls)) {
+			out->ignored++;
+			continue;
+		}
+		/* The token's subscriber is the one this report is about when it
+		 * names one failure only (a forwarded address fails under another
+		 * name) or names that subscriber's address. */
+		if (have_tok && (n_fail == 1 ||
+		                 (address_parse(b->recipient, &a, &ignored) == 0 &&
+		                  !strcmp(a.key, tok_owner.email_key))))
+			o = tok_owner;
+		else if (owner_from_address(db, b->recipient, &o, err) < 0)
+			goto fail;
+		if (!o.subscriber_id && b->cls == BOUNCE_COMPLAINT && r->orig_to && *r->orig_to &&
+		    owner_from_address(db, r->orig_to, &o, err) < 0)
+			goto fail;
+		if (o.subscriber_id && !o.list_id && owner_fill(db, &o, err) < 0)
+			goto fail;
+
+		memset(&f, 0, sizeof f);
+		f.subscriber_id = o.subscriber_id;
+		f.issue_id = o.issue_id;
+		f.list_id = o.list_id;
+		f.inbound_id = inbound_id;
+		f.recipient = *b->recipient ? b->recipient : o.email_key;
+		f.source = b->cls == BOUNCE_COMPLAINT ? "arf" : "dsn";
+		f.cls = b->cls;
+		f.reason = b->reason;
+		f.status = b->status;
+		f.reply_code = b->reply_code;
+		f.diagnostic = b->diagnostic;
+		f.remote_mta = b->remote_mta;
+		if (record(db, pol, &f, &c, err) < 0)
+			goto fail;
+		if (b->cls == BOUNCE_HARD)
+			out->hard++;
+		else if (b->cls == BOUNCE_SOFT)
+			out->soft++;
+		else
+			out->complaints++;
+		if (!o.subscriber_id)
+			out->unmatched++;
+		append(out->summary, sizeof out->summary, "%s%s %s", out->summary[0] ? "; " : "",
+		       bounce_class_name(b->cls), f.recipient);
+		append(out->summary, sizeof out->summary, " (%s%s%s)", b->reason,
+		       b->status[0] ? " " : "", b->status);
+		if (!o.subscriber_id)
+			append(out->summary, sizeof out->summary, "%s%s%s", ": not a subscriber", "",
+			       "");
+	}
+	out->marked = c.marked;
+	out->unsubscribed += c.unsubscribed;
+	if (!out->summary[0])
+		snprintf(out->summary, sizeof out->summary, "%s: nothing to do (%zu recipient%s named)",
+		         out->kind, r->n_recipients, r->n_recipients == 1 ? "" : "s");
+done:
+	if (db_prepare(db, &st, "UPDATE inbound SET kind = ?2, summary = ?3 WHERE id = ?1", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, inbound_id);
+	sqlite3_bind_text(st, 2, out->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, out->summary, -1, SQLITE_STATIC);
+	if (step_done(db, st, "record inbound message", err) < 0)
+		goto fail;
+	return db_commit(db, err);
+fail:
+	db_rollback(db);
+	return -1;
+}
