@@ -74,6 +74,8 @@ struct rw {
 	char  action[16];
 	char  feedback_type[64];
 	const char *preset;     /* reason fixed by the shape (feedback, vacation) */
+	const char *hint;       /* reason the report names (PowerMTA's category) */
+	char  cmd[8];           /* SMTP command the reply answered, from a transcript */
 	enum bounce_class preset_cls;
 };
 
@@ -85,10 +87,13 @@ struct pctx {
 	struct buf dsn;         /* message/delivery-status bodies */
 	struct buf arf;         /* message/feedback-report body */
 	struct buf orighdr;     /* text/rfc822-headers body */
+	struct buf origtext;    /* text/plain of the returned message */
 	struct rw *r;
 	size_t n, cap;
 	int oom;
 };
+
+static const char *pmta_reason(const char *);
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
 
@@ -472,6 +477,30 @@ part_text(GMimePart *part, struct buf *out, size_t cap)
 	g_object_unref(mem);
 }
 
+/* The plain text of the returned message: a filter that wraps a bounce
+ * (Trend Micro InterScan) returns the MTA's transcript in there. */
+static void
+walk_orig(struct pctx *c, GMimeObject *obj, int depth)
+{
+	GMimeContentType *ct;
+
+	if (obj == NULL || depth > BOUNCE_MAX_DEPTH)
+		return;
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int i, n = g_mime_multipart_get_count(mp);
+
+		for (i = 0; i < n; i++)
+			walk_orig(c, g_mime_multipart_get_part(mp, i), depth + 1);
+		return;
+	}
+	if (!GMIME_IS_PART(obj))
+		return;
+	ct = g_mime_object_get_content_type(obj);
+	if (ct != NULL && g_mime_content_type_is_type(ct, "text", "plain"))
+		part_text(GMIME_PART(obj), &c->origtext, BOUNCE_TEXT_MAX);
+}
+
 static void
 walk(struct pctx *c, GMimeObject *obj, int depth)
 {
@@ -499,8 +528,10 @@ walk(struct pctx *c, GMimeObject *obj, int depth)
 	if (GMIME_IS_MESSAGE_PART(obj)) {
 		GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
 
-		if (c->orig == NULL && m != NULL)
+		if (c->orig == NULL && m != NULL) {
 			c->orig = m;
+			walk_orig(c, g_mime_message_get_mime_part(m), depth + 1);
+		}
 		return;
 	}
 	if (!GMIME_IS_PART(obj))
@@ -794,6 +825,9 @@ dsn_field(const char *name, const char *value, void *arg)
 			add_piece(&d->cur->diag, v, strlen(v));
 		else
 			add_piece(&d->pend_diag, v, strlen(v));
+	} else if (strcasecmp(name, "X-PowerMTA-BounceCategory") == 0) {
+		if (d->cur != NULL)
+			d->cur->hint = pmta_reason(v);
 	} else if (strcasecmp(name, "Remote-MTA") == 0) {
 		if (d->cur != NULL && d->cur->remote_mta[0] == '\0')
 			snprintf(d->cur->remote_mta, sizeof(d->cur->remote_mta), "%s", v);
@@ -1021,10 +1055,11 @@ static const char *const lead_in[] = {
  * after one of the lead-in words.
  */
 static int
-rcpt_line(const char *l, size_t n, char *addr, size_t size, size_t *rest)
+rcpt_line(const char *l, size_t n, char *addr, size_t size, size_t *rest, int *oneline)
 {
 	size_t k = 0, at, alen, i;
 
+	*oneline = 0;
 	while (k < n && (l[k] == ' ' || l[k] == '\t'))
 		k++;
 	if (k < n && (l[k] == '*' || l[k] == '-' || l[k] == '>') && k + 1 < n &&
@@ -1035,6 +1070,24 @@ rcpt_line(const char *l, size_t n, char *addr, size_t size, size_t *rest)
 	}
 	if (k >= n || header_like(l + k, n - k))
 		return 0;
+	/* Sendmail's "550 <a@b>... User unknown", "554 5.0.0 <a@b>...". */
+	if (n - k > 5 && l[k] >= '2' && l[k] <= '5' && isdigit((unsigned char)l[k + 1]) &&
+	    isdigit((unsigned char)l[k + 2]) && (l[k + 3] == ' ' || l[k + 3] == '-')) {
+		size_t p = k + 4;
+		char st[16];
+
+		if (find_status(l + p, st, sizeof(st)) && strncmp(l + p, st, strlen(st)) == 0)
+			p += strlen(st);
+		while (p < n && l[p] == ' ')
+			p++;
+		if (p < n && l[p] == '<' && find_addr(l + p, n - p, &at, &alen) && at == 1 &&
+		    norm_addr(l + p + 1, alen, addr, size) == 0) {
+			*rest = p + 1 + alen;
+			*oneline = 1;
+			return 1;
+		}
+		return 0;
+	}
 	{
 		size_t p = k;
 
@@ -1084,13 +1137,16 @@ rule_line(const char *l, size_t n)
 
 /* Transcript lines (Sendmail ">>> RCPT To:<a>" / "<<< 550 ...", Trend
  * Micro "Sent <<<" / "Received >>>"): give each recipient named in a
- * command the reply that follows it, and the command. */
+ * command the reply that follows it, and the command.  A reply read
+ * before any command was sent (after "... while talking to host:") was
+ * the server's greeting: CONN.  `add`: recipients named in RCPT commands
+ * are added when not known yet. */
 static void
-scan_transcript(struct pctx *c, const char *s, size_t n)
+scan_transcript(struct pctx *c, const char *s, size_t n, int add)
 {
 	size_t i = 0;
 	struct rw *cur = NULL;
-	int cmd_rcpt = 0;
+	char cmd[8] = "";
 
 	while (i < n) {
 		const char *nl = memchr(s + i, '\n', n - i);
@@ -1099,33 +1155,63 @@ scan_transcript(struct pctx *c, const char *s, size_t n)
 		size_t k = 0, at, alen;
 		char addr[BOUNCE_ADDR_MAX];
 
+		i += ll + (nl != NULL);
 		while (k < ll && (l[k] == ' ' || l[k] == '\t'))
 			k++;
-		if (ll - k > 4 && (strncmp(l + k, ">>>", 3) == 0 ||
+		if (ci_find(l + k, ll - k, "while talking to") != NULL) {
+			snprintf(cmd, sizeof(cmd), "CONN");
+			cur = NULL;
+		} else if (ll - k > 4 && (strncmp(l + k, ">>>", 3) == 0 ||
 		    ci_prefix(l + k, "sent <<<"))) {
 			const char *v = l + k + (l[k] == '>' ? 3 : 8);
 			size_t vl = ll - (size_t)(v - l);
 
+			while (vl > 0 && *v == ' ') {
+				v++;
+				vl--;
+			}
 			cur = NULL;
-			cmd_rcpt = ci_find(v, vl, "rcpt") != NULL;
-			if (cmd_rcpt && find_addr(v, vl, &at, &alen) &&
+			if (vl >= 4 && strncasecmp(v, "RCPT", 4) == 0)
+				snprintf(cmd, sizeof(cmd), "RCPT");
+			else if (vl >= 4 && strncasecmp(v, "MAIL", 4) == 0)
+				snprintf(cmd, sizeof(cmd), "MAIL");
+			else if (vl >= 4 && (strncasecmp(v, "DATA", 4) == 0 || v[0] == '.'))
+				snprintf(cmd, sizeof(cmd), "DATA");
+			else if (vl >= 4 && (strncasecmp(v, "EHLO", 4) == 0 ||
+			    strncasecmp(v, "HELO", 4) == 0))
+				snprintf(cmd, sizeof(cmd), "EHLO");
+			else
+				cmd[0] = '\0';
+			if (strcmp(cmd, "RCPT") == 0 && find_addr(v, vl, &at, &alen) &&
 			    norm_addr(v + at, alen, addr, sizeof(addr)) == 0)
-				cur = rcpt_find(c, addr);
+				cur = add ? rcpt_get(c, addr) : rcpt_find(c, addr);
 		} else if (ll - k > 4 && (strncmp(l + k, "<<<", 3) == 0 ||
 		    ci_prefix(l + k, "received >>>"))) {
 			const char *v = l + k + (l[k] == '<' ? 3 : 12);
 			size_t vl = ll - (size_t)(v - l);
+			struct rw *r = cur;
 
-			if (cur == NULL && find_addr(v, vl, &at, &alen) &&
+			if (r == NULL && find_addr(v, vl, &at, &alen) &&
 			    norm_addr(v + at, alen, addr, sizeof(addr)) == 0)
-				cur = rcpt_find(c, addr);
-			if (cur != NULL) {
-				if (cur->ctx.len == 0 || strstr(buf_str(&cur->ctx), ">>>") == NULL)
-					add_piece(&cur->ctx, cmd_rcpt ? ">>> RCPT" : ">>> DATA", 8);
-				add_piece(&cur->diag, v, vl);
+				r = rcpt_find(c, addr);
+			if (r == NULL && c->n == 1)
+				r = &c->r[0];
+			if (r != NULL) {
+				if (r->cmd[0] == '\0' && cmd[0] != '\0')
+					snprintf(r->cmd, sizeof(r->cmd), "%s", cmd);
+				char reply[512];
+
+				/* The same reply is often also the diagnostic
+				 * already: do not say it twice. */
+				while (vl > 0 && *v == ' ') {
+					v++;
+					vl--;
+				}
+				snprintf(reply, sizeof(reply), "%.*s", (int)(vl < 511 ? vl : 511), v);
+				if (reply[0] != '\0' && strstr(buf_str(&r->diag), reply) == NULL)
+					add_piece(&r->diag, v, vl);
 			}
 		}
-		i += ll + (nl != NULL);
 	}
 }
 
@@ -1148,11 +1234,12 @@ scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ct
 		const char *l = s + i;
 		char addr[BOUNCE_ADDR_MAX];
 		size_t rest;
+		int oneline;
 
 		i += ll + (nl != NULL);
 		while (ll > 0 && (l[ll - 1] == '\r' || l[ll - 1] == ' ' || l[ll - 1] == '\t'))
 			ll--;
-		if (rcpt_line(l, ll, addr, sizeof(addr), &rest)) {
+		if (rcpt_line(l, ll, addr, sizeof(addr), &rest, &oneline)) {
 			struct rw *r = rcpt_find(c, addr);
 
 			if (r == NULL && !only_known)
@@ -1184,14 +1271,28 @@ scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ct
 						t = gt + 1;
 					}
 				}
-				add_piece(dst, t, tl);
+				/* A full stop closing the sentence that named
+				 * the address is no diagnostic. */
+				{
+					size_t q;
+
+					for (q = 0; q < tl && !isalnum((unsigned char)t[q]); q++)
+						;
+					if (q < tl)
+						add_piece(dst, t, tl);
+				}
 			}
+			/* Sendmail's "550 <a@b>... reason" is one line. */
+			if (oneline)
+				dst = NULL;
 			continue;
 		}
 		if (dst == NULL)
 			continue;
 		if (ll == 0) {
-			if (dst->len > 0)
+			/* "because:", "Reason:", "Technical details:" - the
+			 * text after the empty line is what they announce. */
+			if (dst->len > 0 && dst->data[dst->len - 1] != ':')
 				dst = NULL;
 			continue;
 		}
@@ -1251,6 +1352,7 @@ static const char *
 text_shape(const char *s, size_t n, const char *from)
 {
 	static const struct { const char *sig; const char *shape; } sigs[] = {
+		{ "groups.google.com/support", "googlegroups" },
 		{ "qmail-send program", "qmail" },
 		{ "this is the postfix program", "postfix" },
 		{ "created automatically by mail delivery software", "exim" },
@@ -1285,6 +1387,24 @@ text_shape(const char *s, size_t n, const char *from)
 
 /* ---------------------------------------------------------- RFC 3834 */
 
+/* From a mailer daemon or a postmaster: a report, not a person. */
+static int
+is_daemon(const char *from)
+{
+	static const char *const who[] = {
+		"mailer-daemon", "postmaster", "mail delivery", "maildelivery",
+		"mail.delivery", "mailerdaemon", "mail administrator",
+	};
+	size_t i;
+
+	if (from == NULL)
+		return 0;
+	for (i = 0; i < sizeof(who) / sizeof(who[0]); i++)
+		if (ci_find(from, strlen(from), who[i]) != NULL)
+			return 1;
+	return 0;
+}
+
 static int
 is_autoreply(GMimeMessage *m, const char *from, const char *subject)
 {
@@ -1305,8 +1425,7 @@ is_autoreply(GMimeMessage *m, const char *from, const char *subject)
 	int hdr = 0;
 	size_t i;
 
-	if (from != NULL && (ci_find(from, strlen(from), "mailer-daemon") != NULL ||
-	    ci_find(from, strlen(from), "postmaster") != NULL))
+	if (is_daemon(from))
 		return 0;
 	for (i = 0; subject != NULL && i < sizeof(bounce_subj) / sizeof(bounce_subj[0]); i++)
 		if (ci_find(subject, strlen(subject), bounce_subj[i]) != NULL)
@@ -1478,6 +1597,12 @@ pick_envelope(GMimeMessage *m, char *out, size_t size)
 	}
 }
 
+static int
+has_failed_header(GMimeMessage *m)
+{
+	return g_mime_object_get_header(GMIME_OBJECT(m), "X-Failed-Recipients") != NULL;
+}
+
 /* X-Failed-Recipients (Exim): the list of the failed, in order. */
 static void
 failed_recipients(GMimeMessage *m, struct pctx *c)
@@ -1504,36 +1629,63 @@ failed_recipients(GMimeMessage *m, struct pctx *c)
 	}
 }
 
-/* Fill status, reply code, reason and class of each recipient. */
+/* PowerMTA's X-PowerMTA-BounceCategory names the reason outright; a few
+ * of its words are worth more than a guess from a generic code. */
+static const char *
+pmta_reason(const char *cat)
+{
+	static const struct { const char *cat; const char *reason; } tab[] = {
+		{ "bad-mailbox", "userunknown" }, { "bad-domain", "hostunknown" },
+		{ "quota-issues", "mailboxfull" }, { "inactive-mailbox", "suspend" },
+		{ "spam-related", "spamdetected" }, { "virus-related", "virusdetected" },
+		{ "message-expired", "expired" }, { "no-answer-from-host", "expired" },
+		{ "relaying-issues", "norelaying" }, { "bad-connection", "networkerror" },
+		{ "routing-errors", "networkerror" }, { "policy-related", "policyviolation" },
+		{ "content-related", "contenterror" }, { "invalid-sender", "rejected" },
+		{ "message-too-large", "mesgtoobig" }, { "protocol-errors", "systemerror" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strcasecmp(cat, tab[i].cat) == 0)
+			return tab[i].reason;
+	return NULL;
+}
+
+static int
+weak(const char *reason)
+{
+	return strcmp(reason, "onhold") == 0 || strcmp(reason, "undefined") == 0;
+}
+
+/* Fill status, reply code, reason and class of each recipient.  `whole`
+ * is the human-readable text of the report (up to the returned
+ * message): read when a recipient's own lines say nothing. */
 static void
-finish(struct pctx *c, const char *whole, size_t wlen)
+finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 {
 	size_t i;
 
+	/* A standard report speaks of each recipient in its own fields:
+	 * the text around them is about all of them, so it is read only
+	 * when there is one. */
+	if (per_rcpt && c->n > 1)
+		wlen = 0;
+
 	for (i = 0; i < c->n; i++) {
 		struct rw *r = &c->r[i];
-		const char *d = buf_str(&r->diag);
-		char st[16];
+		const char *d;
+		char st[16], generic;
 		const char *cmd, *reason;
 		enum bounce_class cls;
 
-		/* A diagnostic without any words of its own (an address, a
-		 * bare code): read the recipient's block, then the whole
-		 * text, instead. */
-		if (r->diag.len < 4 && r->ctx.len > 0) {
+		if (r->preset != NULL)
+			continue;
+		/* A diagnostic without words of its own (an address, a bare
+		 * code): read the recipient's block instead. */
+		if (r->diag.len < 4 && r->ctx.len > 0)
 			add_piece(&r->diag, buf_str(&r->ctx), r->ctx.len);
-			d = buf_str(&r->diag);
-		}
-		if (r->diag.len < 4 && wlen > 0 && c->n == 1 && r->preset == NULL) {
-			char *w = clean_line(whole, wlen > 1024 ? 1024 : wlen);
-
-			if (w != NULL) {
-				buf_reset(&r->diag);
-				add_piece(&r->diag, w, strlen(w));
-				free(w);
-			}
-			d = buf_str(&r->diag);
-		}
+		d = buf_str(&r->diag);
 		/* The Status field unless it is generic (X.0.0) and the text
 		 * has a finer code (RFC 3464 §2.3.4 allows either). */
 		if (find_status(d, st, sizeof(st))) {
@@ -1542,14 +1694,63 @@ finish(struct pctx *c, const char *whole, size_t wlen)
 				snprintf(r->status, sizeof(r->status), "%s", st);
 		}
 		r->reply = find_reply(d);
-		cmd = find_cmd(d, r->diag.len);
+		cmd = r->cmd[0] != '\0' ? r->cmd : find_cmd(d, r->diag.len);
 		if (cmd == NULL)
 			cmd = find_cmd(buf_str(&r->ctx), r->ctx.len);
-		if (r->preset != NULL)
-			continue;
 		cls = bounce_classify(r->status, r->reply, d, cmd, &reason);
+		/* "User unknown" with no command known reads as a filter
+		 * (said after DATA); but a reply that names the recipient
+		 * itself, with no finer code than "failed", answered the
+		 * RCPT command that named it. */
+		generic = r->status[0] == '\0' || strcmp(r->status + 1, ".0.0") == 0;
+		if (cmd == NULL && generic && strcmp(reason, "filtered") == 0 &&
+		    r->addr[0] != '\0' && ci_find(d, r->diag.len, r->addr) != NULL) {
+			cmd = "RCPT";
+			cls = bounce_classify(r->status, r->reply, d, cmd, &reason);
+		}
+		if (weak(reason) && wlen > 0) {
+			/* Nothing in the recipient's own lines: the text around
+			 * them (the reason is sometimes given once, above the
+			 * list of addresses). */
+			char *w = clean_line(whole, wlen > BOUNCE_DIAG_MAX ? BOUNCE_DIAG_MAX : wlen);
+			const char *r2;
+			enum bounce_class c2;
+
+			if (w != NULL) {
+				char st2[16] = "";
+
+				if (r->status[0] == '\0' && find_status(w, st2, sizeof(st2)))
+					snprintf(r->status, sizeof(r->status), "%s", st2);
+				if (r->reply == 0)
+					r->reply = find_reply(w);
+				if (cmd == NULL)
+					cmd = find_cmd(w, strlen(w));
+				c2 = bounce_classify(r->status, r->reply, w, cmd, &r2);
+				if (!weak(r2)) {
+					reason = r2;
+					cls = c2;
+					if (r->diag.len < 4) {
+						buf_reset(&r->diag);
+						add_piece(&r->diag, w, strlen(w));
+					}
+				}
+				free(w);
+			}
+		}
+		if (r->hint != NULL && (weak(reason) || strcmp(reason, "filtered") == 0 ||
+		    strcmp(reason, "securityerror") == 0 || strcmp(reason, "systemerror") == 0)) {
+			const char *r3;
+
+			/* Ask the classifier for the class of the hinted
+			 * reason: run it on the hint's own name. */
+			cls = bounce_classify(r->status, r->reply, r->hint, "RCPT", &r3);
+			reason = r->hint;
+			if (strcmp(r3, r->hint) != 0)
+				cls = (strcmp(reason, "userunknown") == 0 ||
+				    strcmp(reason, "hostunknown") == 0) ? BOUNCE_HARD : BOUNCE_SOFT;
+		}
 		if (strncmp(r->action, "delayed", 7) == 0) {
-			if (strcmp(reason, "onhold") == 0 || strcmp(reason, "undefined") == 0)
+			if (weak(reason))
 				reason = "expired";
 			cls = BOUNCE_DELAYED;
 		} else if (strcmp(r->action, "delivered") == 0 || strcmp(r->action, "relayed") == 0 ||
@@ -1593,6 +1794,206 @@ build(struct pctx *c, struct bounce_report *rep)
 	return 0;
 }
 
+/* Drop recipients that are the sender of the returned message (greetings
+ * such as "Hello a@b," name the sender, not a failed address). */
+static void
+drop_senders(struct pctx *c, const char *const *senders, size_t ns, int others)
+{
+	size_t i, j, k, keep = 0;
+
+	for (i = 0; i < c->n; i++) {
+		int is = 0;
+
+		for (k = 0; k < ns; k++)
+			if (senders[k][0] != '\0' && strcasecmp(c->r[i].addr, senders[k]) == 0)
+				is = 1;
+		keep += !is;
+	}
+	/* The sender alone, and no other list: a message to oneself. */
+	if (keep == 0 && !others)
+		return;
+	for (i = 0, j = 0; i < c->n; i++) {
+		int drop = 0;
+
+		for (k = 0; k < ns; k++)
+			if (senders[k][0] != '\0' && strcasecmp(c->r[i].addr, senders[k]) == 0)
+				drop = 1;
+		if (drop) {
+			buf_free(&c->r[i].diag);
+			buf_free(&c->r[i].ctx);
+			continue;
+		}
+		if (i != j)
+			c->r[j] = c->r[i];
+		j++;
+	}
+	c->n = j;
+}
+
+static void
+reset_parts(struct pctx *c)
+{
+	buf_reset(&c->text);
+	buf_reset(&c->html);
+	buf_reset(&c->dsn);
+	buf_reset(&c->arf);
+	buf_reset(&c->orighdr);
+	buf_reset(&c->origtext);
+	c->orig = NULL;
+}
+
+/*
+ * Read one message as a report: collect its parts, then try the shapes in
+ * order of evidence.  Returns the shape; c->n recipients found.  *cut is
+ * where the returned message begins in c->text.
+ */
+static const char *
+read_report(struct pctx *c, GMimeMessage *m, struct origst *o, size_t *cut)
+{
+	const char *hfrom = g_mime_object_get_header(GMIME_OBJECT(m), "From");
+	const char *subj = g_mime_message_get_subject(m);
+	const char *shape = "none";
+	char senders[3][BOUNCE_ADDR_MAX];
+	const char *sp[3];
+	const char *hto = g_mime_object_get_header(GMIME_OBJECT(m), "To");
+
+	reset_parts(c);
+	memset(o, 0, sizeof(*o));
+	walk(c, g_mime_message_get_mime_part(m), 0);
+	if (c->text.len == 0 && c->html.len > 0)
+		html_to_text(&c->html, &c->text);
+	unquote(&c->text);
+	*cut = orig_marker(buf_str(&c->text), c->text.len);
+
+	/* The returned message's headers. */
+	if (c->orig != NULL)
+		orig_from_gmime(c->orig, o);
+	if (o->msgid[0] == '\0' && o->to[0] == '\0' && c->orighdr.len > 0)
+		(void)for_fields(buf_str(&c->orighdr), c->orighdr.len, 0, orig_field, o, NULL);
+	if (o->msgid[0] == '\0' && o->to[0] == '\0' && *cut < c->text.len) {
+		/* Quoted after the marker: from the line after it. */
+		const char *t = buf_str(&c->text) + *cut;
+		const char *nl = memchr(t, '\n', c->text.len - *cut);
+
+		if (nl != NULL)
+			(void)for_fields(nl + 1, c->text.len - *cut - (size_t)(nl + 1 - t), 0,
+			    orig_field, o, NULL);
+	}
+
+	/* 1. RFC 3464. */
+	if (c->dsn.len > 0) {
+		parse_dsn(c, buf_str(&c->dsn), c->dsn.len);
+		if (c->n > 0)
+			shape = "rfc3464";
+	}
+	if (c->n == 0) {
+		const char *t = buf_str(&c->text);
+		const char *fr = ci_find(t, c->text.len, "final-recipient:");
+
+		if (fr == NULL)
+			fr = ci_find(t, c->text.len, "original-recipient:");
+		if (fr != NULL) {
+			/* Back up to the start of its block. */
+			const char *b = fr;
+
+			while (b > t && !(b[-1] == '\n' && b - 1 > t && b[-2] == '\n'))
+				b--;
+			parse_dsn(c, b, c->text.len - (size_t)(b - t));
+			if (c->n > 0)
+				shape = "rfc3464";
+		}
+	}
+	if (c->n > 0) {
+		/* The human-readable part: the command, and diagnostics the
+		 * DSN left out. */
+		scan_blocks(c, buf_str(&c->text), *cut, 1, 1);
+		scan_transcript(c, buf_str(&c->text), *cut, 0);
+		return shape;
+	}
+
+	/* 2. RFC 5965. */
+	if (c->arf.len > 0) {
+		struct arfst a;
+		size_t i;
+
+		memset(&a, 0, sizeof(a));
+		a.c = c;
+		(void)for_fields(buf_str(&c->arf), c->arf.len, 0, arf_field, &a, NULL);
+		if (c->n == 0 && o->to_all[0] != '\0') {
+			size_t p = 0, at, alen, tl = strlen(o->to_all);
+
+			while (p < tl && find_addr(o->to_all + p, tl - p, &at, &alen)) {
+				char addr[BOUNCE_ADDR_MAX];
+
+				if (norm_addr(o->to_all + p + at, alen, addr, sizeof(addr)) == 0)
+					(void)rcpt_get(c, addr);
+				p += at + alen;
+			}
+		}
+		if (c->n == 0)
+			(void)rcpt_add(c, "");
+		for (i = 0; i < c->n; i++) {
+			snprintf(c->r[i].feedback_type, sizeof(c->r[i].feedback_type), "%s",
+			    a.type[0] != '\0' ? a.type : "abuse");
+			c->r[i].preset = "feedback";
+			c->r[i].preset_cls = BOUNCE_COMPLAINT;
+		}
+		return "arf";
+	}
+
+	/* 3. RFC 3834. */
+	if (is_autoreply(m, hfrom, subj)) {
+		char addr[BOUNCE_ADDR_MAX];
+		struct rw *r;
+
+		if (hfrom == NULL || norm_addr(hfrom, strlen(hfrom), addr, sizeof(addr)) < 0)
+			addr[0] = '\0';
+		if ((r = rcpt_add(c, addr)) != NULL) {
+			r->preset = "vacation";
+			r->preset_cls = BOUNCE_AUTOREPLY;
+			if (subj != NULL)
+				add_piece(&r->diag, subj, strlen(subj));
+		}
+		return "rfc3834";
+	}
+
+	/* 4. The text shapes. */
+	if (c->text.len == 0)
+		return shape;
+	scan_blocks(c, buf_str(&c->text), *cut, 0, 0);
+	senders[0][0] = senders[1][0] = senders[2][0] = '\0';
+	if (hto != NULL)
+		(void)norm_addr(hto, strlen(hto), senders[0], sizeof(senders[0]));
+	snprintf(senders[1], sizeof(senders[1]), "%s", o->from);
+	if (hfrom != NULL)
+		(void)norm_addr(hfrom, strlen(hfrom), senders[2], sizeof(senders[2]));
+	sp[0] = senders[0];
+	sp[1] = senders[1];
+	sp[2] = senders[2];
+	drop_senders(c, sp, 3, has_failed_header(m));
+	if (c->n == 0) {
+		/* Exim's list, then whatever the transcript names. */
+		failed_recipients(m, c);
+		if (c->n > 0)
+			scan_blocks(c, buf_str(&c->text), *cut, 1, 0);
+	}
+	scan_transcript(c, buf_str(&c->text), *cut, c->n == 0);
+	if (c->n > 0 && c->origtext.len > 0)
+		scan_transcript(c, buf_str(&c->origtext), c->origtext.len, 0);
+	if (c->n > 0)
+		shape = text_shape(buf_str(&c->text), *cut, hfrom);
+	if (strcmp(shape, "googlegroups") == 0) {
+		size_t i;
+
+		/* Google Groups refuses a post from a sender who may not
+		 * post (or to a group that is gone), in the language of
+		 * the sender; the reason is always that refusal. */
+		for (i = 0; i < c->n; i++)
+			c->r[i].hint = "rejected";
+	}
+	return shape;
+}
+
 int
 bounce_parse(const char *data, size_t len, const char *envelope_to,
     struct bounce_report **out, struct herr *err)
@@ -1601,12 +2002,15 @@ bounce_parse(const char *data, size_t len, const char *envelope_to,
 	struct pctx c;
 	struct origst o;
 	char *norm = NULL, env[BOUNCE_ADDR_MAX];
-	size_t nlen = 0, cut;
+	size_t nlen = 0, cut = 0;
 	GMimeStream *stream;
 	GMimeParser *parser;
+	GMimeMessage *m;
 	GByteArray *ba;
-	const char *shape = "none", *hfrom, *subj, *mid;
-	int rc = -1;
+	const char *shape, *mid, *hfrom, *subj;
+	int rc = -1, level;
+
+	shape = "none";
 
 	*out = NULL;
 	memset(&c, 0, sizeof(c));
@@ -1616,20 +2020,23 @@ bounce_parse(const char *data, size_t len, const char *envelope_to,
 	buf_init(&c.dsn, BOUNCE_PART_MAX);
 	buf_init(&c.arf, BOUNCE_PART_MAX);
 	buf_init(&c.orighdr, BOUNCE_PART_MAX);
+	buf_init(&c.origtext, BOUNCE_TEXT_MAX);
 
 	if (data == NULL && len > 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "bounce_parse: no data");
-	if (len == 0 || !looks_like_message(data, len))
-		return herr_set(err, EX_DATAERR, NULL, "not a mail message: no header field at the start");
-	rep = calloc(1, sizeof(*rep));
-	if (rep == NULL)
+	norm = normalise(data != NULL ? data : "", len, &nlen);
+	if (norm == NULL)
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
-	sha256_hex(data, len, rep->sha256);
-	norm = normalise(data, len, &nlen);
-	if (norm == NULL) {
-		free(rep);
+	if (nlen == 0 || !looks_like_message(norm, nlen)) {
+		free(norm);
+		return herr_set(err, EX_DATAERR, NULL, "not a mail message: no header field at the start");
+	}
+	rep = calloc(1, sizeof(*rep));
+	if (rep == NULL) {
+		free(norm);
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}
+	sha256_hex(data, len, rep->sha256);
 	pthread_once(&gmime_once, gmime_start);
 
 	/* The stream takes the bytes over: no second copy of a large
@@ -1662,114 +2069,45 @@ bounce_parse(const char *data, size_t len, const char *envelope_to,
 	    rep->envelope_to == NULL)
 		goto oom;
 
-	walk(&c, g_mime_message_get_mime_part(c.msg), 0);
-	if (c.text.len == 0 && c.html.len > 0)
-		html_to_text(&c.html, &c.text);
-	unquote(&c.text);
-	cut = orig_marker(buf_str(&c.text), c.text.len);
+	/* A report that says nothing itself may carry the real one as an
+	 * attachment (a forwarded bounce, a filter wrapping the DSN). */
+	m = c.msg;
+	for (level = 0; level < 3 && m != NULL; level++) {
+		GMimeMessage *inner;
 
-	/* The returned message's headers. */
-	if (c.orig != NULL)
-		orig_from_gmime(c.orig, &o);
-	if (o.msgid[0] == '\0' && o.to[0] == '\0' && c.orighdr.len > 0)
-		(void)for_fields(buf_str(&c.orighdr), c.orighdr.len, 0, orig_field, &o, NULL);
-	if (o.msgid[0] == '\0' && o.to[0] == '\0' && cut < c.text.len) {
-		/* Quoted after the marker: skip to the first field line. */
-		const char *t = buf_str(&c.text) + cut;
-		const char *nl = memchr(t, '\n', c.text.len - cut);
-
-		if (nl != NULL)
-			(void)for_fields(nl + 1, c.text.len - cut - (size_t)(nl + 1 - t), 0,
-			    orig_field, &o, NULL);
+		shape = read_report(&c, m, &o, &cut);
+		if (c.n > 0 || c.oom)
+			break;
+		inner = c.orig;
+		if (inner == NULL || inner == m)
+			break;
+		m = inner;
 	}
-
-	/* 1. RFC 3464. */
-	if (c.dsn.len > 0) {
-		parse_dsn(&c, buf_str(&c.dsn), c.dsn.len);
-		if (c.n > 0)
-			shape = "rfc3464";
-	}
-	if (c.n == 0) {
-		const char *fr = ci_find(buf_str(&c.text), c.text.len, "final-recipient:");
-
-		if (fr == NULL)
-			fr = ci_find(buf_str(&c.text), c.text.len, "original-recipient:");
-		if (fr != NULL) {
-			/* Back up to the start of its block. */
-			const char *t = buf_str(&c.text), *b = fr;
-
-			while (b > t && !(b[-1] == '\n' && b - 1 > t && b[-2] == '\n'))
-				b--;
-			parse_dsn(&c, b, c.text.len - (size_t)(b - t));
-			if (c.n > 0)
-				shape = "rfc3464";
-		}
-	}
-	if (c.n > 0) {
-		/* The human-readable part: command, and diagnostics the DSN
-		 * left out. */
-		scan_blocks(&c, buf_str(&c.text), cut, 1, 1);
-		scan_transcript(&c, buf_str(&c.text), cut);
-	}
-
-	/* 2. RFC 5965. */
-	if (c.n == 0 && c.arf.len > 0) {
-		struct arfst a;
-		size_t i;
-
-		memset(&a, 0, sizeof(a));
-		a.c = &c;
-		(void)for_fields(buf_str(&c.arf), c.arf.len, 0, arf_field, &a, NULL);
-		if (c.n == 0 && o.to_all[0] != '\0') {
-			size_t p = 0, at, alen, tl = strlen(o.to_all);
-
-			while (p < tl && find_addr(o.to_all + p, tl - p, &at, &alen)) {
-				char addr[BOUNCE_ADDR_MAX];
-
-				if (norm_addr(o.to_all + p + at, alen, addr, sizeof(addr)) == 0)
-					(void)rcpt_get(&c, addr);
-				p += at + alen;
-			}
-		}
-		if (c.n == 0)
-			(void)rcpt_add(&c, "");
-		for (i = 0; i < c.n; i++) {
-			snprintf(c.r[i].feedback_type, sizeof(c.r[i].feedback_type), "%s",
-			    a.type[0] != '\0' ? a.type : "abuse");
-			c.r[i].preset = "feedback";
-			c.r[i].preset_cls = BOUNCE_COMPLAINT;
-		}
-		shape = "arf";
-	}
-
-	/* 3. RFC 3834. */
-	if (c.n == 0 && is_autoreply(c.msg, hfrom, subj)) {
-		char addr[BOUNCE_ADDR_MAX];
-		struct rw *r;
-
-		if (hfrom == NULL || norm_addr(hfrom, strlen(hfrom), addr, sizeof(addr)) < 0)
-			addr[0] = '\0';
-		if ((r = rcpt_add(&c, addr)) != NULL) {
-			r->preset = "vacation";
-			r->preset_cls = BOUNCE_AUTOREPLY;
-			if (subj != NULL)
-				add_piece(&r->diag, subj, strlen(subj));
-		}
-		shape = "rfc3834";
-	}
-
-	/* 4. The text shapes. */
-	if (c.n == 0 && c.text.len > 0) {
-		failed_recipients(c.msg, &c);
-		scan_blocks(&c, buf_str(&c.text), cut, c.n > 0, 0);
-		scan_transcript(&c, buf_str(&c.text), cut);
-		if (c.n > 0)
-			shape = text_shape(buf_str(&c.text), cut, hfrom);
-	}
+	if (c.n == 0 && level > 0 && !c.oom)
+		shape = read_report(&c, c.msg, &o, &cut); /* back to the outer one */
 	if (c.oom)
 		goto oom;
+	if (c.n == 0 && o.to[0] != '\0' && (c.dsn.len > 0 || is_daemon(hfrom))) {
+		/* A delivery report that names no recipient (Postfix's
+		 * "Delivery report unavailable"): the returned message's To
+		 * is the one it is about. */
+		struct rw *r = rcpt_add(&c, o.to);
 
-	finish(&c, buf_str(&c.text), cut);
+		/* The text of a standard report without its fields is
+		 * boilerplate; a non-standard one may give the reason. */
+		if (r != NULL && cut > 0 && c.dsn.len == 0) {
+			char *w = clean_line(buf_str(&c.text), cut > 1024 ? 1024 : cut);
+
+			if (w != NULL)
+				add_piece(&r->diag, w, strlen(w));
+			free(w);
+		}
+		shape = c.dsn.len > 0 ? "rfc3464" : text_shape(buf_str(&c.text), cut, hfrom);
+	}
+	if (c.n == 0)
+		shape = "none";
+
+	finish(&c, buf_str(&c.text), cut, strcmp(shape, "rfc3464") == 0);
 	rep->shape = shape;
 	rep->orig_message_id = dup_clean(o.msgid);
 	rep->orig_to = dup_clean(o.to);
@@ -1796,6 +2134,7 @@ done:
 	buf_free(&c.dsn);
 	buf_free(&c.arf);
 	buf_free(&c.orighdr);
+	buf_free(&c.origtext);
 	bounce_report_free(rep);
 	return rc;
 }

@@ -570,3 +570,42 @@ fail:
 	db_rollback(db);
 	return -1;
 }
+
+int
+bouncelog_each(sqlite3 *db, long long subscriber_id, long long issue_id, int limit,
+               int (*fn)(void *ctx, const struct bouncelog_entry *e), void *ctx,
+               struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct bouncelog_entry e;
+	int rc, stop = 0;
+
+	if (db_prepare(db, &st,
+	               "SELECT ifnull(issue_id, 0), recipient, source, class, reason, status, "
+	               "ifnull(reply_code, 0), diagnostic, at FROM bounces "
+	               "WHERE (?1 > 0 AND subscriber_id = ?1) OR (?2 > 0 AND issue_id = ?2) "
+	               "ORDER BY at DESC, id DESC LIMIT ?3", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, subscriber_id);
+	sqlite3_bind_int64(st, 2, issue_id);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e.issue_id = sqlite3_column_int64(st, 0);
+		e.recipient = (const char *)sqlite3_column_text(st, 1);
+		e.source = (const char *)sqlite3_column_text(st, 2);
+		e.cls = (const char *)sqlite3_column_text(st, 3);
+		e.reason = (const char *)sqlite3_column_text(st, 4);
+		e.status = (const char *)sqlite3_column_text(st, 5);
+		e.reply_code = sqlite3_column_int(st, 6);
+		e.diagnostic = (const char *)sqlite3_column_text(st, 7);
+		e.at = sqlite3_column_int64(st, 8);
+		if ((stop = fn(ctx, &e)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "list bounces");
+	return 0;
+}

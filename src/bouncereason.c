@@ -176,13 +176,14 @@ static const struct {
 	{ "this message is looping", R_NETWORKERROR },
 	{ "sorry, i couldn't find a mail exchanger", R_NOTACCEPT },
 	{ "message is longer than the", R_MESGTOOBIG },
-	/* Exim (deliver.c, retry.c) */
+	/* Exim (deliver.c, retry.c); a full mailbox first: Exim appends
+	 * "retry timeout exceeded" to the reason it kept retrying for. */
+	{ "mailbox is full", R_MAILBOXFULL },
 	{ "retry timeout exceeded", R_EXPIRED },
 	{ "retry time not reached for any host after a long failure period", R_EXPIRED },
 	{ "have been failing for a long time", R_EXPIRED },
 	{ "unrouteable address", R_HOSTUNKNOWN },
 	{ "unroutable address", R_HOSTUNKNOWN },
-	{ "mailbox is full", R_MAILBOXFULL },
 	{ "too many \"received\" headers", R_CONTENTERROR },
 	/* Sendmail (deliver.c, usersmtp.c, daemon.c) */
 	{ "cannot send message for", R_EXPIRED },
@@ -190,8 +191,6 @@ static const struct {
 	{ "host unknown (name server:", R_HOSTUNKNOWN },
 	{ "message timed out", R_EXPIRED },
 	{ "too many hops", R_NETWORKERROR },
-	/* Postfix (bounce templates) */
-	{ "delivery temporarily suspended:", R_EXPIRED },
 	/* Lotus Domino / Notes */
 	{ "not listed in domino directory", R_USERUNKNOWN },
 	{ "not listed in public name & address book", R_USERUNKNOWN },
@@ -216,9 +215,23 @@ static const struct {
 	{ "the email account that you tried to reach is disabled", R_SUSPEND },
 	{ "the email account that you tried to reach is over quota", R_MAILBOXFULL },
 	{ "the recipient's inbox is out of storage space", R_MAILBOXFULL },
-	{ "dns error: domain name not found", R_HOSTUNKNOWN },
-	{ "dns error: dns server returned answer with no data", R_HOSTUNKNOWN },
+	{ "remote server does not support tls", R_SYSTEMERROR },
+	/* RFC 5321 §4.2.3's own text for 550 at RCPT */
+	{ "requested action not taken: mailbox unavailable", R_USERUNKNOWN },
+	/* A refused client host, whatever else the text says (Orange) */
+	{ "client host blocked", R_BLOCKED },
+	{ "recipient account is blocked", R_SUSPEND },
+	/* Amazon SES: an unverified identity may not send through it */
+	{ "email address is not verified", R_NORELAYING },
+	/* Zoho */
+	{ "host not reachable", R_EXPIRED },
+	/* DragonFly Mail Agent */
+	{ "could not deliver for the last", R_EXPIRED },
+	/* RFC 7505 null MX: the domain says it takes no mail */
+	{ "null mx", R_NOTACCEPT },
+	{ "nullmx", R_NOTACCEPT },
 	/* Yahoo */
+	{ "this user doesn't have a * account", R_USERUNKNOWN },
 	{ "no mx record found for domain=", R_NOTACCEPT },
 };
 
@@ -241,7 +254,7 @@ static const char *const p_userunknown[] = {
 	"user (*) unknown", "user * does not exist", "user * was not found",
 	"no account by that name", "no mailbox by that name",
 	"no mailbox here by that name", "no mail box available for this user",
-	"is not a known user", "not our customer", "not a local address",
+	"is not a known user", "not a local address",
 	"recipient is not local", "recipient rejected", "recipient not ok",
 	"recipient address rejected: unknown user",
 	"recipient address rejected: user unknown",
@@ -263,10 +276,10 @@ static const char *const p_userunknown[] = {
 
 static const char *const p_hostunknown[] = {
 	"host unknown", "unknown host", "host not found", "no such domain",
-	"domain does not exist", "domain not found", "domain must exist",
+	"domain does not exist", "domain must exist",
 	"host or domain name not found", "name or service not known",
 	"unrouteable address", "unroutable address", "domain is not reachable",
-	"unknown domain", "domain name not found", "nxdomain",
+	"unknown domain",
 	"mail domain mentioned in email address is unknown",
 	"the account or domain may not exist",
 	"553 * does not exist",
@@ -318,6 +331,7 @@ static const char *const p_suspend[] = {
 
 static const char *const p_hasmoved[] = {
 	" has been replaced by ", "mailbox has moved", "address has moved",
+	"not our customer", "user not local; please try",
 };
 
 static const char *const p_norelaying[] = {
@@ -403,7 +417,7 @@ static const char *const p_rejected[] = {
 	"your email address has been blacklisted",
 	"has been blacklisted", "envelope blocked",
 	"is not a registered gateway user", "no third-party dsns",
-	"email address is not verified", "does not exist e2110",
+	"does not exist e2110",
 	"unsigned dsn", "mx records for ",
 	"delivery not authorized, message refused",
 };
@@ -484,7 +498,7 @@ static const char *const p_virusdetected[] = {
 };
 
 static const char *const p_policyviolation[] = {
-	"policy violation", "violates our policy", "denied by policy",
+	"local policy violation", "violates our policy", "denied by policy",
 	"policy reasons", "due to security policies", "organization policy",
 	"organizational settings", "due to local policy",
 	"an illegal attachment", "closed mailing list", "members-only list",
@@ -520,7 +534,7 @@ static const char *const p_networkerror[] = {
 	"name server reply", "unable to resolve route ",
 	"unrouteable mail domain", "could not connect and send the mail to",
 	"dns records for the destination computer could not be found",
-	"network is unreachable", "connection refused",
+	"network is unreachable", "connection refused", "dns error",
 };
 
 static const char *const p_systemfull[] = {
@@ -787,7 +801,8 @@ probe_specific(const char *st, enum rsn sr, int reply, const char *t, enum cmd c
 		return R_EXCEEDLIMIT;
 	if (reply == 525 || text_has(t, R_SUSPEND))
 		return R_SUSPEND;
-	if (text_has(t, R_HASMOVED))
+	/* 551: "user not local; please try <forward-path>" (RFC 5321). */
+	if (reply == 551 || text_has(t, R_HASMOVED))
 		return R_HASMOVED;
 	if (c != C_CONN && c != C_EHLO && text_has(t, R_NORELAYING))
 		return R_NORELAYING;
@@ -877,7 +892,8 @@ probe_generic(const char *st, enum rsn sr, int reply, const char *t, enum cmd c)
 		return R_SECURITYERROR;
 	if ((reply > 500 && reply < 508) || (reply > 400 && reply < 408))
 		return R_SYNTAXERROR;
-	if (c == C_EHLO)
+	/* Refused before any mail was offered: the sending host. */
+	if (c == C_EHLO || c == C_CONN)
 		return R_BLOCKED;
 	if (reply == 521 || reply == 556)
 		return R_NOTACCEPT;

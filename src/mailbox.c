@@ -293,6 +293,8 @@ struct fetch {
 	char        errbuf[CURL_ERROR_SIZE];
 	char        reply[200];     /* last line from the server, made printable */
 	enum phase  phase;          /* of the last command sent */
+	int         our_quit;       /* the QUIT being sent is ours, not libcurl's */
+	int         closing;        /* libcurl is logging out after a failure */
 	struct buf  body;           /* what the write callback got */
 	int         over;           /* body passed body.max; the rest was dropped */
 	int         nomem;
@@ -370,8 +372,13 @@ note_command(struct fetch *f, const char *p, size_t n)
 		return;                         /* not a plain word: a continuation */
 	for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
 		if (strlen(verbs[i].verb) == k && !strncasecmp(p, verbs[i].verb, k)) {
-			/* CAPABILITY/CAPA and the like keep the phase */
-			f->phase = verbs[i].phase;
+			/* CAPABILITY/CAPA and the like keep the phase.  libcurl
+			 * logs out by itself after a refused SELECT or login:
+			 * that goodbye must not hide what was refused. */
+			if (verbs[i].phase == PH_QUIT && !f->our_quit)
+				f->closing = 1;
+			else
+				f->phase = verbs[i].phase;
 			return;
 		}
 }
@@ -386,7 +393,7 @@ note_reply(struct fetch *f, const char *p, size_t n)
 
 	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
 		n--;
-	if (!n)
+	if (!n || f->closing)
 		return;
 	/* IMAP: drop the tag of a tagged reply ("A003 NO ...") */
 	if (!f->pop3 && p[0] != '*' && p[0] != '+' && (s = memchr(p, ' ', n)) != NULL) {
@@ -429,7 +436,7 @@ fetch_fail(struct fetch *f, CURLcode rc, const char *what, struct herr *err)
 {
 	const char *text = f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc);
 	const char *problem = what;
-	int code;
+	int code, quote = 1;
 
 	if (f->refused)
 		return herr_set(err, EX_TEMPFAIL, f->base, "the connection was lost before %s: "
@@ -453,6 +460,7 @@ fetch_fail(struct fetch *f, CURLcode rc, const char *what, struct herr *err)
 	case CURLE_SSL_CRL_BADFILE:
 		code = EX_CONFIG;
 		problem = "server certificate not trusted (check ca_file)";
+		quote = 0;      /* the last reply was STARTTLS's go-ahead */
 		break;
 	case CURLE_USE_SSL_FAILED:
 		code = EX_CONFIG;
@@ -493,7 +501,7 @@ fetch_fail(struct fetch *f, CURLcode rc, const char *what, struct herr *err)
 		code = EX_TEMPFAIL;
 		break;
 	}
-	if (f->reply[0])
+	if (f->reply[0] && quote)
 		return herr_set(err, code, f->base, "%s: %s; the server said '%s'", problem, text,
 		                f->reply);
 	return herr_set(err, code, f->base, "%s: %s", problem, text);
@@ -515,8 +523,8 @@ fetch_perform(struct fetch *f, const char *path, const char *custom, int nobody,
 	snprintf(url, sizeof url, "%s%s", f->base, path);
 	buf_free(&f->body);
 	buf_init(&f->body, cap);
-	f->over = f->nomem = 0;
-	f->errbuf[0] = '\0';
+	f->over = f->nomem = f->closing = 0;
+	f->errbuf[0] = f->reply[0] = '\0';
 	curl_easy_setopt(f->curl, CURLOPT_URL, url);
 	curl_easy_setopt(f->curl, CURLOPT_CUSTOMREQUEST, custom);
 	curl_easy_setopt(f->curl, CURLOPT_NOBODY, nobody ? 1L : 0L);
@@ -954,6 +962,7 @@ pop3_each(struct fetch *f, mailbox_fn fn, void *ctx, struct mailbox_stats *st,
 		struct herr e2;
 
 		herr_clear(&e2);
+		f->our_quit = 1;
 		if (fetch_perform(f, "", "QUIT", 1, RESPONSE_MAX, "QUIT", &e2) < 0) {
 			if (rc == 0)
 				herr_set(err, EX_TEMPFAIL, e2.where, "%s; so the %zu messages "

@@ -28,6 +28,7 @@
  */
 #include "herald/report.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +182,43 @@ oom:
 	return herr_set(err, EX_OSERR, NULL, "out of memory");
 }
 
+/* Failures by class and reason, with one example of what the remote
+ * side said (the most recent). */
+#define REPORT_REASONS_MAX_SQL "32" /* = REPORT_REASONS_MAX */
+static const char reasons_sql[] =
+	"SELECT class, reason, count(DISTINCT ifnull(subscriber_id, recipient)), "
+	"       (SELECT b2.status FROM bounces b2 WHERE b2.issue_id = ?1 AND b2.class = b.class "
+	"        AND b2.reason = b.reason ORDER BY b2.at DESC, b2.id DESC LIMIT 1), "
+	"       (SELECT b2.diagnostic FROM bounces b2 WHERE b2.issue_id = ?1 AND b2.class = b.class "
+	"        AND b2.reason = b.reason ORDER BY b2.at DESC, b2.id DESC LIMIT 1) "
+	"FROM bounces b WHERE issue_id = ?1 GROUP BY class, reason "
+	"ORDER BY 3 DESC, class, reason LIMIT " REPORT_REASONS_MAX_SQL;
+
+static int
+load_reasons(sqlite3 *db, struct report *r, struct herr *err)
+{
+	struct report_reason *x;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (prepare(db, &st, reasons_sql, r->issue_id, 0, 0, err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->bounces.n_reasons < REPORT_REASONS_MAX) {
+		x = &r->bounces.reasons[r->bounces.n_reasons++];
+		snprintf(x->cls, sizeof x->cls, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(x->reason, sizeof x->reason, "%s", (const char *)sqlite3_column_text(st, 1));
+		x->count = sqlite3_column_int64(st, 2);
+		snprintf(x->status, sizeof x->status, "%s",
+		         sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "");
+		snprintf(x->diagnostic, sizeof x->diagnostic, "%s",
+		         sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "");
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_error(db, err, "count bounces by reason");
+	return 0;
+}
+
 static int
 load_series(sqlite3 *db, struct report *r, struct herr *err)
 {
@@ -277,6 +315,8 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 		return -1;
 	r->bounces.hard = v[0];
 	r->bounces.soft = v[1];
+	if (load_reasons(db, r, err) < 0)
+		return -1;
 
 	if (load_series(db, r, err) < 0)
 		return -1;

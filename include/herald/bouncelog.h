@@ -84,6 +84,24 @@ struct bouncelog_failure {
 int bouncelog_record(sqlite3 *db, const struct bouncelog_policy *pol,
                      const struct bouncelog_failure *f, int *marked, struct herr *err);
 
+/* A recorded failure, for `sub show` and `stats`. */
+struct bouncelog_entry {
+	long long   issue_id;      /* 0: unknown */
+	const char *recipient;
+	const char *source;        /* smtp, dsn, arf */
+	const char *cls;           /* hard, soft, complaint */
+	const char *reason;
+	const char *status;
+	int         reply_code;
+	const char *diagnostic;
+	long long   at;
+};
+/* The newest `limit` failures of a subscriber (subscriber_id > 0) or of an
+ * issue (issue_id > 0), newest first.  fn returning non-zero stops. */
+int bouncelog_each(sqlite3 *db, long long subscriber_id, long long issue_id, int limit,
+                   int (*fn)(void *ctx, const struct bouncelog_entry *e), void *ctx,
+                   struct herr *err);
+
 /* The RFC 3463 code in an SMTP reply text ("550 5.1.1 <a@b>: ..." ->
  * "5.1.1"), or "" when it has none. */
 void bouncelog_status_from_reply(const char *reply, int code, char out[16]);

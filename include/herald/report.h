@@ -71,6 +71,17 @@ struct report_link {
 	long long  unique;  /* distinct subscribers among them */
 };
 
+/* Failures of one class and reason (bounces table: DSNs, ARF reports and
+ * rejections at SMTP time alike). */
+#define REPORT_REASONS_MAX 32
+struct report_reason {
+	char      cls[12];         /* hard, soft, complaint */
+	char      reason[32];      /* sisimai vocabulary */
+	long long count;           /* recipients */
+	char      status[16];      /* an example enhanced status code, "" if none */
+	char      diagnostic[256]; /* an example diagnostic text, "" if none */
+};
+
 struct report {
 	long long            issue_id;
 	struct ledger_counts deliveries; /* by status, and .total = recipients */
@@ -86,6 +97,8 @@ struct report {
 	long long unsubscribes;
 	struct {
 		long long hard, soft, complaints;
+		struct report_reason reasons[REPORT_REASONS_MAX]; /* most frequent first */
+		size_t n_reasons;
 	} bounces;
 	struct {
 		double open, click, click_to_open, unsubscribe, complaint, bounce;

@@ -101,6 +101,12 @@ print_text(const struct issue *is, const struct report *r)
 	text_row("unsubscribes", r->unsubscribes);
 	printf("  %-14s %8lld  hard, %lld soft\n", "bounces", r->bounces.hard, r->bounces.soft);
 	text_row("complaints", r->bounces.complaints);
+	for (i = 0; i < r->bounces.n_reasons; i++) {
+		const struct report_reason *x = &r->bounces.reasons[i];
+
+		printf("    %-9s %-15s %6lld  %-7s %s\n", x->cls, x->reason, x->count,
+		       x->status[0] ? x->status : "-", x->diagnostic);
+	}
 	printf("\n");
 	text_rate("open rate", r->rates.open, "unique human opens / delivered");
 	text_rate("click rate", r->rates.click, "unique clicks / delivered");
@@ -116,7 +122,7 @@ static int
 print_json(const struct issue *is, const struct report *r)
 {
 	const struct ledger_counts *c = &r->deliveries;
-	json_t *links, *j;
+	json_t *links, *reasons, *j;
 	size_t i;
 	int rc;
 
@@ -133,12 +139,28 @@ print_json(const struct issue *is, const struct report *r)
 			return cmd_print_json(NULL);
 		}
 	}
+	if (!(reasons = json_array())) {
+		json_decref(links);
+		return cmd_print_json(NULL);
+	}
+	for (i = 0; i < r->bounces.n_reasons; i++) {
+		const struct report_reason *x = &r->bounces.reasons[i];
+
+		if (json_array_append_new(reasons, json_pack("{s:s, s:s, s:I, s:s, s:s}",
+		                          "class", x->cls, "reason", x->reason,
+		                          "count", (json_int_t)x->count, "status", x->status,
+		                          "diagnostic", x->diagnostic)) < 0) {
+			json_decref(links);
+			json_decref(reasons);
+			return cmd_print_json(NULL);
+		}
+	}
 	j = json_pack("{s:{s:I, s:s, s:s}, s:I,"
 	              " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	              " s:{s:I, s:I, s:I, s:I},"
 	              " s:{s:I, s:I, s:o},"
 	              " s:I,"
-	              " s:{s:I, s:I, s:I},"
+	              " s:{s:I, s:I, s:I, s:o},"
 	              " s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
 	              "issue", "id", (json_int_t)is->id, "subject", is->subject,
 	              "status", is->status,
@@ -156,7 +178,7 @@ print_json(const struct issue *is, const struct report *r)
 	              "unsubscribes", (json_int_t)r->unsubscribes,
 	              "bounces", "hard", (json_int_t)r->bounces.hard,
 	              "soft", (json_int_t)r->bounces.soft,
-	              "complaints", (json_int_t)r->bounces.complaints,
+	              "complaints", (json_int_t)r->bounces.complaints, "reasons", reasons,
 	              "rates", "open_rate", round4(r->rates.open),
 	              "click_rate", round4(r->rates.click),
 	              "click_to_open_rate", round4(r->rates.click_to_open),
@@ -164,7 +186,7 @@ print_json(const struct issue *is, const struct report *r)
 	              "complaint_rate", round4(r->rates.complaint),
 	              "bounce_rate", round4(r->rates.bounce));
 	if (!j)
-		return cmd_print_json(NULL); /* json_pack released `links` */
+		return cmd_print_json(NULL); /* json_pack released `links` and `reasons` */
 	/* Not cmd_print_json(): its default precision prints 0.1234 as
 	 * 0.12340000000000001; 10 digits show every rounded rate exactly. */
 	rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
@@ -520,6 +542,27 @@ h_page(struct html *h, const struct issue *is, const struct report *r)
 			h_addf(h, "</code></td><td class=\"n\" data-key=\"total\">%lld</td>"
 			       "<td class=\"n\" data-key=\"unique\">%lld</td></tr>\n", l->total,
 			       l->unique);
+		}
+		h_add(h, "</tbody>\n</table>\n");
+	}
+	if (r->bounces.n_reasons) {
+		h_add(h, "<h2>Bounces and complaints by reason</h2>\n<table class=\"reasons\">\n"
+		      "<thead><tr><th scope=\"col\">Class</th><th scope=\"col\">Reason</th>"
+		      "<th scope=\"col\">Recipients</th><th scope=\"col\">Status</th>"
+		      "<th scope=\"col\">What the receiving server said (latest)</th></tr></thead>\n"
+		      "<tbody>\n");
+		for (i = 0; i < r->bounces.n_reasons; i++) {
+			const struct report_reason *x = &r->bounces.reasons[i];
+
+			h_add(h, "<tr><td>");
+			h_esc(h, x->cls);
+			h_add(h, "</td><td>");
+			h_esc(h, x->reason);
+			h_addf(h, "</td><td class=\"n\">%lld</td><td><code>", x->count);
+			h_esc(h, x->status[0] ? x->status : "-");
+			h_add(h, "</code></td><td>");
+			h_esc(h, x->diagnostic);
+			h_add(h, "</td></tr>\n");
 		}
 		h_add(h, "</tbody>\n</table>\n");
 	}

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "herald/bouncelog.h"
 #include "herald/cmd.h"
 #include "herald/csvimport.h"
 #include "herald/db.h"
 #include "herald/list.h"
 #include "herald/subscriber.h"
+#include "herald/suppress.h"
 
 const char cmd_sub_usage[] =
 	"usage: herald sub add ADDR --list NAME [--name N] [--attr K=V]... [--unconfirmed]\n"
@@ -262,14 +264,49 @@ add_delivery(void *ctx, const struct delivery_info *d)
 	return 0;
 }
 
+/* The identity key of a stored address (address.h); the address itself if
+ * it no longer parses (it did when it was stored). */
+static const char *
+key_of(const char *email)
+{
+	static struct address a;
+	struct herr ignored;
+
+	return address_parse(email, &a, &ignored) == 0 ? a.key : email;
+}
+
+static int
+add_bounce(void *ctx, const struct bouncelog_entry *e)
+{
+	json_t *arr = ((json_t **)ctx)[0];
+	char t[32], code[8] = "";
+
+	if (arr)
+		return json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I}",
+		        "issue", (json_int_t)e->issue_id, "recipient", e->recipient,
+		        "source", e->source, "class", e->cls, "reason", e->reason,
+		        "status", e->status, "reply_code", e->reply_code,
+		        "diagnostic", e->diagnostic, "at", (json_int_t)e->at));
+	if (e->reply_code)
+		snprintf(code, sizeof code, "%d ", e->reply_code);
+	printf("  %s  %-9s %-15s %-4s %s%-7s", cmd_time(e->at, t, sizeof t), e->cls, e->reason,
+	       e->source, code, e->status[0] ? e->status : "-");
+	if (e->issue_id)
+		printf(" issue #%lld", e->issue_id);
+	putchar('\n');
+	if (e->diagnostic[0])
+		printf("      %s\n", e->diagnostic);
+	return 0;
+}
+
 static int
 sub_show(int argc, char **argv, struct cmd_env *env)
 {
 	struct subscriber s;
 	const char *addr = NULL;
-	json_t *obj = NULL, *subs = NULL, *dels = NULL;
-	char t[32];
-	int i, json = 0, ret = -1;
+	json_t *obj = NULL, *subs = NULL, *dels = NULL, *bounces = NULL;
+	char t[32], hit[SUPPRESS_PATTERN_MAX];
+	int i, json = 0, ret = -1, suppressed = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -283,15 +320,20 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 		return cmd_usage_error(cmd_sub_usage, "sub show needs an ADDR");
 	if (subscriber_get(env->db, addr, &s, &env->err) < 0)
 		return -1;
+	if ((suppressed = suppress_check(env->db, key_of(s.email), hit, &env->err)) < 0)
+		goto out;
 	if (json) {
 		subs = json_array();
 		dels = json_array();
-		if (!subs || !dels)
+		bounces = json_array();
+		if (!subs || !dels || !bounces)
 			goto oom;
 	} else {
 		printf("email       %s\n", s.email);
 		printf("name        %s\n", s.name[0] ? s.name : "-");
 		printf("status      %s\n", s.status);
+		if (suppressed)
+			printf("suppressed  yes (%s)\n", hit);
 		printf("attributes  %s\n", s.attributes);
 		printf("created     %s\n", cmd_time(s.created_at, t, sizeof t));
 		printf("lists:\n");
@@ -302,14 +344,19 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 		printf("recent deliveries:\n");
 	if (subscriber_each_delivery(env->db, s.id, 20, add_delivery, &dels, &env->err) < 0)
 		goto out;
+	if (!json)
+		printf("bounces and complaints:\n");
+	if (bouncelog_each(env->db, s.id, 0, 20, add_bounce, &bounces, &env->err) < 0)
+		goto out;
 	if (json) {
-		obj = json_pack("{s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o}",
+		obj = json_pack("{s:I, s:s, s:s, s:s, s:s?, s:o, s:I, s:I, s:o, s:o, s:o}",
 		                "id", (json_int_t)s.id, "email", s.email, "name", s.name,
-		                "status", s.status, "attributes", attrs_json(s.attributes),
+		                "status", s.status, "suppressed", suppressed ? hit : NULL,
+		                "attributes", attrs_json(s.attributes),
 		                "created_at", (json_int_t)s.created_at,
 		                "updated_at", (json_int_t)s.updated_at,
-		                "subscriptions", subs, "deliveries", dels);
-		subs = dels = NULL;
+		                "subscriptions", subs, "deliveries", dels, "bounces", bounces);
+		subs = dels = bounces = NULL;
 		ret = cmd_print_json(obj);
 		goto out;
 	}
@@ -320,6 +367,7 @@ oom:
 out:
 	json_decref(subs);
 	json_decref(dels);
+	json_decref(bounces);
 	subscriber_clear(&s);
 	return ret;
 }

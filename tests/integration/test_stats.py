@@ -55,7 +55,7 @@ ZERO = {
                "links": [{"n": i + 1, "url": u, "total": 0, "unique": 0}
                          for i, u in enumerate(LINKS)]},
     "unsubscribes": 0,
-    "bounces": {"hard": 0, "soft": 0, "complaints": 0},
+    "bounces": {"hard": 0, "soft": 0, "complaints": 0, "reasons": []},
     "rates": {"open_rate": 0.0, "click_rate": 0.0, "click_to_open_rate": 0.0,
               "unsubscribe_rate": 0.0, "complaint_rate": 0.0, "bounce_rate": 0.0},
 }
@@ -261,6 +261,14 @@ def test_stats_report():
                       "bounce_rate": 0.4444},
         }
         st = stats_json(w, iid)
+        # the bounces table holds bad-1's rejection at SMTP time (the events
+        # above stand for DSNs without their table rows), classified by the
+        # same code that reads DSNs: 550 5.1.1 is a hard userunknown
+        reasons = st["bounces"].pop("reasons", None)
+        check(isinstance(reasons, list) and len(reasons) == 1, "reasons: %s", reasons)
+        check(reasons[0]["class"] == "hard" and reasons[0]["reason"] == "userunknown"
+              and reasons[0]["count"] == 1 and reasons[0]["status"] == "5.1.1"
+              and "user unknown" in reasons[0]["diagnostic"], "reason: %s", reasons[0])
         check(list(st) == list(want), "top-level keys %s", list(st))
         for k in want:
             check(st[k] == want[k], "%s: got %s, wanted %s", k, st[k], want[k])
@@ -280,6 +288,7 @@ def test_stats_report():
                     r"^    link 3 +0  total, 0 unique  %s$" % re.escape(LINKS[2]),
                     r"^  unsubscribes +2$", r"^  bounces +3  hard, 1 soft$",
                     r"^  complaints +1$",
+                    r"^    hard +userunknown +1  5\.1\.1 +550 5\.1\.1 .*user unknown$",
                     r"^  open rate +37\.5%  unique human opens / delivered$",
                     r"^  click rate +50\.0%", r"^  click-to-open +66\.7%",
                     r"^  unsubscribe rate +25\.0%", r"^  complaint rate +12\.5%",
@@ -290,6 +299,7 @@ def test_stats_report():
         path = os.path.join(w.root, "report.html")
         tz = {"TZ": "JST-9"}
         st2 = stats_json(w, iid, "--html", path, env=tz)
+        st2["bounces"].pop("reasons", None)
         check(st2 == st, "--json with --html differs")
         doc = open(path, encoding="utf-8").read()
         check(doc.startswith("<!DOCTYPE html>\n<html lang=\"en\">"), "doctype/lang: %r",

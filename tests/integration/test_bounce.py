@@ -1,0 +1,446 @@
+#!/usr/bin/python3
+"""test_bounce.py - returned mail, end to end: `herald bounce` and suppressions.
+
+The DSNs come from a real MTA: a private Postfix (tests/tools/postfix.py) on
+127.0.0.1 accepts herald's send for every @mx.test address and then bounces
+the ones with no mailbox, writing RFC 3464 reports to herald's VERP return
+path (bounces+TOKEN@bounce.test), which it delivers to a Maildir or pipes
+into `herald bounce`.  Complaints (ARF, RFC 5965), soft bounces and mails to
+the List-Unsubscribe mailto address are written here by hand, around
+messages herald really sent through tests/tools/smtpd.py.
+
+Checked: the subscriber stops receiving mail after a hard bounce; N soft
+bounces within the window do the same; a complaint unsubscribes from every
+list and suppresses the address; the same message read twice changes
+nothing; forged tokens change nothing; the exit status an MTA pipe needs (0,
+or 75 to retry); SMTP-time rejections land in the same table with reasons;
+`sub show` and `stats` show reason, status and diagnostic; suppressions are
+honoured by send, import and `sub add`.
+"""
+import email
+import email.policy
+import glob
+import json
+import os
+import pwd
+import re
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import World, check, run_tests, SOURCE_DIR, HERALD  # noqa: E402
+
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "tools"))
+import postfix  # noqa: E402
+
+def postfix_world(w, **options):
+    """Start a private Postfix for world `w` and point herald at it."""
+    pf = postfix.start(w.root, **options)
+    w.procs.append(_Stopper(pf))
+    w.set("smtp", url="smtp://127.0.0.1:%d" % pf.port, starttls="never")
+    w.set("sender", return_path="bounces@%s" % pf.bounce_domain)
+    return pf
+
+
+class _Stopper:
+    """Lets World.close() stop a Postfix with the other processes."""
+
+    def __init__(self, pf):
+        self.pf = pf
+
+    def kill(self):
+        self.pf.stop()
+
+    def poll(self):
+        return 0
+
+
+def status_of(w, addr):
+    rows = w.sql("SELECT status FROM subscribers WHERE email_key = ?", addr.lower())
+    return rows[0][0] if rows else None
+
+
+def recipients_of(w, iid):
+    return sorted(r[0] for r in w.sql(
+        "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+        "WHERE d.issue_id = ?", int(iid)))
+
+
+def test_real_postfix_dsn_from_maildir():
+    if postfix.available():
+        print("skip: %s" % postfix.available())
+        return
+    with World() as w:
+        w.init()
+        pf = postfix_world(w)
+        dom = pf.subscriber_domain
+        alice, gone1, gone2 = "alice@" + dom, "gone1@" + dom, "gone2@" + dom
+        w.subscribe([alice, gone1, gone2])
+        iid = w.new_issue(subject="First")
+        p = w.run("send", iid)
+        check(p.returncode == 0, "send: %s", p.stderr_text)
+        check(w.sql("SELECT count(*) FROM deliveries WHERE issue_id = ? AND status = 'sent'",
+                    int(iid))[0][0] == 3, "Postfix accepts all three at SMTP time")
+        pf.wait_for_mail(pf.user_maildir, 1, 20)
+        dsns = pf.wait_for_bounces(2, 30)
+        pf.wait_idle()
+        check(len(glob.glob(os.path.join(pf.bounce_maildir, "new", "*"))) == 2,
+              "two DSNs in the bounce Maildir")
+        first_dsn = open(dsns[0], "rb").read()
+
+        # --explain changes nothing and says what they are
+        before = w.dump()
+        p = w.ok("bounce", "--explain", *dsns)
+        lines = [json.loads(x) for x in p.stdout_text.splitlines()]
+        check(sorted(x["recipient"] for x in lines) == [gone1, gone2], "explain: %s", lines)
+        check(all(x["class"] == "hard" and x["reason"] == "userunknown" and
+                  x["status"] == "5.1.1" for x in lines), "explain: %s", lines)
+        check(w.dump() == before, "--explain wrote to the database")
+
+        p = w.ok("bounce", "--maildir", pf.bounce_maildir)
+        check(re.search(r"^read 2 messages: 2 bounces \(2 hard, 0 soft\)", p.stdout_text, re.M),
+              "summary: %r", p.stdout_text)
+        check(status_of(w, gone1) == "bounced" and status_of(w, gone2) == "bounced" and
+              status_of(w, alice) == "active", "statuses after the DSNs")
+        rows = w.sql("SELECT s.email, b.source, b.class, b.reason, b.status, b.issue_id, "
+                     "b.diagnostic FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id "
+                     "ORDER BY s.email")
+        check([r[:6] for r in rows] == [(gone1, "dsn", "hard", "userunknown", "5.1.1", int(iid)),
+                                        (gone2, "dsn", "hard", "userunknown", "5.1.1", int(iid))],
+              "bounces rows: %s", rows)
+        check(all("unknown user" in r[6] for r in rows), "diagnostic text: %s", rows)
+        check(not glob.glob(os.path.join(pf.bounce_maildir, "new", "*")) and
+              len(glob.glob(os.path.join(pf.bounce_maildir, "cur", "*:2,*"))) == 2,
+              "processed messages moved to cur/")
+
+        # read again: nothing new; the same bytes piped in: a duplicate
+        p = w.ok("bounce", "--maildir", pf.bounce_maildir)
+        check(p.stdout_text.startswith("read 0 messages"), "second read: %r", p.stdout_text)
+        dump = w.dump()
+        p = w.run("bounce", input=first_dsn)
+        check(p.returncode == 0 and "duplicate" in p.stderr_text, "pipe of a duplicate: %s %r",
+              p.returncode, p.stderr_text)
+        check(w.dump() == dump, "a duplicate changed the database")
+
+        # who sees it: sub show and stats
+        show = w.ok("sub", "show", gone1).stdout_text
+        check(re.search(r"hard +userunknown +dsn +5\.1\.1 +issue #%s" % iid, show),
+              "sub show: %s", show)
+        check("unknown user" in show, "sub show lacks the diagnostic: %s", show)
+        st = json.loads(w.ok("stats", iid, "--json").stdout_text)
+        check(st["bounces"]["hard"] == 2 and st["bounces"]["reasons"][0]["reason"] ==
+              "userunknown" and st["bounces"]["reasons"][0]["count"] == 2, "stats: %s",
+              st["bounces"])
+
+        # the next issue goes to alice only
+        iid2 = w.new_issue(subject="Second")
+        w.ok("send", iid2)
+        check(recipients_of(w, iid2) == [alice], "second send: %s", recipients_of(w, iid2))
+
+
+def test_real_postfix_pipe():
+    """Postfix pipes the DSN into `herald bounce` itself (as nobody)."""
+    if postfix.available():
+        print("skip: %s" % postfix.available())
+        return
+    with World() as w:
+        w.init()
+        w.set("database", busy_timeout="10000")
+        conf = w.config
+        pf = postfix_world(w, pipe_command=[HERALD, "--config", conf, "bounce"])
+        dom = pf.subscriber_domain
+        w.subscribe(["alice@" + dom, "nobody-here@" + dom])
+        iid = w.new_issue(subject="Piped")
+        w.ok("send", iid)
+        # pipe(8) runs the command as nobody: herald's files must be theirs
+        # (not the instance's own directories, which Postfix checks)
+        nobody = pwd.getpwnam("nobody").pw_uid
+        for path in (w.root, w.config, w.db, w.db + ".secret"):
+            os.chown(path, nobody, -1)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            log = open(pf.log, errors="replace").read()
+            if re.search(r"status=sent \(delivered via \S+ service", log):
+                break
+            if re.search(r"status=(deferred|bounced).*bounce\.test", log):
+                break
+            time.sleep(0.2)
+        pf.wait_idle()
+        log = open(pf.log, errors="replace").read()
+        check(re.search(r"to=<bounces\+[A-Za-z0-9_-]+@bounce\.test>.*status=sent "
+                        r"\(delivered via \S+ service", log),
+              "the DSN was not piped into herald:\n%s", pf.log_tail())
+        check(status_of(w, "nobody-here@" + dom) == "bounced", "not marked bounced")
+        check(w.sql("SELECT source FROM inbound")[0][0] == "stdin", "inbound source")
+
+
+def sent_message(server, rcpt):
+    for ev, msg, raw in server.messages():
+        if rcpt in ev["rcpt_tos"]:
+            return ev, msg, raw
+    raise AssertionError("no message to %s" % rcpt)
+
+
+def arf_report(orig_raw, rcpt=None, redact_to=False):
+    """An RFC 5965 feedback report about `orig_raw` (the bytes herald sent)."""
+    head = orig_raw.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+    if redact_to:
+        head = re.sub(r"(?im)^To:.*$", "To: redacted@example.net", head)
+    fields = "Feedback-Type: abuse\r\nUser-Agent: SomeMailbox-FBL/1.0\r\nVersion: 1\r\n"
+    if rcpt:
+        fields += "Original-Rcpt-To: %s\r\n" % rcpt
+    fields += "Arrival-Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+    return ("From: feedback@fbl.example.net\r\n"
+            "To: fbl@example.org\r\n"
+            "Subject: Abuse report\r\n"
+            "Date: Thu, 26 Nov 2026 10:05:00 +0000\r\n"
+            "Message-ID: <arf-%d@fbl.example.net>\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n"
+            "\r\n--b1\r\nContent-Type: text/plain\r\n\r\n"
+            "This is an abuse report for a message received.\r\n"
+            "\r\n--b1\r\nContent-Type: message/feedback-report\r\n\r\n%s"
+            "\r\n--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n%s\r\n"
+            "\r\n--b1--\r\n" % (abs(hash(head)) % 100000, fields, head)).encode()
+
+
+def test_complaint_unsubscribes_everywhere():
+    with World() as w:
+        w.init()
+        server = w.smtp()
+        people = ["alice@example.org", "bob@example.org"]
+        w.subscribe(people, "newsletter")
+        w.subscribe(["alice@example.org"], "events")
+        iid = w.new_issue(subject="Complain about me")
+        w.ok("send", iid)
+        _, _, raw = sent_message(server, "alice@example.org")
+
+        # the report names nobody (To redacted, no Original-Rcpt-To): only
+        # the returned Message-ID says whose it is
+        p = w.run("bounce", input=arf_report(raw, redact_to=True))
+        check(p.returncode == 0, "bounce: %s %s", p.returncode, p.stderr_text)
+        check(status_of(w, "alice@example.org") == "complained", "alice not complained")
+        check(status_of(w, "bob@example.org") == "active", "bob touched")
+        subs = w.sql("SELECT l.name, sub.status FROM subscriptions sub JOIN lists l ON "
+                     "l.id = sub.list_id JOIN subscribers s ON s.id = sub.subscriber_id "
+                     "WHERE s.email_key = 'alice@example.org' ORDER BY l.name")
+        check(subs == [("events", "unsubscribed"), ("newsletter", "unsubscribed")],
+              "subscriptions: %s", subs)
+        check(w.sql("SELECT pattern, reason FROM suppressions") ==
+              [("alice@example.org", "complaint")], "suppression row")
+        ev = w.sql("SELECT issue_id FROM events WHERE kind = 'complaint'")
+        check(ev == [(int(iid),)], "complaint event: %s", ev)
+        st = json.loads(w.ok("stats", iid, "--json").stdout_text)
+        check(st["bounces"]["complaints"] == 1, "stats complaints: %s", st["bounces"])
+
+        # suppressed: not even an admin's sub add brings her back
+        p = w.run("sub", "add", "alice@example.org", "--list", "newsletter")
+        check(p.returncode == 65 and "suppressed" in p.stderr_text, "sub add: %s %r",
+              p.returncode, p.stderr_text)
+        iid2 = w.new_issue(subject="After")
+        w.ok("send", iid2)
+        check(recipients_of(w, iid2) == ["bob@example.org"], "second send")
+
+
+def dsn(rcpt, status, diag, envelope_to, orig_mid, action="failed", serial=0):
+    """A plain RFC 3464 report, as many MTAs write it."""
+    return ("From: MAILER-DAEMON@mx.example.net\r\n"
+            "To: %s\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\n"
+            "Date: Thu, 26 Nov 2026 10:%02d:00 +0000\r\n"
+            "Message-ID: <dsn-%d@mx.example.net>\r\n"
+            "Auto-Submitted: auto-replied\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"d1\"\r\n"
+            "\r\n--d1\r\nContent-Type: text/plain\r\n\r\nYour message could not be "
+            "delivered.\r\n"
+            "\r\n--d1\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+            "Final-Recipient: rfc822; %s\r\nAction: %s\r\nStatus: %s\r\n"
+            "Diagnostic-Code: smtp; %s\r\n"
+            "\r\n--d1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            "Message-ID: <%s>\r\nTo: %s\r\nSubject: x\r\n"
+            "\r\n--d1--\r\n" % (envelope_to, serial, serial, rcpt, action, status, diag,
+                                orig_mid, rcpt)).encode()
+
+
+def test_soft_bounces_policy_and_delayed():
+    with World() as w:
+        w.init()
+        w.set("bounce", soft_limit="2", soft_window="10d")
+        server = w.smtp()
+        w.subscribe(["bob@example.org", "carol@example.org"])
+        iid = w.new_issue(subject="Soft")
+        w.ok("send", iid)
+        ev, msg, _ = sent_message(server, "bob@example.org")
+        verp = ev["mail_from"]
+        check(re.match(r"^news\+[A-Za-z0-9_-]+@example\.org$", verp), "VERP sender %r", verp)
+        mid = msg["Message-ID"].strip("<>")
+
+        # "delayed" and auto-replies are ignored
+        w.ok("bounce", input=dsn("bob@example.org", "4.2.2", "452 4.2.2 mailbox full", verp, mid,
+                                 action="delayed", serial=1))
+        check(w.sql("SELECT count(*) FROM bounces")[0][0] == 0, "delayed recorded as a bounce")
+        check(w.sql("SELECT kind FROM inbound") == [("delayed",)], "inbound kind")
+
+        w.ok("bounce", input=dsn("bob@example.org", "4.2.2", "452 4.2.2 mailbox full", verp,
+                                 mid, serial=2))
+        check(status_of(w, "bob@example.org") == "active", "one soft bounce marks nobody")
+        w.ok("bounce", "--envelope-to", verp,
+             input=dsn("bob@example.org", "4.2.2", "552 5.2.2 quota exceeded", "x@example.org",
+                       mid, serial=3))
+        check(status_of(w, "bob@example.org") == "bounced", "two soft bounces in 10 days")
+        rows = w.sql("SELECT class, reason FROM bounces ORDER BY id")
+        check(rows == [("soft", "mailboxfull"), ("soft", "mailboxfull")], "rows: %s", rows)
+
+        # soft bounces older than the window do not count
+        p = w.run("--now", "2026-01-01T00:00:00Z", "bounce",
+                  input=dsn("carol@example.org", "4.2.2", "452 4.2.2 mailbox full",
+                            "x@example.org", "none@example.org", serial=4))
+        check(p.returncode == 0, "bounce --now: %s", p.stderr_text)
+        w.ok("bounce", input=dsn("carol@example.org", "4.2.2", "452 4.2.2 mailbox full",
+                                 "x@example.org", "none@example.org", serial=5))
+        check(status_of(w, "carol@example.org") == "active",
+              "a soft bounce outside the window counted")
+
+
+def test_forged_and_garbage():
+    with World() as w:
+        w.init()
+        w.set("database", busy_timeout="200")
+        server = w.smtp()
+        w.subscribe(["alice@example.org"])
+        iid = w.new_issue()
+        w.ok("send", iid)
+        ev, msg, raw = sent_message(server, "alice@example.org")
+        verp = ev["mail_from"]
+        local, dom = verp.split("@")
+        tok = local.split("+", 1)[1]
+        forged = "news+%s%s@%s" % (tok[:-1], "A" if tok[-1] != "A" else "B", dom)
+
+        # a forged token and an unknown recipient: recorded, nobody touched
+        before = w.sql("SELECT id, status FROM subscribers")
+        p = w.run("bounce", input=dsn("stranger@example.com", "5.1.1", "550 5.1.1 no such user",
+                                      forged, "1.1.deadbeef@example.org", serial=1))
+        check(p.returncode == 0, "forged: %s", p.stderr_text)
+        check(w.sql("SELECT id, status FROM subscribers") == before, "a forged DSN changed "
+              "a subscriber")
+        check(w.sql("SELECT subscriber_id, recipient FROM bounces") ==
+              [(None, "stranger@example.com")], "unmatched row")
+        # a forged Message-ID (wrong MAC) for alice's ids, no address: ignored
+        fake_mid = re.sub(r"\.[0-9a-f]{8}@", ".00000000@", msg["Message-ID"].strip("<>"))
+        w.ok("bounce", input=dsn("", "5.1.1", "550 5.1.1 no such user", "x@example.org",
+                                 fake_mid, serial=2))
+        check(status_of(w, "alice@example.org") == "active", "forged Message-ID believed")
+
+        # not mail at all: exit 0 (never bounce a bounce), recorded, logged
+        p = w.run("bounce", input=b"\x00\x01\x02 this is not a message\n")
+        check(p.returncode == 0, "garbage: exit %s", p.returncode)
+        check(w.sql("SELECT count(*) FROM inbound WHERE kind = 'unknown'")[0][0] >= 1,
+              "garbage not recorded")
+
+        # a busy database: 75, so the MTA retries; nothing written
+        n = w.sql("SELECT count(*) FROM inbound")[0][0]
+        con = sqlite3.connect(w.db, timeout=1)
+        con.execute("BEGIN EXCLUSIVE")
+        try:
+            p = w.run("bounce", input=dsn("alice@example.org", "5.1.1", "550 5.1.1 gone", verp,
+                                          "x@y.example", serial=3))
+        finally:
+            con.rollback()
+            con.close()
+        check(p.returncode == 75, "busy database: exit %s (%r)", p.returncode, p.stderr_text)
+        check(w.sql("SELECT count(*) FROM inbound")[0][0] == n, "written while busy")
+        check(status_of(w, "alice@example.org") == "active", "alice changed while busy")
+        # and the retry works
+        w.ok("bounce", input=dsn("alice@example.org", "5.1.1", "550 5.1.1 gone", verp,
+                                 "x@y.example", serial=3))
+        check(status_of(w, "alice@example.org") == "bounced", "retry after busy")
+
+
+def test_mailto_unsubscribe():
+    with World() as w:
+        w.init()
+        server = w.smtp()
+        w.subscribe(["alice@example.org"])
+        iid = w.new_issue()
+        w.ok("send", iid)
+        _, msg, _ = sent_message(server, "alice@example.org")
+        m = re.search(r"<mailto:([^>?]+)>", str(msg["List-Unsubscribe"]))
+        check(m, "no mailto in List-Unsubscribe: %s", msg["List-Unsubscribe"])
+        to = m.group(1)
+        mail = ("From: alice@example.org\r\nTo: %s\r\nSubject: unsubscribe\r\n"
+                "Message-ID: <u1@example.org>\r\n\r\nplease\r\n" % to).encode()
+        p = w.run("bounce", "--envelope-to", to, input=mail)
+        check(p.returncode == 0, "%s", p.stderr_text)
+        check(w.sql("SELECT status FROM subscriptions") == [("unsubscribed",)], "not unsubscribed")
+        check(w.sql("SELECT detail FROM events WHERE kind = 'unsubscribe'") ==
+              [('{"source":"mailto"}',)], "unsubscribe event")
+        check(status_of(w, "alice@example.org") == "active", "the person is not a bounce")
+
+
+def test_smtp_time_rejections_classified():
+    rules = [{"stage": "rcpt", "match": "^bad-", "reply": "550 5.1.1 <mailbox> user unknown"},
+             {"stage": "rcpt", "match": "^blk-",
+              "reply": "554 5.7.1 Service unavailable; client host blocked using a blocklist"}]
+    with World() as w:
+        w.init()
+        w.smtp(rules=rules)
+        w.subscribe(["ok@example.org", "bad-1@example.org", "blk-1@example.org"])
+        iid = w.new_issue()
+        w.ok("send", iid)
+        rows = w.sql("SELECT recipient, source, class, reason, status, reply_code FROM bounces "
+                     "ORDER BY recipient")
+        check(len(rows) == 2, "rows: %s", rows)
+        check(rows[0][:6] == ("bad-1@example.org", "smtp", "hard", "userunknown", "5.1.1", 550),
+              "550 5.1.1: %s", rows[0])
+        check(rows[1][:3] == ("blk-1@example.org", "smtp", "soft") and rows[1][3] == "blocked",
+              "554 5.7.1 blocklist: %s", rows[1])
+        check(status_of(w, "bad-1@example.org") == "bounced", "hard at SMTP time: not bounced")
+        check(status_of(w, "blk-1@example.org") == "active", "a block is about us, not them")
+
+
+def test_suppress_command_and_send():
+    with World() as w:
+        w.init()
+        server = w.smtp()
+        w.subscribe(["a@example.org", "b@lists.example.net", "c@example.org"])
+        p = w.ok("suppress", "add", "@LISTS.example.net", "C@example.org", "--note", "legal")
+        check("@LISTS.example.net: suppressed" in p.stdout_text, "%r", p.stdout_text)
+        ls = json.loads(w.ok("suppress", "ls", "--json").stdout_text)
+        check([(x["pattern"], x["reason"], x["note"]) for x in ls] ==
+              [("@lists.example.net", "manual", "legal"), ("c@example.org", "manual", "legal")],
+              "ls: %s", ls)
+        p = w.run("suppress", "add", "not an address")
+        check(p.returncode == 65, "bad pattern exit %s", p.returncode)
+        p = w.run("suppress", "add", "d@example.org", "@bad..domain")
+        check(p.returncode == 65 and len(w.sql("SELECT * FROM suppressions")) == 2,
+              "a bad pattern must leave nothing added")
+        iid = w.new_issue()
+        w.ok("send", iid)
+        check(recipients_of(w, iid) == ["a@example.org"], "send: %s", recipients_of(w, iid))
+        check(sorted(r for ev in server.events("accept") for r in ev["rcpt_tos"]) ==
+              ["a@example.org"], "server got mail for suppressed addresses")
+        imp = w.write("more.csv", "email\nx@lists.example.net\ny@example.org\n")
+        p = w.ok("sub", "import", "--list", "newsletter", imp)
+        check("1 added" in p.stdout_text and "1 skipped" in p.stdout_text, "%r", p.stdout_text)
+        show = w.ok("sub", "show", "c@example.org").stdout_text
+        check(re.search(r"^suppressed +yes \(c@example\.org\)$", show, re.M), "%s", show)
+        w.ok("suppress", "rm", "c@example.org")
+        iid2 = w.new_issue()
+        w.ok("send", iid2)
+        check("c@example.org" in recipients_of(w, iid2), "rm did not lift the suppression")
+
+
+if __name__ == "__main__":
+    run_tests([
+        ("real_postfix_dsn_from_maildir", test_real_postfix_dsn_from_maildir),
+        ("real_postfix_pipe", test_real_postfix_pipe),
+        ("complaint_unsubscribes_everywhere", test_complaint_unsubscribes_everywhere),
+        ("soft_bounces_policy_and_delayed", test_soft_bounces_policy_and_delayed),
+        ("forged_and_garbage", test_forged_and_garbage),
+        ("mailto_unsubscribe", test_mailto_unsubscribe),
+        ("smtp_time_rejections_classified", test_smtp_time_rejections_classified),
+        ("suppress_command_and_send", test_suppress_command_and_send),
+    ])
