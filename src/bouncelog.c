@@ -18,6 +18,7 @@
 #include "herald/bouncelog.h"
 #include "herald/db.h"
 #include "herald/message.h"
+#include "herald/subscriber.h"
 #include "herald/suppress.h"
 
 /* Who a message belongs to, from its token or Message-ID (0: unknown). */
@@ -359,37 +360,25 @@ owner_fill(sqlite3 *db, struct owner *o, struct herr *err)
 	return 0;
 }
 
-/* A mail to the List-Unsubscribe mailto (RFC 2369): unsubscribe+TOKEN@. */
+/* A mail to the List-Unsubscribe mailto (RFC 2369): unsubscribe+TOKEN@.
+ * A list or subscription that is gone is not an error: nothing to do. */
 static int
 mailto_unsubscribe(sqlite3 *db, const struct token *t, struct bouncelog_outcome *out,
                    struct herr *err)
 {
-	sqlite3_stmt *st;
-	int n;
+	struct herr why;
+	int changed = 0;
 
-	if (db_prepare(db, &st,
-	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?3 "
-	               "WHERE list_id = ?1 AND subscriber_id = ?2 AND status != 'unsubscribed'",
-	               err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, (long long)t->list_id);
-	sqlite3_bind_int64(st, 2, (long long)t->subscriber_id);
-	sqlite3_bind_int64(st, 3, db_now());
-	if (step_done(db, st, "unsubscribe", err) < 0)
-		return -1;
-	if ((n = sqlite3_changes(db)) == 0)
-		return 0; /* already off the list, or the list is gone: idempotent */
-	out->unsubscribed += n;
-	if (db_prepare(db, &st,
-	               "INSERT INTO events (kind, subscriber_id, list_id, at, detail, issue_id) "
-	               "VALUES ('unsubscribe', ?1, ?2, ?3, json_object('source', 'mailto'), "
-	               "(SELECT id FROM issues WHERE id = ?4))", err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, (long long)t->subscriber_id);
-	sqlite3_bind_int64(st, 2, (long long)t->list_id);
-	sqlite3_bind_int64(st, 3, db_now());
-	sqlite3_bind_int64(st, 4, (long long)t->issue_id);
-	return step_done(db, st, "record unsubscribe", err);
+	herr_clear(&why);
+	if (subscription_unsubscribe_in(db, (long long)t->list_id, (long long)t->subscriber_id,
+	                                (long long)t->issue_id, "mailto", &changed, &why) < 0) {
+		if (why.code != EX_NOINPUT) {
+			*err = why;
+			return -1;
+		}
+	}
+	out->unsubscribed += changed;
+	return 0;
 }
 
 static int

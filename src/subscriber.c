@@ -389,52 +389,47 @@ subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id
 }
 
 int
-subscription_unsubscribe_issue(sqlite3 *db, long long list_id, long long subscriber_id,
-                               long long issue_id, const char *source, struct herr *err)
+subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber_id,
+                            long long issue_id, const char *source, int *changed,
+                            struct herr *err)
 {
 	sqlite3_stmt *st;
 	long long now = db_now();
-	int rc, changed;
+	int rc;
 
-	if (db_begin(db, err) < 0)
-		return -1;
+	*changed = 0;
 	if (db_prepare(db, &st,
 	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?3 "
 	               "WHERE list_id = ?1 AND subscriber_id = ?2 AND status != 'unsubscribed'",
 	               err) < 0)
-		goto fail;
+		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	sqlite3_bind_int64(st, 2, subscriber_id);
 	sqlite3_bind_int64(st, 3, now);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_error(db, err, "unsubscribe");
-		goto fail;
-	}
-	changed = sqlite3_changes(db);
-	if (!changed) {
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "unsubscribe");
+	if (!sqlite3_changes(db)) {
 		/* Either not on the list (an error) or already unsubscribed (fine:
 		 * unsubscribing must be idempotent, RFC 8058 §3.2). */
 		if (db_prepare(db, &st, "SELECT 1 FROM subscriptions WHERE list_id = ?1 "
 		               "AND subscriber_id = ?2", err) < 0)
-			goto fail;
+			return -1;
 		sqlite3_bind_int64(st, 1, list_id);
 		sqlite3_bind_int64(st, 2, subscriber_id);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
-		if (rc != SQLITE_ROW) {
-			herr_set(err, EX_NOINPUT, NULL, "not subscribed to that list");
-			goto fail;
-		}
-		db_rollback(db);
+		if (rc != SQLITE_ROW)
+			return herr_set(err, EX_NOINPUT, NULL, "not subscribed to that list");
 		return 0;
 	}
+	*changed = 1;
 	if (db_prepare(db, &st,
 	               "INSERT INTO events (kind, subscriber_id, list_id, at, detail, issue_id) "
 	               "VALUES ('unsubscribe', ?1, ?2, ?3, json_object('source', ?4), "
 	               "(SELECT id FROM issues WHERE id = ?5))", err) < 0)
-		goto fail;
+		return -1;
 	sqlite3_bind_int64(st, 1, subscriber_id);
 	sqlite3_bind_int64(st, 2, list_id);
 	sqlite3_bind_int64(st, 3, now);
@@ -442,14 +437,29 @@ subscription_unsubscribe_issue(sqlite3 *db, long long list_id, long long subscri
 	sqlite3_bind_int64(st, 5, issue_id);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_error(db, err, "record unsubscribe");
-		goto fail;
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "record unsubscribe");
+	return 0;
+}
+
+int
+subscription_unsubscribe_issue(sqlite3 *db, long long list_id, long long subscriber_id,
+                               long long issue_id, const char *source, struct herr *err)
+{
+	int changed;
+
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (subscription_unsubscribe_in(db, list_id, subscriber_id, issue_id, source, &changed,
+	                                err) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	if (!changed) {
+		db_rollback(db);
+		return 0;
 	}
 	return db_commit(db, err);
-fail:
-	db_rollback(db);
-	return -1;
 }
 
 int

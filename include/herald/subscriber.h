@@ -92,6 +92,11 @@ int subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscribe
  * web and mail paths know it from the token), so stats can count it. */
 int subscription_unsubscribe_issue(sqlite3 *db, long long list_id, long long subscriber_id,
                                    long long issue_id, const char *source, struct herr *err);
+/* The same inside the caller's transaction; *changed is 1 when the
+ * subscription ended now (0: it had already). */
+int subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber_id,
+                                long long issue_id, const char *source, int *changed,
+                                struct herr *err);
 
 /* Confirm a subscription (double opt-in) or take someone back who had
  * unsubscribed; records a 'confirm' or 'subscribe' event with `source`.
