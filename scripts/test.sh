@@ -21,7 +21,7 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON >/dev/nul
 cmake --build build-asan -j "$jobs"
 
 echo "== tests under ASan + UBSan"
-(cd build-asan && ctest -j "$jobs" --output-on-failure -LE valgrind)
+(cd build-asan && ctest -j "$jobs" --output-on-failure -LE "valgrind|fuzz")
 
 echo "== all tests"
 cd build && exec ctest -j "$jobs" --output-on-failure

@@ -23,7 +23,7 @@ CREATE TABLE inbound (
 	            CHECK (kind IN ('bounce', 'complaint', 'autoreply', 'delayed', 'delivered',
 	                            'unsubscribe', 'unknown')),
 	shape       TEXT NOT NULL DEFAULT '',
-	source      TEXT NOT NULL DEFAULT '',   -- stdin, maildir:NAME, imap:UID, pop3:N
+	source      TEXT NOT NULL DEFAULT '',   -- stdin, the Maildir file, or the message's URL
 	received_at INTEGER NOT NULL,
 	summary     TEXT NOT NULL DEFAULT ''
 );

@@ -146,6 +146,7 @@ maildir_read(const char *path, struct buf *b, unsigned long long *size, struct h
 	ssize_t n;
 	int fd, saved;
 
+	*size = 0;
 	buf_reset(b);
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -289,7 +290,6 @@ struct fetch {
 	int         refused;        /* fetch_socket() refused one */
 	size_t      max_message;
 	char        base[1024];     /* scheme://host:port/MAILBOX, no user info */
-	char        mailbox[256];   /* IMAP folder, decoded, for messages */
 	char        errbuf[CURL_ERROR_SIZE];
 	char        reply[200];     /* last line from the server, made printable */
 	enum phase  phase;          /* of the last command sent */
@@ -615,13 +615,6 @@ fetch_setup(struct fetch *f, const struct mailbox_opts *o, struct herr *err)
 			rc = herr_set(err, EX_OSERR, NULL, "out of memory");
 			goto out;
 		}
-	}
-	if (imap) {
-		char *dec = NULL;
-
-		if (curl_url_get(u, CURLUPART_PATH, &dec, CURLU_URLDECODE) == CURLUE_OK)
-			herr_show(f->mailbox, sizeof f->mailbox, dec + (dec[0] == '/'));
-		curl_free(dec);
 	}
 	if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK ||
 	    (size_t)snprintf(f->base, sizeof f->base, "%s", full) >= sizeof f->base) {
