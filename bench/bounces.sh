@@ -1,0 +1,107 @@
+#!/bin/bash
+# bounces.sh - how well herald reads real bounces: `herald bounce --explain`
+# over sisimai's set-of-emails sample, compared with sisimai's own verdicts
+# (issue 6).
+#
+# What it does, in order:
+#   1. finds the corpus: ../shared/bounces relative to the repository
+#      (*.eml and dos/*.eml, with expected.tsv: file, recipient, status,
+#      reason, hardbounce; see its DERIVATION.md).  No corpus: says so and
+#      exits 0, as the corpus is not part of the repository;
+#   2. builds herald (Release) in build-bench-bounces/, or uses $HERALD_BENCH_BUILD
+#      (a build directory) or $HERALD_BIN (a binary) as they are;
+#   3. runs `herald bounce --explain` once over every message (one
+#      process, so the time includes one start-up), timed;
+#   4. bench/bounce_agreement.py compares the JSON lines with expected.tsv
+#      and prints the agreement on recipient found, class (hard / soft /
+#      complaint / autoreply) and reason, the misses grouped by expected
+#      reason with their file names, and the time per message.
+# Exit status: 0 when it ran (whatever the figures), 1 when herald or the
+# comparison failed.  Nothing is written outside build-bench-bounces/ and $TMPDIR.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: bench/bounces.sh [--corpus DIR] [--misses-only] [--json]
+  --corpus DIR     the corpus directory (default ../shared/bounces from the repo)
+  --misses-only    print only the misses
+  --json           also print the figures as one JSON line at the end
+environment:
+  HERALD_BIN=PATH          use this herald binary
+  HERALD_BENCH_BUILD=DIR   use DIR/herald as built; do not configure or build
+EOF
+}
+
+cd "$(dirname "$0")/.."
+top=$(pwd)
+corpus="$top/../shared/bounces"
+extra=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--corpus) corpus=${2:?}; shift 2 ;;
+	--corpus=*) corpus=${1#*=}; shift ;;
+	--misses-only) extra+=(--misses-only); shift ;;
+	--json) extra+=(--json); shift ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "bounces.sh: unknown option '$1'" >&2; usage >&2; exit 64 ;;
+	esac
+done
+
+if [ ! -d "$corpus" ] || [ ! -f "$corpus/expected.tsv" ]; then
+	echo "bounces.sh: no corpus at $corpus (needs *.eml and expected.tsv); nothing to measure"
+	exit 0
+fi
+corpus=$(cd "$corpus" && pwd)
+
+if [ -n "${HERALD_BIN:-}" ]; then
+	herald=$HERALD_BIN
+elif [ -n "${HERALD_BENCH_BUILD:-}" ]; then
+	herald=$HERALD_BENCH_BUILD/herald
+else
+	echo "bounces.sh: building herald (Release) in build-bench-bounces/" >&2
+	cmake -S "$top" -B "$top/build-bench-bounces" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF >/dev/null
+	cmake --build "$top/build-bench-bounces" -j"$(nproc 2>/dev/null || echo 2)" --target herald >/dev/null
+	herald=$top/build-bench-bounces/herald
+fi
+if [ ! -x "$herald" ]; then
+	echo "bounces.sh: no herald binary at $herald" >&2
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/herald-bounces.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# File names relative to the corpus, as expected.tsv has them.
+cd "$corpus"
+files=()
+for f in *.eml dos/*.eml; do
+	[ -f "$f" ] && files+=("$f")
+done
+if [ ${#files[@]} -eq 0 ]; then
+	echo "bounces.sh: no *.eml in $corpus; nothing to measure"
+	exit 0
+fi
+
+# One run over everything, timed.  Exit 65 means some file was not a
+# message: reported on stderr, the comparison counts it as missed.
+start=$(date +%s.%N)
+set +e
+"$herald" bounce --explain "${files[@]}" >"$tmp/out.jsonl" 2>"$tmp/err.txt"
+rc=$?
+set -e
+end=$(date +%s.%N)
+if [ $rc -ne 0 ] && [ $rc -ne 65 ]; then
+	echo "bounces.sh: herald exited $rc" >&2
+	cat "$tmp/err.txt" >&2
+	exit 1
+fi
+if [ -s "$tmp/err.txt" ]; then
+	echo "herald reported on stderr:"
+	sed 's/^/  /' "$tmp/err.txt"
+fi
+bytes=$(cat "${files[@]}" | wc -c)
+
+/usr/bin/python3 "$top/bench/bounce_agreement.py" \
+	--expected "$corpus/expected.tsv" --output "$tmp/out.jsonl" \
+	--seconds "$(echo "$end - $start" | bc -l)" --messages ${#files[@]} --bytes "$bytes" \
+	"${extra[@]}"
