@@ -23,17 +23,32 @@
  *   4. The non-standard shapes, read as text: qmail ("Hi. This is the
  *      qmail-send program"), Exim ("  address\n    reason"), Sendmail
  *      (addresses and a session transcript), Exchange and Office 365,
- *      Gmail, Yahoo, Domino, Notes, ...  One scanner serves them all:
- *      an address at the start of a line (or after "delivered to:" and
- *      its kin) opens a recipient, the lines below it are its diagnostic;
- *      Exim's X-Failed-Recipients header, when present, is the list.
+ *      Gmail, Yahoo, Domino, Notes, ...  One scanner serves them all
+ *      (scan_blocks): an address at the start of a line (or after
+ *      "delivered to:" and its kin) opens a recipient, the lines below it
+ *      are its diagnostic; an address that is the sender's (a greeting)
+ *      is dropped; Exim's X-Failed-Recipients header is the list when the
+ *      text names no one else; a transcript (">>> RCPT To:<a>" then
+ *      "<<< 550 ...") gives the reply and the command.  The shape name
+ *      comes from the MTA's signature sentence (text_shape).
+ *   5. Nothing found: a report attached as message/rfc822 (a forwarded
+ *      bounce, a filter wrapping the DSN) is read the same way, two
+ *      levels at most; a DSN or daemon report that names no recipient
+ *      speaks of the returned message's To.
+ * A recipient's reason is bounce_classify()'s, from its status, reply
+ * code, diagnostic and the SMTP command found around it; the report's
+ * own words win where it has them (ARF: feedback, RFC 3834: vacation,
+ * PowerMTA's X-PowerMTA-BounceCategory, Google Groups' refusal to post).
  *
  * Invariants (the fuzz target tests/fuzz/fuzz_bounce.c leans on them):
  *   (1) any bytes: no crash, no hang; either -1 with an error or a report;
  *   (2) GMime never sees more than BOUNCE_MAX_NEST multipart or message
- *       Content-Type fields (the input is cut before the next one), and the
- *       walk below stops at BOUNCE_MAX_DEPTH: GMime's parser recurses per
- *       nesting level, so the cut bounds its stack;
+ *       Content-Type fields, nor more than BOUNCE_MAX_DELIMS lines that
+ *       could be boundary delimiters (the input is cut before the next
+ *       one), and the walk below stops at BOUNCE_MAX_DEPTH: GMime's parser
+ *       recurses per nesting level and builds an object per part, so the
+ *       cut bounds its stack and its memory (10 MB of empty parts would
+ *       otherwise be two million objects);
  *   (3) at most BOUNCE_MAX_RCPTS recipients; text examined is capped
  *       (BOUNCE_TEXT_MAX), so time is linear in the input;
  *   (4) every string in the report is valid UTF-8 (bytes that are not are
@@ -41,7 +56,6 @@
  *       is kept as raw bytes.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +70,7 @@
 #include "herald/utf8.h"
 
 #define BOUNCE_MAX_NEST   64        /* multipart/message Content-Types given to GMime */
+#define BOUNCE_MAX_DELIMS 4096      /* lines starting "--" given to GMime */
 #define BOUNCE_MAX_DEPTH  32        /* MIME levels walked */
 #define BOUNCE_MAX_RCPTS  1000
 #define BOUNCE_TEXT_MAX   (256 * 1024) /* human-readable text kept */
@@ -221,15 +236,19 @@ find_addr(const char *s, size_t n, size_t *at, size_t *alen)
 		l = a;
 		while (l > 0 && a - l < 128 && local_char((unsigned char)s[l - 1]))
 			l--;
-		/* A local part does not start or end with a dot. */
-		while (l < a && s[l] == '.')
+		/* A local part does not start with a dot; a quote or a
+		 * slash before it is the text's ("user 'a@b'", "/a@b"). */
+		while (l < a && (s[l] == '.' || s[l] == '\'' || s[l] == '`' || s[l] == '/'))
 			l++;
 		d = a + 1;
 		while (d < n && d - a < 256 && domain_char((unsigned char)s[d]))
 			d++;
 		while (d > a + 1 && (s[d - 1] == '.' || s[d - 1] == '-'))
 			d--;
-		if (l < a && d > a + 1 && isalnum((unsigned char)s[a + 1])) {
+		/* an internationalised domain (RFC 6533 utf-8 address type) may
+		 * start with a UTF-8 byte */
+		if (l < a && d > a + 1 &&
+		    (isalnum((unsigned char)s[a + 1]) || (unsigned char)s[a + 1] >= 0x80)) {
 			*at = l;
 			*alen = d - l;
 			return 1;
@@ -974,7 +993,7 @@ orig_marker(const char *s, size_t n)
 
 		while (k < ll && (l[k] == ' ' || l[k] == '\t'))
 			k++;
-		while (k < ll && (l[k] == '-' || l[k] == '=' || l[k] == '*' || l[k] == '_' || l[k] == '[')) {
+		while (k < ll && l[k] != '\0' && strchr("-=*_[", l[k]) != NULL) {
 			k++;
 			dashed = 1;
 		}
@@ -1008,27 +1027,28 @@ header_like(const char *l, size_t n)
 		"to", "from", "cc", "bcc", "subject", "date", "sent", "sender",
 		"reply-to", "return-path", "received", "message-id", "original sender",
 		"original-sender", "envelope-from", "x-", "in-reply-to", "references",
-		"delivered-to", "rcpt to", "mail from", "sent <<<", "received >>>",
-		"for", "by", "dkim-signature", "content-", "mime-version",
+		"delivered-to", "rcpt to", "mail from", "for", "by", "dkim-signature",
+		"content-", "mime-version",
 	};
 	size_t i;
 
+	/* Transcript lines: their addresses are read by scan_transcript(). */
+	if (ci_prefix(l, "sent <<<") || ci_prefix(l, "received >>>"))
+		return 1;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		size_t k = strlen(names[i]);
+		size_t k = strlen(names[i]), j;
 
-		if (n > k && strncasecmp(l, names[i], k) == 0) {
-			if (names[i][k - 1] == '-' || l[k] == ':' ||
-			    (names[i][k - 1] == '<' || names[i][k - 1] == '>'))
-				return 1;
-			if ((l[k] == ' ' || l[k] == '\t')) {
-				size_t j = k;
-
-				while (j < n && (l[j] == ' ' || l[j] == '\t'))
-					j++;
-				if (j < n && l[j] == ':')
-					return 1;
-			}
-		}
+		if (n <= k || strncasecmp(l, names[i], k) != 0)
+			continue;
+		j = k;
+		/* "X-Anything:", "Content-Type:" */
+		if (names[i][k - 1] == '-')
+			while (j < n && (isalnum((unsigned char)l[j]) || l[j] == '-'))
+				j++;
+		while (j < n && (l[j] == ' ' || l[j] == '\t'))
+			j++;
+		if (j < n && l[j] == ':')
+			return 1;
 	}
 	return 0;
 }
@@ -1080,7 +1100,12 @@ rcpt_line(const char *l, size_t n, char *addr, size_t size, size_t *rest, int *o
 			p += strlen(st);
 		while (p < n && l[p] == ' ')
 			p++;
+		/* Only "<a@b>... text" and "<a@b>: text", a reply about
+		 * that address; one that merely quotes an address
+		 * ("550 5.2.0 <a@b> From: ...") is a diagnostic. */
 		if (p < n && l[p] == '<' && find_addr(l + p, n - p, &at, &alen) && at == 1 &&
+		    p + 1 + alen + 2 <= n && (strncmp(l + p + 1 + alen, ">...", 4) == 0 ||
+		    strncmp(l + p + 1 + alen, ">:", 2) == 0) &&
 		    norm_addr(l + p + 1, alen, addr, size) == 0) {
 			*rest = p + 1 + alen;
 			*oneline = 1;
@@ -1120,7 +1145,8 @@ rcpt_line(const char *l, size_t n, char *addr, size_t size, size_t *rest, int *o
 	return 0;
 }
 
-/* A line of only rule characters ("-----", "=====", "*****"). */
+/* A rule ("-----", "=====", "*****"), or a heading that starts with one
+ * ("----- Transcript of session follows -----"): either ends a block. */
 static int
 rule_line(const char *l, size_t n)
 {
@@ -1130,7 +1156,7 @@ rule_line(const char *l, size_t n)
 		if (l[i] == '-' || l[i] == '=' || l[i] == '*' || l[i] == '_')
 			marks++;
 		else if (l[i] != ' ' && l[i] != '\t')
-			return marks >= 3 && i == 0 ? 0 : (marks >= 5 ? 1 : 0);
+			return marks >= 5;
 	}
 	return marks >= 3;
 }
@@ -1215,11 +1241,26 @@ scan_transcript(struct pctx *c, const char *s, size_t n, int add)
 	}
 }
 
+/* The text holds an SMTP reply code or an enhanced status code. */
+static int
+has_code(const struct buf *b)
+{
+	char st[16];
+
+	return find_reply(buf_str(b)) != 0 || find_status(buf_str(b), st, sizeof(st));
+}
+
 /*
  * The generic scanner: every recipient line opens a block; the lines
- * below it, up to an empty line that follows some text, a rule, or the
- * next recipient line, are its diagnostic.  `only_known`: do not add
- * recipients, only fill the ones there are.
+ * below it are its diagnostic, up to the next recipient line, a rule, or
+ * an empty line.  An empty line does not end a block that has no reply
+ * code yet (at most two more paragraphs are read: Gmail and Exchange put
+ * the server's reply a paragraph or two below the address) or that ends
+ * with a colon ("because:", "Technical details of permanent failure:").
+ * A line naming the current recipient again is part of its block.
+ * `only_known`: do not add recipients, only fill the ones there are;
+ * `into_ctx`: fill their context (the human part of a standard report)
+ * rather than their diagnostic.
  */
 static void
 scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ctx)
@@ -1227,6 +1268,7 @@ scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ct
 	size_t i = 0;
 	struct rw *cur = NULL;
 	struct buf *dst = NULL;
+	int paras = 0, blank = 0;
 
 	while (i < n) {
 		const char *nl = memchr(s + i, '\n', n - i);
@@ -1244,22 +1286,32 @@ scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ct
 
 			if (r == NULL && !only_known)
 				r = rcpt_add(c, addr);
-			if (r != NULL && (r != cur || (dst != NULL && dst->len == 0))) {
-				cur = r;
-				dst = into_ctx ? &r->ctx : &r->diag;
-				if (dst->len > 0)
-					dst = NULL; /* seen before: keep the first block */
-			} else if (r == NULL) {
+			if (r == NULL) {
 				cur = NULL;
 				dst = NULL;
 				continue;
 			}
+			if (r == cur) {
+				/* Named again before any other recipient:
+				 * still its block (Exchange repeats the
+				 * address above the server's reply). */
+				dst = into_ctx ? &r->ctx : &r->diag;
+				add_piece(dst, l, ll);
+				blank = 0;
+				paras = 0;
+				continue;
+			}
+			cur = r;
+			dst = into_ctx ? &r->ctx : &r->diag;
+			if (dst->len > 0)
+				dst = NULL; /* seen before: keep the first block */
+			paras = blank = 0;
 			if (dst != NULL && rest < ll) {
 				const char *t = l + rest;
-				size_t tl = ll - rest;
+				size_t tl = ll - rest, q;
 
 				/* "addr<mailto:addr>" (Outlook), "addr>:" */
-				while (tl > 0 && (*t == '>' || *t == ':' || *t == ' ' || *t == '"' || *t == '\t')) {
+				while (tl > 0 && *t != '\0' && strchr(">: \"\t", *t) != NULL) {
 					t++;
 					tl--;
 				}
@@ -1273,14 +1325,10 @@ scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ct
 				}
 				/* A full stop closing the sentence that named
 				 * the address is no diagnostic. */
-				{
-					size_t q;
-
-					for (q = 0; q < tl && !isalnum((unsigned char)t[q]); q++)
-						;
-					if (q < tl)
-						add_piece(dst, t, tl);
-				}
+				for (q = 0; q < tl && !isalnum((unsigned char)t[q]); q++)
+					;
+				if (q < tl)
+					add_piece(dst, t, tl);
 			}
 			/* Sendmail's "550 <a@b>... reason" is one line. */
 			if (oneline)
@@ -1290,9 +1338,11 @@ scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ct
 		if (dst == NULL)
 			continue;
 		if (ll == 0) {
-			/* "because:", "Reason:", "Technical details:" - the
-			 * text after the empty line is what they announce. */
-			if (dst->len > 0 && dst->data[dst->len - 1] != ':')
+			if (dst->len == 0 || blank)
+				continue;
+			if (dst->data[dst->len - 1] == ':' || (!has_code(dst) && paras < 2))
+				blank = 1;
+			else
 				dst = NULL;
 			continue;
 		}
@@ -1301,7 +1351,44 @@ scan_blocks(struct pctx *c, const char *s, size_t n, int only_known, int into_ct
 				dst = NULL;
 			continue;
 		}
+		if (blank) {
+			paras++;
+			blank = 0;
+		}
 		add_piece(dst, l, ll);
+	}
+}
+
+/* Last resort: a report that lists the envelope as "RCPT TO: a@b" among
+ * the message details (Apache James). */
+static void
+rcpt_to_lines(struct pctx *c, const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && c->n < BOUNCE_MAX_RCPTS) {
+		const char *nl = memchr(s + i, '\n', n - i);
+		size_t ll = nl != NULL ? (size_t)(nl - (s + i)) : n - i, k = 0, at, alen;
+		const char *l = s + i;
+		char addr[BOUNCE_ADDR_MAX];
+
+		i += ll + (nl != NULL);
+		while (k < ll && (l[k] == ' ' || l[k] == '\t'))
+			k++;
+		if (ll - k > 8 && strncasecmp(l + k, "rcpt to:", 8) == 0 &&
+		    find_addr(l + k + 8, ll - k - 8, &at, &alen) &&
+		    norm_addr(l + k + 8 + at, alen, addr, sizeof(addr)) == 0) {
+			struct rw *r = rcpt_get(c, addr);
+
+			/* The report's own text is the diagnostic. */
+			if (r != NULL && r->diag.len == 0) {
+				char *w = clean_line(s, n > 1024 ? 1024 : n);
+
+				if (w != NULL)
+					add_piece(&r->diag, w, strlen(w));
+				free(w);
+			}
+		}
 	}
 }
 
@@ -1476,13 +1563,14 @@ bounce_report_free(struct bounce_report *r)
 }
 
 /* Line ends to LF; a leading mbox "From " line dropped; the input cut
- * before the BOUNCE_MAX_NEST+1-th multipart/message Content-Type
- * (invariant 2).  Returns a malloc'd copy. */
+ * before the BOUNCE_MAX_NEST+1-th multipart/message Content-Type or the
+ * BOUNCE_MAX_DELIMS+1-th line starting "--" (invariant 2; what is lost is
+ * the end of the returned message).  Returns a malloc'd copy. */
 static char *
 normalise(const char *data, size_t len, size_t *outlen)
 {
 	char *o = malloc(len + 1);
-	size_t i = 0, j = 0, nest = 0;
+	size_t i = 0, j = 0, nest = 0, delims = 0;
 	int bol = 1;
 
 	if (o == NULL)
@@ -1500,6 +1588,9 @@ normalise(const char *data, size_t len, size_t *outlen)
 	for (; i < len; i++) {
 		char ch = data[i];
 
+		if (bol && ch == '-' && i + 1 < len && data[i + 1] == '-' &&
+		    ++delims > BOUNCE_MAX_DELIMS)
+			break;
 		if (bol && (ch == 'C' || ch == 'c') && len - i > 13 &&
 		    strncasecmp(data + i, "content-type:", 13) == 0) {
 			/* Look at this field and its continuation lines. */
@@ -1871,13 +1962,21 @@ read_report(struct pctx *c, GMimeMessage *m, struct origst *o, size_t *cut)
 	if (o->msgid[0] == '\0' && o->to[0] == '\0' && c->orighdr.len > 0)
 		(void)for_fields(buf_str(&c->orighdr), c->orighdr.len, 0, orig_field, o, NULL);
 	if (o->msgid[0] == '\0' && o->to[0] == '\0' && *cut < c->text.len) {
-		/* Quoted after the marker: from the line after it. */
-		const char *t = buf_str(&c->text) + *cut;
-		const char *nl = memchr(t, '\n', c->text.len - *cut);
+		/* Quoted after the marker: from the first header field in
+		 * the next few lines. */
+		const char *t = buf_str(&c->text) + *cut, *e = buf_str(&c->text) + c->text.len;
+		const char *nl = memchr(t, '\n', (size_t)(e - t));
+		int k;
 
-		if (nl != NULL)
-			(void)for_fields(nl + 1, c->text.len - *cut - (size_t)(nl + 1 - t), 0,
-			    orig_field, o, NULL);
+		for (k = 0; nl != NULL && k < 20; k++) {
+			const char *l = nl + 1;
+
+			if (l < e && looks_like_message(l, (size_t)(e - l))) {
+				(void)for_fields(l, (size_t)(e - l), 0, orig_field, o, NULL);
+				break;
+			}
+			nl = memchr(l, '\n', (size_t)(e - l));
+		}
 	}
 
 	/* 1. RFC 3464. */
@@ -1978,6 +2077,8 @@ read_report(struct pctx *c, GMimeMessage *m, struct origst *o, size_t *cut)
 			scan_blocks(c, buf_str(&c->text), *cut, 1, 0);
 	}
 	scan_transcript(c, buf_str(&c->text), *cut, c->n == 0);
+	if (c->n == 0)
+		rcpt_to_lines(c, buf_str(&c->text), *cut);
 	if (c->n > 0 && c->origtext.len > 0)
 		scan_transcript(c, buf_str(&c->origtext), c->origtext.len, 0);
 	if (c->n > 0)
@@ -2029,7 +2130,8 @@ bounce_parse(const char *data, size_t len, const char *envelope_to,
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	if (nlen == 0 || !looks_like_message(norm, nlen)) {
 		free(norm);
-		return herr_set(err, EX_DATAERR, NULL, "not a mail message: no header field at the start");
+		return herr_set(err, EX_DATAERR, NULL,
+		    "not a mail message: no header field at the start");
 	}
 	rep = calloc(1, sizeof(*rep));
 	if (rep == NULL) {

@@ -10,24 +10,30 @@
  * SMTP transaction, so both land in the same table with the same words.
  *
  * The order of evidence (why it is not simply "status code first"):
+ *   0. A 2.X.Y code is a success: "delivered".
  *   1. A few phrases are decisive whatever the code says: they are what
  *      one MTA writes for one condition ("retry timeout exceeded", "I
- *      couldn't find any host named") and often come with a code that
- *      means something else (qmail reports a full mailbox as 5.1.1 or
- *      4.2.2 depending on the version).  Table `decisive`.
+ *      couldn't find any host named", RFC 7505's null MX) and often come
+ *      with a code that means something else (qmail reports a full
+ *      mailbox as 5.1.1).  Table `decisive`.
  *   2. Then the specific reasons are tried in a fixed order, each by its
- *      code (RFC 3463 §3, IANA registry) or by its phrases, under a
+ *      code (RFC 3463 §3, the IANA registry) or by its phrases, under a
  *      condition on the SMTP command where the command matters: a reply
- *      to RCPT speaks of the recipient, a reply to MAIL of the sender, a
- *      reply after DATA of the content.  `mailboxfull` comes first because
- *      a full mailbox is often sent with 5.1.1 or 5.2.0; `blocked` last
- *      because its phrases (a listed IP) are the vaguest.
+ *      to MAIL is about the sender ("rejected"), a reply to RCPT about the
+ *      recipient, a reply after DATA about the content - "User unknown"
+ *      said after DATA, or with no command known, is a filter speaking,
+ *      not a dead address.  `mailboxfull` comes first because a full
+ *      mailbox is often sent with 5.1.1 or 5.2.0; `blocked` last because
+ *      its phrases (a listed IP) are the vaguest.
  *   3. Then the generic reasons (policy, system, network, expiry), by
  *      phrase, then by code; a bare X.6.Y is content, a bare X.7.Y
- *      security; a reply code 50x/40x a syntax error.
+ *      security; a reply 50x/40x a syntax error, 551 a moved mailbox
+ *      (RFC 5321 §3.4), a refusal at the greeting or EHLO a block.
  *   4. Nothing matched: "onhold" when there was text to read, else
  *      "undefined".
  * Generic codes (X.0.0) carry no reason of their own and fall to the text.
+ * The order and the conditions follow sisimai's Sisimai::Reason classes,
+ * so results compare with its corpus; the code is herald's own.
  *
  * Class: hard for userunknown, hostunknown and hasmoved, and for
  * notaccept when the failure is permanent (5.x.x, or a 5yz reply, or no
@@ -36,10 +42,12 @@
  * dead, do not mail it again.
  *
  * Matching is on a folded copy of the text: ASCII lower case, runs of
- * white space as one space.  A phrase may contain '*', meaning "and
- * somewhere after that": "user * not found" matches "user joe was not
- * found".  Every phrase list below is herald's own, written from the
- * messages the MTAs named in the comments send.
+ * white space as one space, the code that a multi-line reply repeats on
+ * each line dropped after its first use.  A phrase may contain '*',
+ * meaning "and somewhere after that": "user * was not found" matches
+ * "user joe was not found".  The phrases are the words the MTAs named in
+ * the comments write; the lists are herald's, checked against the sisimai
+ * corpus (bench/bounces.sh).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -399,6 +407,7 @@ static const char *const p_rejected_not[] = {
 };
 static const char *const p_rejected[] = {
 	"sender rejected", "sender was rejected", "sender address rejected",
+	"please provide a valid from", "from: domain is invalid",
 	"sender email address rejected", "sender verify failed",
 	"sender is spammer", "sender not pre-approved", "invalid sender",
 	"sender domain is empty", "domain of sender address ",
@@ -693,6 +702,60 @@ fold(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
+/* Length of the RFC 3463 code at the start of `s` ("4.2.2" -> 5), or 0. */
+static size_t
+status_len(const char *s)
+{
+	size_t i = 2, d;
+
+	if ((s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+		return 0;
+	for (d = 0; isdigit((unsigned char)s[i]); d++)
+		i++;
+	if (d == 0 || d > 3 || s[i] != '.')
+		return 0;
+	i++;
+	for (d = 0; isdigit((unsigned char)s[i]); d++)
+		i++;
+	if (d == 0 || d > 3)
+		return 0;
+	return i;
+}
+
+/*
+ * A multi-line reply quoted as one line repeats its code on every line:
+ * "550-5.2.1 The user you are trying to contact is receiving mail at a
+ * rate that 550-5.2.1 prevents additional messages ...".  Keep the first
+ * code, drop the repeats, so that phrases read across the line breaks.
+ */
+static void
+drop_repeated_codes(const char *in, char *out)
+{
+	const char *r = in;
+	char *w = out;
+	int first = 1;
+
+	while (*r != '\0') {
+		if ((r == in || r[-1] == ' ') && r[0] >= '2' && r[0] <= '5' &&
+		    isdigit((unsigned char)r[1]) && isdigit((unsigned char)r[2]) &&
+		    (r[3] == '-' || r[3] == ' ')) {
+			size_t sl = status_len(r + 4);
+
+			if (r[3] == '-' || sl > 0) {
+				if (!first) {
+					r += 4 + sl;
+					while (*r == ' ')
+						r++;
+					continue;
+				}
+				first = 0;
+			}
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+}
+
 /* "5.1.1" when `s` starts with a well-formed RFC 3463 code (class 2, 4
  * or 5, subject and detail of 1 to 3 digits), else "". */
 static void
@@ -785,6 +848,22 @@ before_data(enum cmd c)
 	return c == C_CONN || c == C_EHLO || c == C_MAIL || c == C_RCPT;
 }
 
+/* The text says the sender was refused (and not the recipient). */
+static int
+sender_refused(const char *t)
+{
+	return text_has(t, R_REJECTED) &&
+	    !text_has_any(t, p_rejected_not, sizeof(p_rejected_not) / sizeof(p_rejected_not[0]));
+}
+
+/* 500-507 and 400-407: the command itself was not understood (RFC 5321
+ * §4.2.2), whatever it carried. */
+static int
+syntax_reply(int reply)
+{
+	return (reply > 500 && reply < 508) || (reply > 400 && reply < 408);
+}
+
 /*
  * Step 2: the specific reasons, in order, each by its code or its text.
  */
@@ -801,21 +880,24 @@ probe_specific(const char *st, enum rsn sr, int reply, const char *t, enum cmd c
 		return R_EXCEEDLIMIT;
 	if (reply == 525 || text_has(t, R_SUSPEND))
 		return R_SUSPEND;
-	/* 551: "user not local; please try <forward-path>" (RFC 5321). */
-	if (reply == 551 || text_has(t, R_HASMOVED))
+	if (text_has(t, R_HASMOVED))
 		return R_HASMOVED;
 	if (c != C_CONN && c != C_EHLO && text_has(t, R_NORELAYING))
 		return R_NORELAYING;
 	if (sr == R_AUTHFAILURE || text_has(t, R_AUTHFAILURE))
 		return R_AUTHFAILURE;
+	/* A refusal of MAIL FROM is a refusal of the sender, whatever the
+	 * reputation talk around it, unless the text blames the sending
+	 * host or asks for authentication. */
+	if (c == C_MAIL && !text_has(t, R_BLOCKED) && !text_has(t, R_REQUIREPTR) &&
+	    !text_has(t, R_SECURITYERROR) && !syntax_reply(reply))
+		return R_REJECTED;
 	if (sr == R_USERUNKNOWN) {
 		/* A 5.1.1 whose text speaks of something else (a relay
 		 * refusal, a block, the sender) is that something else. */
 		if (!text_has(t, R_NORELAYING) && !text_has(t, R_BLOCKED) &&
 		    !text_has(t, R_MAILBOXFULL) && !text_has(t, R_HASMOVED) &&
-		    !(text_has(t, R_REJECTED) &&
-		      !text_has_any(t, p_rejected_not, sizeof(p_rejected_not) / sizeof(p_rejected_not[0]))) &&
-		    !text_has(t, R_NOTACCEPT))
+		    !sender_refused(t) && !text_has(t, R_NOTACCEPT))
 			return R_USERUNKNOWN;
 	} else if (c == C_RCPT && text_has(t, R_USERUNKNOWN))
 		return R_USERUNKNOWN;
@@ -838,8 +920,7 @@ probe_specific(const char *st, enum rsn sr, int reply, const char *t, enum cmd c
 	}
 	if (sr == R_REJECTED)
 		return R_REJECTED;
-	if (text_has(t, R_REJECTED) &&
-	    !text_has_any(t, p_rejected_not, sizeof(p_rejected_not) / sizeof(p_rejected_not[0]))) {
+	if (sender_refused(t)) {
 		if (c == C_MAIL || (c == C_DATA && sr != R_USERUNKNOWN) ||
 		    sr == R_NONE || sr == R_SECURITYERROR || sr == R_SYSTEMERROR)
 			return R_REJECTED;
@@ -886,11 +967,14 @@ probe_generic(const char *st, enum rsn sr, int reply, const char *t, enum cmd c)
 	}
 	if (sr != R_NONE)
 		return sr;
+	/* 551: "user not local; please try <forward-path>" (RFC 5321). */
+	if (reply == 551)
+		return R_HASMOVED;
 	if (st[0] != '\0' && st[2] == '6')
 		return R_CONTENTERROR;
 	if (st[0] != '\0' && st[2] == '7')
 		return R_SECURITYERROR;
-	if ((reply > 500 && reply < 508) || (reply > 400 && reply < 408))
+	if (syntax_reply(reply))
 		return R_SYNTAXERROR;
 	/* Refused before any mail was offered: the sending host. */
 	if (c == C_EHLO || c == C_CONN)
@@ -921,20 +1005,25 @@ enum bounce_class
 bounce_classify(const char *status, int reply_code, const char *diagnostic,
     const char *smtp_command, const char **reason)
 {
-	char st[16], *t;
+	char st[16], *t, *raw;
 	enum rsn sr, r = R_NONE;
 	enum cmd c = parse_cmd(smtp_command);
 	size_t i;
 
 	t = malloc(REASON_TEXT_MAX);
-	if (t == NULL) {
+	raw = malloc(REASON_TEXT_MAX);
+	if (t == NULL || raw == NULL) {
+		free(t);
+		free(raw);
 		/* Out of memory: the code alone still says something. */
 		norm_status(status, st, sizeof(st));
 		r = status_reason(st);
 		*reason = rsn_name[r == R_NONE ? R_UNDEFINED : r];
 		return class_of(r, st, reply_code);
 	}
-	fold(diagnostic, t, REASON_TEXT_MAX);
+	fold(diagnostic, raw, REASON_TEXT_MAX);
+	drop_repeated_codes(raw, t);
+	free(raw);
 	norm_status(status, st, sizeof(st));
 	if (reply_code < 200 || reply_code > 599)
 		reply_code = 0;
