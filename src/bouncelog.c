@@ -504,7 +504,9 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 			o = tok_owner;
 		else if (owner_from_address(db, b->recipient, &o, err) < 0)
 			goto fail;
-		if (!o.subscriber_id && b->cls == BOUNCE_COMPLAINT && r->orig_to && *r->orig_to &&
+		/* Last: the To of the returned original (a report that names
+		 * nobody, or names an address herald does not know). */
+		if (!o.subscriber_id && n_fail == 1 && r->orig_to && *r->orig_to &&
 		    owner_from_address(db, r->orig_to, &o, err) < 0)
 			goto fail;
 		if (o.subscriber_id && !o.list_id && owner_fill(db, &o, err) < 0)

@@ -340,6 +340,37 @@ def test_forged_and_garbage():
         check(w.sql("SELECT count(*) FROM inbound WHERE kind = 'unknown'")[0][0] >= 1,
               "garbage not recorded")
 
+        # hostile shapes: 10 MB, MIME nested 300 deep, an unknown charset,
+        # cut off in the middle: each exits 0 with a line on stderr, and
+        # nothing is recorded against anybody
+        big = dsn("alice@example.org", "5.1.1", "550 5.1.1 gone", "x@example.org",
+                  "x@y.example", serial=9).replace(b"--d1--", b"--d1\r\nContent-Type: "
+                                                  b"text/plain\r\n\r\n" + b"x" * 10_000_000
+                                                  + b"\r\n--d1--")
+        nested = (b"MIME-Version: 1.0\r\n" + b"".join(
+            b"Content-Type: multipart/mixed; boundary=\"n%d\"\r\n\r\n--n%d\r\n" % (i, i)
+            for i in range(300)) + b"Content-Type: text/plain\r\n\r\nalice@example.org\r\n")
+        charset = (b"From: MAILER-DAEMON@x.example\r\nSubject: =?x-nonsense?B?AAAA?=\r\n"
+                   b"Content-Type: text/plain; charset=x-nonsense\r\n\r\n\xff\xfe\x00 bad\r\n")
+        cut = dsn("alice@example.org", "5.1.1", "550 5.1.1 gone", "x@example.org",
+                  "x@y.example", serial=10)[:300]
+        for name, data in (("10 MB", big), ("nested", nested), ("charset", charset),
+                           ("truncated", cut)):
+            t0 = time.time()
+            p = w.run("bounce", input=data)
+            check(p.returncode == 0 and p.stderr_text.strip(), "%s: exit %s, stderr %r", name,
+                  p.returncode, p.stderr_text[:200])
+            check(time.time() - t0 < 30, "%s took %.1f s", name, time.time() - t0)
+        check(w.sql("SELECT count(*) FROM inbound")[0][0] == 7, "inbound rows: %s",
+              w.sql("SELECT kind, summary FROM inbound"))
+        # the 10 MB one is a real DSN for alice (hard): believed, as any DSN
+        # naming her address would be; the others name nobody usable
+        check(status_of(w, "alice@example.org") == "bounced", "10 MB DSN not read")
+        con0 = sqlite3.connect(w.db)
+        con0.execute("UPDATE subscribers SET status = 'active'")
+        con0.commit()
+        con0.close()
+
         # a busy database: 75, so the MTA retries; nothing written
         n = w.sql("SELECT count(*) FROM inbound")[0][0]
         con = sqlite3.connect(w.db, timeout=1)
