@@ -916,6 +916,21 @@ def test_unsubscribed_person_comes_back_through_confirmation():
     check(srv.stop() == 0, "serve exit status")
 
 
+def test_subscribe_suppressed_domain():
+    """A suppressed domain: the same page as for anyone (invariant 6), and
+    nothing is created and nothing mailed."""
+    setup()
+    S.w.ok("suppress", "add", "@suppressed.example")
+    srv = S.srv.url
+    n = len(S.smtp.events("accept"))
+    r = expect(form_post(srv + "/subscribe", email="new@suppressed.example", list="board"), 200)
+    check("Check your inbox" in r.text, "page %s", r.text[:1500])
+    check(not S.w.sql("SELECT id FROM subscribers WHERE email_key = 'new@suppressed.example'"),
+          "a suppressed address became a subscriber")
+    time.sleep(1)
+    check(len(S.smtp.events("accept")) == n, "a confirmation went to a suppressed address")
+
+
 def test_subscribe_refuses_header_injection():
     setup()
     srv = S.w.serve()
