@@ -28,6 +28,7 @@ enum {
 	CMD_NEED_CONFIG = 1 << 0, /* cli.c loads the config before the call */
 	CMD_NEED_DB     = 1 << 1, /* ... and opens (and migrates) the database */
 	CMD_BARE_EXPLAIN = 1 << 2, /* but not when the first argument is --explain */
+	CMD_MTA_PIPE    = 1 << 3, /* on stdin, set-up failures exit 75 (see cli.c) */
 };
 
 struct cmd_env {

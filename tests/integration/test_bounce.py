@@ -25,6 +25,7 @@ import os
 import pwd
 import re
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -370,6 +371,18 @@ def test_forged_and_garbage():
         con0.execute("UPDATE subscribers SET status = 'active'")
         con0.commit()
         con0.close()
+
+        # no config, or an unreadable database: still 75 for a pipe (78 or
+        # 66 would make the MTA bounce the bounce); --maildir says 66
+        msg = dsn("alice@example.org", "5.1.1", "550 5.1.1 gone", verp, "x@y.example",
+                  serial=11)
+        p = subprocess.run([HERALD, "--config", os.path.join(w.root, "missing.conf"), "bounce"],
+                           input=msg, capture_output=True, timeout=60)
+        check(p.returncode == 75 and b"the MTA will retry" in p.stderr, "no config: %s %r",
+              p.returncode, p.stderr)
+        p = subprocess.run([HERALD, "--config", os.path.join(w.root, "missing.conf"), "bounce",
+                            "--maildir", w.root], capture_output=True, timeout=60)
+        check(p.returncode == 66, "no config, --maildir: %s", p.returncode)
 
         # a busy database: 75, so the MTA retries; nothing written
         n = w.sql("SELECT count(*) FROM inbound")[0][0]
