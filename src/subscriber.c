@@ -375,6 +375,25 @@ subscriber_remove(sqlite3 *db, long long id, struct herr *err)
 }
 
 int
+subscriber_set_status(sqlite3 *db, long long id, const char *status, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st, "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1",
+	               err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "set subscriber status");
+	return 0;
+}
+
+int
 subscriber_block(sqlite3 *db, long long id, struct herr *err)
 {
 	return exec_id(db, "UPDATE subscribers SET status = 'blocklisted', updated_at = ?2 "

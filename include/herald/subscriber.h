@@ -81,6 +81,8 @@ int subscriber_get(sqlite3 *db, const char *addr, struct subscriber *out, struct
 int subscriber_remove(sqlite3 *db, long long id, struct herr *err);
 
 /* Set the global status to blocklisted: no list mails them again. */
+/* Set the global status: active, blocklisted, bounced or complained. */
+int subscriber_set_status(sqlite3 *db, long long id, const char *status, struct herr *err);
 int subscriber_block(sqlite3 *db, long long id, struct herr *err);
 
 /* Mark the subscription unsubscribed and record an 'unsubscribe' event with

@@ -25,6 +25,7 @@ const char cmd_sub_usage[] =
 	"       herald sub rm ADDR\n"
 	"       herald sub unsubscribe ADDR --list NAME\n"
 	"       herald sub block ADDR\n"
+	"       herald sub reactivate ADDR\n"
 	"       herald sub import --list NAME FILE.csv [--dry-run] [--unconfirmed]\n"
 	"       herald sub export --list NAME [--status S]\n"
 	"\n"
@@ -410,6 +411,38 @@ sub_block(int argc, char **argv, struct cmd_env *env)
 	return 0;
 }
 
+/* Undo `block` or a bounce (the mailbox works again): the person is active,
+ * their subscriptions as they were.  Not while the address is suppressed:
+ * a complaint is lifted with `suppress rm` first, on purpose. */
+static int
+sub_reactivate(int argc, char **argv, struct cmd_env *env)
+{
+	struct subscriber s;
+	char hit[SUPPRESS_PATTERN_MAX];
+	int rc;
+
+	if (argc != 2)
+		return cmd_usage_error(cmd_sub_usage, "sub reactivate needs exactly one ADDR");
+	if (subscriber_get(env->db, argv[1], &s, &env->err) < 0)
+		return -1;
+	if ((rc = suppress_check(env->db, key_of(s.email), hit, &env->err)) != 0) {
+		if (rc > 0)
+			herr_set(&env->err, EX_DATAERR, s.email,
+			         "suppressed by '%s'; lift that first with 'herald suppress rm %s'",
+			         hit, hit);
+		subscriber_clear(&s);
+		return -1;
+	}
+	if (subscriber_set_status(env->db, s.id, "active", &env->err) < 0) {
+		subscriber_clear(&s);
+		return -1;
+	}
+	if (!env->quiet)
+		printf("%s: %s, now active\n", s.email, s.status);
+	subscriber_clear(&s);
+	return 0;
+}
+
 static int
 sub_unsubscribe(int argc, char **argv, struct cmd_env *env)
 {
@@ -693,6 +726,7 @@ cmd_sub(int argc, char **argv, struct cmd_env *env)
 	} verbs[] = {
 		{ "add", sub_add }, { "ls", sub_ls }, { "show", sub_show }, { "rm", sub_rm },
 		{ "unsubscribe", sub_unsubscribe }, { "block", sub_block },
+		{ "reactivate", sub_reactivate },
 		{ "import", sub_import }, { "export", sub_export },
 	};
 	size_t i;

@@ -139,6 +139,13 @@ def test_real_postfix_dsn_from_maildir():
         w.ok("send", iid2)
         check(recipients_of(w, iid2) == [alice], "second send: %s", recipients_of(w, iid2))
 
+        # an admin takes gone1 back (the mailbox exists again)
+        p = w.ok("sub", "reactivate", gone1)
+        check("bounced, now active" in p.stdout_text, "reactivate: %r", p.stdout_text)
+        iid3 = w.new_issue(subject="Third")
+        w.ok("send", iid3)
+        check(recipients_of(w, iid3) == [alice, gone1], "third send: %s", recipients_of(w, iid3))
+
 
 def test_real_postfix_pipe():
     """Postfix pipes the DSN into `herald bounce` itself (as nobody)."""
@@ -235,10 +242,14 @@ def test_complaint_unsubscribes_everywhere():
         st = json.loads(w.ok("stats", iid, "--json").stdout_text)
         check(st["bounces"]["complaints"] == 1, "stats complaints: %s", st["bounces"])
 
-        # suppressed: not even an admin's sub add brings her back
+        # suppressed: not even an admin's sub add or reactivate brings her back
         p = w.run("sub", "add", "alice@example.org", "--list", "newsletter")
         check(p.returncode == 65 and "suppressed" in p.stderr_text, "sub add: %s %r",
               p.returncode, p.stderr_text)
+        p = w.run("sub", "reactivate", "alice@example.org")
+        check(p.returncode == 65 and "suppress rm" in p.stderr_text, "reactivate: %s %r",
+              p.returncode, p.stderr_text)
+        check(status_of(w, "alice@example.org") == "complained", "reactivated anyway")
         iid2 = w.new_issue(subject="After")
         w.ok("send", iid2)
         check(recipients_of(w, iid2) == ["bob@example.org"], "second send")
