@@ -571,15 +571,17 @@ bouncelog_each(sqlite3 *db, long long subscriber_id, long long issue_id, int lim
 	struct bouncelog_entry e;
 	int rc, stop = 0;
 
-	if (db_prepare(db, &st,
-	               "SELECT ifnull(issue_id, 0), recipient, source, class, reason, status, "
-	               "ifnull(reply_code, 0), diagnostic, at FROM bounces "
-	               "WHERE (?1 > 0 AND subscriber_id = ?1) OR (?2 > 0 AND issue_id = ?2) "
-	               "ORDER BY at DESC, id DESC LIMIT ?3", err) < 0)
+	/* One statement per key, so each uses its index (an OR would scan). */
+#define BOUNCE_COLUMNS "SELECT ifnull(issue_id, 0), recipient, source, class, reason, " \
+	"status, ifnull(reply_code, 0), diagnostic, at FROM bounces "
+	if (db_prepare(db, &st, subscriber_id > 0
+	               ? BOUNCE_COLUMNS "WHERE subscriber_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2"
+	               : BOUNCE_COLUMNS "WHERE issue_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+	               err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, subscriber_id);
-	sqlite3_bind_int64(st, 2, issue_id);
-	sqlite3_bind_int(st, 3, limit);
+#undef BOUNCE_COLUMNS
+	sqlite3_bind_int64(st, 1, subscriber_id > 0 ? subscriber_id : issue_id);
+	sqlite3_bind_int(st, 2, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		e.issue_id = sqlite3_column_int64(st, 0);
 		e.recipient = (const char *)sqlite3_column_text(st, 1);
