@@ -31,8 +31,30 @@ echo "installing Debian packages:$missing" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# The tests start their own private Postfix and Dovecot on loopback ports;
+# installing the packages must not configure or start the system ones
+# (they would listen on every interface): Postfix gets "No configuration",
+# and a policy-rc.d that exits 101 tells invoke-rc.d to start nothing while
+# apt runs (Docker images ship one; it is only added, and removed again,
+# when missing).
+policy_added=0
+case "$missing" in
+*postfix*|*dovecot*)
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		$SUDO debconf-set-selections
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\n# scripts/deps.sh: no service starts during install\nexit 101\n' |
+			$SUDO tee /usr/sbin/policy-rc.d >/dev/null
+		$SUDO chmod 755 /usr/sbin/policy-rc.d
+		policy_added=1
+	fi
+	;;
+esac
 # Try without refreshing the package lists first; refresh once if needed.
+rc=0
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null ||
 	{ $SUDO apt-get update -q >/dev/null &&
-	  $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null; }
+	  $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null; } || rc=$?
+[ "$policy_added" = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+exit "$rc"
