@@ -263,7 +263,12 @@ cmd_bounce(int argc, char **argv, struct cmd_env *env)
 		return rc < 0 ? -1 : 0;
 	}
 
-	/* stdin: one message from an MTA. */
+	/* stdin: one message from an MTA.  A terminal is a person who forgot
+	 * the mode, not an MTA: say so rather than wait. */
+	if (isatty(STDIN_FILENO))
+		return cmd_usage_error(cmd_bounce_usage,
+		                       "bounce: reads one message on stdin (from an MTA pipe); "
+		                       "give it a message, --maildir, --fetch or --explain");
 	if (read_stdin(&data, &len, &too_big, &env->err) < 0)
 		goto tempfail;
 	if (too_big) {
