@@ -35,7 +35,9 @@
  *
  * IMAP (RFC 9051 / 3501), through libcurl: SELECT (done by libcurl for the
  * URL's mailbox), UID SEARCH UNDELETED (§6.4.4), per message UID FETCH n
- * (RFC822.SIZE) then UID FETCH n BODY[] (libcurl's ";UID=n" URL), after the
+ * (RFC822.SIZE FLAGS) then UID FETCH n BODY[] (libcurl's ";UID=n" URL; it has
+ * no BODY.PEEK[], so a message left in place gets its unread state back with
+ * -FLAGS (\Seen)), after the
  * callback UID STORE n +FLAGS.SILENT (\Deleted) (§6.4.6), and one EXPUNGE
  * (§6.4.3) at the end.  The STORE is the commit: a \Deleted message is never
  * fetched again even if the EXPUNGE is lost.  EXPUNGE removes every \Deleted
@@ -756,9 +758,10 @@ struct imap_size {
 	unsigned long uid;
 	unsigned long long size;
 	int found;
+	int seen;               /* \Seen before we fetched it */
 };
 
-/* "* 4 FETCH (UID 7 RFC822.SIZE 1234)", the items in any order */
+/* "* 4 FETCH (UID 7 RFC822.SIZE 1234 FLAGS (\Seen))", the items in any order */
 static int
 imap_size_line(void *ctx, const char *p, const char *end)
 {
@@ -779,6 +782,11 @@ imap_size_line(void *ctx, const char *p, const char *end)
 		return 0;
 	s->size = n;
 	s->found = 1;
+	for (q = p; q + 5 <= end; q++)
+		if (!strncasecmp(q, "\\Seen", 5)) {
+			s->seen = 1;
+			break;
+		}
 	return 0;
 }
 
@@ -801,11 +809,11 @@ imap_each(struct fetch *f, mailbox_fn fn, void *ctx, struct mailbox_stats *st,
 	if (uids.n)
 		qsort(uids.v, uids.n, sizeof *uids.v, numbers_cmp);
 	for (i = 0; i < uids.n; i++) {
-		struct imap_size sz = { uids.v[i], 0, 0 };
+		struct imap_size sz = { uids.v[i], 0, 0, 0 };
 
 		if (i && uids.v[i] == uids.v[i - 1])
 			continue;
-		snprintf(cmd, sizeof cmd, "UID FETCH %lu (UID RFC822.SIZE)", uids.v[i]);
+		snprintf(cmd, sizeof cmd, "UID FETCH %lu (UID RFC822.SIZE FLAGS)", uids.v[i]);
 		if (fetch_perform(f, "", cmd, 0, RESPONSE_MAX, "UID FETCH", err) < 0) {
 			rc = -1;
 			break;
@@ -829,6 +837,15 @@ imap_each(struct fetch *f, mailbox_fn fn, void *ctx, struct mailbox_stats *st,
 			continue;
 		}
 		r = call_fn(fn, ctx, name, f->body.data, f->body.len, err);
+		if (r != 0 && !sz.seen) {
+			/* BODY[] set \Seen (libcurl has no BODY.PEEK[]); a message
+			 * we leave goes back to unread for whoever reads the box.
+			 * Best effort: the message itself is safe either way. */
+			struct herr e2;
+
+			snprintf(cmd, sizeof cmd, "UID STORE %lu -FLAGS.SILENT (\\Seen)", uids.v[i]);
+			(void)fetch_perform(f, "", cmd, 0, RESPONSE_MAX, "UID STORE", &e2);
+		}
 		if (r == 1) {
 			st->left++;
 			continue;

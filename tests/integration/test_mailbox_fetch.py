@@ -376,12 +376,18 @@ def nothing_removed(proto):
             check(len(d.messages()) == len(held),
                   "messages removed though nothing was committed: %s", d.messages())
             check(not d.deleted(), "messages flagged \\Deleted: %s", d.deleted())
+            # IMAP: what was read but left is unread again (Maildir flag S),
+            # as before (POP3 has no flags; Dovecot marks RETR'd mail seen)
+            seen = [m for m in d.messages() if ":2," in m and "S" in m.rsplit(":2,", 1)[1]]
+            check(not seen or not proto.startswith("imap"), "messages left \\Seen: %s", seen)
             check(w.sql("SELECT count(*) FROM inbound")[0][0] == 0, "inbound rows written")
             # it failed mid-run, in the callback: a message was read, none deleted
             wire = "\n".join(d.rawlogs())
             if proto.startswith("imap"):
                 check(re.search(r"UID FETCH \d+ BODY\[\]", wire), "nothing read: %s", wire)
-                check("UID STORE" not in wire and "EXPUNGE" not in wire, "deleted: %s", wire)
+                check("\\Deleted" not in wire and "EXPUNGE" not in wire, "deleted: %s", wire)
+                check(re.search(r"UID STORE \d+ -FLAGS\.SILENT \(\\Seen\)", wire),
+                      "\\Seen not taken back: %s", wire)
             else:
                 check(re.search(r"RETR \d+", wire), "nothing read: %s", wire)
                 check("DELE" not in wire, "deleted: %s", wire)
