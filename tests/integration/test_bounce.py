@@ -24,6 +24,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -156,7 +157,12 @@ def test_real_postfix_pipe():
         w.init()
         w.set("database", busy_timeout="10000")
         conf = w.config
-        pf = postfix_world(w, pipe_command=[HERALD, "--config", conf, "bounce"])
+        # pipe(8) runs the command as nobody, who may not reach the build
+        # tree (a clone in a mode-0700 mktemp -d): a copy in the world
+        pipe_bin = os.path.join(w.root, "herald")
+        shutil.copy2(HERALD, pipe_bin)
+        os.chmod(pipe_bin, 0o755)
+        pf = postfix_world(w, pipe_command=[pipe_bin, "--config", conf, "bounce"])
         dom = pf.subscriber_domain
         w.subscribe(["alice@" + dom, "nobody-here@" + dom])
         iid = w.new_issue(subject="Piped")
