@@ -28,8 +28,9 @@ const struct cmd_def cmd_table[] = {
 	{ "dkim",   cmd_dkim,   0, "make DKIM keys and their DNS records", cmd_dkim_usage },
 	{ "stats",  cmd_stats,  CMD_NEED_CONFIG | CMD_NEED_DB, "show what happened to an issue", cmd_stats_usage },
 	{ "serve",  cmd_serve,  CMD_NEED_CONFIG | CMD_NEED_DB, "the subscriber web endpoint", cmd_serve_usage },
-	{ "bounce", cmd_bounce, CMD_NEED_CONFIG | CMD_NEED_DB | CMD_BARE_EXPLAIN | CMD_MTA_PIPE,
-	  "read returned mail: bounces, complaints", cmd_bounce_usage },
+	/* bounce sets itself up: --explain needs neither, and on stdin a
+	 * set-up failure must be 75 for the MTA (src/cmd/bounce.c) */
+	{ "bounce", cmd_bounce, 0, "read returned mail: bounces, complaints", cmd_bounce_usage },
 	{ "suppress", cmd_suppress, CMD_NEED_CONFIG | CMD_NEED_DB,
 	  "addresses and domains never to mail", cmd_suppress_usage },
 	{ NULL, NULL, 0, NULL, NULL },
@@ -76,27 +77,6 @@ report(struct cmd_env *env, const char *cmd)
 	else
 		fprintf(stderr, "herald %s: %s\n", cmd, e->msg);
 	return e->code ? e->code : EX_SOFTWARE;
-}
-
-/* A command an MTA pipes mail into (CMD_MTA_PIPE, reading stdin: none of
- * its other modes) must not fail for good before it has even read the
- * message: sendmail's convention (and Postfix's pipe(8)) turns 78 and most
- * others into a bounce of the bounce.  So a config or database problem
- * there is 75, and the MTA keeps the message until someone fixes it. */
-static int
-setup_failed(struct cmd_env *env, const struct cmd_def *cmd, int argc, char **argv)
-{
-	int rc = report(env, cmd->name), i;
-
-	if (!(cmd->flags & CMD_MTA_PIPE))
-		return rc;
-	for (i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--maildir") || !strcmp(argv[i], "--fetch"))
-			return rc;
-	if (rc != EX_TEMPFAIL)
-		fprintf(stderr, "herald %s: exit 75 instead of %d: the MTA will retry\n", cmd->name,
-		        rc);
-	return EX_TEMPFAIL;
 }
 
 static int
@@ -179,30 +159,14 @@ herald_main(int argc, char **argv)
 		return cmd_usage(cmd->usage, 0);
 
 	optind = 0; /* reset getopt for the command's own options (glibc) */
-	if ((cmd->flags & CMD_BARE_EXPLAIN) && argc > 1 && strcmp(argv[1], "--explain") == 0)
-		return cmd->fn(argc, argv, &env); /* reads files only: no config, no database */
-	if (cmd->flags & CMD_NEED_CONFIG) {
-		if (config_locate(env.config_arg, env.config_path, sizeof env.config_path,
-		                  &env.err) < 0)
-			return setup_failed(&env, cmd, argc, argv);
-		if (config_load(env.config_path, &env.cfg, &env.err) < 0) {
-			rc = setup_failed(&env, cmd, argc, argv);
-			config_free(&env.cfg);
-			return rc;
-		}
-	}
-	if (cmd->flags & CMD_NEED_DB) {
-		if (cmd_open_db(&env, 0) < 0) {
-			rc = setup_failed(&env, cmd, argc, argv);
-			config_free(&env.cfg);
-			return rc;
-		}
+	if (cmd_setup(&env, cmd->flags) < 0) {
+		rc = report(&env, cmd->name);
+		cmd_teardown(&env);
+		return rc;
 	}
 	rc = cmd->fn(argc, argv, &env);
 	if (rc < 0)
 		rc = report(&env, cmd->name);
-	db_close(env.db);
-	if (cmd->flags & CMD_NEED_CONFIG)
-		config_free(&env.cfg);
+	cmd_teardown(&env);
 	return rc;
 }

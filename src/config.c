@@ -824,8 +824,6 @@ config_smtp_password(const struct config_relay *c, char *out, size_t out_size,
                      struct herr *err)
 {
 	const char *v;
-	FILE *fp;
-	size_t n;
 
 	if (c->password_env) {
 		if (!(v = getenv(c->password_env)))
@@ -837,16 +835,24 @@ config_smtp_password(const struct config_relay *c, char *out, size_t out_size,
 		strcpy(out, v);
 		return 1;
 	}
-	if (c->password_file) {
-		if (!(fp = fopen(c->password_file, "r")))
-			return herr_set(err, EX_CONFIG, c->password_file,
-			                "cannot read password_file: %s", strerror(errno));
-		n = fread(out, 1, out_size - 1, fp);
-		fclose(fp);
-		out[n] = '\0';
-		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-			out[--n] = '\0';
-		return 1;
-	}
+	if (c->password_file)
+		return config_read_password_file(c->password_file, out, out_size, err) < 0 ? -1 : 1;
+	return 0;
+}
+
+int
+config_read_password_file(const char *path, char *out, size_t out_size, struct herr *err)
+{
+	FILE *fp;
+	size_t n;
+
+	if (!(fp = fopen(path, "r")))
+		return herr_set(err, EX_CONFIG, path, "cannot read password_file: %s",
+		                strerror(errno));
+	n = fread(out, 1, out_size - 1, fp);
+	fclose(fp);
+	out[n] = '\0';
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		out[--n] = '\0';
 	return 0;
 }

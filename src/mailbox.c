@@ -79,6 +79,7 @@
 #include <unistd.h>
 
 #include "herald/buf.h"
+#include "herald/curltrace.h"
 
 /* What a command response (UID SEARCH, LIST) may grow to: about a million
  * message numbers. */
@@ -408,27 +409,21 @@ note_reply(struct fetch *f, const char *p, size_t n)
 	herr_show(f->reply, sizeof f->reply, line);
 }
 
+/* One line of the trace: what we sent, or what the server said. */
+static void
+trace_line(void *ud, int sent, const char *line, size_t len)
+{
+	if (sent)
+		note_command(ud, line, len);
+	else
+		note_reply(ud, line, len);
+}
+
 static int
 fetch_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
 {
-	struct fetch *f = ud;
-	char *line, *end = data + size, *nl;
-
 	(void)h;
-	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
-		return 0;
-	for (line = data; line < end; line = nl + 1) {
-		nl = memchr(line, '\n', (size_t)(end - line));
-		if (!nl)
-			nl = end;
-		if (type == CURLINFO_HEADER_OUT)
-			note_command(f, line, (size_t)(nl - line));
-		else
-			note_reply(f, line, (size_t)(nl - line));
-		if (nl == end)
-			break;
-	}
-	return 0;
+	return curltrace_lines(type, data, size, trace_line, ud);
 }
 
 /* The error for a failed transfer: a sysexits code by what failed (see

@@ -361,9 +361,8 @@ message_view_url(const struct config *cfg, const struct token_key *key, long lon
 	return (len < 0 || (size_t)len >= size) ? -1 : 0;
 }
 
-/* Attributes JSON -> tmpl_attr array pointing into `obj`. */
-static int
-load_attrs(const char *json, json_t **obj, struct tmpl_attr **attrs, size_t *n)
+int
+message_load_attrs(const char *json, json_t **obj, struct tmpl_attr **attrs, size_t *n)
 {
 	const char *k;
 	json_t *v;
@@ -410,7 +409,7 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	 * one to unsubscribe: its link goes to the archive instead of a 404. */
 	if (!r->subscriber_id)
 		snprintf(unsub, sizeof unsub, "%s/archive", m->cfg->base_url);
-	if (load_attrs(r->attributes, &obj, &attrs, &n_attrs) < 0) {
+	if (message_load_attrs(r->attributes, &obj, &attrs, &n_attrs) < 0) {
 		herr_set(err, EX_DATAERR, r->email, "subscriber attributes are not a JSON object");
 		goto out;
 	}

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/curltrace.h"
+
 struct smtp_conn {
 	CURL  *curl;
 	char   errbuf[CURL_ERROR_SIZE];
@@ -124,27 +126,21 @@ note_reply(struct smtp_conn *c, const char *p, size_t n)
 	c->reply_continues = n > 3 && p[3] == '-';
 }
 
+/* One line of the trace: what we sent, or what the server said. */
+static void
+trace_line(void *ud, int sent, const char *line, size_t len)
+{
+	if (sent)
+		note_command(ud, line, len);
+	else
+		note_reply(ud, line, len);
+}
+
 static int
 debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
 {
-	struct smtp_conn *c = ud;
-	char *line, *end = data + size, *nl;
-
 	(void)h;
-	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
-		return 0;
-	for (line = data; line < end; line = nl + 1) {
-		nl = memchr(line, '\n', (size_t)(end - line));
-		if (!nl)
-			nl = end;
-		if (type == CURLINFO_HEADER_OUT)
-			note_command(c, line, (size_t)(nl - line));
-		else
-			note_reply(c, line, (size_t)(nl - line));
-		if (nl == end)
-			break;
-	}
-	return 0;
+	return curltrace_lines(type, data, size, trace_line, ud);
 }
 
 int

@@ -1232,31 +1232,6 @@ handle_open(struct web_server *s, struct MHD_Connection *c, enum web_method m,
 	                          atomic_load(&s->stopping) ? s->gif_close : s->gif);
 }
 
-/* Attributes JSON -> tmpl_attr pointing into *obj (freed by the caller). */
-static int
-load_attrs(const char *json, json_t **obj, struct tmpl_attr **attrs, size_t *n)
-{
-	const char *k;
-	json_t *v;
-	size_t i = 0;
-
-	*obj = NULL;
-	*attrs = NULL;
-	*n = 0;
-	if (!json || !*json || !strcmp(json, "{}"))
-		return 0;
-	if (!(*obj = json_loads(json, 0, NULL)) || !json_is_object(*obj) ||
-	    !(*attrs = calloc(json_object_size(*obj) + 1, sizeof **attrs)))
-		return -1;
-	json_object_foreach(*obj, k, v) {
-		(*attrs)[i].key = k;
-		(*attrs)[i].value = json_is_string(v) ? json_string_value(v) : "";
-		i++;
-	}
-	*n = i;
-	return 0;
-}
-
 /* The Location for a click: the link merged for the subscriber when it
  * has fields (as message.c would have written it directly), with bytes a
  * URL cannot hold raw (controls, space, non-ASCII) %-encoded.  Returns 0,
@@ -1287,7 +1262,7 @@ click_target(struct web_server *s, struct web_thread *t, const struct issue_link
 			return -1;
 		memset(&v, 0, sizeof v);
 		if (exists) {
-			if (load_attrs(sub.attributes, &obj, &attrs, &v.n_attrs) < 0)
+			if (message_load_attrs(sub.attributes, &obj, &attrs, &v.n_attrs) < 0)
 				v.n_attrs = 0;
 			v.attrs = attrs;
 			v.name = sub.name;

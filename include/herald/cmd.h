@@ -27,14 +27,13 @@
 enum {
 	CMD_NEED_CONFIG = 1 << 0, /* cli.c loads the config before the call */
 	CMD_NEED_DB     = 1 << 1, /* ... and opens (and migrates) the database */
-	CMD_BARE_EXPLAIN = 1 << 2, /* but not when the first argument is --explain */
-	CMD_MTA_PIPE    = 1 << 3, /* on stdin, set-up failures exit 75 (see cli.c) */
 };
 
 struct cmd_env {
 	const char   *config_arg; /* --config, or NULL */
 	char          config_path[4096];
 	struct config cfg;        /* valid with CMD_NEED_CONFIG */
+	int           have_cfg;   /* cfg was loaded: cmd_teardown() frees it */
 	sqlite3      *db;         /* valid with CMD_NEED_DB */
 	int           quiet;      /* --quiet: only errors */
 	struct herr   err;
@@ -110,5 +109,11 @@ void cmd_print_cell(const char *s, int width);
 volatile sig_atomic_t *cmd_catch_signals(void);
 /* Open the database for commands that do their own setup (init). */
 int cmd_open_db(struct cmd_env *env, int create);
+/* What cli.c does before a command, by CMD_NEED_* flags: find and load the
+ * config, open the database.  -1 with env->err set; cmd_teardown() undoes
+ * whatever was done, either way.  A command with no flags in the table may
+ * call it itself once it knows what it needs (bounce). */
+int cmd_setup(struct cmd_env *env, int flags);
+void cmd_teardown(struct cmd_env *env);
 
 #endif

@@ -145,6 +145,12 @@ void config_free(struct config *c);
 int config_smtp_password(const struct config_relay *r, char *out, size_t out_size,
                          struct herr *err);
 
+/* Read a password file (its first line, trailing CR/LF removed) into `out`.
+ * EX_CONFIG naming the file when it cannot be read.  Shared by the SMTP
+ * relays' and the bounce mailbox's password_file.  The caller wipes `out`. */
+int config_read_password_file(const char *path, char *out, size_t out_size,
+                              struct herr *err);
+
 /* Parse a duration: "90", "90s", "5m", "1h", "3d" -> seconds; -1 if bad. */
 long config_parse_duration(const char *s);
 

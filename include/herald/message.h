@@ -141,6 +141,15 @@ int message_envelope_from(const struct config *cfg, const struct token_key *key,
                           long long subscriber_id, long long list_id, long long issue_id,
                           char *out, size_t size);
 
+/* A subscriber's attributes (JSON object text) as the tmpl_attr array a
+ * merge takes, pointing into *obj; the caller json_decref()s *obj and
+ * free()s *attrs, also after a failure.  "" or "{}" give none.  -1 when the
+ * text is not a JSON object or memory runs out.  Used by message_merge()
+ * and by the click redirect, which merges a link as the mail did. */
+struct json_t;
+int message_load_attrs(const char *json, struct json_t **obj, struct tmpl_attr **attrs,
+                       size_t *n);
+
 /* The unsubscribe URL for a subscriber of a list (and issue). */
 int message_unsubscribe_url(const struct config *cfg, const struct token_key *key,
                             long long subscriber_id, long long list_id, long long issue_id,

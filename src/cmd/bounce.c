@@ -107,6 +107,17 @@ ingest(struct bounce_run *b, const char *data, size_t len, const char *source, s
 	return 0;
 }
 
+/* stdin: whatever failed may work later; never make the MTA bounce a
+ * bounce.  Says what failed and returns 75. */
+static int
+tempfail(struct cmd_env *env)
+{
+	fprintf(stderr, "herald bounce: %s%s%s (exit 75: the MTA will retry)\n",
+	        env->err.where[0] ? env->err.where : "", env->err.where[0] ? ": " : "",
+	        env->err.msg);
+	return EX_TEMPFAIL;
+}
+
 static int
 on_mailbox_message(void *ctx, const char *name, const char *data, size_t len, struct herr *err)
 {
@@ -160,23 +171,6 @@ read_stdin(char **out, size_t *len, int *too_big, struct herr *err)
 }
 
 static int
-read_password(const char *path, char *out, size_t size, struct herr *err)
-{
-	FILE *fp = fopen(path, "r");
-	size_t n;
-
-	if (!fp)
-		return herr_set(err, EX_CONFIG, path, "cannot read [bounce] password_file: %s",
-		                strerror(errno));
-	n = fread(out, 1, size - 1, fp);
-	fclose(fp);
-	out[n] = '\0';
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-		out[--n] = '\0';
-	return 0;
-}
-
-static int
 fetch(struct bounce_run *b)
 {
 	struct cmd_env *env = b->env;
@@ -188,8 +182,8 @@ fetch(struct bounce_run *b)
 	if (!env->cfg.bounce_mailbox)
 		return herr_set(&env->err, EX_CONFIG, env->config_path,
 		                "bounce --fetch needs [bounce] mailbox, username and password_file");
-	if (read_password(env->cfg.bounce_password_file, password, sizeof password,
-	                  &env->err) < 0)
+	if (config_read_password_file(env->cfg.bounce_password_file, password,
+	                              sizeof password, &env->err) < 0)
 		return -1;
 	memset(&o, 0, sizeof o);
 	o.url = env->cfg.bounce_mailbox;
@@ -244,11 +238,16 @@ cmd_bounce(int argc, char **argv, struct cmd_env *env)
 		if (!b.envelope_to || !*b.envelope_to)
 			b.envelope_to = getenv("RECIPIENT");
 	}
+	/* Set up here, not in cli.c: --explain needed neither config nor
+	 * database, and reading stdin for an MTA a failure must be 75 - 78 for
+	 * a config problem or 66 for a missing database would make the MTA
+	 * bounce the bounce; this way it keeps the message until fixed. */
+	if (cmd_setup(env, CMD_NEED_CONFIG | CMD_NEED_DB) < 0)
+		return maildir || do_fetch ? -1 : tempfail(env);
 	b.policy.soft_limit = env->cfg.bounce_soft_limit;
 	b.policy.soft_window = env->cfg.bounce_soft_window;
 	if (token_key_load(env->cfg.secret_file, &b.key, &env->err) < 0)
-		return maildir || do_fetch ? -1 : (fprintf(stderr, "herald bounce: %s\n",
-		                                           env->err.msg), EX_TEMPFAIL);
+		return maildir || do_fetch ? -1 : tempfail(env);
 
 	if (do_fetch)
 		return fetch(&b);
@@ -270,7 +269,7 @@ cmd_bounce(int argc, char **argv, struct cmd_env *env)
 		                       "bounce: reads one message on stdin (from an MTA pipe); "
 		                       "give it a message, --maildir, --fetch or --explain");
 	if (read_stdin(&data, &len, &too_big, &env->err) < 0)
-		goto tempfail;
+		return tempfail(env);
 	if (too_big) {
 		/* Keep nothing back: the MTA's own size limit should have caught it. */
 		fprintf(stderr, "herald bounce: stdin: message larger than %u MB; ignored\n",
@@ -281,12 +280,5 @@ cmd_bounce(int argc, char **argv, struct cmd_env *env)
 	rc = ingest(&b, data, len, "stdin", &env->err);
 	free(data);
 	explicit_bzero(&b.key, sizeof b.key);
-	if (rc == 0)
-		return 0;
-tempfail:
-	/* Whatever failed may work later; never make the MTA bounce a bounce. */
-	fprintf(stderr, "herald bounce: %s%s%s (exit 75: the MTA will retry)\n",
-	        env->err.where[0] ? env->err.where : "", env->err.where[0] ? ": " : "",
-	        env->err.msg);
-	return EX_TEMPFAIL;
+	return rc == 0 ? 0 : tempfail(env);
 }

@@ -92,6 +92,32 @@ cmd_open_db(struct cmd_env *env, int create)
 	return 0;
 }
 
+int
+cmd_setup(struct cmd_env *env, int flags)
+{
+	if (flags & CMD_NEED_CONFIG) {
+		if (config_locate(env->config_arg, env->config_path, sizeof env->config_path,
+		                  &env->err) < 0)
+			return -1;
+		env->have_cfg = 1; /* config_load() initialises it even when it fails */
+		if (config_load(env->config_path, &env->cfg, &env->err) < 0)
+			return -1;
+	}
+	if ((flags & CMD_NEED_DB) && cmd_open_db(env, 0) < 0)
+		return -1;
+	return 0;
+}
+
+void
+cmd_teardown(struct cmd_env *env)
+{
+	db_close(env->db);
+	env->db = NULL;
+	if (env->have_cfg)
+		config_free(&env->cfg);
+	env->have_cfg = 0;
+}
+
 void
 cmd_print_cell(const char *s, int width)
 {

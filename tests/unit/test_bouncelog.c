@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "tempdb.h"
+
 #include "herald/address.h"
 #include "herald/bouncelog.h"
 #include "herald/db.h"
@@ -25,7 +27,7 @@
 #include "herald/suppress.h"
 
 struct fixture {
-	char             path[64];
+	char             path[TEMPDB_PATH_MAX];
 	sqlite3         *db;
 	struct token_key key;
 	long long        list_id, list2_id;
@@ -62,16 +64,11 @@ setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	struct herr err;
-	int fd;
 
 	if (!f)
 		return -1;
-	strcpy(f->path, "/tmp/herald-bouncelog-XXXXXX");
-	fd = mkstemp(f->path);
-	close(fd);
-	unlink(f->path);
 	memset(f->key.secret, 7, sizeof f->key.secret);
-	if (db_open(f->path, DB_OPEN_CREATE, 1000, &f->db, &err) < 0 ||
+	if (tempdb_open(f->path, "bouncelog", &f->db) < 0 ||
 	    list_create(f->db, "news", "News", 0, 0, &f->list_id, &err) < 0 ||
 	    list_create(f->db, "events", "Events", 0, 0, &f->list2_id, &err) < 0)
 		return -1;
@@ -86,14 +83,7 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char p[80];
-
-	db_close(f->db);
-	unlink(f->path);
-	snprintf(p, sizeof p, "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", f->path);
-	unlink(p);
+	tempdb_remove(f->path, f->db);
 	free(f);
 	return 0;
 }

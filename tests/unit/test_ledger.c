@@ -18,13 +18,15 @@
 
 #include <cmocka.h>
 
+#include "tempdb.h"
+
 #include "herald/db.h"
 #include "herald/ledger.h"
 #include "herald/list.h"
 #include "herald/subscriber.h"
 
 struct fixture {
-	char     path[64];
+	char     path[TEMPDB_PATH_MAX];
 	sqlite3 *db;
 	long long list_id, issue_id;
 	long long sub[5];
@@ -62,13 +64,8 @@ setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	struct herr err;
-	int fd;
 
-	strcpy(f->path, "/tmp/herald-ledger-XXXXXX");
-	fd = mkstemp(f->path);
-	close(fd);
-	unlink(f->path);
-	if (db_open(f->path, DB_OPEN_CREATE, 1000, &f->db, &err) < 0)
+	if (tempdb_open(f->path, "ledger", &f->db) < 0)
 		return -1;
 	if (list_create(f->db, "news", "News", 0, 0, &f->list_id, &err) < 0)
 		return -1;
@@ -91,14 +88,7 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char p[80];
-
-	db_close(f->db);
-	unlink(f->path);
-	snprintf(p, sizeof p, "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", f->path);
-	unlink(p);
+	tempdb_remove(f->path, f->db);
 	free(f);
 	return 0;
 }

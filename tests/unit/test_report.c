@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "tempdb.h"
+
 #include "herald/db.h"
 #include "herald/report.h"
 
@@ -35,7 +37,7 @@
 #define assert_rate(a, b) assert_true(fabs((a) - (b)) < 1e-12)
 
 struct fixture {
-	char     path[64];
+	char     path[TEMPDB_PATH_MAX];
 	sqlite3 *db;
 };
 
@@ -91,17 +93,12 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	struct herr err;
 	char sql[256];
-	int fd, i;
+	int i;
 
 	if (!f)
 		return -1;
-	strcpy(f->path, "/tmp/herald-report-XXXXXX");
-	fd = mkstemp(f->path);
-	close(fd);
-	unlink(f->path);
-	if (db_open(f->path, DB_OPEN_CREATE, 1000, &f->db, &err) < 0)
+	if (tempdb_open(f->path, "report", &f->db) < 0)
 		return -1;
 	exec(f, "INSERT INTO lists (id, name, created_at) VALUES (1, 'news', 0)");
 	for (i = 1; i <= 12; i++) {
@@ -127,14 +124,7 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char p[80];
-
-	db_close(f->db);
-	unlink(f->path);
-	snprintf(p, sizeof p, "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", f->path);
-	unlink(p);
+	tempdb_remove(f->path, f->db);
 	free(f);
 	return 0;
 }

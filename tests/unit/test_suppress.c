@@ -13,11 +13,13 @@
 
 #include <cmocka.h>
 
+#include "tempdb.h"
+
 #include "herald/db.h"
 #include "herald/suppress.h"
 
 struct fixture {
-	char     path[64];
+	char     path[TEMPDB_PATH_MAX];
 	sqlite3 *db;
 };
 
@@ -25,16 +27,10 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	struct herr err;
-	int fd;
 
 	if (!f)
 		return -1;
-	strcpy(f->path, "/tmp/herald-suppress-XXXXXX");
-	fd = mkstemp(f->path);
-	close(fd);
-	unlink(f->path);
-	if (db_open(f->path, DB_OPEN_CREATE, 1000, &f->db, &err) < 0)
+	if (tempdb_open(f->path, "suppress", &f->db) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -44,14 +40,7 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char p[80];
-
-	db_close(f->db);
-	unlink(f->path);
-	snprintf(p, sizeof p, "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", f->path);
-	unlink(p);
+	tempdb_remove(f->path, f->db);
 	free(f);
 	return 0;
 }
