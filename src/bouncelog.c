@@ -9,6 +9,7 @@
  * duplicate that changes nothing.  So every source may deliver a message
  * twice and no bounce is counted twice.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,13 +408,21 @@ message_kind(const struct bounce_report *r)
 	       : delayed ? "delayed" : delivered ? "delivered" : "unknown";
 }
 
+static void append(char *dst, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Add to the summary line; what does not fit is cut. */
 static void
-append(char *dst, size_t size, const char *fmt, const char *a, const char *b, const char *c)
+append(char *dst, size_t size, const char *fmt, ...)
 {
 	size_t n = strlen(dst);
+	va_list ap;
 
-	if (n + 1 < size)
-		snprintf(dst + n, size - n, fmt, a, b, c);
+	if (n + 1 >= size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(dst + n, size - n, fmt, ap);
+	va_end(ap);
 }
 
 int
@@ -540,8 +549,7 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 		append(out->summary, sizeof out->summary, " (%s%s%s)", b->reason,
 		       b->status[0] ? " " : "", b->status);
 		if (!o.subscriber_id)
-			append(out->summary, sizeof out->summary, "%s%s%s", ": not a subscriber", "",
-			       "");
+			append(out->summary, sizeof out->summary, ": not a subscriber");
 	}
 	out->marked = c.marked;
 	out->unsubscribed += c.unsubscribed;
