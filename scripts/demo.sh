@@ -13,9 +13,31 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 out="$top/demo-out"
 
+# Runs "$@" quietly, its output in the file $log; when it fails, says so and
+# shows the output's errors and last lines, and exits with its status.
+quietly() {
+	rc=0
+	"$@" >"$log" 2>&1 || rc=$?
+	[ "$rc" = 0 ] && return 0
+	echo "demo: \`$*\` failed (exit $rc); its output is in $log" >&2
+	if [ "$(wc -l <"$log")" -le 60 ]; then
+		cat "$log" >&2
+	else
+		echo "demo: the first errors:" >&2
+		grep -n -i -m 20 -E 'error|not found' "$log" >&2 || true
+		echo "demo: the last lines:" >&2
+		tail -n 30 "$log" >&2
+	fi
+	exit "$rc"
+}
+
 scripts/deps.sh demo
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+mkdir -p build
+# The tests are not the demo's: they would need scripts/deps.sh test.
+log=build/demo-configure.log
+quietly cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF
+log=build/demo-build.log
+quietly cmake --build build -j "$(nproc 2>/dev/null || echo 2)"
 herald="$top/build/herald"
 
 rm -rf "$out"

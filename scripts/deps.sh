@@ -4,6 +4,17 @@
 #   scripts/deps.sh demo    build + the local SMTP server the demo starts
 #   scripts/deps.sh test    build + everything the test suite uses
 # Runs apt-get only when something is missing; needs root (or sudo) then.
+#
+#   scripts/deps.sh --list build|demo|test
+# prints, one per line and installing nothing, the packages the same
+# argument would install (each list includes the ones before it: demo is
+# build + demo's, test is build + demo + test's).  The "guard" tests
+# (tests/build/check_deps.py, run by ctest) check against these lists that
+# every pkg-config module, library, header and tool the CMake configuration
+# asks for comes from a listed package or one they depend on: build for the
+# default configuration (tests off), test for -DHERALD_TESTS=ON and the
+# integration tests' Python modules, demo for the modules of
+# tests/tools/smtpd.py.  A new dependency goes into the right list here.
 set -eu
 
 build="cmake gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev libcmark-dev
@@ -13,12 +24,27 @@ test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython
 curl chromium chromium-driver python3-selenium dovecot-imapd dovecot-pop3d postfix
 clang libclang-rt-14-dev"
 
+usage() {
+	echo "usage: scripts/deps.sh build|demo|test" >&2
+	echo "       scripts/deps.sh --list build|demo|test" >&2
+	exit 64
+}
+list=0
+if [ "${1:-}" = "--list" ]; then
+	list=1
+	shift
+fi
 case "${1:-build}" in
 build) want="$build" ;;
 demo) want="$build $demo" ;;
 test) want="$build $demo $test" ;;
-*) echo "usage: scripts/deps.sh build|demo|test" >&2; exit 64 ;;
+*) usage ;;
 esac
+if [ "$list" = 1 ]; then
+	# shellcheck disable=SC2086
+	printf '%s\n' $want
+	exit 0
+fi
 
 missing=""
 for p in $want; do

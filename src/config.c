@@ -5,9 +5,12 @@
  * stored, and its default.  Parsing (inih) only records raw strings and line
  * numbers; validate() then checks each value and the keys that depend on each
  * other, collecting every problem with its line rather than stopping at the
- * first, so `herald config check` shows the whole picture in one run.
+ * first, so `herald config check` shows the whole picture in one run.  An
+ * unknown key or section names the one likely meant (suggest.h): a typo is
+ * the usual reason for it.
  */
 #include "herald/config.h"
+#include "herald/suggest.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -253,6 +256,74 @@ known_section(const char *section)
 	return 0;
 }
 
+/*
+ * What to add to "unknown key 'NAME' in [SECTION]": "; did you mean 'KEY'?"
+ * for the closest key of that section (`table`, rows of `section` or all
+ * rows when it is NULL), else "; it belongs in [web]" when NAME is a key of
+ * other sections, else "".  Written into `out`, which is returned.
+ */
+static const char *
+key_hint(char *out, size_t size, const struct key *table, size_t n,
+         const char *section, const char *name)
+{
+	const char *cands[NKEYS > NRKEYS ? NKEYS : NRKEYS], *best, *secs[4];
+	size_t i, m = 0, n_secs = 0, j, len;
+
+	out[0] = '\0';
+	for (i = 0; i < n; i++)
+		if (!section || !strcasecmp(table[i].section, section))
+			cands[m++] = table[i].name;
+	if ((best = suggest_closest(name, cands, m))) {
+		snprintf(out, size, "; did you mean '%s'?", best);
+		return out;
+	}
+	if (find_in(relay_keys, NRKEYS, NULL, name) >= 0)
+		secs[n_secs++] = "smtp";
+	for (i = 0; i < NKEYS && n_secs < sizeof secs / sizeof secs[0]; i++)
+		if (!strcasecmp(keys[i].name, name)) {
+			for (j = 0; j < n_secs && strcmp(secs[j], keys[i].section); j++)
+				;
+			if (j == n_secs)
+				secs[n_secs++] = keys[i].section;
+		}
+	for (j = 0; j < n_secs; j++) {
+		len = strlen(out);
+		snprintf(out + len, size - len, "%s[%s]",
+		         j == 0 ? "; it belongs in " : j + 1 == n_secs ? " or " : ", ", secs[j]);
+	}
+	return out;
+}
+
+/* "; did you mean [smtp]?" for the known section closest to `section`
+ * ("[smtp.NAME]" for a misspelt "smpt.NAME"), or "".  Into `out`. */
+static const char *
+section_hint(char *out, size_t size, const char *section)
+{
+	const char *cands[NKEYS + 1], *best, *dot = strchr(section, '.');
+	static const char *const smtp[] = { "smtp" };
+	char head[SUGGEST_MAX_LEN + 1];
+	size_t i, j, m = 0;
+
+	out[0] = '\0';
+	if (dot) {
+		/* [smpt.backup]: the part before the dot can only mean smtp */
+		snprintf(head, sizeof head, "%.*s", (int)(dot - section), section);
+		if (dot[1] && suggest_closest(head, smtp, 1))
+			snprintf(out, size, "; did you mean [smtp.%s]?", dot + 1);
+		return out;
+	}
+	cands[m++] = "smtp";
+	for (i = 0; i < NKEYS; i++) {
+		for (j = 0; j < m && strcmp(cands[j], keys[i].section); j++)
+			;
+		if (j == m)
+			cands[m++] = keys[i].section;
+	}
+	if ((best = suggest_closest(section, cands, m)))
+		snprintf(out, size, "; did you mean [%s]?", best);
+	return out;
+}
+
 /* Record one raw value; `slot`/`slot_line` are where it goes. */
 static int
 set_raw(struct parse *p, char **slot, unsigned long *slot_line, enum key_type type,
@@ -291,6 +362,7 @@ handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
 	struct relay_raw *r;
+	char hint[160];
 	int k;
 
 	if (p->too_long) {
@@ -302,19 +374,22 @@ handler(void *user, const char *section, const char *name, const char *value)
 			return 1;
 		k = find_in(relay_keys, NRKEYS, NULL, name);
 		if (k < 0) {
-			problem(p->c, p->line, "unknown key '%s' in [%s]", name, section);
+			problem(p->c, p->line, "unknown key '%s' in [%s]%s", name, section,
+			        key_hint(hint, sizeof hint, relay_keys, NRKEYS, NULL, name));
 			return 1;
 		}
 		return set_raw(p, &r->raw[k], &r->raw_line[k], relay_keys[k].type, section,
 		               name, value);
 	}
 	if (!known_section(section)) {
-		problem(p->c, p->line, "unknown section [%s]", section);
+		problem(p->c, p->line, "unknown section [%s]%s", section,
+		        section_hint(hint, sizeof hint, section));
 		return 1;
 	}
 	k = find_key(section, name);
 	if (k < 0) {
-		problem(p->c, p->line, "unknown key '%s' in [%s]", name, section);
+		problem(p->c, p->line, "unknown key '%s' in [%s]%s", name, section,
+		        key_hint(hint, sizeof hint, keys, NKEYS, section, name));
 		return 1;
 	}
 	return set_raw(p, &p->raw[k], &p->raw_line[k], keys[k].type, section, name, value);

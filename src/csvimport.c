@@ -33,6 +33,11 @@
  *   (4) A field never reaches the caller with a control character, a line
  *       break or invalid UTF-8 in it: such rows are bad rows, so nothing
  *       from the file can inject a header into a message later.
+ *   (5) A header without the address column is the usual first stumble
+ *       ("Email Address" from Mailchimp, "E-mail" from Outlook): the error
+ *       lists the header and guesses the column, first by a list of names
+ *       spreadsheets and mailing tools use, then by suggest_closest()
+ *       against "email", then by a header that contains "email".
  */
 #include "herald/csvimport.h"
 
@@ -46,10 +51,13 @@
 #include <csv.h>
 
 #include "herald/buf.h"
+#include "herald/suggest.h"
 #include "herald/utf8.h"
 
 #define BLOCK  16384
 #define NO_COL ((size_t)-1)
+
+static const char default_email[] = "email";
 
 struct seen_slot {
 	char          *key;  /* struct address key; NULL when the slot is free */
@@ -66,6 +74,9 @@ struct seen {
 struct reader {
 	const char                     *path;
 	const struct csvimport_handler *h;
+	const char                     *want_email; /* header name of the address column */
+	const char                     *want_name;  /* ... of the name column */
+	int                             named_name; /* want_name came from the caller */
 	struct herr                    *err;
 	struct csv_parser               csv;
 	int            stop;         /* an error is set in err: feed no more */
@@ -306,6 +317,180 @@ on_field(void *s, size_t len, void *data)
 		out_of_memory(r);
 }
 
+/* Lower case, and '-' and ' ' as '_', as suggest.c compares. */
+static unsigned char
+fold(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (unsigned char)(c - 'A' + 'a');
+	return c == '-' || c == ' ' ? '_' : c;
+}
+
+/* Does `s`, folded, contain `folded` (lower case, '_' for separators)? */
+static int
+contains_folded(const char *s, const char *folded)
+{
+	size_t i, n = strlen(folded);
+
+	for (; *s; s++) {
+		for (i = 0; i < n && s[i] &&
+		            fold((unsigned char)s[i]) == (unsigned char)folded[i]; i++)
+			;
+		if (i == n)
+			return 1;
+	}
+	return 0;
+}
+
+/* `s` without the blanks around it: its start, and its length in *n. */
+static const char *
+unblank(const char *s, size_t *n)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	*n = strlen(s);
+	while (*n > 0 && (s[*n - 1] == ' ' || s[*n - 1] == '\t'))
+		(*n)--;
+	return s;
+}
+
+/* Do two column names match, as the header is matched: case and the
+ * blanks around them do not matter. */
+static int
+is_column(const char *a, const char *b)
+{
+	size_t na, nb;
+
+	a = unblank(a, &na);
+	b = unblank(b, &nb);
+	return na == nb && !strncasecmp(a, b, na);
+}
+
+/* The header cell that likely holds `what` (see (5)), or NULL.  `names`
+ * are compared with case and '-', '_', ' ' folded; `contains` (folded) is
+ * the last resort, NULL for none. */
+static const char *
+likely_column(const struct reader *r, const char *what, const char *const *names,
+              size_t n_names, const char *contains)
+{
+	const char *best;
+	size_t i, j;
+
+	for (j = 0; j < n_names; j++)
+		for (i = 0; i < r->ncols; i++)
+			if (suggest_distance(r->col[i], names[j]) == 0 &&
+			    strlen(r->col[i]) == strlen(names[j]))
+				return r->col[i];
+	if ((best = suggest_closest(what, (const char *const *)r->col, r->ncols)))
+		return best;
+	for (i = 0; contains && i < r->ncols; i++)
+		if (contains_folded(r->col[i], contains))
+			return r->col[i];
+	return NULL;
+}
+
+static const char *
+likely_email_column(const struct reader *r)
+{
+	static const char *const names[] = {
+		"email address", "e-mail address", "e-mail", "emailaddress", "e-mailaddress",
+		"email addr", "mail", "mail address", "mailaddress", "email id", "e-mail-adresse",
+		"courriel", "correo",
+	};
+	const char *c = likely_column(r, "email", names, sizeof names / sizeof names[0],
+	                              "email");
+
+	return c ? c : likely_column(r, "email", NULL, 0, "e_mail");
+}
+
+static const char *
+likely_name_column(const struct reader *r)
+{
+	static const char *const names[] = {
+		"full name", "fullname", "display name", "contact name", "subscriber name",
+		"your name", "recipient name", "name",
+	};
+
+	return likely_column(r, "name", names, sizeof names / sizeof names[0], NULL);
+}
+
+/* "; the header is: A, B, C" into `out`, whole names only, ending in "..."
+ * when they do not all fit: a message must keep room for what follows. */
+static void
+header_list(const struct reader *r, char *out, size_t size)
+{
+	size_t i, len;
+
+	len = (size_t)snprintf(out, size, "; the header is: ");
+	for (i = 0; i < r->ncols && len < size; i++) {
+		if (len + strlen(r->col[i]) + 2 + 5 >= size) {
+			snprintf(out + len, size - len, "%s...", i ? ", " : "");
+			return;
+		}
+		len += (size_t)snprintf(out + len, size - len, "%s%s", i ? ", " : "", r->col[i]);
+	}
+}
+
+/* A column the caller named is not in the header; `guess` is what to
+ * suggest when no header name is close to `want` (may be NULL). */
+static void
+no_such_column(struct reader *r, const char *want, const char *option, const char *guess)
+{
+	char list[320], shown[128];
+	const char *best = suggest_closest(want, (const char *const *)r->col, r->ncols);
+
+	if (!best)
+		best = guess;
+	/* `want` comes from the command line, not from the checked header */
+	herr_show(shown, sizeof shown, want);
+	header_list(r, list, sizeof list);
+	file_error(r, EX_DATAERR, r->rec_line, "no column '%s' (%s) in the header%s%s%s%s",
+	    shown, option, list, best ? "; did you mean '" : "", best ? best : "",
+	    best ? "'?" : "");
+}
+
+/* Which columns hold the address and the name, once the header is read. */
+static void
+pick_columns(struct reader *r)
+{
+	const char *guess;
+	char list[320];
+	size_t i;
+
+	for (i = 0; i < r->ncols; i++)
+		if (r->email_col == NO_COL && is_column(r->col[i], r->want_email))
+			r->email_col = i;
+		else if (r->name_col == NO_COL && is_column(r->col[i], r->want_name))
+			r->name_col = i;
+	if (r->email_col == NO_COL && r->want_email != default_email) {
+		no_such_column(r, r->want_email, "--email-column", likely_email_column(r));
+		return;
+	}
+	if (r->email_col == NO_COL) {
+		header_list(r, list, sizeof list);
+		if ((guess = likely_email_column(r)))
+			file_error(r, EX_DATAERR, r->rec_line,
+			    "no 'email' column%s; did you mean --email-column '%s'?", list, guess);
+		else
+			file_error(r, EX_DATAERR, r->rec_line,
+			    "no 'email' column%s; name the address column with --email-column",
+			    list);
+		return;
+	}
+	if (r->name_col == NO_COL && r->named_name) {
+		no_such_column(r, r->want_name, "--name-column", likely_name_column(r));
+		return;
+	}
+	if (r->name_col == NO_COL && r->h->note && (guess = likely_name_column(r)) &&
+	    guess != r->col[r->email_col]) {
+		char msg[HERR_MSG_MAX];
+
+		snprintf(msg, sizeof msg, "no 'name' column, so '%s' is kept as an attribute; "
+		    "use --name-column '%s' to take the names from it", guess, guess);
+		r->h->note(r->h->ctx, r->rec_line, msg);
+	}
+}
+
 static void
 do_header(struct reader *r)
 {
@@ -358,15 +543,10 @@ do_header(struct reader *r)
 			return;
 		}
 		r->ncols = i + 1;
-		if (!strcasecmp(s, "email"))
-			r->email_col = i;
-		else if (!strcasecmp(s, "name"))
-			r->name_col = i;
 	}
-	if (r->email_col == NO_COL) {
-		file_error(r, EX_DATAERR, r->rec_line, "no 'email' column in the header");
+	pick_columns(r);
+	if (r->stop)
 		return;
-	}
 	for (i = 0; i < r->ncols; i++)
 		if (i != r->email_col && i != r->name_col) {
 			r->attr_col[r->n_attrs] = i;
@@ -568,10 +748,27 @@ int
 csvimport_read(FILE *fp, const char *path, const struct csvimport_handler *h,
                struct herr *err)
 {
+	return csvimport_read_columns(fp, path, NULL, h, err);
+}
+
+int
+csvimport_read_columns(FILE *fp, const char *path, const struct csvimport_columns *cols,
+                       const struct csvimport_handler *h, struct herr *err)
+{
 	struct reader *r;
 	char *block;
 	size_t n;
 	int first = 1, rc = -1;
+
+	if (cols && cols->name &&
+	    is_column(cols->email ? cols->email : default_email, cols->name)) {
+		char shown[128];
+
+		herr_show(shown, sizeof shown, cols->name);
+		return herr_set(err, EX_USAGE, NULL,
+		                "--email-column and --name-column name the same column '%s'",
+		                shown);
+	}
 
 	r = calloc(1, sizeof *r);
 	block = malloc(BLOCK);
@@ -583,6 +780,9 @@ csvimport_read(FILE *fp, const char *path, const struct csvimport_handler *h,
 	csv_set_space_func(&r->csv, is_blank);
 	r->path = path ? path : "-";
 	r->h = h;
+	r->want_email = cols && cols->email ? cols->email : default_email;
+	r->want_name = cols && cols->name ? cols->name : "name";
+	r->named_name = cols && cols->name;
 	r->err = err;
 	r->line = 1;
 	buf_init(&r->fields, CSVIMPORT_COLUMNS_MAX * (CSVIMPORT_FIELD_MAX + 1));

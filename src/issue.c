@@ -18,11 +18,13 @@
 #include <yaml.h>
 
 #include "herald/address.h"
+#include "herald/audience.h"
 #include "herald/db.h"
 #include "herald/embedded.h"
 #include "herald/list.h"
 #include "herald/render.h"
 #include "herald/subscriber.h"
+#include "herald/suggest.h"
 #include "herald/tmpl.h"
 
 #define FRONT_MATTER_VALUE_MAX 998
@@ -86,7 +88,10 @@ static const struct fm_key fm_keys[] = {
 	{ "list",       FM(list) },
 	{ "allow_html", 0 },
 	{ "tracking",   0 },
+	{ "line_breaks", 0 },
+	{ "allow_missing", 0 },
 };
+#define N_FM_KEYS (sizeof fm_keys / sizeof fm_keys[0])
 #undef FM
 
 static int
@@ -111,6 +116,116 @@ check_value(const char *path, unsigned long line, const char *key, const char *v
 	return 0;
 }
 
+/* A field name for allow_missing: "organization" and "attr.organization"
+ * both mean the attribute; "name" and "first_name" are themselves. */
+static int
+fm_add_missing(struct issue_source *src, const char *v, const char *where, struct herr *err)
+{
+	char item[AUDIENCE_KEY_MAX + 8], **nv;
+	const char *p = v, *e;
+	size_t n;
+
+	/* a scalar may list several: "organization, region" */
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		for (e = p; *e && *e != ','; e++)
+			;
+		n = (size_t)(e - p);
+		while (n && p[n - 1] == ' ')
+			n--;
+		if (!n || memchr(p, ' ', n) || memchr(p, '|', n) || memchr(p, '}', n) ||
+		    memchr(p, '{', n))
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: allow_missing wants field names such as "
+			                "'organization' or 'attr.organization', not '%.*s'",
+			                (int)(n > 60 ? 60 : n), p);
+		if (n >= AUDIENCE_KEY_MAX)
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: allow_missing: field name too long");
+		if ((n == 4 && !memcmp(p, "name", 4)) || (n == 10 && !memcmp(p, "first_name", 10)) ||
+		    (n > 5 && !memcmp(p, "attr.", 5)))
+			snprintf(item, sizeof item, "%.*s", (int)n, p);
+		else
+			snprintf(item, sizeof item, "attr.%.*s", (int)n, p);
+		if (!(nv = realloc(src->allow_missing, (src->n_allow_missing + 1) * sizeof *nv)))
+			return herr_set(err, EX_OSERR, where, "out of memory");
+		src->allow_missing = nv;
+		if (!(nv[src->n_allow_missing] = strdup(item)))
+			return herr_set(err, EX_OSERR, where, "out of memory");
+		src->n_allow_missing++;
+		p = e;
+	}
+	return 0;
+}
+
+/* Store the scalar value of front-matter key fm_keys[i]. */
+static int
+fm_set(struct issue_source *src, size_t i, const char *v, const char *where,
+       struct herr *err)
+{
+	const char *key = fm_keys[i].name;
+
+	if (!strcmp(key, "allow_html") || !strcmp(key, "tracking")) {
+		int *flag = !strcmp(key, "tracking") ? &src->tracking : &src->allow_html;
+
+		if (!strcasecmp(v, "true") || !strcasecmp(v, "yes"))
+			*flag = 1;
+		else if (!strcasecmp(v, "false") || !strcasecmp(v, "no"))
+			*flag = 0;
+		else
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: %s must be true or false, not '%s'", key, v);
+	} else if (!strcmp(key, "line_breaks")) {
+		if (!strcasecmp(v, "keep"))
+			src->hard_breaks = 1;
+		else if (!strcasecmp(v, "commonmark"))
+			src->hard_breaks = 0;
+		else
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: line_breaks must be 'keep' (each line break "
+			                "stays one) or 'commonmark' (lines of a paragraph join), "
+			                "not '%s'", v);
+	} else if (!strcmp(key, "allow_missing")) {
+		return fm_add_missing(src, v, where, err);
+	} else {
+		char **field = (char **)((char *)src + fm_keys[i].offset);
+
+		if (!(*field = strdup(v)))
+			return herr_set(err, EX_OSERR, where, "out of memory");
+	}
+	return 0;
+}
+
+/* Index of front-matter key `key` in fm_keys, or -1 with an error that
+ * lists the known keys and the closest one. */
+static int
+fm_find(const char *key, const char *where, struct herr *err)
+{
+	const char *names[N_FM_KEYS], *near;
+	char known[256];
+	size_t i, k = 0;
+
+	for (i = 0; i < N_FM_KEYS; i++) {
+		if (!strcmp(fm_keys[i].name, key))
+			return (int)i;
+		names[i] = fm_keys[i].name;
+		k += (size_t)snprintf(known + k, sizeof known - k, "%s%s", i ? ", " : "",
+		                      names[i]);
+	}
+	near = suggest_closest(key, names, N_FM_KEYS);
+	if (near)
+		herr_set(err, EX_DATAERR, where,
+		         "front matter: unknown key '%s'; did you mean '%s'? (known: %s)", key,
+		         near, known);
+	else
+		herr_set(err, EX_DATAERR, where, "front matter: unknown key '%s' (known: %s)", key,
+		         known);
+	return -1;
+}
+
 static int
 parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
                    unsigned first_line, struct herr *err)
@@ -119,8 +234,8 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 	yaml_event_t ev;
 	char where[HERR_WHERE_MAX], *key = NULL;
 	unsigned long key_line = 0, line;
-	int state = 0, done = 0, ret = -1, seen[sizeof fm_keys / sizeof fm_keys[0]] = { 0 };
-	size_t i;
+	/* 0 before the mapping, 1 in it, 2 after it, 3 in allow_missing's list */
+	int state = 0, done = 0, ret = -1, seen[N_FM_KEYS] = { 0 }, k = -1;
 
 	if (!yaml_parser_initialize(&parser))
 		return herr_set(err, EX_OSERR, src->path, "out of memory");
@@ -156,7 +271,36 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 		case YAML_MAPPING_END_EVENT:
 			state = 2;
 			break;
+		case YAML_SEQUENCE_START_EVENT:
+			/* only allow_missing takes a list: [organization, region] */
+			if (state != 1 || !key || strcmp(key, "allow_missing")) {
+				herr_set(err, EX_DATAERR, where,
+				         "front matter: '%s' must be a single value, not a list",
+				         key ? key : "?");
+				goto fail_ev;
+			}
+			if ((k = fm_find(key, where, err)) < 0)
+				goto fail_ev;
+			if (seen[k]) {
+				herr_set(err, EX_DATAERR, where, "front matter: '%s' is given twice", key);
+				goto fail_ev;
+			}
+			seen[k] = 1;
+			state = 3;
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+			state = 1;
+			free(key);
+			key = NULL;
+			break;
 		case YAML_SCALAR_EVENT:
+			if (state == 3) {
+				if (check_value(src->path, line, key,
+				                (const char *)ev.data.scalar.value, err) < 0 ||
+				    fm_add_missing(src, (const char *)ev.data.scalar.value, where, err) < 0)
+					goto fail_ev;
+				break;
+			}
 			if (state != 1) {
 				herr_set(err, EX_DATAERR, where,
 				         "front matter must be 'key: value' lines");
@@ -171,44 +315,18 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 				}
 				break;
 			}
-			for (i = 0; i < sizeof fm_keys / sizeof fm_keys[0]; i++)
-				if (!strcmp(fm_keys[i].name, key))
-					break;
 			where_line(where, sizeof where, src->path, key_line);
-			if (i == sizeof fm_keys / sizeof fm_keys[0]) {
-				herr_set(err, EX_DATAERR, where, "front matter: unknown key '%s' "
-				         "(known: subject, preheader, from, reply_to, list, allow_html, tracking)", key);
+			if ((k = fm_find(key, where, err)) < 0)
 				goto fail_ev;
-			}
-			if (seen[i]) {
+			if (seen[k]) {
 				herr_set(err, EX_DATAERR, where, "front matter: '%s' is given twice", key);
 				goto fail_ev;
 			}
-			seen[i] = 1;
+			seen[k] = 1;
 			if (check_value(src->path, key_line, key,
-			                (const char *)ev.data.scalar.value, err) < 0)
+			                (const char *)ev.data.scalar.value, err) < 0 ||
+			    fm_set(src, (size_t)k, (const char *)ev.data.scalar.value, where, err) < 0)
 				goto fail_ev;
-			if (!strcmp(key, "allow_html") || !strcmp(key, "tracking")) {
-				const char *v = (const char *)ev.data.scalar.value;
-				int *flag = !strcmp(key, "tracking") ? &src->tracking : &src->allow_html;
-
-				if (!strcasecmp(v, "true") || !strcasecmp(v, "yes"))
-					*flag = 1;
-				else if (!strcasecmp(v, "false") || !strcasecmp(v, "no"))
-					*flag = 0;
-				else {
-					herr_set(err, EX_DATAERR, where,
-					         "front matter: %s must be true or false, not '%s'", key, v);
-					goto fail_ev;
-				}
-			} else {
-				char **field = (char **)((char *)src + fm_keys[i].offset);
-
-				if (!(*field = strdup((const char *)ev.data.scalar.value))) {
-					herr_set(err, EX_OSERR, where, "out of memory");
-					goto fail_ev;
-				}
-			}
 			free(key);
 			key = NULL;
 			break;
@@ -250,6 +368,7 @@ issue_source_read(const char *path, struct issue_source *src, struct herr *err)
 
 	memset(src, 0, sizeof *src);
 	src->tracking = -1;
+	src->hard_breaks = 1;
 	if (!(src->path = strdup(path)))
 		return herr_set(err, EX_OSERR, path, "out of memory");
 	if (read_file(path, ISSUE_FILE_MAX, &src->text, &src->len, err) < 0)
@@ -304,6 +423,9 @@ issue_source_free(struct issue_source *src)
 	free(src->from);
 	free(src->reply_to);
 	free(src->list);
+	while (src->n_allow_missing)
+		free(src->allow_missing[--src->n_allow_missing]);
+	free(src->allow_missing);
 	memset(src, 0, sizeof *src);
 }
 
@@ -320,6 +442,7 @@ issue_clear(struct issue *is)
 	free(is->html);
 	free(is->text);
 	free(is->links);
+	free(is->allow_missing);
 	memset(is, 0, sizeof *is);
 }
 
@@ -382,19 +505,143 @@ check_content(const struct render_doc *doc, void (*warn)(void *ctx, const char *
 	}
 }
 
-/* {{name}} and {{first_name}} without a fallback print nothing for people
- * without a name, and in the web archive, which has no reader's data. */
+/* ---- merge fields against the audience --------------------------------- */
+
+#define FIELDS_MAX 64
+
+/* The reader's fields an issue uses without a fallback, each once. */
+struct bare_fields {
+	char   name[FIELDS_MAX][AUDIENCE_KEY_MAX + 8];
+	size_t n;
+};
+
 static int
-note_bare_name(void *ctx, const struct tmpl_token *tok, const char *where, struct herr *err)
+collect_bare(void *ctx, const struct tmpl_token *tok, const char *where, struct herr *err)
 {
-	int *bare = ctx;
+	struct bare_fields *b = ctx;
+	size_t i;
 
 	(void)where;
 	(void)err;
-	if (!tok->fallback && ((tok->field_len == 4 && !memcmp(tok->field, "name", 4)) ||
-	                       (tok->field_len == 10 && !memcmp(tok->field, "first_name", 10))))
-		(*bare)++;
+	if (tok->fallback)
+		return 0;
+	if (!((tok->field_len == 4 && !memcmp(tok->field, "name", 4)) ||
+	      (tok->field_len == 10 && !memcmp(tok->field, "first_name", 10)) ||
+	      (tok->field_len > 5 && !memcmp(tok->field, "attr.", 5))))
+		return 0;
+	if (tok->field_len >= sizeof b->name[0])
+		return 0;
+	for (i = 0; i < b->n; i++)
+		if (strlen(b->name[i]) == tok->field_len &&
+		    !memcmp(b->name[i], tok->field, tok->field_len))
+			return 0;
+	if (b->n < FIELDS_MAX) {
+		memcpy(b->name[b->n], tok->field, tok->field_len);
+		b->name[b->n++][tok->field_len] = '\0';
+	}
 	return 0;
+}
+
+/* Is `field` in the issue's allow_missing JSON array? */
+static int
+field_allowed(const char *allow_json, const char *field)
+{
+	json_t *a = json_loads(allow_json && *allow_json ? allow_json : "[]", 0, NULL), *v;
+	size_t i;
+	int found = 0;
+
+	json_array_foreach(a, i, v)
+		if (json_is_string(v) && !strcmp(json_string_value(v), field))
+			found = 1;
+	json_decref(a);
+	return found;
+}
+
+int
+issue_check_fields(sqlite3 *db, const struct issue *is, int refuse,
+                   void (*warn)(void *ctx, const char *msg), void *warn_ctx,
+                   struct herr *err)
+{
+	const char *parts[4] = { is->subject, is->preheader, is->html, is->text };
+	struct bare_fields *bare = calloc(1, sizeof *bare);
+	struct audience_gap gaps[FIELDS_MAX];
+	char msg[1200], hint[400];
+	long long total;
+	size_t i, n = 0;
+	int ret = -1;
+
+	if (!bare)
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	for (i = 0; i < 4; i++)
+		if (parts[i] && tmpl_scan(parts[i], strlen(parts[i]), "issue", 1, collect_bare, bare,
+		                          err) < 0)
+			goto out;
+	for (i = 0; i < bare->n; i++)
+		if (!field_allowed(is->allow_missing, bare->name[i]))
+			gaps[n++].field = bare->name[i];
+	if (!n) {
+		ret = 0;
+		goto out;
+	}
+	if (audience_field_gaps(db, is->list_id, gaps, n, &total, err) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		const char *f = gaps[i].field;
+		int attr = f[0] == 'a';
+		char what[AUDIENCE_KEY_MAX + 8];
+
+		if (attr)
+			snprintf(what, sizeof what, "'%s'", f + 5);
+		else
+			snprintf(what, sizeof what, "a name");
+
+		if (!total || !gaps[i].missing) {
+			if (!attr && warn && !refuse) {
+				/* the web copy is for nobody in particular; said
+				 * once, at issue new */
+				snprintf(msg, sizeof msg, "{{%s}} has no fallback: the web copy has no "
+				         "reader's name and shows nothing there; write {{%s|there}} to "
+				         "choose what it says", f, f);
+				warn(warn_ctx, msg);
+			}
+			continue;
+		}
+		hint[0] = '\0';
+		if (gaps[i].suggest[0])
+			snprintf(hint, sizeof hint, " (did you mean {{attr.%s}}? %lld %s it)",
+			         gaps[i].suggest, gaps[i].suggest_have,
+			         gaps[i].suggest_have == 1 ? "has" : "have");
+		if (gaps[i].missing < total) {
+			if (!warn)
+				continue;
+			snprintf(msg, sizeof msg, "{{%s}} has no fallback: %lld of %lld recipients of "
+			         "list '%s' have no %s and will see nothing there; write "
+			         "{{%s|...}} to choose what they see", f, gaps[i].missing, total,
+			         is->list_name, attr ? what : "name", f);
+			warn(warn_ctx, msg);
+			continue;
+		}
+		snprintf(msg, sizeof msg, "{{%s}} has no fallback and none of the %lld recipients "
+		         "of list '%s' has %s%s; give it one ({{%s|...}}) or add "
+		         "'allow_missing: [%s]' to the front matter and run 'herald issue new' "
+		         "again", f, total, is->list_name, what, hint, f, attr ? f + 5 : f);
+		if (refuse) {
+			char where[32];
+
+			snprintf(where, sizeof where, "issue %lld", is->id);
+			herr_set(err, EX_DATAERR, where, "%s", msg);
+			goto out;
+		}
+		if (warn) {
+			snprintf(msg + strlen(msg), sizeof msg - strlen(msg),
+			         "; herald will not send this issue until then");
+			warn(warn_ctx, msg);
+		}
+	}
+	ret = 0;
+out:
+	free(bare);
+	return ret;
 }
 
 /* Compile to check merge fields, then throw the compiled form away: what is
@@ -411,8 +658,9 @@ validate_fields(const char *text, size_t len, const char *where, unsigned first_
 	return 0;
 }
 
+/* A compact JSON array of strings (malloc'd), or NULL when out of memory. */
 static char *
-links_json(const struct render_doc *doc)
+json_strings(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 	char *s;
@@ -420,8 +668,8 @@ links_json(const struct render_doc *doc)
 
 	if (!a)
 		return NULL;
-	for (i = 0; i < doc->n_links; i++)
-		if (json_array_append_new(a, json_string(doc->links[i])) < 0) {
+	for (i = 0; i < n; i++)
+		if (json_array_append_new(a, json_string(v[i])) < 0) {
 			json_decref(a);
 			return NULL;
 		}
@@ -439,11 +687,11 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	const char *subject = ov && ov->subject ? ov->subject : src->subject;
 	const char *html_where, *text_where;
 	char from_name[256], reply_name[256], reply_to[600] = "", *html_tpl = NULL,
-	     *text_tpl = NULL, *links = NULL;
+	     *text_tpl = NULL, *links = NULL, *allow = NULL;
 	size_t html_tpl_len, text_tpl_len;
 	struct address from, reply;
 	struct render_doc doc = { 0 };
-	struct render_opts ropts = { src->allow_html };
+	struct render_opts ropts = { src->allow_html, src->hard_breaks };
 	struct render_page_vars pv;
 	struct buf html = BUF_INIT(16u << 20), text = BUF_INIT(16u << 20);
 	struct list l;
@@ -490,16 +738,8 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	    (strstr(doc.html, "<!-- raw HTML omitted -->")))
 		warn(warn_ctx, "raw HTML in the issue was left out; set 'allow_html: true' "
 		     "in the front matter to keep it");
-	if (warn) {
-		int bare = 0;
-
+	if (warn)
 		check_content(&doc, warn, warn_ctx);
-		tmpl_scan(src->text + src->body_off, src->len - src->body_off, src->path,
-		          src->body_line, note_bare_name, &bare, NULL);
-		if (bare)
-			warn(warn_ctx, "{{name}} has no fallback: subscribers without a name, and the "
-			     "web copy, get nothing there; write {{name|there}} to choose what they see");
-	}
 
 	if (issue_load_template(cfg, 1, &html_tpl, &html_tpl_len, &html_where, err) < 0 ||
 	    issue_load_template(cfg, 0, &text_tpl, &text_tpl_len, &text_where, err) < 0)
@@ -518,7 +758,8 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	if (validate_fields(html.data, html.len, html_where, 1, err) < 0 ||
 	    validate_fields(text.data, text.len, text_where, 1, err) < 0)
 		goto out;
-	if (!(links = links_json(&doc))) {
+	if (!(links = json_strings(doc.links, doc.n_links)) ||
+	    !(allow = json_strings(src->allow_missing, src->n_allow_missing))) {
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto out;
 	}
@@ -526,8 +767,8 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	if (db_prepare(db, &st,
 	               "INSERT INTO issues (list_id, subject, preheader, from_name, from_addr, "
 	               "reply_to, source_path, markdown, html, text, links, allow_html, status, "
-	               "created_at, tracking) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-	               "?12, 'draft', ?13, ?14)", err) < 0)
+	               "created_at, tracking, allow_missing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+	               "?8, ?9, ?10, ?11, ?12, 'draft', ?13, ?14, ?15)", err) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, l.id);
 	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
@@ -544,15 +785,29 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	sqlite3_bind_int(st, 12, src->allow_html);
 	sqlite3_bind_int64(st, 13, db_now());
 	sqlite3_bind_int(st, 14, src->tracking >= 0 ? src->tracking : cfg->tracking);
+	sqlite3_bind_text(st, 15, allow, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		db_error(db, err, "insert issue");
 		goto out;
 	}
 	*id_out = sqlite3_last_insert_rowid(db);
+	/* Said now, while the file is open in the author's editor; refused
+	 * only at schedule and send, since subscribers may still be imported. */
+	if (warn) {
+		struct issue is;
+
+		if (issue_get(db, *id_out, &is, err) < 0)
+			goto out;
+		rc = issue_check_fields(db, &is, 0, warn, warn_ctx, err);
+		issue_clear(&is);
+		if (rc < 0)
+			goto out;
+	}
 	ret = 0;
 out:
 	sqlite3_finalize(st);
+	free(allow);
 	free(links);
 	free(html_tpl);
 	free(text_tpl);
@@ -566,7 +821,8 @@ out:
 	"SELECT i.id, i.list_id, l.name, i.subject, i.preheader, i.from_name, i.from_addr, " \
 	"i.reply_to, i.source_path, i.markdown, i.html, i.text, i.links, i.allow_html, " \
 	"i.status, ifnull(i.send_at, 0), i.created_at, ifnull(i.started_at, 0), " \
-	"ifnull(i.finished_at, 0), i.tracking FROM issues i JOIN lists l ON l.id = i.list_id "
+	"ifnull(i.finished_at, 0), i.tracking, i.allow_missing " \
+	"FROM issues i JOIN lists l ON l.id = i.list_id "
 
 static char *
 col_dup(sqlite3_stmt *st, int i)
@@ -603,8 +859,9 @@ row_to_issue(sqlite3_stmt *st, struct issue *is, int full)
 	is->started_at = sqlite3_column_int64(st, 17);
 	is->finished_at = sqlite3_column_int64(st, 18);
 	is->tracking = sqlite3_column_int(st, 19);
+	is->allow_missing = col_dup(st, 20);
 	if (!is->subject || !is->preheader || !is->from_name || !is->from_addr ||
-	    !is->reply_to || !is->source_path ||
+	    !is->reply_to || !is->source_path || !is->allow_missing ||
 	    (full && (!is->markdown || !is->html || !is->text || !is->links)))
 		return -1;
 	return 0;
@@ -691,8 +948,21 @@ transition(sqlite3 *db, long long id, const char *sql, long long at, const char 
 }
 
 int
-issue_schedule(sqlite3 *db, long long id, long long at, struct herr *err)
+issue_schedule(sqlite3 *db, long long id, long long at,
+               void (*warn)(void *ctx, const char *msg), void *warn_ctx, struct herr *err)
 {
+	struct issue is;
+	int rc = 0;
+
+	if (issue_get(db, id, &is, err) < 0)
+		return -1;
+	/* before its send has started, the audience is still to be taken:
+	 * check it has what the merge fields need */
+	if (!is.started_at)
+		rc = issue_check_fields(db, &is, 1, warn, warn_ctx, err);
+	issue_clear(&is);
+	if (rc < 0)
+		return -1;
 	return transition(db, id,
 	                  "UPDATE issues SET status = 'scheduled', send_at = ?2 WHERE id = ?1 "
 	                  "AND status IN ('draft', 'scheduled', 'paused', 'cancelled')",

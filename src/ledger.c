@@ -5,8 +5,8 @@
  * state the next run knows how to continue from.
  */
 #include "herald/ledger.h"
+#include "herald/audience.h"
 #include "herald/bouncelog.h"
-#include "herald/suppress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,14 +105,11 @@ ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n
 	sqlite3_stmt *st;
 	int rc;
 
-	/* Eligible: confirmed on the list, globally active (not blocked,
-	 * bounced or complained) and not suppressed.  ORDER BY keeps the send order stable. */
+	/* The audience (audience.h); ORDER BY keeps the send order stable. */
 	if (db_prepare(db, &st,
 	               "INSERT INTO deliveries (issue_id, subscriber_id, status, created_at, "
-	               "updated_at) SELECT ?1, s.id, 'pending', ?3, ?3 FROM subscriptions sub "
-	               "JOIN subscribers s ON s.id = sub.subscriber_id "
-	               "WHERE sub.list_id = ?2 AND sub.status = 'confirmed' AND s.status = 'active' "
-	               "AND " SUPPRESS_SQL_NOT("s.email_key") " "
+	               "updated_at) SELECT ?1, s.id, 'pending', ?3, ?3 FROM " AUDIENCE_SQL_FROM
+	               " WHERE " AUDIENCE_SQL_WHERE("?2") " "
 	               "ORDER BY s.id ON CONFLICT DO NOTHING", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, issue_id);
@@ -153,8 +150,7 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 	 * index seek rather than a scan past everything already sent. */
 #define NEXT_COLUMNS \
 	"SELECT d.subscriber_id, d.attempts, s.email, s.name, s.attributes, " \
-	"s.status = 'active' AND ifnull(sub.status, '') = 'confirmed' " \
-	"AND " SUPPRESS_SQL_NOT("s.email_key") " " \
+	AUDIENCE_SQL_MEMBER " IS 1 " \
 	"FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id " \
 	"JOIN issues i ON i.id = d.issue_id " \
 	"LEFT JOIN subscriptions sub ON sub.list_id = i.list_id " \

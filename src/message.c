@@ -166,7 +166,8 @@ is_web_url(const char *u)
 /*
  * Put {{link.N}} where the stored parts have the issue's Nth link: in the
  * HTML as href="..." of an <a> (not images: their src stays), in the text
- * part on its "[N] URL" line.  Only http(s) links; a mailto stays direct.
+ * part on its "[N] URL" line (merged there with the destination itself,
+ * see message_merge()).  Only http(s) links; a mailto stays direct.
  */
 static int
 mark_links(const struct message_ctx *m, const char *src, int html, struct buf *out)
@@ -444,20 +445,30 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 		}
 	}
 	v.open_pixel = pixel;
-	/* each link direct (merged for this subscriber) or via /c/TOKEN/N */
+	/*
+	 * Each link's target, merged for this subscriber: links[0..n) as the
+	 * HTML part shows them (through /c/TOKEN/N when tracked), and
+	 * links[n..2n) as the text part lists them, always the destination
+	 * itself.  A plain-text reader cannot hover over a link to see where it
+	 * goes, and a redirect URL in its place reads like the phishing mail
+	 * people are taught to distrust; the price is that clicks from text-only
+	 * readers are not counted.
+	 */
 	if (m->n_links) {
-		size_t *off = calloc(m->n_links, sizeof *off);
+		size_t *off = calloc(2 * m->n_links, sizeof *off);
 
-		if (!(links = calloc(m->n_links, sizeof *links)) || !off) {
+		if (!(links = calloc(2 * m->n_links, sizeof *links)) || !off) {
 			free(off);
 			herr_set(err, EX_OSERR, NULL, "out of memory");
 			goto out;
 		}
-		for (i = 0; i < m->n_links; i++) {
+		for (i = 0; i < 2 * m->n_links; i++) {
+			size_t k = i % m->n_links;
+
 			off[i] = lb.len;
-			if ((tracked && is_web_url(m->links[i]))
-			        ? buf_addf(&lb, "%s/c/%s/%zu", m->cfg->base_url, tok, i + 1)
-			        : tmpl_merge(m->link_tmpl[i], &v, TMPL_URL, &lb)) {
+			if ((i < m->n_links && tracked && is_web_url(m->links[k]))
+			        ? buf_addf(&lb, "%s/c/%s/%zu", m->cfg->base_url, tok, k + 1)
+			        : tmpl_merge(m->link_tmpl[k], &v, TMPL_URL, &lb)) {
 				free(off);
 				herr_set(err, EX_OSERR, NULL, "out of memory");
 				goto out;
@@ -468,15 +479,20 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 				goto out;
 			}
 		}
-		for (i = 0; i < m->n_links; i++)
+		for (i = 0; i < 2 * m->n_links; i++)
 			links[i] = lb.data + off[i];
 		free(off);
 		v.links = (const char *const *)links;
 		v.n_links = m->n_links;
 	}
 	if (tmpl_merge(m->subject, &v, TMPL_RAW, subject) < 0 ||
-	    tmpl_merge(m->html, &v, TMPL_HTML, html) < 0 ||
-	    tmpl_merge(m->text, &v, TMPL_RAW, text) < 0) {
+	    tmpl_merge(m->html, &v, TMPL_HTML, html) < 0) {
+		herr_set(err, EX_SOFTWARE, r->email, "message too large or out of memory");
+		goto out;
+	}
+	if (m->n_links)
+		v.links = (const char *const *)links + m->n_links;
+	if (tmpl_merge(m->text, &v, TMPL_RAW, text) < 0) {
 		herr_set(err, EX_SOFTWARE, r->email, "message too large or out of memory");
 		goto out;
 	}

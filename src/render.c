@@ -84,6 +84,7 @@ struct trender {
 	const struct ph  *ph;
 	struct links     *links;
 	int               allow_html;
+	int               hard_breaks; /* a soft break is a new line */
 	int               failed;    /* a buffer append failed */
 };
 
@@ -549,7 +550,7 @@ t_inline(struct trender *r, cmark_node *node)
 			t_adds(r, &r->inl, lit);
 		break;
 	case CMARK_NODE_SOFTBREAK:
-		t_add(r, &r->inl, " ", 1);
+		t_add(r, &r->inl, r->hard_breaks ? "\n" : " ", 1);
 		break;
 	case CMARK_NODE_LINEBREAK:
 		t_add(r, &r->inl, "\n", 1);
@@ -757,7 +758,7 @@ t_block(struct trender *r, cmark_node *node)
 
 static int
 render_text(cmark_node *doc, const struct ph *ph, struct links *links,
-    int allow_html, char **out)
+    const struct render_opts *opts, char **out)
 {
 	struct trender r;
 	size_t i;
@@ -771,7 +772,8 @@ render_text(cmark_node *doc, const struct ph *ph, struct links *links,
 	buf_init(&r.line, RENDER_MAX_OUTPUT);
 	r.ph = ph;
 	r.links = links;
-	r.allow_html = allow_html;
+	r.allow_html = opts && opts->allow_html;
+	r.hard_breaks = opts && opts->hard_breaks;
 
 	t_block(&r, doc);
 	if (links->n > 0) {
@@ -836,9 +838,10 @@ render_markdown(const char *md, size_t len, const char *where,
 	}
 	/* Without CMARK_OPT_UNSAFE cmark writes "<!-- raw HTML omitted -->"
 	 * for raw HTML, which issue.c looks for to warn the author. */
-	raw = cmark_render_html(doc, allow_html ? CMARK_OPT_UNSAFE : 0);
+	raw = cmark_render_html(doc, (allow_html ? CMARK_OPT_UNSAFE : 0) |
+	    (opts && opts->hard_breaks ? CMARK_OPT_HARDBREAKS : 0));
 	if (!raw || ph_restore(&ph, raw, strlen(raw), &html) < 0 ||
-	    render_text(doc, &ph, &links, allow_html, &text) < 0) {
+	    render_text(doc, &ph, &links, opts, &text) < 0) {
 		herr_set(err, errno == E2BIG ? EX_DATAERR : EX_OSERR, where,
 		    errno == E2BIG ? "rendered issue too large" :
 		    "out of memory rendering");
@@ -913,6 +916,8 @@ static const struct {
 };
 #define N_PAGE_FIELDS (sizeof page_fields / sizeof page_fields[0])
 
+#define PAGE_MAX_CONTENT 8
+
 struct page_ctx {
 	const char                    *tpl;
 	size_t                         pos;     /* end of the last token */
@@ -920,6 +925,10 @@ struct page_ctx {
 	const struct render_page_vars *v;
 	const char                    *content;
 	struct buf                    *out;
+	/* where {{issue.content}} went in `out`: the text part's own lines,
+	 * already wrapped, which the footer wrap leaves alone */
+	size_t                         content_at[PAGE_MAX_CONTENT][2];
+	size_t                         n_content;
 };
 
 /* Every append failure in render_page(): the cap, or memory. */
@@ -991,8 +1000,17 @@ page_value(struct page_ctx *c, enum page_field f, const char *s,
 			rc = buf_add(c->out, tok->fallback, tok->fallback_len);
 		return rc < 0 ? page_fail(err, name) : 0;
 	}
-	if (f == PAGE_CONTENT) /* already HTML, or the finished text part */
-		return buf_adds(c->out, s) < 0 ? page_fail(err, name) : 0;
+	if (f == PAGE_CONTENT) { /* already HTML, or the finished text part */
+		size_t at = c->out->len;
+
+		if (buf_adds(c->out, s) < 0)
+			return page_fail(err, name);
+		if (c->n_content < PAGE_MAX_CONTENT) {
+			c->content_at[c->n_content][0] = at;
+			c->content_at[c->n_content++][1] = c->out->len;
+		}
+		return 0;
+	}
 	n = strlen(s);
 	vc.s = s;
 	vc.pos = 0;
@@ -1061,22 +1079,125 @@ page_token(void *vctx, const struct tmpl_token *tok, const char *where,
 	return page_value(c, (enum page_field)f, val, tok, err);
 }
 
+/* End of the word starting at s[i]: the next space, except inside a
+ * merge field ("{{ name | there }}" is one word). */
+static size_t
+page_word_end(const char *s, size_t n, size_t i)
+{
+	const char *close;
+
+	while (i < n && s[i] != ' ') {
+		if (i + 1 < n && s[i] == '{' && s[i + 1] == '{' &&
+		    (close = find(s + i, n - i, "}}", 2))) {
+			i = (size_t)(close - s) + 2;
+			continue;
+		}
+		i++;
+	}
+	return i;
+}
+
+/*
+ * Append one line of the text layout, s[0..n) without its LF, to out,
+ * wrapped at RENDER_TEXT_WIDTH like the body: greedy at spaces, a word
+ * wider than the line on its own line, never inside a merge field.  A line
+ * that fits is copied as it is (the "-- " signature separator keeps its
+ * space, RFC 3676 4.3).
+ */
+static int
+page_wrap_line(struct buf *out, const char *s, size_t n)
+{
+	size_t i = 0, j, w, lw = 0;
+	int have = 0;
+
+	if (utf8_width(s, n) <= RENDER_TEXT_WIDTH)
+		return buf_add(out, s, n);
+	while (i < n) {
+		if (s[i] == ' ') {
+			i++;
+			continue;
+		}
+		j = page_word_end(s, n, i);
+		w = utf8_width(s + i, j - i);
+		if (have && lw + 1 + w > RENDER_TEXT_WIDTH) {
+			if (buf_addc(out, '\n') < 0)
+				return -1;
+			lw = 0;
+			have = 0;
+		}
+		if (have) {
+			if (buf_addc(out, ' ') < 0)
+				return -1;
+			lw++;
+		}
+		if (buf_add(out, s + i, j - i) < 0)
+			return -1;
+		lw += w;
+		have = 1;
+		i = j;
+	}
+	return 0;
+}
+
+/* Wrap the lines of page[0..n) that lie outside the content spans. */
+static int
+page_wrap(const struct page_ctx *c, const char *page, size_t n, struct buf *out)
+{
+	size_t pos = 0, k, end, stop;
+	const char *nl;
+
+	while (pos < n) {
+		for (k = 0; k < c->n_content; k++)
+			if (pos == c->content_at[k][0])
+				break;
+		if (k < c->n_content) {
+			end = c->content_at[k][1];
+			if (buf_add(out, page + pos, end - pos) < 0)
+				return -1;
+			pos = end;
+			continue;
+		}
+		/* up to the end of the line or the next content span */
+		stop = n;
+		for (k = 0; k < c->n_content; k++)
+			if (c->content_at[k][0] > pos && c->content_at[k][0] < stop)
+				stop = c->content_at[k][0];
+		nl = memchr(page + pos, '\n', stop - pos);
+		end = nl ? (size_t)(nl - page) : stop;
+		if (page_wrap_line(out, page + pos, end - pos) < 0 ||
+		    (nl && buf_addc(out, '\n') < 0))
+			return -1;
+		pos = nl ? end + 1 : end;
+	}
+	return 0;
+}
+
 int
 render_page(const char *tpl, size_t tpl_len, const char *tpl_where, int html,
     const struct render_page_vars *v, const char *content, struct buf *out,
     struct herr *err)
 {
 	struct page_ctx c;
+	struct buf page = BUF_INIT(RENDER_MAX_OUTPUT);
+	int rc = -1;
 
+	memset(&c, 0, sizeof c);
 	c.tpl = tpl;
-	c.pos = 0;
 	c.html = html;
 	c.v = v;
 	c.content = content;
-	c.out = out;
+	/* The text layout is filled apart and then wrapped, so a long list
+	 * title or postal address in the footer keeps to 72 columns. */
+	c.out = html ? out : &page;
 	if (tmpl_scan(tpl, tpl_len, tpl_where, 1, page_token, &c, err) < 0)
-		return -1;
-	if (buf_add(out, tpl + c.pos, tpl_len - c.pos) < 0)
-		return page_fail(err, tpl_where);
-	return 0;
+		goto done;
+	if (buf_add(c.out, tpl + c.pos, tpl_len - c.pos) < 0 ||
+	    (!html && page_wrap(&c, buf_str(&page), page.len, out) < 0)) {
+		page_fail(err, tpl_where);
+		goto done;
+	}
+	rc = 0;
+done:
+	buf_free(&page);
+	return rc;
 }

@@ -878,6 +878,11 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 		         !strcmp(is.status, "paused") ? "; resume it first" : "");
 		goto out;
 	}
+	/* before the snapshot: refuse an issue whose merge fields its
+	 * audience cannot fill, before any relay is contacted */
+	if (strcmp(is.status, "sending") &&
+	    issue_check_fields(db, &is, 1, opts->warn, opts->warn_ctx, err) < 0)
+		goto out;
 	if (token_key_load(cfg->secret_file, &L.key, err) < 0 ||
 	    list_get_by_id(db, is.list_id, &l, err) < 0)
 		goto out;

@@ -100,6 +100,9 @@ int cmd_usage_error(const char *usage, const char *fmt, ...)
 int cmd_parse_id(const char *s, long long *id, struct herr *err);
 /* Format a Unix time as local ISO 8601 "2026-11-26 11:12" into out; "-" for 0. */
 const char *cmd_time(long long t, char *out, size_t size);
+/* A core module's `warn` callback: "CTX: warning: MSG" on stderr, where
+ * ctx is a string naming the subject (a file, "issue 3"). */
+void cmd_warn(void *ctx, const char *msg);
 /* Print a JSON value (jansson json_t *) to stdout and release it. */
 int cmd_print_json(void *json);
 /* Print `s` padded with spaces to `width` characters, then one space. */

@@ -5,8 +5,9 @@
  * with inih; every key is declared once in a table in config.c with its type
  * and default, and config/herald.conf.example documents the same keys.
  * Unknown sections and keys are errors (a typo must not silently fall back
- * to a default).  Relative paths are taken relative to the directory of the
- * config file, so cron can run herald from any working directory.
+ * to a default), each naming the key or section likely meant.  Relative
+ * paths are taken relative to the directory of the config file, so cron can
+ * run herald from any working directory.
  *
  * The SMTP password never lives in this struct: only the name of the
  * environment variable or file that holds it.  config_smtp_password() reads

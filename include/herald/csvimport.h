@@ -11,7 +11,13 @@
  *   - a header row, matched case-insensitively and with surrounding spaces
  *     ignored: `email` is required, `name` optional, every other column is an
  *     attribute kept under its header name as written (trimmed); duplicate or
- *     empty header names are a file error;
+ *     empty header names are a file error; the caller may name other columns
+ *     for the address and the name (struct csvimport_columns, the import
+ *     command's --email-column and --name-column);
+ *   - when the address column is missing, the error shows the header and the
+ *     column that likely holds the addresses ("Email Address", "E-mail",
+ *     a near miss of "email", ...); when the name column is, a likely one
+ *     ("Full Name", ...) is named in a note;
  *   - every row is checked and a bad one is reported with the physical line
  *     number where it starts and a reason, then skipped:
  *       invalid address / missing address / duplicate of line N (same address
@@ -24,9 +30,10 @@
  *   - surrounding spaces and tabs are trimmed from every field, quoted or
  *     not; when the address had some, a note (not an error) is passed to
  *     the caller for the good row.
- * A file-level problem (unreadable, no header, no email column, an empty,
- * duplicate or over-long header name, more than CSVIMPORT_COLUMNS_MAX
- * columns, a quoted field still open at end of file) fails the whole read.
+ * A file-level problem (unreadable, no header, no email column or no column
+ * the caller named, an empty, duplicate or over-long header name, more than
+ * CSVIMPORT_COLUMNS_MAX columns, a quoted field still open at end of file)
+ * fails the whole read.
  * Rows are streamed, so good rows before the problem may already have been
  * passed to the handler: the caller must import nothing when the read fails
  * (run the import in one transaction and roll it back on -1).
@@ -69,20 +76,38 @@ struct csvimport_handler {
 };
 
 /*
+ * Which header columns hold the address and the name, matched like the
+ * header (case-insensitively, surrounding blanks ignored).  A NULL member
+ * means the default: "email" (required) and "name" (used when present).
+ * A column named here that the header lacks is a file error; the columns
+ * taken are not attributes.  Messages call them --email-column and
+ * --name-column, as the import command spells them.
+ */
+struct csvimport_columns {
+	const char *email;
+	const char *name;
+};
+
+/*
  * Read the CSV from `fp` (any stream: it is read once, never seeked);
  * `path` is used only in messages.  Calls the handler for each data row in
  * file order.  Returns 0 when the file was read to the end (even if some
  * rows were bad), or -1 with:
  *   EX_DATAERR, where = "path:line", for a file-level problem, e.g.
  *     "quoted field opened here is never closed" (the line where the quote
- *     opened), "no 'email' column in the header"; where = "path" for
- *     "no header row: the file is empty";
+ *     opened), "no 'email' column; the header is: Email Address, Full Name;
+ *     did you mean --email-column 'Email Address'?", "no column 'Mail'
+ *     (--email-column) in the header; the header is: ..."; where = "path"
+ *     for "no header row: the file is empty";
  *   EX_IOERR, where = "path", for a read error; EX_OSERR when out of memory;
  *   or the error the row callback set (EX_SOFTWARE if it set none).
  * The handler is not called again after an error.  Not reentrant from the
- * handler's callbacks.
+ * handler's callbacks.  csvimport_read() is csvimport_read_columns() with
+ * the default columns (`cols` NULL).
  */
 int csvimport_read(FILE *fp, const char *path, const struct csvimport_handler *h,
                    struct herr *err);
+int csvimport_read_columns(FILE *fp, const char *path, const struct csvimport_columns *cols,
+                           const struct csvimport_handler *h, struct herr *err);
 
 #endif

@@ -12,9 +12,19 @@
  *   list: newsletter
  *   allow_html: false
  *   tracking: true
+ *   line_breaks: keep
+ *   allow_missing: [organization]
  *   ---
  *
- * Keys are single scalars; an unknown or repeated key, a missing subject or
+ * line_breaks: `keep` (the default) makes every line break inside a
+ * paragraph a line break in the mail, as people who write newsletters
+ * expect of a sign-off ("Thanks for reading,\nThe team"); `commonmark`
+ * joins the lines of a paragraph, as CommonMark does, for sources wrapped
+ * by an editor.  allow_missing names merge fields (attributes, or name /
+ * first_name) that may be blank for every recipient: without it, a send
+ * is refused when no recipient has a field used without a fallback.
+ *
+ * Keys are single scalars (allow_missing may be a list); an unknown or repeated key, a missing subject or
  * list, a control character or line break in any value (header injection) or
  * an unknown merge field is an error at `issue new` naming file:line.
  * Rendering happens here, once: the stored HTML and text parts already hold
@@ -40,6 +50,9 @@ struct issue_source {
 	char    *subject, *preheader, *from, *reply_to, *list; /* NULL when absent */
 	int      allow_html;
 	int      tracking;   /* -1: not given (the config decides) */
+	int      hard_breaks; /* line_breaks: keep (1, the default) | commonmark (0) */
+	char   **allow_missing; /* allow_missing: field names, "attr.KEY" or "name" */
+	size_t   n_allow_missing;
 };
 
 /* Read and check FILE.md (front matter syntax, UTF-8, sizes).  Frees
@@ -54,6 +67,7 @@ struct issue {
 	char      list_name[65];
 	char     *subject, *preheader, *from_name, *from_addr, *reply_to;
 	char     *source_path, *markdown, *html, *text, *links; /* links: JSON array */
+	char     *allow_missing; /* JSON array of field names (front matter) */
 	int       allow_html;
 	int       tracking;      /* open pixel and click redirects */
 	char      status[16];    /* draft scheduled sending paused sent cancelled */
@@ -80,6 +94,20 @@ int issue_create(sqlite3 *db, const struct config *cfg, const struct issue_sourc
                  struct herr *err);
 
 int issue_get(sqlite3 *db, long long id, struct issue *out, struct herr *err);
+
+/*
+ * The reader's merge fields ({{name}}, {{first_name}}, {{attr.KEY}}) that
+ * issue `is` uses without a fallback, checked against its audience
+ * (audience.h): `warn` hears of each field some recipients lack, with how
+ * many, and of a bare name in the web copy.  A field that no recipient has
+ * (a misspelt attribute) fails with EX_DATAERR when `refuse` is set (issue
+ * schedule, the start of a send), naming the closest attribute they do
+ * have; otherwise it is a warning (issue new).  Fields in the issue's
+ * allow_missing are not checked.  `warn` may be NULL.
+ */
+int issue_check_fields(sqlite3 *db, const struct issue *is, int refuse,
+                       void (*warn)(void *ctx, const char *msg), void *warn_ctx,
+                       struct herr *err);
 int issue_each(sqlite3 *db, int (*fn)(void *ctx, const struct issue *is), void *ctx,
                struct herr *err);
 
@@ -87,8 +115,12 @@ int issue_each(sqlite3 *db, int (*fn)(void *ctx, const struct issue *is), void *
  * sending or once it was sent, unless `force`. */
 int issue_remove(sqlite3 *db, long long id, int force, struct herr *err);
 
-/* draft|scheduled|paused|cancelled -> scheduled with send_at = at. */
-int issue_schedule(sqlite3 *db, long long id, long long at, struct herr *err);
+/* draft|scheduled|paused|cancelled -> scheduled with send_at = at.  An
+ * issue whose send has not started is checked first with
+ * issue_check_fields() (refusing; `warn` hears the rest, may be NULL). */
+int issue_schedule(sqlite3 *db, long long id, long long at,
+                   void (*warn)(void *ctx, const char *msg), void *warn_ctx,
+                   struct herr *err);
 /* anything but sent -> cancelled; pending ledger rows stay as they are. */
 int issue_cancel(sqlite3 *db, long long id, struct herr *err);
 

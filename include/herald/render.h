@@ -6,7 +6,8 @@
  * and merges them per subscriber.
  *
  * Markdown: CommonMark via cmark, smart punctuation on, raw HTML omitted
- * unless the issue allows it.  Merge fields are swapped for placeholder
+ * unless the issue allows it, single line breaks kept when asked (the
+ * issue default, see issue.h's line_breaks).  Merge fields are swapped for placeholder
  * words before cmark sees the text and swapped back afterwards, so Markdown
  * syntax can neither mangle nor create them (a field in a link destination
  * survives cmark's URL escaping).
@@ -45,7 +46,9 @@
 #define RENDER_TEXT_WIDTH 72
 
 struct render_opts {
-	int allow_html; /* keep raw HTML blocks and inline HTML (cmark UNSAFE) */
+	int allow_html;  /* keep raw HTML blocks and inline HTML (cmark UNSAFE) */
+	int hard_breaks; /* a line break inside a paragraph stays a line break
+	                    (cmark HARDBREAKS; <br> in HTML, a new line in text) */
 };
 
 struct render_doc {

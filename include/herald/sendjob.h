@@ -43,6 +43,9 @@ struct sendjob_opts {
 	 * finishes the messages in flight, records them and returns. */
 	volatile sig_atomic_t *stop;
 	double deadline;    /* db_now_f() time to stop by, 0 for none */
+	/* Notes that do not stop the send (issue_check_fields()); may be NULL. */
+	void (*warn)(void *ctx, const char *msg);
+	void *warn_ctx;
 };
 
 struct sendjob_report {
@@ -63,7 +66,8 @@ struct sendjob_report {
  * (in-flight rows recovered first); deferred rows whose time has come are
  * retried.  Returns 0 when the run went through the ledger (see rep->end and
  * rep->counts), or -1: EX_DATAERR for an issue that cannot be sent (sent,
- * cancelled, paused), EX_UNAVAILABLE when no relay could be used,
+ * cancelled, paused, or a merge field no recipient has: issue_check_fields()
+ * runs before the snapshot), EX_UNAVAILABLE when no relay could be used,
  * EX_CONFIG when a relay refused our login.  Rows not attempted stay
  * pending for the next run.  The caller holds the send lock (lock.h).
  */

@@ -162,3 +162,9 @@ cmd_catch_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 	return &stop_requested;
 }
+
+void
+cmd_warn(void *ctx, const char *msg)
+{
+	fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, msg);
+}

@@ -1,8 +1,14 @@
 /*
  * config.c - `herald config check`: every problem with the configuration at
  * once, each with its file and line, plus what it would use.
+ *
+ * It checks the configuration, not whether `herald init` has run: before
+ * init, a database and token secret that do not exist yet are a note, not a
+ * problem, as long as the directories they go in let init create them.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,8 +22,41 @@ const char cmd_config_usage[] =
 	"\n"
 	"Read the configuration, report every problem with its line, warn about\n"
 	"risky settings, and check that the database and token secret are usable.\n"
-	"Exit status 0 when it is usable, 78 (EX_CONFIG) when not.  The SMTP\n"
-	"password is never printed.\n";
+	"Before 'herald init' has created them, it says so in a note and checks\n"
+	"that init can.  Exit status 0 when the configuration is usable, 78\n"
+	"(EX_CONFIG) when not.  The SMTP password is never printed.\n";
+
+/* 1 when `path` does not exist (and nothing else stops us knowing). */
+static int
+missing(const char *path)
+{
+	return access(path, F_OK) < 0 && errno == ENOENT;
+}
+
+/* `path` does not exist yet: can `herald init` create it?  Prints the
+ * error and returns 1 when its directory is missing or not writable. */
+static int
+check_creatable(const char *what, const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int bad = 0;
+
+	if (!dir) {
+		fprintf(stderr, "error: out of memory\n");
+		return 1;
+	}
+	if (!(slash = strrchr(dir, '/')))
+		strcpy(dir, ".");
+	else
+		slash[slash == dir] = '\0'; /* "/x" keeps its "/" */
+	if (access(dir, W_OK | X_OK) < 0) {
+		fprintf(stderr, "error: %s %s cannot be created: directory %s: %s\n", what, path,
+		        dir, strerror(errno));
+		bad = 1;
+	}
+	free(dir);
+	return bad;
+}
 
 /* Load the DKIM keys as a send would, and say what DMARC will think. */
 static int
@@ -66,7 +105,7 @@ cmd_config(int argc, char **argv, struct cmd_env *env)
 {
 	struct token_key key;
 	size_t i;
-	int rc, bad = 0;
+	int rc, bad = 0, no_db = 0, no_secret = 0;
 
 	if (argc != 2 || strcmp(argv[1], "check"))
 		return cmd_usage_error(cmd_config_usage, "expected 'config check'");
@@ -84,27 +123,40 @@ cmd_config(int argc, char **argv, struct cmd_env *env)
 		return -1;
 	}
 	if (rc == 0) {
-		if (access(env->cfg.db_path, F_OK) < 0) {
-			fprintf(stderr, "error: database %s does not exist; run 'herald init'\n",
-			        env->cfg.db_path);
-			bad = 1;
-		} else if (db_open(env->cfg.db_path, DB_OPEN_EXISTING, env->cfg.db_busy_timeout_ms,
-		                   &env->db, &env->err) < 0) {
+		/* Before `herald init`: nothing to open yet, only to create. */
+		if ((no_db = missing(env->cfg.db_path)))
+			bad |= check_creatable("database", env->cfg.db_path);
+		else if (db_open(env->cfg.db_path, DB_OPEN_EXISTING, env->cfg.db_busy_timeout_ms,
+		                 &env->db, &env->err) < 0) {
 			fprintf(stderr, "error: %s: %s\n", env->err.where, env->err.msg);
 			bad = 1;
 		}
 		herr_clear(&env->err);
-		if (token_key_load(env->cfg.secret_file, &key, &env->err) < 0) {
+		/* A database without its secret is broken; before init, both are
+		 * missing (and one unusable directory is reported once). */
+		if (no_db && (no_secret = missing(env->cfg.secret_file))) {
+			if (!bad)
+				bad |= check_creatable("token secret", env->cfg.secret_file);
+		} else if (token_key_load(env->cfg.secret_file, &key, &env->err) < 0) {
 			fprintf(stderr, "error: %s: %s\n", env->err.where, env->err.msg);
 			bad = 1;
 		}
 		explicit_bzero(&key, sizeof key);
 		bad |= check_dkim(&env->cfg, env->quiet);
+		if (no_db && !bad && !env->quiet)
+			fprintf(stderr, "note: the database %s does not exist yet; "
+			        "'herald init' creates it%s%s%s\n", env->cfg.db_path,
+			        no_secret ? " (and the token secret " : "",
+			        no_secret ? env->cfg.secret_file : "", no_secret ? ")" : "");
 	}
 	if (rc == 0 && !bad && !env->quiet) {
 		printf("%s: OK\n", env->config_path);
-		printf("  database   %s (schema version %d)\n", env->cfg.db_path,
-		       db_schema_version(env->db));
+		if (no_db)
+			printf("  database   %s (not created yet: run 'herald init')\n",
+			       env->cfg.db_path);
+		else
+			printf("  database   %s (schema version %d)\n", env->cfg.db_path,
+			       db_schema_version(env->db));
 		for (i = 0; i < env->cfg.n_relays; i++) {
 			const struct config_relay *r = &env->cfg.relays[i];
 

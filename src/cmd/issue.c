@@ -31,20 +31,16 @@ const char cmd_issue_usage[] =
 	"       herald issue retry ID\n"
 	"\n"
 	"new renders FILE.md (Markdown with front matter: subject, preheader, from,\n"
-	"reply_to, list, allow_html) once and prints the new issue's id; unknown\n"
-	"merge fields are errors here, not blanks in the mail.  preview prints one\n"
+	"reply_to, list, allow_html, tracking, line_breaks, allow_missing) once and\n"
+	"prints the new issue's id; unknown merge fields are errors here, not blanks\n"
+	"in the mail, and fields the list's readers lack are counted (schedule and\n"
+	"send refuse one that none of them has).  preview prints one\n"
 	"subscriber's copy (default: a sample with no name) to stdout.  test sends\n"
 	"one real copy, marked [TEST], that is not recorded as a delivery.  TIME is\n"
 	"ISO 8601, e.g. 2026-12-01T09:00 (local) or 2026-12-01T08:00Z.  pause and\n"
 	"cancel reach a running send within a second; resume lets the next run or\n"
 	"send go on.  failures lists failed and bounced recipients with the relay's\n"
 	"words; retry puts the failed ones back for the next run.\n";
-
-static void
-warn_cb(void *ctx, const char *msg)
-{
-	fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, msg);
-}
 
 static int
 issue_new(int argc, char **argv, struct cmd_env *env)
@@ -70,7 +66,7 @@ issue_new(int argc, char **argv, struct cmd_env *env)
 		return cmd_usage_error(cmd_issue_usage, "issue new needs exactly one FILE.md");
 	rc = issue_source_read(argv[optind], &src, &env->err);
 	if (rc == 0)
-		rc = issue_create(env->db, &env->cfg, &src, &ov, &id, warn_cb, argv[optind],
+		rc = issue_create(env->db, &env->cfg, &src, &ov, &id, cmd_warn, argv[optind],
 		                  &env->err);
 	issue_source_free(&src);
 	if (rc < 0)
@@ -243,7 +239,7 @@ issue_schedule_cmd(int argc, char **argv, struct cmd_env *env)
 	};
 	const char *at = NULL;
 	long long id, t;
-	char buf[32];
+	char buf[32], what[32];
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "a:", opts, NULL)) != -1) {
@@ -256,7 +252,8 @@ issue_schedule_cmd(int argc, char **argv, struct cmd_env *env)
 	if (cmd_parse_id(argv[optind], &id, &env->err) < 0 ||
 	    issue_parse_time(at, &t, &env->err) < 0)
 		return -1;
-	if (issue_schedule(env->db, id, t, &env->err) < 0)
+	snprintf(what, sizeof what, "issue %lld", id);
+	if (issue_schedule(env->db, id, t, env->quiet ? NULL : cmd_warn, what, &env->err) < 0)
 		return -1;
 	if (!env->quiet)
 		printf("issue %lld scheduled for %s%s\n", id, cmd_time(t, buf, sizeof buf),

@@ -22,7 +22,9 @@ const char cmd_run_usage[] =
 	"resumes every interrupted send, and retries deferred deliveries whose\n"
 	"retry time has come, one issue after another; exits when nothing more is\n"
 	"due, or cleanly at --max-time.  Prints nothing when nothing was due.  Only\n"
-	"one run or send at a time: a second exits at once with status 75.\n";
+	"one run or send at a time: a second exits at once with status 75.  An\n"
+	"issue that cannot go (a merge field none of its recipients has) is named\n"
+	"on stderr and left scheduled; the others go, and run exits 65.\n";
 
 int
 cmd_run(int argc, char **argv, struct cmd_env *env)
@@ -36,8 +38,8 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 	struct cmd_progress prog;
 	struct herald_lock lock;
 	long long id = 0, max_time = 0;
-	char *end;
-	int ch, rc = 0;
+	char *end, what[32];
+	int ch, rc = 0, refused = 0;
 
 	while ((ch = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
 		if (ch != 't')
@@ -69,14 +71,19 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 		if (!id)
 			break;
 		so.issue_id = id;
+		snprintf(what, sizeof what, "issue %lld", id);
+		so.warn = env->quiet ? NULL : cmd_warn;
+		so.warn_ctx = what;
 		cmd_progress_init(&prog, env->quiet);
 		if (sendjob_run(env->db, &env->cfg, &so, &rep, &env->err) < 0) {
 			cmd_send_summary(stderr, id, &rep);
 			if (env->err.code == EX_DATAERR) {
-				/* this issue changed under us (cancelled, paused):
-				 * say so and go on with the next */
+				/* this issue cannot go (changed under us, or its
+				 * merge fields do not fit its audience): say so, go
+				 * on with the next, and exit 65 at the end */
 				fprintf(stderr, "herald run: issue %lld: %s\n", id, env->err.msg);
 				herr_clear(&env->err);
+				refused = 1;
 				continue;
 			}
 			rc = -1; /* the relays or the database: stop the run */
@@ -89,5 +96,5 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 			break; /* the relays' windows hold for the other issues too */
 	}
 	lock_release(&lock);
-	return rc;
+	return rc == 0 && refused ? EX_DATAERR : rc;
 }

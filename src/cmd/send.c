@@ -104,6 +104,7 @@ cmd_send(int argc, char **argv, struct cmd_env *env)
 	struct sendjob_report rep;
 	struct cmd_progress prog;
 	struct herald_lock lock;
+	char what[32];
 	int rc;
 
 	if (argc != 2)
@@ -117,6 +118,9 @@ cmd_send(int argc, char **argv, struct cmd_env *env)
 	opts.progress = cmd_progress;
 	opts.ctx = &prog;
 	opts.stop = cmd_catch_signals();
+	snprintf(what, sizeof what, "issue %lld", opts.issue_id);
+	opts.warn = env->quiet ? NULL : cmd_warn;
+	opts.warn_ctx = what;
 	rc = sendjob_run(env->db, &env->cfg, &opts, &rep, &env->err);
 	lock_release(&lock);
 	if (rc < 0 && (env->err.code == EX_NOINPUT || env->err.code == EX_DATAERR) &&

@@ -26,13 +26,16 @@ const char cmd_sub_usage[] =
 	"       herald sub unsubscribe ADDR --list NAME\n"
 	"       herald sub block ADDR\n"
 	"       herald sub reactivate ADDR\n"
-	"       herald sub import --list NAME FILE.csv [--dry-run] [--unconfirmed]\n"
+	"       herald sub import --list NAME FILE.csv [--dry-run] [--unconfirmed]"
+	" [--email-column COL] [--name-column COL]\n"
 	"       herald sub export --list NAME [--status S]\n"
 	"\n"
 	"Addresses are one subscriber regardless of case; the first spelling is\n"
 	"kept.  S is confirmed, unconfirmed or unsubscribed.  import reads a CSV with\n"
 	"a header row: 'email' is required, 'name' optional, other columns become\n"
-	"attributes.  Bad rows are reported as FILE:LINE: reason and skipped; the\n"
+	"attributes; --email-column and --name-column take the addresses and names\n"
+	"from columns of other names (\"Email Address\", matched regardless of case)\n"
+	"instead.  Bad rows are reported as FILE:LINE: reason and skipped; the\n"
 	"good rows go in one transaction; the exit status is 65 when any row was\n"
 	"bad.  A bulk import never resubscribes someone who unsubscribed.  export\n"
 	"writes CSV (default: confirmed members) that import reads back.\n";
@@ -549,10 +552,13 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		{ "list", required_argument, NULL, 'l' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "unconfirmed", no_argument, NULL, 'u' },
+		{ "email-column", required_argument, NULL, 'E' },
+		{ "name-column", required_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *list_name = NULL, *path;
 	int ch, dry = 0, unconfirmed = 0;
+	struct csvimport_columns cols = { NULL, NULL };
 	struct import_ctx c;
 	struct csvimport_handler h;
 	struct list l;
@@ -564,11 +570,17 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		case 'l': list_name = optarg; break;
 		case 'n': dry = 1; break;
 		case 'u': unconfirmed = 1; break;
+		case 'E': cols.email = optarg; break;
+		case 'N': cols.name = optarg; break;
 		default: return cmd_usage(cmd_sub_usage, 1);
 		}
 	}
 	if (optind + 1 != argc || !list_name)
 		return cmd_usage_error(cmd_sub_usage, "sub import needs --list NAME and one FILE.csv");
+	if ((cols.email && !cols.email[strspn(cols.email, " \t")]) ||
+	    (cols.name && !cols.name[strspn(cols.name, " \t")]))
+		return cmd_usage_error(cmd_sub_usage, "--email-column and --name-column need a "
+		                       "column name");
 	path = argv[optind];
 	if (list_get(env->db, list_name, &l, &env->err) < 0)
 		return -1;
@@ -589,7 +601,7 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 	if (db_begin(env->db, &env->err) < 0)
 		goto fail_file;
 	if (subscriber_writer_open(env->db, &c.w, &env->err) < 0 ||
-	    csvimport_read(fp, path, &h, &env->err) < 0)
+	    csvimport_read_columns(fp, path, &cols, &h, &env->err) < 0)
 		goto fail;
 	subscriber_writer_close(c.w);
 	c.w = NULL;

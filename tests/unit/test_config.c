@@ -3,7 +3,8 @@
  *
  * The shipped example must load without problems; a broken file must report
  * every problem with its line, not just the first; defaults, relative
- * paths, continuation lines and the password sources behave as documented.
+ * paths, continuation lines and the password sources behave as documented;
+ * an unknown key or section names the one likely meant.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,6 +151,74 @@ test_config_load_reports_every_problem_with_its_line(void **state)
 	config_free(&c);
 }
 
+/* Is some problem exactly `want`? */
+static int
+has_exact_problem(const struct config *c, const char *want)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_problems; i++)
+		if (!strcmp(c->problems[i], want))
+			return 1;
+	return 0;
+}
+
+static void
+test_config_load_unknown_names_suggest_known_ones(void **state)
+{
+	struct config c;
+	struct herr err;
+	char want[700];
+	const char *path;
+
+	(void)state;
+	path = write_conf("typo.conf",
+	                  "[database]\n"                         /* 1 */
+	                  "path = herald.db\n"                   /* 2 */
+	                  "busy-timeout = 100\n"                 /* 3 separator */
+	                  "colour = blue\n"                      /* 4 nothing close */
+	                  "[smtp]\n"                             /* 5 */
+	                  "url = smtp://127.0.0.1:2525\n"        /* 6 */
+	                  "startls = never\n"                    /* 7 */
+	                  "[smtp.backup]\n"                      /* 8 */
+	                  "url = smtp://127.0.0.1:2526\n"        /* 9 */
+	                  "conections = 2\n"                     /* 10 */
+	                  "from = x@example.org\n"               /* 11 another section's */
+	                  "[sender]\n"                           /* 12 */
+	                  "from = News <news@example.org>\n"     /* 13 */
+	                  "postal_address = 1 Street\n"          /* 14 */
+	                  "Reply-To = a@example.org\n"           /* 15 */
+	                  "username = u\n"                       /* 16 two sections' */
+	                  "[web]\n"                              /* 17 */
+	                  "base_url = https://news.example.org\n"/* 18 */
+	                  "[rendr]\n"                            /* 19 */
+	                  "lang = en\n"                          /* 20 */
+	                  "[smpt.third]\n"                       /* 21 */
+	                  "url = smtp://127.0.0.1:2527\n"        /* 22 */
+	                  "[extras]\n"                           /* 23 */
+	                  "x = 1\n");                            /* 24 */
+	assert_int_equal(config_load(path, &c, &err), -1);
+	assert_int_equal(err.code, EX_CONFIG);
+#define WANT(line, text) do { \
+		snprintf(want, sizeof want, "%s:%d: %s", path, line, text); \
+		if (!has_exact_problem(&c, want)) \
+			fail_msg("no problem '%s'", want); \
+	} while (0)
+	WANT(3, "unknown key 'busy-timeout' in [database]; did you mean 'busy_timeout'?");
+	WANT(4, "unknown key 'colour' in [database]");
+	WANT(7, "unknown key 'startls' in [smtp]; did you mean 'starttls'?");
+	WANT(10, "unknown key 'conections' in [smtp.backup]; did you mean 'connections'?");
+	WANT(11, "unknown key 'from' in [smtp.backup]; it belongs in [sender]");
+	WANT(15, "unknown key 'Reply-To' in [sender]; did you mean 'reply_to'?");
+	WANT(16, "unknown key 'username' in [sender]; it belongs in [smtp] or [bounce]");
+	WANT(20, "unknown section [rendr]; did you mean [render]?");
+	WANT(22, "unknown section [smpt.third]; did you mean [smtp.third]?");
+	WANT(24, "unknown section [extras]");
+#undef WANT
+	assert_int_equal(c.n_problems, 10);
+	config_free(&c);
+}
+
 static void
 test_config_load_rejects_header_injection_in_from(void **state)
 {
@@ -246,6 +315,7 @@ main(void)
 		cmocka_unit_test(test_config_load_example),
 		cmocka_unit_test(test_config_load_minimal_defaults),
 		cmocka_unit_test(test_config_load_reports_every_problem_with_its_line),
+		cmocka_unit_test(test_config_load_unknown_names_suggest_known_ones),
 		cmocka_unit_test(test_config_load_rejects_header_injection_in_from),
 		cmocka_unit_test(test_config_smtp_password_sources),
 		cmocka_unit_test(test_config_locate_order),

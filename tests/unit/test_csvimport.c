@@ -10,7 +10,10 @@
  * by the read block, line numbers after quoted line breaks, quoted commas
  * and doubled quotes, header matching, every file-level error, every
  * bad-row reason, blank lines and empty rows, trimming notes, the size caps
- * and a row handler that stops the read.
+ * and a row handler that stops the read; a header without the address
+ * column (the header shown, the likely column suggested), the columns the
+ * caller names (--email-column, --name-column) and the note about a likely
+ * name column.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -76,9 +79,11 @@ on_note(void *ctx, unsigned long line, const char *message)
 	add(ctx, &b);
 }
 
-/* Read `len` bytes of `csv` as "t.csv" into `l`; returns csvimport_read's. */
+/* Read `len` bytes of `csv` as "t.csv" into `l` with the columns `cols`
+ * (NULL: csvimport_read); returns what the read returned. */
 static int
-run_n(const char *csv, size_t len, struct log *l, struct herr *err)
+run_cols(const char *csv, size_t len, const struct csvimport_columns *cols, struct log *l,
+         struct herr *err)
 {
 	struct csvimport_handler h = { on_row, on_bad, on_note, l };
 	FILE *fp = tmpfile();
@@ -88,9 +93,16 @@ run_n(const char *csv, size_t len, struct log *l, struct herr *err)
 	assert_int_equal(fwrite(csv, 1, len, fp), len);
 	rewind(fp);
 	herr_clear(err);
-	rc = csvimport_read(fp, "t.csv", &h, err);
+	rc = cols ? csvimport_read_columns(fp, "t.csv", cols, &h, err)
+	          : csvimport_read(fp, "t.csv", &h, err);
 	fclose(fp);
 	return rc;
+}
+
+static int
+run_n(const char *csv, size_t len, struct log *l, struct herr *err)
+{
+	return run_cols(csv, len, NULL, l, err);
 }
 
 static int
@@ -313,7 +325,8 @@ test_csvimport_read_header_errors(void **state)
 
 	(void)state;
 	expect_fail("name,organisation\nAda,Lambeth\n", "t.csv:1",
-	    "no 'email' column in the header", none);
+	    "no 'email' column; the header is: name, organisation; name the address "
+	    "column with --email-column", none);
 	expect_fail("email,Name,name\na@x.org,A,B\n", "t.csv:1",
 	    "duplicate column 'name' in the header (columns 2 and 3)", none);
 	expect_fail("Email,email\n", "t.csv:1",
@@ -626,6 +639,141 @@ test_csvimport_read_many_rows(void **state)
 	buf_free(&b);
 }
 
+/* Read with `email`/`name` columns, expect success and exactly `expect`. */
+static void
+expect_cols_ok(const char *csv, const char *email, const char *name,
+               const char *const *expect)
+{
+	struct csvimport_columns cols = { email, name };
+	struct log l = { .n = 0 };
+	struct herr err;
+
+	if (run_cols(csv, strlen(csv), &cols, &l, &err) != 0)
+		fail_msg("read failed: %s: %s", err.where, err.msg);
+	check_log(&l, expect);
+}
+
+/* Read with `email`/`name` columns, expect `code`, `where` and `msg`. */
+static void
+expect_cols_fail(const char *csv, const char *email, const char *name, int code,
+                 const char *where, const char *msg)
+{
+	struct csvimport_columns cols = { email, name };
+	struct log l = { .n = 0 };
+	struct herr err;
+
+	assert_int_equal(run_cols(csv, strlen(csv), &cols, &l, &err), -1);
+	assert_int_equal(err.code, code);
+	assert_string_equal(err.where, where);
+	assert_string_equal(err.msg, msg);
+	check_log(&l, none);
+}
+
+static void
+test_csvimport_read_no_email_column_suggests(void **state)
+{
+	struct buf b = BUF_INIT(1 << 16);
+	struct log l = { .n = 0 };
+	struct herr err;
+	size_t i;
+
+	(void)state;
+	/* Mailchimp's export: the header is shown and the column guessed. */
+	expect_fail("Email Address,Full Name,Team\nada@example.org,Ada,Maths\n", "t.csv:1",
+	    "no 'email' column; the header is: Email Address, Full Name, Team; "
+	    "did you mean --email-column 'Email Address'?", none);
+	/* Names from the list win over an earlier near miss, whatever the
+	 * case and separators. */
+	expect_fail("Name,emial,E-MAIL\n", "t.csv:1",
+	    "no 'email' column; the header is: Name, emial, E-MAIL; "
+	    "did you mean --email-column 'E-MAIL'?", none);
+	expect_fail("mail,name\n", "t.csv:1",
+	    "no 'email' column; the header is: mail, name; "
+	    "did you mean --email-column 'mail'?", none);
+	/* A typo of "email", then a header that contains it. */
+	expect_fail("name,Emial\n", "t.csv:1",
+	    "no 'email' column; the header is: name, Emial; "
+	    "did you mean --email-column 'Emial'?", none);
+	expect_fail("Name,Work E-mail (primary)\n", "t.csv:1",
+	    "no 'email' column; the header is: Name, Work E-mail (primary); "
+	    "did you mean --email-column 'Work E-mail (primary)'?", none);
+	/* A postal address is not a guess for the mail address. */
+	expect_fail("Name,Address\n", "t.csv:1",
+	    "no 'email' column; the header is: Name, Address; "
+	    "name the address column with --email-column", none);
+
+	/* A long header is cut, whole names only, and the guess still fits. */
+	for (i = 0; i < 63; i++)
+		assert_int_equal(buf_addf(&b, "a rather long column name number %02zu,", i), 0);
+	assert_int_equal(buf_adds(&b, "E-mail\n"), 0);
+	assert_int_equal(run(b.data, &l, &err), -1);
+	assert_int_equal(err.code, EX_DATAERR);
+	assert_non_null(strstr(err.msg, "the header is: a rather long column name number 00, "));
+	assert_non_null(strstr(err.msg, ", ...; did you mean --email-column 'E-mail'?"));
+	assert_null(strstr(err.msg, "number 62"));
+	assert_int_equal(l.n, 0);
+	buf_free(&b);
+}
+
+static void
+test_csvimport_read_named_columns(void **state)
+{
+	static const char *const csv =
+	    "Email Address,Full Name,Team\n"
+	    "ada@example.org,Ada Lovelace,Maths\n"
+	    "grace@example.net,Grace Hopper,Navy\n";
+	static const char *const both[] = {
+		"2 row ada@example.org|Ada Lovelace|Team=Maths",
+		"3 row grace@example.net|Grace Hopper|Team=Navy",
+		NULL
+	};
+	static const char *const email_only[] = {
+		"1 note no 'name' column, so 'Full Name' is kept as an attribute; "
+		    "use --name-column 'Full Name' to take the names from it",
+		"2 row ada@example.org||Full Name=Ada Lovelace|Team=Maths",
+		"3 row grace@example.net||Full Name=Grace Hopper|Team=Navy",
+		NULL
+	};
+	static const char *const plain_name[] = {
+		"2 row a@x.org|A|email=old@x.org",
+		NULL
+	};
+
+	(void)state;
+	/* Matched regardless of case and blanks; neither becomes an attribute. */
+	expect_cols_ok(csv, "Email Address", "Full Name", both);
+	expect_cols_ok(csv, " email address ", "FULL NAME", both);
+	/* Without --name-column the likely name column is named in a note. */
+	expect_cols_ok(csv, "email address", NULL, email_only);
+	/* With --email-column, a column called "email" is an attribute and
+	 * "name" is still the name. */
+	expect_cols_ok("Mail,name,email\na@x.org,A,old@x.org\n", "mail", NULL, plain_name);
+	/* --name-column alone, with the default email column. */
+	expect_cols_ok("email,Full Name\na@x.org,A\n", NULL, "full name",
+	    (const char *const[]){ "2 row a@x.org|A", NULL });
+
+	/* A named column the header lacks: the header and the closest name. */
+	expect_cols_fail(csv, "Emai Address", NULL, EX_DATAERR, "t.csv:1",
+	    "no column 'Emai Address' (--email-column) in the header; the header is: "
+	    "Email Address, Full Name, Team; did you mean 'Email Address'?");
+	expect_cols_fail(csv, "Mail", NULL, EX_DATAERR, "t.csv:1",
+	    "no column 'Mail' (--email-column) in the header; the header is: "
+	    "Email Address, Full Name, Team; did you mean 'Email Address'?");
+	expect_cols_fail(csv, "Email Address", "Fullname", EX_DATAERR, "t.csv:1",
+	    "no column 'Fullname' (--name-column) in the header; the header is: "
+	    "Email Address, Full Name, Team; did you mean 'Full Name'?");
+	expect_cols_fail(csv, "Email Address", "Surname", EX_DATAERR, "t.csv:1",
+	    "no column 'Surname' (--name-column) in the header; the header is: "
+	    "Email Address, Full Name, Team; did you mean 'Full Name'?");
+	expect_cols_fail("x,y\n1,2\n", "Email", "Name", EX_DATAERR, "t.csv:1",
+	    "no column 'Email' (--email-column) in the header; the header is: x, y");
+	/* One column cannot be both. */
+	expect_cols_fail(csv, "Email Address", "email address ", EX_USAGE, "",
+	    "--email-column and --name-column name the same column 'email address '");
+	expect_cols_fail(csv, NULL, "Email", EX_USAGE, "",
+	    "--email-column and --name-column name the same column 'Email'");
+}
+
 static void
 test_csvimport_read_row_handler_stops(void **state)
 {
@@ -665,6 +813,8 @@ main(void)
 		cmocka_unit_test(test_csvimport_read_duplicates),
 		cmocka_unit_test(test_csvimport_read_many_rows),
 		cmocka_unit_test(test_csvimport_read_row_handler_stops),
+		cmocka_unit_test(test_csvimport_read_no_email_column_suggests),
+		cmocka_unit_test(test_csvimport_read_named_columns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

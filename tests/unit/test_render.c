@@ -26,7 +26,7 @@
 static void
 render_ok(const char *md, int allow_html, struct render_doc *doc)
 {
-	struct render_opts opts = { allow_html };
+	struct render_opts opts = { allow_html, 0 };
 	struct herr err;
 
 	herr_clear(&err);
@@ -607,8 +607,11 @@ test_render_page_default_templates(void **state)
 	    "1 Main St\n"
 	    "Leeds\n"
 	    "\n"
-	    "View in your browser: https://x.test/archive/16\n"
-	    "Unsubscribe: https://x.test/u/abc\n");
+	    "View in your browser:\n"
+	    "https://x.test/archive/16\n"
+	    "\n"
+	    "Unsubscribe:\n"
+	    "https://x.test/u/abc\n");
 	buf_free(&page);
 	buf_free(&mail);
 }
@@ -673,6 +676,87 @@ test_render_markdown_sample_issue(void **state)
 	free(md);
 }
 
+/* line_breaks: keep (render_opts.hard_breaks): a sign-off's two lines stay
+ * two lines in both parts; strict CommonMark joins them. */
+static void
+test_render_markdown_hard_breaks(void **state)
+{
+	static const char md[] = "Thanks for reading,\nThe What Works team\n";
+	struct render_opts keep = { 0, 1 }, strict = { 0, 0 };
+	struct render_doc doc;
+	struct herr err;
+
+	(void)state;
+	herr_clear(&err);
+	assert_int_equal(render_markdown(md, strlen(md), "t.md", 1, &keep, &doc, &err), 0);
+	assert_non_null(strstr(doc.html, "Thanks for reading,<br />\nThe What Works team"));
+	assert_string_equal(doc.text, "Thanks for reading,\nThe What Works team\n");
+	render_doc_free(&doc);
+
+	assert_int_equal(render_markdown(md, strlen(md), "t.md", 1, &strict, &doc, &err), 0);
+	assert_null(strstr(doc.html, "<br"));
+	assert_string_equal(doc.text, "Thanks for reading, The What Works team\n");
+	render_doc_free(&doc);
+}
+
+/* Kept line breaks still wrap each line at 72, and a list item's second
+ * line stays under the item's text. */
+static void
+test_render_markdown_hard_breaks_wrap(void **state)
+{
+	static const char md[] =
+	    "- first line of an item\n  second line of the same item, which is long "
+	    "enough that it has to wrap somewhere past the width\n";
+	struct render_opts keep = { 0, 1 };
+	struct render_doc doc;
+	struct herr err;
+	const char *p, *nl;
+
+	(void)state;
+	herr_clear(&err);
+	assert_int_equal(render_markdown(md, strlen(md), "t.md", 1, &keep, &doc, &err), 0);
+	assert_non_null(strstr(doc.text, "- first line of an item\n  second line"));
+	assert_true(doc.text[0] == '-');
+	for (p = doc.text; (nl = strchr(p, '\n')); p = nl + 1)
+		assert_true(code_points(p, (size_t)(nl - p)) <= 72);
+	render_doc_free(&doc);
+}
+
+/* The text layout's footer wraps at 72 like the body: a long list title
+ * and postal address line break at spaces, the body (already wrapped, its
+ * code blocks not to be touched) is left as it is, and the "-- "
+ * separator keeps its space. */
+static void
+test_render_page_text_footer_wraps(void **state)
+{
+	static const char code[] = "    a_code_line_that_is_wider_than_seventy_two_columns_and_must_"
+	                           "stay_on_one_line()\n";
+	struct render_page_vars v = { 0 };
+	struct buf page = BUF_INIT(1 << 20);
+	struct herr err;
+	const char *p, *nl;
+	size_t len;
+	char *tpl;
+
+	(void)state;
+	tpl = read_file(HERALD_SOURCE_DIR "/templates/newsletter.txt", &len);
+	assert_non_null(tpl);
+	v.list_name = "news";
+	v.list_title = "What Works Centre for Children's Social Care e-newsletter and updates";
+	v.postal_address = "What Works Centre for Children's Social Care, 1 Example Street, "
+	                   "London EC1A 1AA, United Kingdom";
+	herr_clear(&err);
+	assert_int_equal(render_page(tpl, len, "newsletter.txt", 0, &v, code, &page, &err), 0);
+	free(tpl);
+	assert_true(!strncmp(page.data, code, strlen(code)));
+	assert_non_null(strstr(page.data, "\n-- \n"));
+	assert_non_null(strstr(page.data, "You are receiving this because you subscribed to What"));
+	assert_non_null(strstr(page.data, "1 Example Street,"));
+	for (p = page.data + strlen(code); (nl = strchr(p, '\n')); p = nl + 1)
+		assert_true(code_points(p, (size_t)(nl - p)) <= 72);
+	buf_free(&page);
+}
+
 int
 main(void)
 {
@@ -696,6 +780,9 @@ main(void)
 		cmocka_unit_test(test_render_page_unknown_field),
 		cmocka_unit_test(test_render_page_default_templates),
 		cmocka_unit_test(test_render_markdown_sample_issue),
+		cmocka_unit_test(test_render_markdown_hard_breaks),
+		cmocka_unit_test(test_render_markdown_hard_breaks_wrap),
+		cmocka_unit_test(test_render_page_text_footer_wraps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
