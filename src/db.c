@@ -222,3 +222,24 @@ db_now(void)
 {
 	return (long long)db_now_f();
 }
+
+int
+db_run2(sqlite3 *db, const char *sql, long long a1, long long a2, long long *changes,
+        const char *what, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, a1);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, a2);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, what);
+	if (changes)
+		*changes = sqlite3_changes(db);
+	return 0;
+}

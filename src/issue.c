@@ -21,6 +21,7 @@
 #include "herald/audience.h"
 #include "herald/db.h"
 #include "herald/embedded.h"
+#include "herald/ledger.h"
 #include "herald/list.h"
 #include "herald/render.h"
 #include "herald/subscriber.h"
@@ -920,25 +921,18 @@ issue_each(sqlite3 *db, int (*fn)(void *ctx, const struct issue *is), void *ctx,
 	return ret;
 }
 
-/* Move an issue between states with one guarded UPDATE so two processes
- * cannot both win a transition. `from` is a SQL list of quoted states. */
+/* Move an issue between states with one guarded UPDATE (the WHERE names
+ * the states it may leave) so two processes cannot both win a transition. */
 static int
 transition(sqlite3 *db, long long id, const char *sql, long long at, const char *what,
            struct herr *err)
 {
-	sqlite3_stmt *st;
 	struct issue is;
-	int rc;
+	long long changes;
 
-	if (db_prepare(db, &st, sql, err) < 0)
+	if (db_run2(db, sql, id, at, &changes, what, err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, at);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_error(db, err, what);
-	if (sqlite3_changes(db) == 1)
+	if (changes == 1)
 		return 0;
 	if (issue_get(db, id, &is, err) < 0)
 		return -1;
@@ -1007,7 +1001,6 @@ int
 issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err)
 {
 	struct issue is;
-	sqlite3_stmt *st;
 	int rc;
 
 	if (issue_get(db, id, &is, err) < 0)
@@ -1020,27 +1013,67 @@ issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err)
 		return -1;
 	if (db_begin(db, err) < 0)
 		return -1;
-	if (db_prepare(db, &st, "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, "
-	               "first_attempt_at = NULL, updated_at = ?2 WHERE issue_id = ?1 AND "
-	               "status = 'failed'", err) < 0)
+	if (ledger_retry_failed(db, id, n, err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, db_now());
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_error(db, err, "retry failed deliveries");
-		goto fail;
-	}
-	*n = sqlite3_changes(db);
-	if (*n && db_exec(db, "UPDATE issues SET status = 'sending', finished_at = NULL "
-	                  "WHERE status = 'sent' AND id IN (SELECT issue_id FROM deliveries "
-	                  "WHERE status = 'pending')", err) < 0)
+	/* (3): sent -> sending, only with rows put back */
+	if (*n && db_run2(db, "UPDATE issues SET status = 'sending', finished_at = NULL "
+	                  "WHERE id = ?1 AND status = 'sent'", id, 0, NULL, "reopen issue",
+	                  err) < 0)
 		goto fail;
 	return db_commit(db, err);
 fail:
 	db_rollback(db);
 	return -1;
+}
+
+int
+issue_start_send(sqlite3 *db, const struct issue *start,
+                 void (*warn)(void *ctx, const char *msg), void *warn_ctx, long long *n,
+                 struct herr *err)
+{
+	long long id = start->id, changes;
+	struct issue is;
+
+	/* (4), before the write lock is taken: it reads the whole audience */
+	if (issue_check_fields(db, start, 1, warn, warn_ctx, err) < 0)
+		return -1;
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (db_run2(db, "UPDATE issues SET status = 'sending', started_at = ?2 "
+	           "WHERE id = ?1 AND status IN ('draft', 'scheduled')", id, db_now(), &changes,
+	           "start send", err) < 0)
+		goto fail;
+	if (changes != 1) {
+		/* (5): only a draft or a scheduled issue starts */
+		if (issue_get(db, id, &is, err) == 0) {
+			herr_set(err, EX_TEMPFAIL, NULL, "issue %lld changed state meanwhile: it is %s",
+			         id, is.status);
+			issue_clear(&is);
+		}
+		goto fail;
+	}
+	/* (1): the snapshot in the same transaction */
+	if (ledger_snapshot(db, id, start->list_id, n, err) < 0)
+		goto fail;
+	return db_commit(db, err);
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int
+issue_finish(sqlite3 *db, long long id, int *finished, struct herr *err)
+{
+	long long changes = 0;
+	int rc;
+
+	/* (2) */
+	rc = db_run2(db, "UPDATE issues SET status = 'sent', finished_at = ?2 "
+	              "WHERE id = ?1 AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM "
+	              "deliveries WHERE issue_id = ?1 AND status IN ('pending', 'sending', "
+	              "'deferred'))", id, db_now(), &changes, "finish send", err);
+	*finished = changes == 1;
+	return rc;
 }
 
 int

@@ -24,7 +24,6 @@ struct ledger {
 	long          window;   /* retry window, seconds */
 	sqlite3_stmt *next;     /* the next pending row with the person's current standing */
 	sqlite3_stmt *next_deferred; /* the next due deferred row, likewise */
-	sqlite3_stmt *usage;
 	sqlite3_stmt *claim;
 	sqlite3_stmt *skip;
 	sqlite3_stmt *mark;
@@ -77,27 +76,6 @@ ledger_row_clear(struct ledger_row *r)
 	memset(r, 0, sizeof *r);
 }
 
-static int
-run_issue_stmt(sqlite3 *db, const char *sql, long long issue_id, long long arg2,
-               long long *changes, const char *what, struct herr *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (db_prepare(db, &st, sql, err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, issue_id);
-	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, arg2);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_error(db, err, what);
-	if (changes)
-		*changes = sqlite3_changes(db);
-	return 0;
-}
-
 int
 ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n,
                 struct herr *err)
@@ -124,9 +102,19 @@ ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n
 }
 
 int
+ledger_retry_failed(sqlite3 *db, long long issue_id, long long *n, struct herr *err)
+{
+	return db_run2(db,
+	                      "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, "
+	                      "first_attempt_at = NULL, updated_at = ?2 WHERE issue_id = ?1 AND "
+	                      "status = 'failed'",
+	                      issue_id, db_now(), n, "retry failed deliveries", err);
+}
+
+int
 ledger_recover(sqlite3 *db, long long issue_id, long long *n, struct herr *err)
 {
-	return run_issue_stmt(db,
+	return db_run2(db,
 	                      "UPDATE deliveries SET status = 'pending', updated_at = ?2 "
 	                      "WHERE issue_id = ?1 AND status = 'sending'",
 	                      issue_id, db_now(), n, "recover in-flight deliveries", err);
@@ -161,8 +149,6 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 	    db_prepare(db, &l->next_deferred, NEXT_COLUMNS
 	               "WHERE d.issue_id = ?1 AND d.status = 'deferred' AND d.next_attempt_at <= ?2 "
 	               "ORDER BY d.next_attempt_at LIMIT 1", err) < 0 ||
-	    db_prepare(db, &l->usage,
-	               "INSERT INTO relay_usage (relay, at) VALUES (?1, ?2)", err) < 0 ||
 	    db_prepare(db, &l->claim,
 	               "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
 	               "message_id = ?3, first_attempt_at = ifnull(first_attempt_at, ?4), "
@@ -193,7 +179,6 @@ ledger_close(struct ledger *l)
 		return;
 	sqlite3_finalize(l->next);
 	sqlite3_finalize(l->next_deferred);
-	sqlite3_finalize(l->usage);
 	sqlite3_finalize(l->claim);
 	sqlite3_finalize(l->skip);
 	sqlite3_finalize(l->mark);
@@ -336,14 +321,6 @@ ledger_batch_commit(struct ledger *l, struct herr *err)
 {
 	l->in_batch = 0;
 	return db_commit(l->db, err);
-}
-
-int
-ledger_record_usage(struct ledger *l, const char *relay, double at, struct herr *err)
-{
-	sqlite3_bind_text(l->usage, 1, relay, -1, SQLITE_STATIC);
-	sqlite3_bind_double(l->usage, 2, at);
-	return step(l, l->usage, "record relay usage", err);
 }
 
 int

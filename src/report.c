@@ -3,7 +3,9 @@
  *
  * Owns nothing in the database: it only reads deliveries, events and the
  * issue's links, which the sender (ledger.c), the web server (eventlog.c,
- * subscriber.c) and `herald bounce` write.  Called by src/cmd/stats.c.
+ * subscriber.c) and `herald bounce` write.  Also owns the JSON object of
+ * the figures, the contract `herald stats --json` prints (report_json()).
+ * Called by src/cmd/stats.c; reportpage.c renders the same figures as HTML.
  *
  * Every query is a prepared statement with the issue id bound, restricted
  * to one issue through an index (sql/003_tracking.sql):
@@ -28,11 +30,14 @@
  */
 #include "herald/report.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "herald/db.h"
+#include "herald/issue.h"
 
 /*
  * Opens, one row per subscriber (NULL: events of removed subscribers),
@@ -357,4 +362,115 @@ report_clear(struct report *r)
 		free(r->clicks.links[i].url);
 	free(r->clicks.links);
 	memset(r, 0, sizeof *r);
+}
+
+double
+report_round_rate(double rate)
+{
+	return round(rate * 10000.0) / 10000.0;
+}
+
+/* [{n, url, total, unique}] per link of the issue. */
+static json_t *
+links_json(const struct report *r)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	if (!a)
+		return NULL;
+	for (i = 0; i < r->clicks.n_links; i++) {
+		const struct report_link *l = &r->clicks.links[i];
+
+		if (json_array_append_new(a, json_pack("{s:i, s:s, s:I, s:I}", "n", l->n,
+		                                       "url", l->url, "total", (json_int_t)l->total,
+		                                       "unique", (json_int_t)l->unique)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* [{class, reason, count, status, diagnostic}], most frequent first. */
+static json_t *
+reasons_json(const struct report *r)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	if (!a)
+		return NULL;
+	for (i = 0; i < r->bounces.n_reasons; i++) {
+		const struct report_reason *x = &r->bounces.reasons[i];
+
+		if (json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:s, s:s}",
+		                          "class", x->cls, "reason", x->reason,
+		                          "count", (json_int_t)x->count, "status", x->status,
+		                          "diagnostic", x->diagnostic)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+json_t *
+report_json(const struct issue *is, const struct report *r)
+{
+	const struct ledger_counts *c = &r->deliveries;
+	json_t *links, *reasons;
+
+	if (!(links = links_json(r)))
+		return NULL;
+	if (!(reasons = reasons_json(r))) {
+		json_decref(links);
+		return NULL;
+	}
+	/* "o" steals `links` and `reasons`, also when json_pack fails */
+	return json_pack("{s:{s:I, s:s, s:s}, s:I,"
+	                 " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+	                 " s:{s:I, s:I, s:I, s:I},"
+	                 " s:{s:I, s:I, s:o},"
+	                 " s:I,"
+	                 " s:{s:I, s:I, s:I, s:o},"
+	                 " s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
+	                 "issue", "id", (json_int_t)is->id, "subject", is->subject,
+	                 "status", is->status,
+	                 "recipients", (json_int_t)c->total,
+	                 "deliveries", "pending", (json_int_t)c->pending,
+	                 "sending", (json_int_t)c->sending, "sent", (json_int_t)c->sent,
+	                 "deferred", (json_int_t)c->deferred, "bounced", (json_int_t)c->bounced,
+	                 "failed", (json_int_t)c->failed, "skipped", (json_int_t)c->skipped,
+	                 "opens", "total", (json_int_t)r->opens.total,
+	                 "unique", (json_int_t)r->opens.unique,
+	                 "human", (json_int_t)r->opens.human,
+	                 "machine", (json_int_t)r->opens.machine,
+	                 "clicks", "total", (json_int_t)r->clicks.total,
+	                 "unique", (json_int_t)r->clicks.unique, "links", links,
+	                 "unsubscribes", (json_int_t)r->unsubscribes,
+	                 "bounces", "hard", (json_int_t)r->bounces.hard,
+	                 "soft", (json_int_t)r->bounces.soft,
+	                 "complaints", (json_int_t)r->bounces.complaints, "reasons", reasons,
+	                 "rates", "open_rate", report_round_rate(r->rates.open),
+	                 "click_rate", report_round_rate(r->rates.click),
+	                 "click_to_open_rate", report_round_rate(r->rates.click_to_open),
+	                 "unsubscribe_rate", report_round_rate(r->rates.unsubscribe),
+	                 "complaint_rate", report_round_rate(r->rates.complaint),
+	                 "bounce_rate", report_round_rate(r->rates.bounce));
+}
+
+char *
+report_json_text(const struct issue *is, const struct report *r)
+{
+	json_t *j = report_json(is, r);
+	char *s;
+
+	if (!j)
+		return NULL;
+	/* jansson's default precision (17 digits) prints 0.1234 as
+	 * 0.12340000000000001; 10 digits show every rounded rate exactly. */
+	s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+	json_decref(j);
+	return s;
 }

@@ -40,6 +40,7 @@
 #include "herald/list.h"
 #include "herald/message.h"
 #include "herald/ratelimit.h"
+#include "herald/relayuse.h"
 #include "herald/smtp.h"
 #include "herald/token.h"
 #include "herald/transfer.h"
@@ -85,6 +86,7 @@ struct loop {
 	struct sendjob_report *rep;
 	long long            issue_id;
 	struct ledger       *led;
+	struct relayuse     *usage;     /* hand-overs, for the relays' windows */
 	struct buildpool    *pool;
 	struct transfer_pool *transfers;
 	long                 in_flight;
@@ -264,41 +266,23 @@ relays_open(struct loop *L, struct herr *err)
 	return 0;
 }
 
-/* The windows remember the last day of this relay's sends, across runs. */
+/* The windows remember the last day of this relay's sends, across runs
+ * and processes (relayuse.h). */
 static int
 relays_load_history(struct loop *L, struct herr *err)
 {
-	sqlite3_stmt *st;
 	double now = db_now_f();
 	size_t i;
-	int rc;
 
-	if (db_prepare(L->db, &st, "DELETE FROM relay_usage WHERE at < ?1", err) < 0)
-		return -1;
-	sqlite3_bind_double(st, 1, now - RATELIMIT_DAY);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_error(L->db, err, "prune relay usage");
-	if (db_prepare(L->db, &st, "SELECT at FROM relay_usage WHERE relay = ?1 AND at > ?2 "
-	               "ORDER BY at", err) < 0)
+	if (relayuse_prune(L->db, now, err) < 0)
 		return -1;
 	for (i = 0; i < L->n_relays; i++) {
 		struct relay *r = &L->relays[i];
 
-		if (!r->cfg->max_per_hour && !r->cfg->max_per_day)
-			continue;
-		sqlite3_bind_text(st, 1, r->cfg->name, -1, SQLITE_STATIC);
-		sqlite3_bind_double(st, 2, now - RATELIMIT_DAY);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			ratelimit_history(&r->rl, sqlite3_column_double(st, 0));
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			sqlite3_finalize(st);
-			return db_error(L->db, err, "read relay usage");
-		}
+		if ((r->cfg->max_per_hour || r->cfg->max_per_day) &&
+		    relayuse_history(L->db, r->cfg->name, now - RATELIMIT_DAY, &r->rl, err) < 0)
+			return -1;
 	}
-	sqlite3_finalize(st);
 	return 0;
 }
 
@@ -382,32 +366,34 @@ relays_all_down(const struct loop *L, double now)
 
 /* --- the loop's steps --- */
 
-static void
-control(struct loop *L, double now)
+/* Step 1.  A database that cannot tell the issue's status is an error of
+ * the run, like a failed commit: going on would miss a pause or cancel. */
+static int
+control(struct loop *L, double now, struct herr *err)
 {
 	sqlite3_stmt *st;
 	const char *status;
+	int rc;
 
 	if (L->draining)
-		return;
+		return 0;
 	if (L->opts->stop && *L->opts->stop) {
 		L->draining = 1;
 		L->rep->end = SENDJOB_STOPPED;
-		return;
+		return 0;
 	}
 	if (L->opts->deadline > 0 && now >= L->opts->deadline) {
 		L->draining = 1;
 		L->rep->end = SENDJOB_DEADLINE;
-		return;
+		return 0;
 	}
 	if (now < L->next_control)
-		return;
+		return 0;
 	L->next_control = now + CONTROL_EVERY;
-	if (sqlite3_prepare_v2(L->db, "SELECT status FROM issues WHERE id = ?1", -1, &st,
-	                       NULL) != SQLITE_OK)
-		return;
+	if (db_prepare(L->db, &st, "SELECT status FROM issues WHERE id = ?1", err) < 0)
+		return herr_wrap(err, "look for pause or cancel");
 	sqlite3_bind_int64(st, 1, L->issue_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		status = (const char *)sqlite3_column_text(st, 0);
 		if (!strcmp(status, "paused")) {
 			L->draining = 1;
@@ -418,6 +404,9 @@ control(struct loop *L, double now)
 		}
 	}
 	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(L->db, err, "look for pause or cancel");
+	return 0;
 }
 
 static int
@@ -534,7 +523,7 @@ start(struct loop *L, double *wait_s, struct herr *err)
 		ratelimit_take(&r->rl, now);
 		if (r->cfg->max_per_hour || r->cfg->max_per_day) {
 			if (batch(L, err) < 0 ||
-			    ledger_record_usage(L->led, r->cfg->name, now, err) < 0)
+			    relayuse_record(L->usage, r->cfg->name, now, err) < 0)
 				return -1;
 		}
 		L->prog.in_flight++;
@@ -710,58 +699,58 @@ release_unstarted(struct loop *L, struct herr *err)
 	return ret;
 }
 
-/* draft|scheduled -> sending with the snapshot, in one transaction (3). */
-static int
-start_send(sqlite3 *db, const struct issue *is, long long *n, struct herr *err)
+/*
+ * The one way out of sendjob_run(), after success or any error: first every
+ * thread finishes (transfers in flight end - their rows stay `sending`, for
+ * ledger_recover() - and builders hand back what they built), every job
+ * gathered on the ready queue; only then are the jobs, queues and relays
+ * freed, so nothing comes back onto a queue already emptied.
+ */
+static void
+loop_teardown(struct loop *L)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct build_job *j;
 
-	if (db_begin(db, err) < 0)
-		return -1;
-	if (db_prepare(db, &st, "UPDATE issues SET status = 'sending', started_at = ?2 "
-	               "WHERE id = ?1 AND status IN ('draft', 'scheduled')", err) < 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, is->id);
-	sqlite3_bind_int64(st, 2, db_now());
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_error(db, err, "start send");
-		goto fail;
+	if (L->transfers && L->in_flight > 0)
+		recall(L, NULL);
+	while (L->in_flight > 0 && L->transfers) {
+		struct transfer_item *it, *next;
+
+		wait_for_wake(L, WAIT_MAX_MS);
+		for (it = transfer_collect(L->transfers); it; it = next) {
+			next = it->next;
+			j = (struct build_job *)((char *)it - offsetof(struct build_job, xfer));
+			queue_push(&L->ready, j);
+			L->in_flight--;
+		}
 	}
-	if (sqlite3_changes(db) != 1) {
-		herr_set(err, EX_TEMPFAIL, NULL, "issue %lld changed state meanwhile", is->id);
-		goto fail;
+	if (L->pool) {
+		while (buildpool_pending(L->pool) > 0) {
+			struct build_job *list = buildpool_collect(L->pool, 1);
+
+			while ((j = list)) {
+				list = j->next;
+				queue_push(&L->ready, j);
+			}
+		}
+		buildpool_free(L->pool);
+		L->pool = NULL;
 	}
-	if (ledger_snapshot(db, is->id, is->list_id, n, err) < 0)
-		goto fail;
-	return db_commit(db, err);
-fail:
-	db_rollback(db);
-	return -1;
-}
-
-/* (4): sending -> sent once nothing is left to do. */
-static int
-maybe_finish(sqlite3 *db, long long issue_id, int *finished, struct herr *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (db_prepare(db, &st, "UPDATE issues SET status = 'sent', finished_at = ?2 "
-	               "WHERE id = ?1 AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM "
-	               "deliveries WHERE issue_id = ?1 AND status IN ('pending', 'sending', "
-	               "'deferred'))", err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, issue_id);
-	sqlite3_bind_int64(st, 2, db_now());
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_error(db, err, "finish send");
-	*finished = sqlite3_changes(db) == 1;
-	return 0;
+	while ((j = queue_pop(&L->ready)))
+		job_free(L, j);
+	while ((j = L->free_jobs)) {
+		L->free_jobs = j->next;
+		ledger_row_clear(&j->row);
+		buf_free(&j->msg);
+		free(j);
+	}
+	free(L->claimed);
+	free(L->to_ack);
+	L->claimed = NULL;
+	L->to_ack = NULL;
+	if (L->relays)
+		relays_close(L);
+	L->relays = NULL;
 }
 
 static int
@@ -782,7 +771,8 @@ loop_run(struct loop *L, struct mid_ctx *mid, struct herr *err)
 
 	for (;;) {
 		now = db_now_f();
-		control(L, now);
+		if (control(L, now, err) < 0)
+			return -1;
 		if (L->draining && L->in_flight)
 			recall(L, NULL); /* finish only what has started */
 		if (claim(L, mid, err) < 0 || collect(L, 0, err) < 0)
@@ -854,7 +844,6 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	struct message_ctx mctx;
 	struct mid_ctx mid;
 	struct loop L;
-	struct build_job *j;
 	long long n = 0;
 	int ret = -1, have_ctx = 0;
 	size_t i;
@@ -878,11 +867,6 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 		         !strcmp(is.status, "paused") ? "; resume it first" : "");
 		goto out;
 	}
-	/* before the snapshot: refuse an issue whose merge fields its
-	 * audience cannot fill, before any relay is contacted */
-	if (strcmp(is.status, "sending") &&
-	    issue_check_fields(db, &is, 1, opts->warn, opts->warn_ctx, err) < 0)
-		goto out;
 	if (token_key_load(cfg->secret_file, &L.key, err) < 0 ||
 	    list_get_by_id(db, is.list_id, &l, err) < 0)
 		goto out;
@@ -898,11 +882,11 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 		if (ledger_recover(db, is.id, &n, err) < 0)
 			goto out;
 	} else {
-		if (start_send(db, &is, &n, err) < 0)
+		if (issue_start_send(db, &is, opts->warn, opts->warn_ctx, &n, err) < 0)
 			goto out;
 		rep->started = 1;
 	}
-	if (ledger_open(db, is.id, &L.led, err) < 0)
+	if (ledger_open(db, is.id, &L.led, err) < 0 || relayuse_open(db, &L.usage, err) < 0)
 		goto out;
 	ledger_set_retry(L.led, cfg->retry, cfg->n_retry, cfg->retry_window);
 	ledger_set_bounce_policy(L.led, cfg->bounce_soft_limit, cfg->bounce_soft_window);
@@ -955,7 +939,7 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 		L.in_batch = 0;
 		goto out;
 	}
-	if (release_unstarted(&L, err) < 0 || maybe_finish(db, is.id, &rep->finished, err) < 0)
+	if (release_unstarted(&L, err) < 0 || issue_finish(db, is.id, &rep->finished, err) < 0)
 		goto out;
 	if (L.fatal.code) {
 		*err = L.fatal;
@@ -964,51 +948,13 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	}
 	ret = 0;
 out:
-	if (L.pool) {
-		/* never leave a thread running; rows still `sending` are
-		 * recovered by the next run */
-		while (buildpool_pending(L.pool) > 0) {
-			struct build_job *list = buildpool_collect(L.pool, 1);
-
-			while ((j = list)) {
-				list = j->next;
-				queue_push(&L.ready, j);
-			}
-		}
-		buildpool_free(L.pool);
-	}
-	while ((j = queue_pop(&L.ready)))
-		job_free(&L, j);
-	while ((j = L.free_jobs)) {
-		L.free_jobs = j->next;
-		ledger_row_clear(&j->row);
-		buf_free(&j->msg);
-		free(j);
-	}
-	free(L.claimed);
-	free(L.to_ack);
-	/* after an error with transfers under way: let them end (their rows
-	 * stay `sending`, recovered by the next run) */
-	if (L.transfers && L.in_flight > 0)
-		recall(&L, NULL);
-	while (L.in_flight > 0 && L.transfers) {
-		struct transfer_item *it, *next;
-
-		wait_for_wake(&L, WAIT_MAX_MS);
-		for (it = transfer_collect(L.transfers); it; it = next) {
-			next = it->next;
-			j = (struct build_job *)((char *)it - offsetof(struct build_job, xfer));
-			queue_push(&L.ready, j);
-			L.in_flight--;
-		}
-	}
-	if (L.relays)
-		relays_close(&L);
+	loop_teardown(&L);
 	report_progress(&L, 1);
 	if (ledger_counts(db, is.id, &rep->counts, NULL) == 0)
 		rep->recipients = rep->counts.total;
 	rep->elapsed = db_now_f() - L.t0;
 	ledger_close(L.led);
+	relayuse_close(L.usage);
 	if (have_ctx)
 		message_ctx_free(&mctx);
 	dkim_signer_free(L.dkim);

@@ -51,6 +51,12 @@ int db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, struct herr *err
 /* Run SQL without results or parameters (BEGIN, COMMIT, pragmas). */
 int db_exec(sqlite3 *db, const char *sql, struct herr *err);
 
+/* Run one statement that returns no rows, binding ?1 = a1 and, when the
+ * statement has it, ?2 = a2 (ids and times); *changes (may be NULL) gets
+ * sqlite3_changes().  `what` names the work in an error. */
+int db_run2(sqlite3 *db, const char *sql, long long a1, long long a2, long long *changes,
+            const char *what, struct herr *err);
+
 /* BEGIN IMMEDIATE: take the write lock up front so a transaction never
  * fails half-way with SQLITE_BUSY on its first write. */
 int db_begin(sqlite3 *db, struct herr *err);

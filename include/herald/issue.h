@@ -24,11 +24,46 @@
  * first_name) that may be blank for every recipient: without it, a send
  * is refused when no recipient has a field used without a fallback.
  *
- * Keys are single scalars (allow_missing may be a list); an unknown or repeated key, a missing subject or
- * list, a control character or line break in any value (header injection) or
- * an unknown merge field is an error at `issue new` naming file:line.
+ * Keys are single scalars (allow_missing may be a list); an unknown or
+ * repeated key, a missing subject or list, a control character or line
+ * break in any value (header injection) or an unknown merge field is an
+ * error at `issue new` naming file:line.
  * Rendering happens here, once: the stored HTML and text parts already hold
  * the layout, and only the merge fields are left for each subscriber.
+ *
+ * Issue states.  The main line, and every move with the function that
+ * makes it (all in issue.c; each is one guarded UPDATE naming the states it
+ * may leave, so two processes cannot both win the same move):
+ *
+ *          issue_schedule()          issue_start_send()          issue_finish()
+ *   draft -----------------> scheduled ------------------> sending --------------> sent
+ *     |                                                     ^  ^                    |
+ *     +---------------- issue_start_send() (herald send) ---+  +-- issue_retry_failed()
+ *
+ *   from                              to         by
+ *   draft, scheduled                  sending    issue_start_send()    (1) (4)
+ *   draft, scheduled, paused,         scheduled  issue_schedule()      (4)
+ *     cancelled
+ *   scheduled, sending                paused     issue_pause()
+ *   paused (its send had started)     sending    issue_resume()
+ *   paused (not started)              scheduled  issue_resume()
+ *   draft, scheduled, paused,         cancelled  issue_cancel()
+ *     sending
+ *   sending                           sent       issue_finish()        (2)
+ *   sent                              sending    issue_retry_failed()  (3)
+ *
+ * Invariants (tests cite them by number):
+ *   (1) an issue enters `sending` from draft or scheduled only together
+ *       with its recipients' snapshot, in one transaction
+ *       (issue_start_send(), ledger.h (3));
+ *   (2) an issue becomes `sent` only when none of its deliveries is
+ *       pending, sending or deferred (issue_finish(), ledger.h (4));
+ *   (3) a sent issue goes back to `sending` only through
+ *       issue_retry_failed(), and only when failed rows were put back;
+ *   (4) before an issue's send starts, its merge fields are checked against
+ *       its audience (issue_check_fields()) at schedule and at the start;
+ *   (5) sent and cancelled issues are never sent; a paused one only after
+ *       issue_resume().
  */
 #ifndef HERALD_ISSUE_H
 #define HERALD_ISSUE_H
@@ -129,8 +164,19 @@ int issue_pause(sqlite3 *db, long long id, struct herr *err);
 /* paused -> sending when its send had started, else -> scheduled. Sets
  * *now_status to the new status ("sending"/"scheduled", 16 bytes). */
 int issue_resume(sqlite3 *db, long long id, char *now_status, struct herr *err);
-/* Failed deliveries of the issue back to pending (bounced ones stay);
- * a sent issue with failed rows goes back to sending.  *n: how many. */
+/* (1), (4): draft|scheduled -> sending with the snapshot of its audience,
+ * in one transaction, after issue_check_fields() (refusing with
+ * EX_DATAERR; `warn` hears the rest and may be NULL); *n: recipients.
+ * EX_TEMPFAIL when the issue changed state meanwhile. */
+int issue_start_send(sqlite3 *db, const struct issue *is,
+                     void (*warn)(void *ctx, const char *msg), void *warn_ctx, long long *n,
+                     struct herr *err);
+/* (2): sending -> sent when nothing is left to do; *finished says whether
+ * it moved. */
+int issue_finish(sqlite3 *db, long long id, int *finished, struct herr *err);
+/* (3): failed deliveries of the issue back to pending (ledger_retry_failed;
+ * bounced ones stay); a sent issue with failed rows goes back to sending,
+ * in the same transaction.  *n: how many. */
 int issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err);
 
 struct failure_info {

@@ -14,6 +14,7 @@
  *                                     +-------------------> failed     |
  *                 ledger_claim() <-------------------------------------+
  *     pending|deferred -- ledger_claim() finds the person gone --> skipped
+ *     failed -- ledger_retry_failed() (herald issue retry) --> pending
  *
  * Invariants (tests cite them by number):
  *   (1) a row becomes `sent` only after the relay accepted the end of data;
@@ -62,6 +63,11 @@ struct ledger;
 int ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n,
                     struct herr *err);
 
+/* failed -> pending for the whole issue, attempts counted afresh (the
+ * retry window starts again); *n says how many.  Inside the caller's
+ * transaction (issue_retry_failed() reopens a sent issue in the same). */
+int ledger_retry_failed(sqlite3 *db, long long issue_id, long long *n, struct herr *err);
+
 /* (5): in-flight rows back to pending; *n says how many. */
 int ledger_recover(sqlite3 *db, long long issue_id, long long *n, struct herr *err);
 
@@ -80,14 +86,12 @@ int ledger_claim_batch(struct ledger *l, long long now, size_t max,
                                             size_t n),
                        void *ctx, struct ledger_row *rows, size_t *n, struct herr *err);
 
-/* Group the marks and usage records of one turn of the send loop into one
+/* Group the marks (and relayuse.h records) of one turn of the send loop into one
  * transaction: each result is still committed within milliseconds of the
  * relay's answer, without a commit per message. */
 int ledger_batch_begin(struct ledger *l, struct herr *err);
 int ledger_batch_commit(struct ledger *l, struct herr *err);
 
-/* Note that `relay` was handed a message at `at` (for its windows). */
-int ledger_record_usage(struct ledger *l, const char *relay, double at, struct herr *err);
 
 /* Use this backoff schedule and retry window instead of the defaults. */
 void ledger_set_retry(struct ledger *l, const long *schedule, size_t n, long window);

@@ -51,6 +51,20 @@
  * Cost: every query is a range of an index of the issue (deliveries' key,
  * events_by_issue, events_by_issue_time); nothing scans the whole tables,
  * and the largest sort is one over the issue's open events by subscriber.
+ *
+ * The JSON object (report_json()) is a contract for scripts, printed by
+ * `herald stats --json` and meant to be served as it is by an HTTP API:
+ * `issue` {id, subject, status}, `recipients`, `deliveries` with every
+ * status {pending, sending, sent, deferred, bounced, failed, skipped},
+ * `opens` {total, unique, human, machine}, `clicks` {total, unique, links:
+ * [{n, url, total, unique}]}, `unsubscribes`, `bounces` {hard, soft,
+ * complaints, reasons: [{class, reason, count, status, diagnostic}]} and
+ * `rates` {open_rate, click_rate, click_to_open_rate, unsubscribe_rate,
+ * complaint_rate, bounce_rate}, in that order and always all present.
+ * Counts are integers, rates reals: fractions rounded to 4 decimals.
+ * Later features add keys beside these and never rename them.
+ *
+ * The HTML page of the same figures is reportpage.h's.
  */
 #ifndef HERALD_REPORT_H
 #define HERALD_REPORT_H
@@ -60,6 +74,9 @@
 
 #include "herald/herr.h"
 #include "herald/ledger.h"
+
+struct issue;  /* issue.h */
+struct json_t; /* jansson's json_t */
 
 #define REPORT_HOURS         72 /* the chart covers the first three days */
 #define REPORT_PREFETCH_SECS 2  /* an open this soon after delivery is a machine */
@@ -120,5 +137,24 @@ int report_compute(sqlite3 *db, long long issue_id, struct report *r, struct her
 
 /* Free what report_compute() allocated; *r is zeroed. */
 void report_clear(struct report *r);
+
+/* A rate as the JSON and the HTML page give it: rounded to 4 decimals, so
+ * scripts and people see the same figure. */
+double report_round_rate(double rate);
+
+/*
+ * The JSON object of the contract above for issue `is` (whose id, subject
+ * and status it carries) and its figures `r`.  The caller json_decref()s
+ * it.  NULL when memory runs out or a string is not UTF-8.
+ */
+struct json_t *report_json(const struct issue *is, const struct report *r);
+
+/*
+ * The same object as text, exactly as `herald stats --json` prints it:
+ * indented by 2, rates with up to 10 significant digits (so 0.1234 reads
+ * 0.1234, not 0.12340000000000001), no final newline.  The caller free()s
+ * it.  NULL as for report_json().
+ */
+char *report_json_text(const struct issue *is, const struct report *r);
 
 #endif

@@ -11,6 +11,7 @@
 #include "herald/issue.h"
 #include "herald/ledger.h"
 #include "herald/list.h"
+#include "herald/mailsend.h"
 #include "herald/message.h"
 #include "herald/smtp.h"
 #include "herald/subscriber.h"
@@ -370,9 +371,6 @@ prepare(struct cmd_env *env, long long id, const char *addr, int must_exist,
 		return -1;
 	p->have_ctx = 1;
 	p->r.untracked = 1; /* previews and tests are not deliveries */
-	if (message_dkim_open(&env->cfg, &p->dkim, &env->err) < 0)
-		return -1;
-	p->m.dkim = p->dkim;
 	if (addr) {
 		if (subscriber_get(env->db, addr, &p->sub, &env->err) == 0) {
 			p->r.subscriber_id = p->sub.id;
@@ -436,6 +434,10 @@ issue_preview(int argc, char **argv, struct cmd_env *env)
 	if (prepare(env, id, addr, 1, &p) < 0)
 		goto out;
 	if (!strcmp(format, "eml")) {
+		/* signed as it would be sent */
+		if (message_dkim_open(&env->cfg, &p.dkim, &env->err) < 0)
+			goto out;
+		p.m.dkim = p.dkim;
 		if (message_build(&p.m, &p.r, MESSAGE_ISSUE, db_now(), &eml, &mo, &env->err) < 0)
 			goto out;
 		fwrite(eml.data, 1, eml.len, stdout);
@@ -466,8 +468,8 @@ issue_test(int argc, char **argv, struct cmd_env *env)
 	};
 	const char *to = NULL;
 	struct buf msg = BUF_INIT(MESSAGE_MAX);
-	struct smtp_conn *conn = NULL;
-	struct smtp_result res;
+	struct mailsend *ms = NULL;
+	struct mailsend_result res;
 	struct message_out mo;
 	struct address a;
 	struct prepared p;
@@ -486,24 +488,22 @@ issue_test(int argc, char **argv, struct cmd_env *env)
 		return -1;
 	memset(&p, 0, sizeof p);
 	if (prepare(env, id, a.addr, 0, &p) < 0 ||
-	    message_build(&p.m, &p.r, MESSAGE_TEST, db_now(), &msg, &mo, &env->err) < 0 ||
-	    smtp_conn_new(&env->cfg.relays[0], &conn, &env->err) < 0)
+	    mailsend_open(&env->cfg, env->db, &ms, &env->err) < 0)
 		goto out;
-	if (smtp_send(conn, mo.mail_from, mo.rcpt.ascii, msg.data, msg.len,
-	              &res) < 0) {
-		herr_set(&env->err,
-		         res.outcome == SMTP_DEFERRED || res.outcome == SMTP_UNREACHABLE ? EX_TEMPFAIL :
-		         EX_UNAVAILABLE, mo.rcpt.ascii, "test mail not sent (%s at %s): %s%s%s",
-		         smtp_outcome_name(res.outcome), smtp_stage_name(res.stage),
-		         res.code ? res.reply : "", res.code && res.detail[0] ? " / " : "",
-		         res.detail);
+	p.m.dkim = mailsend_dkim(ms);
+	if (message_build(&p.m, &p.r, MESSAGE_TEST, db_now(), &msg, &mo, &env->err) < 0)
+		goto out;
+	if (mailsend_one(ms, mo.mail_from, mo.rcpt.ascii, msg.data, msg.len, &res,
+	                 &env->err) < 0) {
+		herr_wrap(&env->err, "test mail");
 		goto out;
 	}
 	if (!env->quiet)
-		printf("test of issue %lld sent to %s: %s\n", id, mo.rcpt.ascii, res.reply);
+		printf("test of issue %lld sent to %s through %s: %s\n", id, mo.rcpt.ascii,
+		       res.relay, res.smtp.reply);
 	ret = 0;
 out:
-	smtp_conn_free(conn);
+	mailsend_close(ms);
 	prepared_free(&p);
 	buf_free(&msg);
 	return ret;

@@ -2,28 +2,14 @@
  * stats.c - `herald stats ID`: what happened to an issue, as text, as JSON
  * for scripts, and as a self-contained HTML page with a chart.
  *
- * The figures and their definitions are report.c's (see report.h); this
- * file only prints them.
- *
- * The JSON object is a contract for scripts: `issue` {id, subject, status},
- * `recipients`, `deliveries` with every status, `opens` {total, unique,
- * human, machine}, `clicks` {total, unique, links: [{n, url, total,
- * unique}]}, `unsubscribes`, `bounces` {hard, soft, complaints} and `rates`
- * {open_rate, click_rate, click_to_open_rate, unsubscribe_rate,
- * complaint_rate, bounce_rate}, always all present.  Later features add keys
- * beside these and never rename them.  Rates are fractions rounded to 4
- * decimals.
- *
- * The HTML page has no external assets and no script (it is opened from a
- * file, mailed around, archived): inline CSS, and the chart is inline SVG
- * made of rect, line and text elements, with a <title> on each bar for
- * hovering and the same numbers in tables for reading.
+ * Only the options and the output live here.  The figures and their
+ * definitions are report.c's (report.h), and so is the JSON object, a
+ * contract for scripts described there (report_json_text()); the page is
+ * reportpage.c's (reportpage.h).  The text output is this file's own.
  */
 #include <errno.h>
-#include <jansson.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -31,9 +17,7 @@
 #include "herald/cmd.h"
 #include "herald/issue.h"
 #include "herald/report.h"
-#include "herald/tmpl.h"
-
-#define HTML_MAX (16u << 20) /* the page; an issue with thousands of links fits */
+#include "herald/reportpage.h"
 
 const char cmd_stats_usage[] =
 	"usage: herald stats ID [--json] [--html FILE]\n"
@@ -51,13 +35,6 @@ const char cmd_stats_usage[] =
 	"a machine open when the server saw a proxy or prefetching client, or when\n"
 	"it came within 2 s of the delivery; human opens are subscribers with at\n"
 	"least one other open, and the open rate is unique human opens / delivered.\n";
-
-/* Rates in JSON: 4 decimals, so scripts and people see the same figure. */
-static double
-round4(double x)
-{
-	return round(x * 10000.0) / 10000.0;
-}
 
 /* --- text ------------------------------------------------------------- */
 
@@ -116,486 +93,41 @@ print_text(const struct issue *is, const struct report *r)
 	text_rate("bounce rate", r->rates.bounce, "(hard + soft) / (delivered + bounced)");
 }
 
-/* --- JSON ------------------------------------------------------------- */
+/* --- JSON and HTML ---------------------------------------------------- */
 
 static int
 print_json(const struct issue *is, const struct report *r)
 {
-	const struct ledger_counts *c = &r->deliveries;
-	json_t *links, *reasons, *j;
-	size_t i;
-	int rc;
+	char *text = report_json_text(is, r);
+	int ok;
 
-	if (!(links = json_array()))
-		return cmd_print_json(NULL);
-	for (i = 0; i < r->clicks.n_links; i++) {
-		const struct report_link *l = &r->clicks.links[i];
-
-		if (json_array_append_new(links, json_pack("{s:i, s:s, s:I, s:I}", "n", l->n,
-		                                           "url", l->url, "total",
-		                                           (json_int_t)l->total, "unique",
-		                                           (json_int_t)l->unique)) < 0) {
-			json_decref(links);
-			return cmd_print_json(NULL);
-		}
-	}
-	if (!(reasons = json_array())) {
-		json_decref(links);
-		return cmd_print_json(NULL);
-	}
-	for (i = 0; i < r->bounces.n_reasons; i++) {
-		const struct report_reason *x = &r->bounces.reasons[i];
-
-		if (json_array_append_new(reasons, json_pack("{s:s, s:s, s:I, s:s, s:s}",
-		                          "class", x->cls, "reason", x->reason,
-		                          "count", (json_int_t)x->count, "status", x->status,
-		                          "diagnostic", x->diagnostic)) < 0) {
-			json_decref(links);
-			json_decref(reasons);
-			return cmd_print_json(NULL);
-		}
-	}
-	j = json_pack("{s:{s:I, s:s, s:s}, s:I,"
-	              " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-	              " s:{s:I, s:I, s:I, s:I},"
-	              " s:{s:I, s:I, s:o},"
-	              " s:I,"
-	              " s:{s:I, s:I, s:I, s:o},"
-	              " s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
-	              "issue", "id", (json_int_t)is->id, "subject", is->subject,
-	              "status", is->status,
-	              "recipients", (json_int_t)c->total,
-	              "deliveries", "pending", (json_int_t)c->pending,
-	              "sending", (json_int_t)c->sending, "sent", (json_int_t)c->sent,
-	              "deferred", (json_int_t)c->deferred, "bounced", (json_int_t)c->bounced,
-	              "failed", (json_int_t)c->failed, "skipped", (json_int_t)c->skipped,
-	              "opens", "total", (json_int_t)r->opens.total,
-	              "unique", (json_int_t)r->opens.unique,
-	              "human", (json_int_t)r->opens.human,
-	              "machine", (json_int_t)r->opens.machine,
-	              "clicks", "total", (json_int_t)r->clicks.total,
-	              "unique", (json_int_t)r->clicks.unique, "links", links,
-	              "unsubscribes", (json_int_t)r->unsubscribes,
-	              "bounces", "hard", (json_int_t)r->bounces.hard,
-	              "soft", (json_int_t)r->bounces.soft,
-	              "complaints", (json_int_t)r->bounces.complaints, "reasons", reasons,
-	              "rates", "open_rate", round4(r->rates.open),
-	              "click_rate", round4(r->rates.click),
-	              "click_to_open_rate", round4(r->rates.click_to_open),
-	              "unsubscribe_rate", round4(r->rates.unsubscribe),
-	              "complaint_rate", round4(r->rates.complaint),
-	              "bounce_rate", round4(r->rates.bounce));
-	if (!j)
-		return cmd_print_json(NULL); /* json_pack released `links` and `reasons` */
-	/* Not cmd_print_json(): its default precision prints 0.1234 as
-	 * 0.12340000000000001; 10 digits show every rounded rate exactly. */
-	rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-	json_decref(j);
-	fputc('\n', stdout);
-	return rc < 0 ? EX_IOERR : 0;
-}
-
-/* --- HTML ------------------------------------------------------------- */
-
-/* Colours: text #1f2937 on white (14.7:1); opens #1d4ed8 (6.7:1) and clicks
- * #b45309 (5.0:1) against white, above the 3:1 WCAG asks of graphics, and
- * told apart by the legend and titles, not by colour alone. */
-static const char html_head_css[] =
-	"body{font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;"
-	"color:#1f2937;background:#fff;margin:0}\n"
-	"main{max-width:960px;margin:0 auto;padding:24px}\n"
-	"h1{font-size:1.5rem;margin:0 0 4px}\n"
-	"h2{font-size:1.15rem;margin:32px 0 8px}\n"
-	".meta{color:#4b5563;margin:0 0 16px}\n"
-	".cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}\n"
-	".card{border:1px solid #d1d5db;border-radius:6px;padding:12px 16px;min-width:130px}\n"
-	".card b{display:block;font-size:1.6rem}\n"
-	".card span{color:#4b5563;font-size:.9rem}\n"
-	"table{border-collapse:collapse;margin:8px 0;min-width:50%}\n"
-	"th,td{border-bottom:1px solid #e5e7eb;padding:4px 12px 4px 0;text-align:left;"
-	"vertical-align:top}\n"
-	"td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
-	"td.url{word-break:break-all}\n"
-	"tbody th{font-weight:normal}\n"
-	".note{color:#4b5563;font-size:.9rem}\n"
-	"svg{max-width:100%;height:auto}\n"
-	"svg text{font:12px system-ui,sans-serif;fill:#374151}\n"
-	".opens{fill:#1d4ed8}.clicks{fill:#b45309}\n"
-	".grid{stroke:#e5e7eb}.axis{stroke:#4b5563}\n";
-
-struct html {
-	struct buf b;
-	int        failed; /* an append failed: the page is incomplete */
-};
-
-static void
-h_add(struct html *h, const char *s)
-{
-	if (buf_adds(&h->b, s) < 0)
-		h->failed = 1;
-}
-
-static void h_addf(struct html *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-h_addf(struct html *h, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (buf_vaddf(&h->b, fmt, ap) < 0)
-		h->failed = 1;
-	va_end(ap);
-}
-
-static void
-h_esc(struct html *h, const char *s)
-{
-	if (tmpl_escape_html(&h->b, s, strlen(s)) < 0)
-		h->failed = 1;
-}
-
-/* One row of the figures table; `key` is the JSON path of the figure, in
- * data-key, so a reader of the page (or a test) can match the two. */
-static void
-h_count(struct html *h, const char *key, const char *label, long long v)
-{
-	h_addf(h, "<tr><th scope=\"row\">%s</th><td class=\"n\" data-key=\"%s\">%lld</td></tr>\n",
-	       label, key, v);
-}
-
-static void
-h_rate(struct html *h, const char *key, const char *label, double v, const char *how)
-{
-	h_addf(h, "<tr><th scope=\"row\">%s</th><td class=\"n\" data-key=\"%s\" "
-	       "data-value=\"%.4f\">%.1f%%</td><td class=\"note\">%s</td></tr>\n",
-	       label, key, round4(v), v * 100.0, how);
-}
-
-static void
-h_card(struct html *h, const char *value, const char *label)
-{
-	h_addf(h, "<div class=\"card\"><b>%s</b><span>%s</span></div>\n", value, label);
-}
-
-/* The local-time formats of the page; an enum rather than a format
- * argument so that every strftime() format is a literal the compiler
- * checks. */
-enum when_fmt {
-	WHEN_HOUR,      /* 14:00: the chart's ticks */
-	WHEN_DAY,       /* Tue 03 Dec: under the first tick of a day */
-	WHEN_DAY_HOUR,  /* Tue 03 Dec 14:00: a bar's title */
-	WHEN_FULL,      /* Tue 03 Dec 2026 14:00: the caption */
-	WHEN_STAMP,     /* 2026-12-03 14:00 CET: the page head */
-	WHEN_ZONE,      /* CET */
-};
-
-static const char *
-local_time(long long t, enum when_fmt f, char *out, size_t size)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-	size_t n = 0;
-
-	if (localtime_r(&tt, &tm)) {
-		switch (f) {
-		case WHEN_HOUR:     n = strftime(out, size, "%H:%M", &tm); break;
-		case WHEN_DAY:      n = strftime(out, size, "%a %d %b", &tm); break;
-		case WHEN_DAY_HOUR: n = strftime(out, size, "%a %d %b %H:%M", &tm); break;
-		case WHEN_FULL:     n = strftime(out, size, "%a %d %b %Y %H:%M", &tm); break;
-		case WHEN_STAMP:    n = strftime(out, size, "%Y-%m-%d %H:%M %Z", &tm); break;
-		case WHEN_ZONE:     n = strftime(out, size, "%Z", &tm); break;
-		}
-	}
-	if (!n)
-		snprintf(out, size, "?");
-	return out;
-}
-
-/* The smallest 1, 2 or 5 times a power of ten that cuts `max` into at most
- * 5 steps. */
-static long long
-nice_step(long long max)
-{
-	long long p = 1;
-
-	for (;;) {
-		if (max <= 5 * p)
-			return p;
-		if (max <= 10 * p)
-			return 2 * p;
-		if (max <= 25 * p)
-			return 5 * p;
-		p *= 10;
-	}
-}
-
-/* Chart geometry, in SVG user units. */
-#define CH_W      760.0
-#define CH_H      330.0
-#define CH_LEFT   56.0
-#define CH_RIGHT  16.0
-#define CH_TOP    40.0
-#define CH_BOTTOM 64.0
-
-static void
-h_bar(struct html *h, const char *cls, double x, double w, long long v, long long ymax,
-      long long t0, const char *what)
-{
-	double plot_h = CH_H - CH_TOP - CH_BOTTOM;
-	double bh = (double)v / (double)ymax * plot_h;
-	char a[32], b[32];
-
-	if (bh < 1.0)
-		bh = 1.0; /* a single event still shows */
-	h_addf(h, "<rect class=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">"
-	       "<title>%s–%s: %lld %s</title></rect>\n",
-	       cls, x, CH_TOP + plot_h - bh, w, bh, local_time(t0, WHEN_DAY_HOUR, a, sizeof a),
-	       local_time(t0 + 3600, WHEN_HOUR, b, sizeof b), v, what);
-}
-
-static void
-h_chart(struct html *h, const struct report *r)
-{
-	double plot_w = CH_W - CH_LEFT - CH_RIGHT, plot_h = CH_H - CH_TOP - CH_BOTTOM;
-	double slot, x, y, last_day_x = -1000.0;
-	long long max = 0, step, ymax, v;
-	int i, every;
-	char t[32], d[32], last_day[32] = "", zone[16];
-
-	if (!r->start) {
-		h_add(h, "<p>The issue has not been sent yet.</p>\n");
-		return;
-	}
-	if (!r->hours) {
-		h_addf(h, "<p>No opens or clicks recorded in the first %d hours.</p>\n",
-		       REPORT_HOURS);
-		return;
-	}
-	for (i = 0; i < r->hours; i++) {
-		if (r->hour_opens[i] > max)
-			max = r->hour_opens[i];
-		if (r->hour_clicks[i] > max)
-			max = r->hour_clicks[i];
-	}
-	step = nice_step(max);
-	ymax = (max + step - 1) / step * step;
-	slot = plot_w / r->hours;
-	every = r->hours <= 12 ? 1 : r->hours <= 24 ? 2 : r->hours <= 36 ? 3 : 6;
-
-	h_addf(h, "<figure>\n<svg viewBox=\"0 0 %.0f %.0f\" "
-	       "width=\"%.0f\" height=\"%.0f\" role=\"img\" aria-labelledby=\"chart-title "
-	       "chart-desc\">\n", CH_W, CH_H, CH_W, CH_H);
-	h_addf(h, "<title id=\"chart-title\">Opens and clicks per hour</title>\n"
-	       "<desc id=\"chart-desc\">Open events and click events in each hour of the first "
-	       "%d hours after the send started; %lld opens and %lld clicks in all.</desc>\n",
-	       r->hours, r->opens.total, r->clicks.total);
-	/* legend */
-	h_add(h, "<rect class=\"legend opens\" x=\"56\" y=\"10\" width=\"14\" height=\"14\"/>"
-	      "<text x=\"76\" y=\"22\">Opens</text>\n"
-	      "<rect class=\"legend clicks\" x=\"136\" y=\"10\" width=\"14\" height=\"14\"/>"
-	      "<text x=\"156\" y=\"22\">Clicks</text>\n");
-	/* y grid and labels */
-	for (v = 0; v <= ymax; v += step) {
-		y = CH_TOP + plot_h - (double)v / (double)ymax * plot_h;
-		h_addf(h, "<line class=\"%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-		       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%lld</text>\n",
-		       v ? "grid" : "axis", CH_LEFT, y, CH_LEFT + plot_w, y, CH_LEFT - 6, y + 4, v);
-	}
-	/* x labels: local time of the hour's start, the day when it changes */
-	for (i = 0; i < r->hours; i += every) {
-		long long t0 = r->start + (long long)i * 3600;
-
-		x = CH_LEFT + i * slot;
-		local_time(t0, WHEN_HOUR, t, sizeof t);
-		local_time(t0, WHEN_DAY, d, sizeof d);
-		h_addf(h, "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-		       "<text class=\"hour\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-		       x, CH_TOP + plot_h, x, CH_TOP + plot_h + 4, x, CH_TOP + plot_h + 18, t);
-		/* a new day under its first tick, if it leaves room after the
-		 * previous day's label; else under the next tick */
-		if (strcmp(d, last_day) && x - last_day_x >= 80.0) {
-			h_addf(h, "<text class=\"day\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
-			       "%s</text>\n", x, CH_TOP + plot_h + 34, d);
-			snprintf(last_day, sizeof last_day, "%s", d);
-			last_day_x = x;
-		}
-	}
-	local_time(r->start, WHEN_ZONE, zone, sizeof zone);
-	h_addf(h, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">hour starting at "
-	       "(local time, ", CH_LEFT + plot_w / 2, CH_H - 6);
-	h_esc(h, zone);
-	h_add(h, ")</text>\n");
-	/* the bars: opens on the left half of each hour, clicks on the right */
-	for (i = 0; i < r->hours; i++) {
-		long long t0 = r->start + (long long)i * 3600;
-
-		x = CH_LEFT + i * slot;
-		if (r->hour_opens[i])
-			h_bar(h, "opens", x + slot * 0.1, slot * 0.4, r->hour_opens[i], ymax, t0,
-			      r->hour_opens[i] == 1 ? "open" : "opens");
-		if (r->hour_clicks[i])
-			h_bar(h, "clicks", x + slot * 0.5, slot * 0.4, r->hour_clicks[i], ymax, t0,
-			      r->hour_clicks[i] == 1 ? "click" : "clicks");
-	}
-	h_add(h, "</svg>\n");
-	h_addf(h, "<figcaption class=\"note\">Open and click events per hour from the start of "
-	       "the send (%s), over the first %d hours", local_time(r->start, WHEN_FULL,
-	                                                          t, sizeof t), REPORT_HOURS);
-	if (r->hours < REPORT_HOURS)
-		h_addf(h, " (shown up to the last hour with an event: %d hours)", r->hours);
-	h_add(h, ". Hover over a bar for its figure.</figcaption>\n</figure>\n");
-}
-
-static void
-h_page(struct html *h, const struct issue *is, const struct report *r)
-{
-	const struct ledger_counts *c = &r->deliveries;
-	char num[64], when[64];
-	size_t i;
-
-	h_add(h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-	      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-	h_addf(h, "<title>Issue %lld: ", is->id);
-	h_esc(h, is->subject);
-	h_add(h, " - herald report</title>\n<style>\n");
-	h_add(h, html_head_css);
-	h_add(h, "</style>\n</head>\n<body>\n<main>\n");
-	h_addf(h, "<h1>Issue %lld: ", is->id);
-	h_esc(h, is->subject);
-	h_add(h, "</h1>\n<p class=\"meta\">List ");
-	h_esc(h, is->list_name);
-	h_add(h, " · status ");
-	h_esc(h, is->status);
-	if (is->started_at)
-		h_addf(h, " · send started %s",
-		       local_time(is->started_at, WHEN_STAMP, when, sizeof when));
-	h_addf(h, " · report made %s</p>\n",
-	       local_time((long long)time(NULL), WHEN_STAMP, when, sizeof when));
-
-	h_add(h, "<section class=\"cards\">\n");
-	snprintf(num, sizeof num, "%lld", r->delivered);
-	h_card(h, num, "delivered");
-	snprintf(num, sizeof num, "%.1f%%", r->rates.open * 100.0);
-	h_card(h, num, "open rate (human)");
-	snprintf(num, sizeof num, "%.1f%%", r->rates.click * 100.0);
-	h_card(h, num, "click rate");
-	snprintf(num, sizeof num, "%lld", r->unsubscribes);
-	h_card(h, num, "unsubscribes");
-	snprintf(num, sizeof num, "%.1f%%", r->rates.bounce * 100.0);
-	h_card(h, num, "bounce rate");
-	h_add(h, "</section>\n");
-
-	h_add(h, "<h2>Opens and clicks per hour</h2>\n");
-	h_chart(h, r);
-
-	h_add(h, "<h2>Figures</h2>\n<table class=\"figures\">\n<tbody>\n");
-	h_count(h, "recipients", "Recipients", c->total);
-	h_count(h, "deliveries.sent", "Delivered (sent)", c->sent);
-	h_count(h, "deliveries.deferred", "Deferred", c->deferred);
-	h_count(h, "deliveries.bounced", "Bounced at sending", c->bounced);
-	h_count(h, "deliveries.failed", "Failed", c->failed);
-	h_count(h, "deliveries.skipped", "Skipped (left during the send)", c->skipped);
-	h_count(h, "deliveries.pending", "Pending", c->pending);
-	h_count(h, "deliveries.sending", "Sending", c->sending);
-	h_count(h, "opens.total", "Opens (events)", r->opens.total);
-	h_count(h, "opens.unique", "Unique opens (subscribers)", r->opens.unique);
-	h_count(h, "opens.human", "… human (at least one human open)", r->opens.human);
-	h_count(h, "opens.machine", "… machine only (proxy or prefetch)", r->opens.machine);
-	h_count(h, "clicks.total", "Clicks (events)", r->clicks.total);
-	h_count(h, "clicks.unique", "Unique clicks (subscribers)", r->clicks.unique);
-	h_count(h, "unsubscribes", "Unsubscribes", r->unsubscribes);
-	h_count(h, "bounces.hard", "Hard bounces", r->bounces.hard);
-	h_count(h, "bounces.soft", "Soft bounces", r->bounces.soft);
-	h_count(h, "bounces.complaints", "Complaints", r->bounces.complaints);
-	h_add(h, "</tbody>\n</table>\n");
-
-	h_add(h, "<h2>Rates</h2>\n<table class=\"rates\">\n<tbody>\n");
-	h_rate(h, "rates.open_rate", "Open rate", r->rates.open,
-	       "unique human opens / delivered");
-	h_rate(h, "rates.click_rate", "Click rate", r->rates.click, "unique clicks / delivered");
-	h_rate(h, "rates.click_to_open_rate", "Click-to-open rate", r->rates.click_to_open,
-	       "unique clicks / unique opens");
-	h_rate(h, "rates.unsubscribe_rate", "Unsubscribe rate", r->rates.unsubscribe,
-	       "unsubscribes / delivered");
-	h_rate(h, "rates.complaint_rate", "Complaint rate", r->rates.complaint,
-	       "complaints / delivered");
-	h_rate(h, "rates.bounce_rate", "Bounce rate", r->rates.bounce,
-	       "(hard + soft) / (delivered + bounced)");
-	h_add(h, "</tbody>\n</table>\n");
-
-	h_add(h, "<h2>Clicks per link</h2>\n");
-	if (!r->clicks.n_links) {
-		h_add(h, "<p>The issue has no links.</p>\n");
-	} else {
-		h_add(h, "<table class=\"links\">\n<thead><tr><th scope=\"col\">#</th>"
-		      "<th scope=\"col\">Link</th><th scope=\"col\">Clicks</th>"
-		      "<th scope=\"col\">Unique</th></tr></thead>\n<tbody>\n");
-		for (i = 0; i < r->clicks.n_links; i++) {
-			const struct report_link *l = &r->clicks.links[i];
-
-			/* the URL as text, not a link: the page stays free of
-			 * anything a viewer would fetch or follow by accident */
-			h_addf(h, "<tr data-n=\"%d\"><td class=\"n\">%d</td><td class=\"url\"><code>",
-			       l->n, l->n);
-			h_esc(h, l->url);
-			h_addf(h, "</code></td><td class=\"n\" data-key=\"total\">%lld</td>"
-			       "<td class=\"n\" data-key=\"unique\">%lld</td></tr>\n", l->total,
-			       l->unique);
-		}
-		h_add(h, "</tbody>\n</table>\n");
-	}
-	if (r->bounces.n_reasons) {
-		h_add(h, "<h2>Bounces and complaints by reason</h2>\n<table class=\"reasons\">\n"
-		      "<thead><tr><th scope=\"col\">Class</th><th scope=\"col\">Reason</th>"
-		      "<th scope=\"col\">Recipients</th><th scope=\"col\">Status</th>"
-		      "<th scope=\"col\">What the receiving server said (latest)</th></tr></thead>\n"
-		      "<tbody>\n");
-		for (i = 0; i < r->bounces.n_reasons; i++) {
-			const struct report_reason *x = &r->bounces.reasons[i];
-
-			h_add(h, "<tr><td>");
-			h_esc(h, x->cls);
-			h_add(h, "</td><td>");
-			h_esc(h, x->reason);
-			h_addf(h, "</td><td class=\"n\">%lld</td><td><code>", x->count);
-			h_esc(h, x->status[0] ? x->status : "-");
-			h_add(h, "</code></td><td>");
-			h_esc(h, x->diagnostic);
-			h_add(h, "</td></tr>\n");
-		}
-		h_add(h, "</tbody>\n</table>\n");
-	}
-	h_addf(h, "<p class=\"note\">Total counts events, unique counts subscribers. An open is "
-	       "a machine open when the web server saw a proxy or prefetching client (such as "
-	       "Apple Mail Privacy Protection) or when it came within %d seconds of the "
-	       "delivery (a scanner fetching images as the mail arrives). Rates are against "
-	       "delivered mail; the bounce rate is against delivered plus bounced.</p>\n",
-	       REPORT_PREFETCH_SECS);
-	h_add(h, "</main>\n</body>\n</html>\n");
+	if (!text)
+		return cmd_print_json(NULL); /* says "out of memory building JSON" */
+	ok = fputs(text, stdout) != EOF && fputc('\n', stdout) != EOF;
+	free(text);
+	return ok ? 0 : EX_IOERR;
 }
 
 static int
 write_html(const char *path, const struct issue *is, const struct report *r,
            struct herr *err)
 {
-	struct html h = { BUF_INIT(HTML_MAX), 0 };
+	struct buf page = BUF_INIT(REPORTPAGE_MAX);
 	FILE *fp;
 	int ok;
 
-	h_page(&h, is, r);
-	if (h.failed) {
-		buf_free(&h.b);
-		return herr_set(err, EX_SOFTWARE, path, "report page too large or out of memory");
+	if (reportpage_html(is, r, (long long)time(NULL), &page, err) < 0) {
+		buf_free(&page);
+		return herr_wrap(err, "%s", path);
 	}
 	if (!(fp = fopen(path, "w"))) {
-		buf_free(&h.b);
+		buf_free(&page);
 		return herr_set(err, EX_CANTCREAT, path, "cannot create: %s", strerror(errno));
 	}
-	ok = fwrite(h.b.data, 1, h.b.len, fp) == h.b.len;
+	ok = fwrite(page.data, 1, page.len, fp) == page.len;
 	if (fclose(fp) != 0)
 		ok = 0;
-	buf_free(&h.b);
+	buf_free(&page);
 	if (!ok)
 		return herr_set(err, EX_IOERR, path, "cannot write: %s", strerror(errno));
 	return 0;

@@ -13,6 +13,11 @@
  * (links without clicks included), per-subscriber bounces and complaints,
  * unsubscribes by issue, every rate, the per-hour series and its bounds,
  * and that every query uses an index of the issue (EXPLAIN QUERY PLAN).
+ * Then the JSON contract of `herald stats --json` (report_json(),
+ * report_json_text()): every key in its order and with its type, the
+ * figures computed here in it, rates rounded to 4 decimals and printed
+ * without binary noise, all keys also for an issue with nothing yet, and
+ * the exact text of a small report.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -25,9 +30,12 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "tempdb.h"
 
 #include "herald/db.h"
+#include "herald/issue.h"
 #include "herald/report.h"
 
 #define T 1700000000LL /* the send started here (issues.started_at) */
@@ -604,6 +612,350 @@ test_report_compute_query_plans(void **state)
 	assert_true(saw_issue_index >= 7);
 }
 
+/* ---- the JSON contract ---- */
+
+/* The member `key` of object `o`, which must exist with type `type`. */
+static json_t *
+member(json_t *o, const char *key, json_type type)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v)
+		fail_msg("JSON lacks \"%s\"", key);
+	if (json_typeof(v) != type)
+		fail_msg("JSON \"%s\" has type %d, wanted %d", key, (int)json_typeof(v), (int)type);
+	return v;
+}
+
+static long long
+int_member(json_t *o, const char *key)
+{
+	return json_integer_value(member(o, key, JSON_INTEGER));
+}
+
+/* The keys of object `o`, in order, as "a,b,c". */
+static void
+keys_of(json_t *o, char *out, size_t size)
+{
+	void *it;
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (it = json_object_iter(o); it; it = json_object_iter_next(o, it))
+		n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%s", n ? "," : "",
+		                      json_object_iter_key(it));
+}
+
+/* Parse report_json_text() and check the shape every script relies on:
+ * each key of the contract, in order, with its type.  The caller
+ * json_decref()s the result; *text_out (if not NULL) gets the text. */
+static json_t *
+contract_json(const struct issue *is, const struct report *r, char **text_out)
+{
+	json_error_t jerr;
+	char keys[256], *text;
+	json_t *j, *o, *a, *v;
+	const char *k;
+	size_t i;
+
+	assert_non_null(text = report_json_text(is, r));
+	if (!(j = json_loads(text, 0, &jerr)))
+		fail_msg("report_json_text: not JSON: %s\n%s", jerr.text, text);
+	assert_true(json_is_object(j));
+	keys_of(j, keys, sizeof keys);
+	assert_string_equal(keys, "issue,recipients,deliveries,opens,clicks,unsubscribes,bounces,"
+	                          "rates");
+	o = member(j, "issue", JSON_OBJECT);
+	keys_of(o, keys, sizeof keys);
+	assert_string_equal(keys, "id,subject,status");
+	member(o, "id", JSON_INTEGER);
+	member(o, "subject", JSON_STRING);
+	member(o, "status", JSON_STRING);
+	member(j, "recipients", JSON_INTEGER);
+	o = member(j, "deliveries", JSON_OBJECT);
+	keys_of(o, keys, sizeof keys);
+	assert_string_equal(keys, "pending,sending,sent,deferred,bounced,failed,skipped");
+	json_object_foreach(o, k, v)
+		if (!json_is_integer(v))
+			fail_msg("deliveries.%s is not an integer", k);
+	o = member(j, "opens", JSON_OBJECT);
+	keys_of(o, keys, sizeof keys);
+	assert_string_equal(keys, "total,unique,human,machine");
+	member(o, "total", JSON_INTEGER);
+	member(o, "unique", JSON_INTEGER);
+	member(o, "human", JSON_INTEGER);
+	member(o, "machine", JSON_INTEGER);
+	o = member(j, "clicks", JSON_OBJECT);
+	keys_of(o, keys, sizeof keys);
+	assert_string_equal(keys, "total,unique,links");
+	member(o, "total", JSON_INTEGER);
+	member(o, "unique", JSON_INTEGER);
+	a = member(o, "links", JSON_ARRAY);
+	for (i = 0; i < json_array_size(a); i++) {
+		keys_of(json_array_get(a, i), keys, sizeof keys);
+		assert_string_equal(keys, "n,url,total,unique");
+		member(json_array_get(a, i), "n", JSON_INTEGER);
+		member(json_array_get(a, i), "url", JSON_STRING);
+		member(json_array_get(a, i), "total", JSON_INTEGER);
+		member(json_array_get(a, i), "unique", JSON_INTEGER);
+	}
+	member(j, "unsubscribes", JSON_INTEGER);
+	o = member(j, "bounces", JSON_OBJECT);
+	keys_of(o, keys, sizeof keys);
+	assert_string_equal(keys, "hard,soft,complaints,reasons");
+	member(o, "hard", JSON_INTEGER);
+	member(o, "soft", JSON_INTEGER);
+	member(o, "complaints", JSON_INTEGER);
+	a = member(o, "reasons", JSON_ARRAY);
+	for (i = 0; i < json_array_size(a); i++) {
+		keys_of(json_array_get(a, i), keys, sizeof keys);
+		assert_string_equal(keys, "class,reason,count,status,diagnostic");
+		member(json_array_get(a, i), "count", JSON_INTEGER);
+	}
+	/* rates are reals, also when 0 */
+	o = member(j, "rates", JSON_OBJECT);
+	keys_of(o, keys, sizeof keys);
+	assert_string_equal(keys, "open_rate,click_rate,click_to_open_rate,unsubscribe_rate,"
+	                          "complaint_rate,bounce_rate");
+	json_object_foreach(o, k, v)
+		if (!json_is_real(v))
+			fail_msg("rates.%s is not a real", k);
+	if (text_out)
+		*text_out = text;
+	else
+		free(text);
+	return j;
+}
+
+static double
+rate_of(json_t *j, const char *key)
+{
+	return json_real_value(member(json_object_get(j, "rates"), key, JSON_REAL));
+}
+
+static void
+issue_one(struct issue *is)
+{
+	memset(is, 0, sizeof *is);
+	is->id = 1;
+	is->subject = (char *)"One";
+	snprintf(is->status, sizeof is->status, "sending");
+}
+
+static void
+test_report_json_contract(void **state)
+{
+	struct fixture *f = *state;
+	struct issue is;
+	struct report r;
+	struct herr err;
+	json_t *j, *o, *l;
+	char *text;
+
+	fill_all(f);
+	assert_int_equal(report_compute(f->db, 1, &r, &err), 0);
+	issue_one(&is);
+	j = contract_json(&is, &r, &text);
+	o = json_object_get(j, "issue");
+	assert_int_equal(int_member(o, "id"), 1);
+	assert_string_equal(json_string_value(json_object_get(o, "subject")), "One");
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "sending");
+	assert_int_equal(int_member(j, "recipients"), 12);
+	o = json_object_get(j, "deliveries");
+	assert_int_equal(int_member(o, "sent"), 10);
+	assert_int_equal(int_member(o, "bounced"), 1);
+	assert_int_equal(int_member(o, "deferred"), 1);
+	assert_int_equal(int_member(o, "pending") + int_member(o, "sending") +
+	                 int_member(o, "failed") + int_member(o, "skipped"), 0);
+	o = json_object_get(j, "opens");
+	assert_int_equal(int_member(o, "total"), 12);
+	assert_int_equal(int_member(o, "unique"), 8);
+	assert_int_equal(int_member(o, "human"), 4);
+	assert_int_equal(int_member(o, "machine"), 4);
+	o = json_object_get(j, "clicks");
+	assert_int_equal(int_member(o, "total"), 8);
+	assert_int_equal(int_member(o, "unique"), 5);
+	assert_int_equal(json_array_size(json_object_get(o, "links")), 3);
+	l = json_array_get(json_object_get(o, "links"), 1);
+	assert_int_equal(int_member(l, "n"), 2);
+	assert_string_equal(json_string_value(json_object_get(l, "url")),
+	                    "https://example.org/b?x=1&who={{email}}");
+	assert_int_equal(int_member(l, "total"), 3);
+	assert_int_equal(int_member(l, "unique"), 2);
+	l = json_array_get(json_object_get(o, "links"), 2);
+	assert_int_equal(int_member(l, "n"), 3);
+	assert_int_equal(int_member(l, "total") + int_member(l, "unique"), 0);
+	assert_int_equal(int_member(j, "unsubscribes"), 2);
+	o = json_object_get(j, "bounces");
+	assert_int_equal(int_member(o, "hard"), 2);
+	assert_int_equal(int_member(o, "soft"), 2);
+	assert_int_equal(int_member(o, "complaints"), 1);
+	/* rates rounded to 4 decimals: 4/11 = 0.363636... */
+	assert_true(rate_of(j, "open_rate") == 0.4);
+	assert_true(rate_of(j, "click_rate") == 0.5);
+	assert_true(rate_of(j, "click_to_open_rate") == 0.625);
+	assert_true(rate_of(j, "unsubscribe_rate") == 0.2);
+	assert_true(rate_of(j, "complaint_rate") == 0.1);
+	assert_true(rate_of(j, "bounce_rate") == 0.3636);
+	/* and printed as such, not as 0.10000000000000001 */
+	assert_non_null(strstr(text, "\"complaint_rate\": 0.1,\n"));
+	assert_non_null(strstr(text, "\"bounce_rate\": 0.3636\n"));
+	assert_null(strstr(text, "0000000"));
+	json_decref(j);
+	free(text);
+	report_clear(&r);
+}
+
+/* Nothing yet: every key is there all the same, counts 0, rates 0.0. */
+static void
+test_report_json_nothing_yet(void **state)
+{
+	struct fixture *f = *state;
+	struct issue is;
+	struct report r;
+	struct herr err;
+	json_t *j, *o;
+	const char *k;
+	json_t *v;
+
+	assert_int_equal(report_compute(f->db, 2, &r, &err), 0);
+	memset(&is, 0, sizeof is);
+	is.id = 2;
+	is.subject = (char *)"Two";
+	snprintf(is.status, sizeof is.status, "draft");
+	j = contract_json(&is, &r, NULL);
+	assert_int_equal(int_member(json_object_get(j, "issue"), "id"), 2);
+	json_object_foreach(json_object_get(j, "rates"), k, v)
+		if (json_real_value(v) != 0.0)
+			fail_msg("rates.%s is %g, not 0", k, json_real_value(v));
+	o = json_object_get(j, "clicks");
+	assert_int_equal(json_array_size(json_object_get(o, "links")), 1);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "bounces"),
+	                                                 "reasons")), 0);
+	assert_int_equal(int_member(j, "recipients") + int_member(j, "unsubscribes"), 0);
+	json_decref(j);
+	report_clear(&r);
+}
+
+static void
+test_report_round_rate(void **state)
+{
+	(void)state;
+	assert_true(report_round_rate(2.0 / 3.0) == 0.6667);
+	assert_true(report_round_rate(1.0 / 3.0) == 0.3333);
+	assert_true(report_round_rate(0.00004) == 0.0);
+	assert_true(report_round_rate(0.99996) == 1.0);
+	assert_true(report_round_rate(0.0) == 0.0);
+	assert_true(report_round_rate(1.0) == 1.0);
+}
+
+/* The text scripts read, whole: a regression here changes what they parse. */
+static void
+test_report_json_text_exact(void **state)
+{
+	static const char want[] =
+		"{\n"
+		"  \"issue\": {\n"
+		"    \"id\": 5,\n"
+		"    \"subject\": \"Q1 <results> & \\\"more\\\" \xc3\xa9\",\n"
+		"    \"status\": \"sent\"\n"
+		"  },\n"
+		"  \"recipients\": 4,\n"
+		"  \"deliveries\": {\n"
+		"    \"pending\": 0,\n"
+		"    \"sending\": 0,\n"
+		"    \"sent\": 3,\n"
+		"    \"deferred\": 0,\n"
+		"    \"bounced\": 1,\n"
+		"    \"failed\": 0,\n"
+		"    \"skipped\": 0\n"
+		"  },\n"
+		"  \"opens\": {\n"
+		"    \"total\": 5,\n"
+		"    \"unique\": 3,\n"
+		"    \"human\": 2,\n"
+		"    \"machine\": 1\n"
+		"  },\n"
+		"  \"clicks\": {\n"
+		"    \"total\": 1,\n"
+		"    \"unique\": 1,\n"
+		"    \"links\": [\n"
+		"      {\n"
+		"        \"n\": 1,\n"
+		"        \"url\": \"https://example.org/?a=1&b={{email}}\",\n"
+		"        \"total\": 1,\n"
+		"        \"unique\": 1\n"
+		"      }\n"
+		"    ]\n"
+		"  },\n"
+		"  \"unsubscribes\": 0,\n"
+		"  \"bounces\": {\n"
+		"    \"hard\": 1,\n"
+		"    \"soft\": 0,\n"
+		"    \"complaints\": 0,\n"
+		"    \"reasons\": [\n"
+		"      {\n"
+		"        \"class\": \"hard\",\n"
+		"        \"reason\": \"userunknown\",\n"
+		"        \"count\": 1,\n"
+		"        \"status\": \"5.1.1\",\n"
+		"        \"diagnostic\": \"550 5.1.1 user unknown\"\n"
+		"      }\n"
+		"    ]\n"
+		"  },\n"
+		"  \"rates\": {\n"
+		"    \"open_rate\": 0.6667,\n"
+		"    \"click_rate\": 0.3333,\n"
+		"    \"click_to_open_rate\": 0.3333,\n"
+		"    \"unsubscribe_rate\": 0.0,\n"
+		"    \"complaint_rate\": 0.0,\n"
+		"    \"bounce_rate\": 0.25\n"
+		"  }\n"
+		"}";
+	struct report_link link = { 1, (char *)"https://example.org/?a=1&b={{email}}", 1, 1 };
+	struct issue is;
+	struct report r;
+	char *text;
+
+	(void)state;
+	memset(&is, 0, sizeof is);
+	is.id = 5;
+	is.subject = (char *)"Q1 <results> & \"more\" \xc3\xa9";
+	snprintf(is.status, sizeof is.status, "sent");
+	memset(&r, 0, sizeof r);
+	r.deliveries.total = 4;
+	r.deliveries.sent = 3;
+	r.deliveries.bounced = 1;
+	r.delivered = 3;
+	r.opens.total = 5;
+	r.opens.unique = 3;
+	r.opens.human = 2;
+	r.opens.machine = 1;
+	r.clicks.total = 1;
+	r.clicks.unique = 1;
+	r.clicks.links = &link;
+	r.clicks.n_links = 1;
+	r.bounces.hard = 1;
+	snprintf(r.bounces.reasons[0].cls, sizeof r.bounces.reasons[0].cls, "hard");
+	snprintf(r.bounces.reasons[0].reason, sizeof r.bounces.reasons[0].reason, "userunknown");
+	r.bounces.reasons[0].count = 1;
+	snprintf(r.bounces.reasons[0].status, sizeof r.bounces.reasons[0].status, "5.1.1");
+	snprintf(r.bounces.reasons[0].diagnostic, sizeof r.bounces.reasons[0].diagnostic,
+	         "550 5.1.1 user unknown");
+	r.bounces.n_reasons = 1;
+	r.rates.open = 2.0 / 3.0;
+	r.rates.click = 1.0 / 3.0;
+	r.rates.click_to_open = 1.0 / 3.0;
+	r.rates.bounce = 1.0 / 4.0;
+	assert_non_null(text = report_json_text(&is, &r));
+	assert_string_equal(text, want);
+	free(text);
+	/* a subject that is not UTF-8 cannot be JSON: NULL, not a broken text */
+	is.subject = (char *)"bad \xff byte";
+	assert_null(report_json_text(&is, &r));
+	assert_null(report_json(&is, &r));
+}
+
 int
 main(void)
 {
@@ -625,6 +977,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_report_compute_series_start_fallback, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_report_compute_query_plans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_json_contract, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_json_nothing_yet, setup, teardown),
+		cmocka_unit_test(test_report_round_rate),
+		cmocka_unit_test(test_report_json_text_exact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

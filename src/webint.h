@@ -1,0 +1,178 @@
+/*
+ * webint.h - what the files of `herald serve` share among themselves; not
+ * an API (that is include/herald/web.h).
+ *
+ *   web.c         the server: libmicrohttpd start and stop, the request
+ *                 callbacks and routing to handlers, per-thread database
+ *                 connections, the issue cache, response helpers
+ *   webtrack.c    handlers: the open pixel and click redirects
+ *   websub.c      handlers: unsubscribe (and RFC 8058 one-click), confirm,
+ *                 sign-up
+ *   webarchive.c  handlers: the web archive and an issue's web copy
+ *   webmail.c     the thread that sends confirmation mail (mailsend.h)
+ *   webhttp.c     pure request parsing (routes, forms, user agents,
+ *                 client keys, listen addresses), no server state
+ *   weblimit.c    the in-memory sign-up rate limiter
+ *
+ * The invariants are web.c's head comment; handlers cite them by number.
+ */
+#ifndef HERALD_WEBINT_H
+#define HERALD_WEBINT_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "herald/buf.h"
+#include "herald/config.h"
+#include "herald/eventlog.h"
+#include "herald/herr.h"
+#include "herald/list.h"
+#include "herald/tmpl.h"
+#include "herald/token.h"
+#include "herald/web.h"
+
+#define CSP_PAGE \
+	"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; " \
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+/* the web copy of an issue shows the author's own images */
+#define CSP_ARCHIVE \
+	"default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; " \
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+#define ISSUE_BUCKETS   64
+#define STOP_DRAIN_WAIT 3.0    /* seconds for requests in flight at stop */
+#define LIMIT_KEYS      100000
+
+
+struct webmail;
+
+/* One server thread's database connection (opened on its first use). */
+struct web_thread {
+	struct web_thread *next;       /* all of them, to close at stop */
+	sqlite3           *db;
+	sqlite3_stmt      *rows_exist;     /* may an event name these ids? */
+};
+
+/* What the click and open paths need of an issue; immutable once in the
+ * cache, except archive_html which is set once under the cache mutex. */
+struct issue_links {
+	struct issue_links *next;
+	long long     id, list_id;
+	size_t        n;
+	char        **url;             /* the issue's links JSON, as written */
+	struct tmpl **tmpl;            /* compiled when the link has merge fields */
+	char         *archive_html;    /* the web copy, rendered on first view */
+	size_t        archive_len;
+};
+
+
+struct web_server {
+	const struct config *cfg;
+	struct web_opts      opts;
+	struct token_key     key;
+	struct MHD_Daemon   *mhd;
+	int                  fd;
+	char                 url[128];
+	struct eventlog     *events;
+	struct webmail      *mail;     /* the confirmation-mail thread (webmail.c) */
+	struct web_limiter  *ip_limit, *addr_limit;
+	pthread_key_t        tkey;
+	int                  tkey_made;
+	pthread_mutex_t      threads_mu;
+	struct web_thread   *threads;
+	pthread_mutex_t      cache_mu;
+	struct issue_links  *cache[ISSUE_BUCKETS];
+	struct MHD_Response *gif, *not_found;
+	struct MHD_Response *gif_close, *not_found_close; /* the same, ending the connection */
+	atomic_int           stopping;  /* answers say Connection: close */
+	atomic_ullong        requests;
+	atomic_long          in_flight;
+	char                 get_marker;   /* *state of a GET between its two calls */
+};
+
+/* A POST being received. */
+struct request {
+	struct web_route route;
+	char             token[TOKEN_MAX];
+	struct buf       body;
+	int              too_large;
+	double           started;      /* monotonic seconds */
+};
+
+
+/* ---- web.c ---- */
+
+double web_mono_now(void);
+void web_log(struct web_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* This server thread's database connection, opened on first use; NULL
+ * (logged) when it cannot be opened. */
+struct web_thread *web_thread_db(struct web_server *s);
+/* 1 when the token's subscriber and issue exist and the issue is on the
+ * token's list (invariant 1), 0 when not, -1 when the database failed. */
+int web_rows_exist(struct web_thread *t, const struct token *tok);
+/* The cached links of issue `id`, loading them on first use.  NULL with
+ * EX_NOINPUT when there is no such issue. */
+struct issue_links *web_links_get(struct web_server *s, struct web_thread *t, long long id,
+                                  struct herr *err);
+/* 0 when `tok` (len bytes) is a valid token of `kind`, filling *t. */
+int web_check_token(struct web_server *s, const char *tok, size_t len, enum token_kind kind,
+                    struct token *t);
+
+/* Responses (invariant 5: every one carries the security headers). */
+void web_add_security_headers(struct MHD_Response *r, const char *csp);
+/* Queue `len` bytes of `body` (taken over: free()d by MHD) as `type`. */
+enum MHD_Result web_queue_body(struct web_server *s, struct MHD_Connection *c, unsigned status,
+                               char *body, size_t len, const char *type, const char *csp,
+                               const char *extra_name, const char *extra_value);
+enum MHD_Result web_queue_page(struct web_server *s, struct MHD_Connection *c,
+                               unsigned status, struct buf *page, const char *extra_name,
+                               const char *extra_value);
+enum MHD_Result web_queue_notice_h(struct web_server *s, struct MHD_Connection *c,
+                                   unsigned status, const char *heading, const char *text,
+                                   const char *extra_name, const char *extra_value);
+enum MHD_Result web_queue_notice(struct web_server *s, struct MHD_Connection *c,
+                                 unsigned status, const char *heading, const char *text);
+enum MHD_Result web_not_found(struct web_server *s, struct MHD_Connection *c);
+enum MHD_Result web_unavailable(struct web_server *s, struct MHD_Connection *c);
+/* A database call failed: 404 when what the token names is gone, else 503
+ * (busy past the timeout, or worse: logged). */
+enum MHD_Result web_db_failed(struct web_server *s, struct MHD_Connection *c,
+                              const struct herr *err, const char *what);
+/* The page built by a webpage_*() call that returned `rc`, or 503. */
+enum MHD_Result web_queue_page_or_fail(struct web_server *s, struct MHD_Connection *c, int rc,
+                                       struct buf *page);
+
+/* ---- the handlers ---- */
+
+enum MHD_Result web_handle_open(struct web_server *s, struct MHD_Connection *c,
+                                enum web_method m, const struct web_route *r);
+enum MHD_Result web_handle_click(struct web_server *s, struct MHD_Connection *c,
+                                 enum web_method m, const struct web_route *r);
+enum MHD_Result web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c,
+                                       enum web_method m, const struct web_route *r,
+                                       const struct request *rq);
+enum MHD_Result web_handle_confirm(struct web_server *s, struct MHD_Connection *c,
+                                   enum web_method m, const struct web_route *r);
+enum MHD_Result web_handle_subscribe(struct web_server *s, struct MHD_Connection *c,
+                                     const struct request *rq);
+enum MHD_Result web_handle_archive_index(struct web_server *s, struct MHD_Connection *c,
+                                         const struct web_route *r);
+enum MHD_Result web_handle_archive(struct web_server *s, struct MHD_Connection *c,
+                                   const struct web_route *r);
+
+/* ---- webmail.c ---- */
+
+/* Start the mail thread: its own database connection (relay usage) and
+ * the single-message sender (mailsend.h, which loads the DKIM key: a bad
+ * key fails here, with EX_CONFIG). */
+int webmail_start(struct web_server *s, struct webmail **out, struct herr *err);
+/* Queue a confirmation mail; -1 when the queue is full or stopping. */
+int webmail_enqueue(struct webmail *m, long long subscriber_id, const struct list *l,
+                    const char *email, const char *name);
+/* Send what is queued (for at most a while), stop the thread, free
+ * everything; how many went and failed over the server's life.  NULL ok. */
+void webmail_stop(struct webmail *m, long long *sent, long long *failed);
+
+#endif

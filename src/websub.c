@@ -1,0 +1,334 @@
+/*
+ * websub.c - herald serve's subscriber pages: unsubscribe (/u/TOKEN, with
+ * RFC 8058 §3.2 one-click POST), confirm (/confirm/TOKEN) and sign-up
+ * (POST /subscribe).  Each state change is one core call (subscriber.h)
+ * in its own transaction, written before the answer (web.c invariant 4);
+ * a sign-up's page never tells whether the address was known (invariant 6).
+ */
+#include "webint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/address.h"
+#include "herald/db.h"
+#include "herald/subscriber.h"
+#include "herald/utf8.h"
+#include "herald/webpages.h"
+
+/* ---- unsubscribe and confirm ---- */
+
+/* The subscriber and list a token names, for a page. */
+static int
+load_pair(struct web_thread *t, const struct token *tok, struct subscriber *sub,
+          struct list *l, struct herr *err)
+{
+	if (subscriber_get_by_id(t->db, (long long)tok->subscriber_id, sub, err) < 0)
+		return -1;
+	if (list_get_by_id(t->db, (long long)tok->list_id, l, err) < 0) {
+		subscriber_clear(sub);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+title_of(const struct list *l)
+{
+	return l->title[0] ? l->title : l->name;
+}
+
+enum MHD_Result
+web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_method m,
+                   const struct web_route *r, const struct request *rq)
+{
+	struct buf page = BUF_INIT(1u << 16);
+	struct web_form *form = NULL;
+	struct subscriber sub;
+	struct web_thread *t;
+	struct list l;
+	struct token tok;
+	struct herr err;
+	const char *v, *ctype;
+	int rc, one_click = 0, resubscribe = 0;
+
+	herr_clear(&err);
+	if (web_check_token(s, r->token, r->token_len, TOKEN_UNSUBSCRIBE, &tok) < 0)
+		return web_not_found(s, c);
+	if (!(t = web_thread_db(s)))
+		return web_unavailable(s, c);
+	if (m == WEB_POST) {
+		if (!(form = malloc(sizeof *form)))
+			return MHD_NO;
+		ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+		/* RFC 8058 §3.2: the key/value pair, urlencoded or multipart;
+		 * anything else posted here is the page's own form */
+		if (web_form_parse(ctype, buf_str(&rq->body), rq->body.len, form) == 0) {
+			one_click = (v = web_form_get(form, "List-Unsubscribe")) && !strcmp(v, "One-Click");
+			resubscribe = !one_click && (v = web_form_get(form, "action")) &&
+			              !strcmp(v, "resubscribe");
+		}
+		free(form);
+		if (one_click) {
+			rc = subscription_unsubscribe_issue(t->db, (long long)tok.list_id,
+			                                    (long long)tok.subscriber_id,
+			                                    (long long)tok.issue_id, "one-click", &err);
+			if (rc < 0 && err.code != EX_NOINPUT)
+				return web_db_failed(s, c, &err, "unsubscribe");
+			/* not (or no longer) on the list: what was asked holds */
+			if (!(v = strdup("unsubscribed")))
+				return MHD_NO;
+			return web_queue_body(s, c, MHD_HTTP_OK, (char *)v, strlen(v),
+			                  "text/plain; charset=utf-8", CSP_PAGE, NULL, NULL);
+		}
+	}
+	if (load_pair(t, &tok, &sub, &l, &err) < 0)
+		return web_db_failed(s, c, &err, "unsubscribe page");
+	if (m != WEB_POST)
+		rc = webpage_unsubscribe_ask(&page, s->cfg->lang, title_of(&l), sub.email);
+	else if (resubscribe) {
+		if (subscription_confirm(t->db, l.id, sub.id, "web", &err) < 0) {
+			subscriber_clear(&sub);
+			if (err.code == EX_DATAERR)
+				return web_queue_notice(s, c, MHD_HTTP_OK, "We cannot send to this address",
+				                    "Mail to this address was refused or reported, so we "
+				                    "no longer send anything to it.");
+			if (err.code == EX_NOINPUT)
+				return web_queue_notice(s, c, MHD_HTTP_OK, "You are not on this list",
+				                    "This address was removed from the list. Please sign "
+				                    "up again.");
+			return web_db_failed(s, c, &err, "resubscribe");
+		}
+		rc = webpage_resubscribed(&page, s->cfg->lang, title_of(&l), sub.email);
+	} else {
+		if (subscription_unsubscribe_issue(t->db, l.id, sub.id, (long long)tok.issue_id, "web",
+		                                   &err) < 0 &&
+		    err.code != EX_NOINPUT) {
+			subscriber_clear(&sub);
+			return web_db_failed(s, c, &err, "unsubscribe");
+		}
+		rc = webpage_unsubscribed(&page, s->cfg->lang, title_of(&l), sub.email);
+	}
+	subscriber_clear(&sub);
+	return web_queue_page_or_fail(s, c, rc, &page);
+}
+
+enum MHD_Result
+web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_method m,
+               const struct web_route *r)
+{
+	struct buf page = BUF_INIT(1u << 16);
+	struct subscriber sub;
+	struct web_thread *t;
+	struct list l;
+	struct token tok;
+	struct herr err;
+	char status[16];
+	int rc;
+
+	herr_clear(&err);
+	if (web_check_token(s, r->token, r->token_len, TOKEN_CONFIRM, &tok) < 0)
+		return web_not_found(s, c);
+	if (!(t = web_thread_db(s)))
+		return web_unavailable(s, c);
+	if (load_pair(t, &tok, &sub, &l, &err) < 0)
+		return web_db_failed(s, c, &err, "confirm");
+	if (subscription_status(t->db, l.id, sub.id, status, &err) < 0) {
+		subscriber_clear(&sub);
+		return web_db_failed(s, c, &err, "confirm");
+	}
+	if (m != WEB_POST && strcmp(status, "confirmed"))
+		rc = webpage_confirm_ask(&page, s->cfg->lang, title_of(&l), sub.email);
+	else if (m != WEB_POST)
+		rc = webpage_confirmed(&page, s->cfg->lang, title_of(&l), sub.email);
+	else if (subscription_confirm(t->db, l.id, sub.id, "web", &err) < 0) {
+		subscriber_clear(&sub);
+		if (err.code == EX_DATAERR)
+			return web_queue_notice(s, c, MHD_HTTP_OK, "We cannot send to this address",
+			                    "Mail to this address was refused or reported, so we no "
+			                    "longer send anything to it.");
+		return web_db_failed(s, c, &err, "confirm");
+	} else
+		rc = webpage_confirmed(&page, s->cfg->lang, title_of(&l), sub.email);
+	subscriber_clear(&sub);
+	return web_queue_page_or_fail(s, c, rc, &page);
+}
+
+/* ---- sign-up ---- */
+
+/*
+ * Add or keep the subscriber and their subscription in one transaction.
+ * A known subscriber keeps their name: a form anyone can post must not
+ * rename someone else.  Someone who had unsubscribed may come back (they
+ * ask again, and on a double opt-in list they confirm again).  Sets
+ * *mail when a confirmation mail should go (the subscription waits for
+ * one), *blocked when rule (1) refused the address.
+ */
+static int
+subscribe_write(sqlite3 *db, const struct list *l, const struct address *a, const char *name,
+                long long *id, int *mail, int *blocked, struct herr *err)
+{
+	struct subscriber_writer *w = NULL;
+	struct subscribe_req req;
+	enum subscribe_result res;
+	struct subscriber sub;
+	char status[16];
+	int known;
+
+	*mail = *blocked = 0;
+	*id = 0;
+	if (subscriber_get(db, a->addr, &sub, err) == 0) {
+		known = 1;
+		subscriber_clear(&sub);
+	} else if (err->code == EX_NOINPUT) {
+		known = 0;
+		herr_clear(err);
+	} else
+		return -1;
+	memset(&req, 0, sizeof req);
+	req.addr = a;
+	req.name = known ? NULL : name;
+	req.confirmed = !l->double_opt_in;
+	req.resubscribe = 1;
+	if (subscriber_writer_open(db, &w, err) < 0)
+		return -1;
+	if (db_begin(db, err) < 0)
+		goto fail;
+	if (subscriber_subscribe(w, l->id, &req, &res, err) < 0)
+		goto fail;
+	if (res == SUBSCRIBE_SKIPPED_BLOCKED || res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED ||
+	    res == SUBSCRIBE_SKIPPED_SUPPRESSED) {
+		*blocked = 1;
+		db_rollback(db);
+		subscriber_writer_close(w);
+		return 0;
+	}
+	if (subscriber_get(db, a->addr, &sub, err) < 0)
+		goto fail;
+	*id = sub.id;
+	subscriber_clear(&sub);
+	if (subscription_status(db, l->id, *id, status, err) < 0)
+		goto fail;
+	*mail = l->double_opt_in && !strcmp(status, "unconfirmed");
+	if (!l->double_opt_in && res != SUBSCRIBE_UNCHANGED) {
+		sqlite3_stmt *st;
+		int rc;
+
+		if (db_prepare(db, &st, "INSERT INTO events (kind, subscriber_id, list_id, at, detail) "
+		               "VALUES ('subscribe', ?1, ?2, ?3, json_object('source', 'web'))",
+		               err) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, *id);
+		sqlite3_bind_int64(st, 2, l->id);
+		sqlite3_bind_int64(st, 3, db_now());
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			db_error(db, err, "record subscribe");
+			goto fail;
+		}
+	}
+	if (db_commit(db, err) < 0)
+		goto fail;
+	subscriber_writer_close(w);
+	return 0;
+fail:
+	db_rollback(db);
+	subscriber_writer_close(w);
+	return -1;
+}
+
+enum MHD_Result
+web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struct request *rq)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct buf page = BUF_INIT(1u << 16);
+	struct web_form *form;
+	struct web_thread *t;
+	struct address a;
+	struct list l;
+	struct herr err;
+	const char *email, *name, *list_name;
+	char key[128], msg[HERR_MSG_MAX + 2];
+	long long id;
+	int rc, mail, blocked;
+
+	herr_clear(&err);
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	web_client_key(ci ? ci->client_addr : NULL,
+	               MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP"), key, sizeof key);
+	if (!web_limiter_hit(s->ip_limit, key, web_mono_now()))
+		return web_queue_notice_h(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too many requests",
+		                      "Please wait a few minutes before signing up again.",
+		                      MHD_HTTP_HEADER_RETRY_AFTER, "600");
+	if (!(form = malloc(sizeof *form)))
+		return MHD_NO;
+	if (web_form_parse(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                               MHD_HTTP_HEADER_CONTENT_TYPE),
+	                   buf_str(&rq->body), rq->body.len, form) < 0) {
+		free(form);
+		return web_queue_notice(s, c, MHD_HTTP_BAD_REQUEST, "The form could not be read",
+		                    "Please go back and send it again.");
+	}
+	email = web_form_get(form, "email");
+	name = web_form_get(form, "name");
+	list_name = web_form_get(form, "list");
+	if (!email || !*email) {
+		free(form);
+		return web_queue_notice(s, c, MHD_HTTP_BAD_REQUEST, "Please give your e-mail address",
+		                    "The form had no e-mail address.");
+	}
+	if (address_parse(email, &a, &err) < 0) {
+		free(form);
+		snprintf(msg, sizeof msg, "%s.", err.msg);
+		msg[0] = (char)(msg[0] == 'i' ? 'I' : msg[0]);
+		return web_queue_notice(s, c, MHD_HTTP_BAD_REQUEST, "This address cannot be used", msg);
+	}
+	if (name && (utf8_invalid_at((const unsigned char *)name, strlen(name)) != strlen(name) ||
+	             subscriber_check_text("the name", name, SUBSCRIBER_NAME_MAX, &err) < 0)) {
+		free(form);
+		snprintf(msg, sizeof msg, "%s.", err.code ? err.msg : "the name is not valid UTF-8");
+		msg[0] = (char)(msg[0] == 't' ? 'T' : msg[0]);
+		return web_queue_notice(s, c, MHD_HTTP_BAD_REQUEST, "This name cannot be used", msg);
+	}
+	if (!list_name || list_name_check(list_name, &err) < 0) {
+		free(form);
+		return web_queue_notice(s, c, MHD_HTTP_NOT_FOUND, "No such list",
+		                    "The form names a list we do not have.");
+	}
+	if (!(t = web_thread_db(s))) {
+		free(form);
+		return web_unavailable(s, c);
+	}
+	if (list_get(t->db, list_name, &l, &err) < 0) {
+		free(form);
+		if (err.code == EX_NOINPUT)
+			return web_queue_notice(s, c, MHD_HTTP_NOT_FOUND, "No such list",
+			                    "The form names a list we do not have.");
+		return web_db_failed(s, c, &err, "subscribe");
+	}
+	/* counted before anything is looked up, so the answer is the same
+	 * for a known, a blocked and a new address (invariant 6) */
+	if (l.double_opt_in && !web_limiter_hit(s->addr_limit, a.key, web_mono_now())) {
+		free(form);
+		return web_queue_notice_h(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too many requests",
+		                      "We have already sent several confirmation messages to this "
+		                      "address today. Please look for them in your inbox.",
+		                      MHD_HTTP_HEADER_RETRY_AFTER, "3600");
+	}
+	rc = subscribe_write(t->db, &l, &a, name && *name ? name : NULL, &id, &mail, &blocked, &err);
+	free(form);
+	if (rc < 0)
+		return web_db_failed(s, c, &err, "subscribe");
+	/* the mail greets nobody by name: a form anyone can post must not
+	 * carry their text into a stranger's inbox */
+	if (mail && webmail_enqueue(s->mail, id, &l, a.addr, "") < 0)
+		return web_unavailable(s, c);
+	if (l.double_opt_in)
+		rc = webpage_check_inbox(&page, s->cfg->lang, title_of(&l), a.addr);
+	else
+		rc = webpage_subscribed(&page, s->cfg->lang, title_of(&l), a.addr);
+	return web_queue_page_or_fail(s, c, rc, &page);
+}
+
