@@ -10,6 +10,7 @@
  * twice and no bounce is counted twice.
  */
 #include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "herald/address.h"
 #include "herald/bouncelog.h"
 #include "herald/db.h"
+#include "herald/eventlog.h"
 #include "herald/message.h"
 #include "herald/subscriber.h"
 #include "herald/suppress.h"
@@ -93,25 +95,17 @@ bouncelog_status_from_reply(const char *reply, int code, char out[16])
 	out[n] = '\0';
 }
 
-/* The subscriber's status becomes `status` unless it already is, or is
- * 'blocklisted' (an admin's decision outranks a bounce). */
+/* The subscriber's status becomes `status` (subscriber_mark(), rule order
+ * there); counted when it changed. */
 static int
 mark_subscriber(sqlite3 *db, long long id, const char *status, struct counts *c,
                 struct herr *err)
 {
-	sqlite3_stmt *st;
+	int changed;
 
-	if (db_prepare(db, &st,
-	               "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1 "
-	               "AND status NOT IN (?2, 'blocklisted') "
-	               "AND (?2 = 'complained' OR status = 'active')", err) < 0)
+	if (subscriber_mark(db, id, status, &changed, err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, db_now());
-	if (step_done(db, st, "mark subscriber", err) < 0)
-		return -1;
-	c->marked += sqlite3_changes(db) > 0;
+	c->marked += changed;
 	return 0;
 }
 
@@ -121,19 +115,14 @@ apply_complaint(sqlite3 *db, long long id, struct counts *c, struct herr *err)
 {
 	sqlite3_stmt *st;
 	char key[ADDRESS_MAX + 1] = "";
+	long long n;
 	int added, rc;
 
 	if (mark_subscriber(db, id, "complained", c, err) < 0)
 		return -1;
-	if (db_prepare(db, &st,
-	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?2 "
-	               "WHERE subscriber_id = ?1 AND status != 'unsubscribed'", err) < 0)
+	if (subscription_unsubscribe_all(db, id, &n, err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, db_now());
-	if (step_done(db, st, "unsubscribe after a complaint", err) < 0)
-		return -1;
-	c->unsubscribed += sqlite3_changes(db);
+	c->unsubscribed += n;
 	if (db_prepare(db, &st, "SELECT email_key FROM subscribers WHERE id = ?1", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -144,6 +133,36 @@ apply_complaint(sqlite3 *db, long long id, struct counts *c, struct herr *err)
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 0 : db_error(db, err, "find subscriber");
 	return suppress_add(db, key, "complaint", "", &added, err);
+}
+
+
+/* The bounce or complaint as an event (eventlog.h), for the stats. */
+static int
+bounce_event(sqlite3 *db, const struct bouncelog_failure *f, const char *cls, long long sub,
+             struct herr *err)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:o}", "source", f->source,
+	                      "class", cls, "reason", f->reason ? f->reason : "undefined",
+	                      "status", f->status ? f->status : "",
+	                      "code", f->reply_code ? json_integer(f->reply_code) : json_null(),
+	                      "reply", f->diagnostic ? f->diagnostic : "",
+	                      "stage", f->stage ? json_string(f->stage) : json_null());
+	char *detail = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct event e;
+	int rc;
+
+	json_decref(o);
+	if (!detail)
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	memset(&e, 0, sizeof e);
+	e.kind = f->cls == BOUNCE_COMPLAINT ? "complaint" : "bounce";
+	e.issue_id = f->issue_id;
+	e.subscriber_id = sub;
+	e.list_id = f->list_id;
+	e.detail = detail;
+	rc = eventlog_record(db, &e, err);
+	free(detail);
+	return rc;
 }
 
 /* Soft bounces: bounced once `limit` of them fall within `window`. */
@@ -218,29 +237,7 @@ record(sqlite3 *db, const struct bouncelog_policy *pol, const struct bouncelog_f
 		return 0; /* nobody to act on */
 
 	/* The event feeds `herald stats` (report.c counts per subscriber). */
-	if (db_prepare(db, &st,
-	               "INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) "
-	               "VALUES (?1, (SELECT id FROM issues WHERE id = ?2), ?3, "
-	               "coalesce((SELECT id FROM lists WHERE id = ?4), "
-	               "         (SELECT list_id FROM issues WHERE id = ?2)), ?5, "
-	               "json_object('source', ?6, 'class', ?7, 'reason', ?8, 'status', ?9, "
-	               "'code', ?10, 'reply', ?11, 'stage', ?12))", err) < 0)
-		return -1;
-	sqlite3_bind_text(st, 1, f->cls == BOUNCE_COMPLAINT ? "complaint" : "bounce", -1,
-	                  SQLITE_STATIC);
-	bind_nz(st, 2, f->issue_id);
-	sqlite3_bind_int64(st, 3, sub);
-	bind_nz(st, 4, f->list_id);
-	sqlite3_bind_int64(st, 5, db_now());
-	sqlite3_bind_text(st, 6, f->source, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, cls, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, f->reason ? f->reason : "undefined", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, f->status ? f->status : "", -1, SQLITE_STATIC);
-	bind_nz(st, 10, f->reply_code);
-	sqlite3_bind_text(st, 11, f->diagnostic ? f->diagnostic : "", -1, SQLITE_STATIC);
-	if (f->stage)
-		sqlite3_bind_text(st, 12, f->stage, -1, SQLITE_STATIC);
-	if (step_done(db, st, "record bounce event", err) < 0)
+	if (bounce_event(db, f, cls, sub, err) < 0)
 		return -1;
 
 	switch (f->cls) {

@@ -8,6 +8,8 @@
  */
 #include "herald/eventlog.h"
 
+#include <jansson.h>
+
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -41,6 +43,74 @@ struct eventlog {
 	struct herr      error;
 };
 
+/*
+ * The one INSERT of the events table: every event herald records goes
+ * through insert_event(), from the batched writer below or from
+ * eventlog_record().  Ids that no longer exist (a subscriber removed since
+ * the mail went out) become NULL instead of failing the write; an event
+ * without a list takes its issue's.
+ */
+#define EVENT_INSERT \
+	"INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) " \
+	"VALUES (?1, (SELECT id FROM issues WHERE id = ?2), " \
+	"(SELECT id FROM subscribers WHERE id = ?3), " \
+	"coalesce((SELECT id FROM lists WHERE id = ?4), " \
+	"         (SELECT list_id FROM issues WHERE id = ?2)), ?5, ifnull(?6, '{}'))"
+
+/* Bind, step and reset `st` (prepared from EVENT_INSERT); sqlite3_step()'s code. */
+static int
+insert_event(sqlite3_stmt *st, const struct event *e)
+{
+	int rc;
+
+	sqlite3_bind_text(st, 1, e->kind, -1, SQLITE_STATIC);
+	if (e->issue_id)
+		sqlite3_bind_int64(st, 2, e->issue_id);
+	if (e->subscriber_id)
+		sqlite3_bind_int64(st, 3, e->subscriber_id);
+	if (e->list_id)
+		sqlite3_bind_int64(st, 4, e->list_id);
+	sqlite3_bind_int64(st, 5, e->at > 0 ? (long long)e->at : db_now());
+	sqlite3_bind_text(st, 6, e->detail ? e->detail : "{}", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int
+eventlog_record(sqlite3 *db, const struct event *e, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st, EVENT_INSERT, err) < 0)
+		return -1;
+	rc = insert_event(st, e);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "record event");
+	return 0;
+}
+
+int
+eventlog_record_source(sqlite3 *db, const char *kind, long long issue_id,
+                       long long subscriber_id, long long list_id, const char *source,
+                       struct herr *err)
+{
+	json_t *o = json_pack("{s:s}", "source", source);
+	char *detail = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct event e = { kind, issue_id, subscriber_id, list_id, 0, detail };
+	int rc;
+
+	json_decref(o);
+	if (!detail)
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	rc = eventlog_record(db, &e, err);
+	free(detail);
+	return rc;
+}
+
 static int
 write_batch(struct eventlog *l, struct queued *batch)
 {
@@ -52,18 +122,10 @@ write_batch(struct eventlog *l, struct queued *batch)
 	if (db_begin(l->db, &err) < 0)
 		goto fail;
 	for (q = batch; q; q = q->next) {
-		sqlite3_bind_text(l->insert, 1, q->kind, -1, SQLITE_STATIC);
-		if (q->issue_id)
-			sqlite3_bind_int64(l->insert, 2, q->issue_id);
-		if (q->subscriber_id)
-			sqlite3_bind_int64(l->insert, 3, q->subscriber_id);
-		if (q->list_id)
-			sqlite3_bind_int64(l->insert, 4, q->list_id);
-		sqlite3_bind_int64(l->insert, 5, (long long)q->at);
-		sqlite3_bind_text(l->insert, 6, q->detail, -1, SQLITE_STATIC);
-		rc = sqlite3_step(l->insert);
-		sqlite3_reset(l->insert);
-		sqlite3_clear_bindings(l->insert);
+		struct event e = { q->kind, q->issue_id, q->subscriber_id, q->list_id, q->at,
+		                   q->detail };
+
+		rc = insert_event(l->insert, &e);
 		if (rc != SQLITE_DONE) {
 			db_error(l->db, &err, "record event");
 			db_rollback(l->db);
@@ -168,13 +230,7 @@ eventlog_open(const char *path, long busy_timeout_ms, struct eventlog **out, str
 		free(l);
 		return -1;
 	}
-	if (db_prepare(l->db, &l->insert,
-	               /* ids that no longer exist (a subscriber removed since the
-	                * mail went out) become NULL instead of failing the batch */
-	               "INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) "
-	               "VALUES (?1, (SELECT id FROM issues WHERE id = ?2), "
-	               "(SELECT id FROM subscribers WHERE id = ?3), "
-	               "(SELECT id FROM lists WHERE id = ?4), ?5, ifnull(?6, '{}'))", err) < 0) {
+	if (db_prepare(l->db, &l->insert, EVENT_INSERT, err) < 0) {
 		db_close(l->db);
 		free(l);
 		return -1;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "herald/db.h"
+#include "herald/eventlog.h"
 
 struct subscriber_writer {
 	sqlite3      *db;
@@ -21,6 +22,18 @@ struct subscriber_writer {
 	sqlite3_stmt *sub_find;   /* subscription status */
 	sqlite3_stmt *sub_insert;
 	sqlite3_stmt *sub_update;
+};
+
+/* What one row write is asked, once the source's policy is applied. */
+struct subscribe_req {
+	const struct address   *addr;
+	const char             *name;     /* NULL or "": keep the existing name */
+	const struct tmpl_attr *attrs;    /* merged into existing attributes */
+	size_t                  n_attrs;  /* empty values are not stored */
+	int                     confirmed;   /* status of a new subscription */
+	int                     resubscribe; /* rule (2) */
+	long long               id;          /* OUT: the subscriber, 0 when skipped */
+	char                    status[16];  /* OUT: the subscription's status after */
 };
 
 void
@@ -104,6 +117,22 @@ subscriber_writer_close(struct subscriber_writer *w)
 	free(w);
 }
 
+/* 1 when the address is a subscriber already, 0 when not, -1 on error. */
+static int
+subscriber_known(struct subscriber_writer *w, const struct address *a, struct herr *err)
+{
+	int rc;
+
+	sqlite3_bind_text(w->find, 1, a->key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(w->find);
+	sqlite3_reset(w->find);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_error(w->db, err, "find subscriber");
+}
+
 /* Merge attrs into the JSON object text `old` (NULL: empty).  Returns a new
  * compact JSON string with sorted keys, or NULL when out of memory. */
 static char *
@@ -145,10 +174,12 @@ step_done(struct subscriber_writer *w, sqlite3_stmt *st, const char *what, struc
 	return 0;
 }
 
-int
-subscriber_subscribe(struct subscriber_writer *w, long long list_id,
-                     const struct subscribe_req *r, enum subscribe_result *res,
-                     struct herr *err)
+/* Add or update one subscriber and their subscription to `list_id`, rules
+ * (1)-(5), in the caller's transaction; r->id and r->status say where the
+ * row ended up. */
+static int
+subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_req *r,
+              enum subscribe_result *res, struct herr *err)
 {
 	long long now = db_now(), id = 0;
 	const char *want = r->confirmed ? "confirmed" : "unconfirmed";
@@ -258,6 +289,8 @@ subscriber_subscribe(struct subscriber_writer *w, long long list_id,
 		if (step_done(w, w->sub_insert, "insert subscription", err) < 0)
 			goto out;
 		*res = SUBSCRIBE_ADDED;
+		r->id = id;
+		snprintf(r->status, sizeof r->status, "%s", want);
 		ret = 0;
 		goto out;
 	}
@@ -271,14 +304,128 @@ subscriber_subscribe(struct subscriber_writer *w, long long list_id,
 		if (step_done(w, w->sub_update, "update subscription", err) < 0)
 			goto out;
 		changed = 1;
+		snprintf(sub_status, sizeof sub_status, "%s", want);
 	}
 	*res = changed ? SUBSCRIBE_UPDATED : SUBSCRIBE_UNCHANGED;
+	r->id = id;
+	snprintf(r->status, sizeof r->status, "%s", sub_status);
 	ret = 0;
 out:
 	free(attrs);
 	free(old_name);
 	free(old_attrs);
 	return ret;
+}
+
+int
+subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
+                     const struct signup_req *r, struct signup_result *out,
+                     struct herr *err)
+{
+	struct subscribe_req req;
+	int known;
+
+	memset(out, 0, sizeof *out);
+	memset(&req, 0, sizeof req);
+	req.addr = r->addr;
+	req.name = r->name;
+	req.attrs = r->attrs;
+	req.n_attrs = r->n_attrs;
+	switch (r->source) {
+	case SIGNUP_ADMIN:
+		/* an admin adding one address means it (rule 2) */
+		req.confirmed = !r->unconfirmed;
+		req.resubscribe = 1;
+		break;
+	case SIGNUP_IMPORT:
+		req.confirmed = !r->unconfirmed;
+		req.resubscribe = 0;
+		break;
+	case SIGNUP_WEB:
+		/* rule (6): a known subscriber keeps their name */
+		if ((known = subscriber_known(w, r->addr, err)) < 0)
+			return -1;
+		if (known)
+			req.name = NULL;
+		req.confirmed = !l->double_opt_in;
+		/* someone who had unsubscribed may come back: they ask again, and
+		 * on a double opt-in list they confirm again */
+		req.resubscribe = 1;
+		break;
+	}
+	if (subscribe_row(w, l->id, &req, &out->res, err) < 0)
+		return -1;
+	out->subscriber_id = req.id;
+	if (out->res == SUBSCRIBE_SKIPPED_BLOCKED || out->res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED ||
+	    out->res == SUBSCRIBE_SKIPPED_SUPPRESSED)
+		return 0;
+	out->confirm_mail = r->source == SIGNUP_WEB && l->double_opt_in &&
+	                    !strcmp(req.status, "unconfirmed");
+	/* the reader's own sign-up that made a confirmed subscription is an
+	 * event (stats, the subscriber's history); an admin's is not */
+	if (r->source == SIGNUP_WEB && out->res != SUBSCRIBE_UNCHANGED &&
+	    !strcmp(req.status, "confirmed") &&
+	    eventlog_record_source(w->db, "subscribe", 0, req.id, l->id,
+	                           "web", err) < 0)
+		return -1;
+	return 0;
+}
+
+int
+subscriber_signup(sqlite3 *db, const struct list *l, const struct signup_req *r,
+                  struct signup_result *out, struct herr *err)
+{
+	struct subscriber_writer *w = NULL;
+
+	if (subscriber_writer_open(db, &w, err) < 0)
+		return -1;
+	if (db_begin(db, err) < 0)
+		goto fail;
+	if (subscriber_signup_in(w, l, r, out, err) < 0)
+		goto fail;
+	/* nothing to keep when the rules refused it */
+	if (!out->subscriber_id) {
+		db_rollback(db);
+		subscriber_writer_close(w);
+		return 0;
+	}
+	subscriber_writer_close(w);
+	w = NULL;
+	return db_commit(db, err);
+fail:
+	db_rollback(db);
+	subscriber_writer_close(w);
+	return -1;
+}
+
+int
+subscriber_reactivate(sqlite3 *db, long long id, char *was, struct herr *err)
+{
+	struct subscriber s;
+	struct address a;
+	struct herr ignored;
+	char hit[SUPPRESS_PATTERN_MAX];
+	int rc;
+
+	if (subscriber_get_by_id(db, id, &s, err) < 0)
+		return -1;
+	snprintf(was, 16, "%s", s.status);
+	/* the identity key (address.h) of an address that parsed when stored */
+	if (address_parse(s.email, &a, &ignored) < 0) {
+		strncpy(a.key, s.email, sizeof a.key - 1);
+		a.key[sizeof a.key - 1] = '\0';
+	}
+	if ((rc = suppress_check(db, a.key, hit, err)) != 0) {
+		if (rc > 0)
+			herr_set(err, EX_DATAERR, s.email,
+			         "suppressed by '%s'; lift that first with 'herald suppress rm %s'",
+			         hit, hit);
+		subscriber_clear(&s);
+		return -1;
+	}
+	subscriber_clear(&s);
+	return db_run2(db, "UPDATE subscribers SET status = 'active', updated_at = ?2 WHERE id = ?1",
+	               id, db_now(), NULL, "reactivate subscriber", err);
 }
 
 static void
@@ -349,39 +496,25 @@ subscriber_get(sqlite3 *db, const char *addr, struct subscriber *out, struct her
 	return 0;
 }
 
-static int
-exec_id(sqlite3 *db, const char *sql, long long id, const char *what, struct herr *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (db_prepare(db, &st, sql, err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, db_now());
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_error(db, err, what);
-	return 0;
-}
-
 int
 subscriber_remove(sqlite3 *db, long long id, struct herr *err)
 {
-	return exec_id(db, "DELETE FROM subscribers WHERE id = ?1", id,
+	return db_run2(db, "DELETE FROM subscribers WHERE id = ?1", id, 0, NULL,
 	               "remove subscriber", err);
 }
 
 int
-subscriber_set_status(sqlite3 *db, long long id, const char *status, struct herr *err)
+subscriber_mark(sqlite3 *db, long long id, const char *status, int *changed, struct herr *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (db_prepare(db, &st, "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1",
-	               err) < 0)
+	*changed = 0;
+	/* a complaint outranks a bounce; an admin's block outranks both */
+	if (db_prepare(db, &st,
+	               "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1 "
+	               "AND status NOT IN (?2, 'blocklisted') "
+	               "AND (?2 = 'complained' OR status = 'active')", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
@@ -389,15 +522,25 @@ subscriber_set_status(sqlite3 *db, long long id, const char *status, struct herr
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_error(db, err, "set subscriber status");
+		return db_error(db, err, "mark subscriber");
+	*changed = sqlite3_changes(db) > 0;
 	return 0;
+}
+
+int
+subscription_unsubscribe_all(sqlite3 *db, long long subscriber_id, long long *n,
+                             struct herr *err)
+{
+	return db_run2(db, "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?2 "
+	               "WHERE subscriber_id = ?1 AND status != 'unsubscribed'", subscriber_id,
+	               db_now(), n, "unsubscribe from every list", err);
 }
 
 int
 subscriber_block(sqlite3 *db, long long id, struct herr *err)
 {
-	return exec_id(db, "UPDATE subscribers SET status = 'blocklisted', updated_at = ?2 "
-	               "WHERE id = ?1", id, "block subscriber", err);
+	return db_run2(db, "UPDATE subscribers SET status = 'blocklisted', updated_at = ?2 "
+	               "WHERE id = ?1", id, db_now(), NULL, "block subscriber", err);
 }
 
 int
@@ -444,21 +587,8 @@ subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber
 		return 0;
 	}
 	*changed = 1;
-	if (db_prepare(db, &st,
-	               "INSERT INTO events (kind, subscriber_id, list_id, at, detail, issue_id) "
-	               "VALUES ('unsubscribe', ?1, ?2, ?3, json_object('source', ?4), "
-	               "(SELECT id FROM issues WHERE id = ?5))", err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, subscriber_id);
-	sqlite3_bind_int64(st, 2, list_id);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, issue_id);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_error(db, err, "record unsubscribe");
-	return 0;
+	return eventlog_record_source(db, "unsubscribe", issue_id, subscriber_id, list_id, source,
+	                              err);
 }
 
 int
@@ -541,21 +671,9 @@ subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
 		db_error(db, err, "confirm subscription");
 		goto fail;
 	}
-	if (db_prepare(db, &st, "INSERT INTO events (kind, subscriber_id, list_id, at, detail) "
-	               "VALUES (?1, ?2, ?3, ?4, json_object('source', ?5))", err) < 0)
+	if (eventlog_record_source(db, !strcmp(status, "unsubscribed") ? "subscribe" : "confirm",
+	                           0, subscriber_id, list_id, source, err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, !strcmp(status, "unsubscribed") ? "subscribe" : "confirm", -1,
-	                  SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, subscriber_id);
-	sqlite3_bind_int64(st, 3, list_id);
-	sqlite3_bind_int64(st, 4, now);
-	sqlite3_bind_text(st, 5, source, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_error(db, err, "record confirmation");
-		goto fail;
-	}
 	return db_commit(db, err);
 fail:
 	db_rollback(db);

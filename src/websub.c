@@ -157,88 +157,6 @@ web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_meth
 
 /* ---- sign-up ---- */
 
-/*
- * Add or keep the subscriber and their subscription in one transaction.
- * A known subscriber keeps their name: a form anyone can post must not
- * rename someone else.  Someone who had unsubscribed may come back (they
- * ask again, and on a double opt-in list they confirm again).  Sets
- * *mail when a confirmation mail should go (the subscription waits for
- * one), *blocked when rule (1) refused the address.
- */
-static int
-subscribe_write(sqlite3 *db, const struct list *l, const struct address *a, const char *name,
-                long long *id, int *mail, int *blocked, struct herr *err)
-{
-	struct subscriber_writer *w = NULL;
-	struct subscribe_req req;
-	enum subscribe_result res;
-	struct subscriber sub;
-	char status[16];
-	int known;
-
-	*mail = *blocked = 0;
-	*id = 0;
-	if (subscriber_get(db, a->addr, &sub, err) == 0) {
-		known = 1;
-		subscriber_clear(&sub);
-	} else if (err->code == EX_NOINPUT) {
-		known = 0;
-		herr_clear(err);
-	} else
-		return -1;
-	memset(&req, 0, sizeof req);
-	req.addr = a;
-	req.name = known ? NULL : name;
-	req.confirmed = !l->double_opt_in;
-	req.resubscribe = 1;
-	if (subscriber_writer_open(db, &w, err) < 0)
-		return -1;
-	if (db_begin(db, err) < 0)
-		goto fail;
-	if (subscriber_subscribe(w, l->id, &req, &res, err) < 0)
-		goto fail;
-	if (res == SUBSCRIBE_SKIPPED_BLOCKED || res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED ||
-	    res == SUBSCRIBE_SKIPPED_SUPPRESSED) {
-		*blocked = 1;
-		db_rollback(db);
-		subscriber_writer_close(w);
-		return 0;
-	}
-	if (subscriber_get(db, a->addr, &sub, err) < 0)
-		goto fail;
-	*id = sub.id;
-	subscriber_clear(&sub);
-	if (subscription_status(db, l->id, *id, status, err) < 0)
-		goto fail;
-	*mail = l->double_opt_in && !strcmp(status, "unconfirmed");
-	if (!l->double_opt_in && res != SUBSCRIBE_UNCHANGED) {
-		sqlite3_stmt *st;
-		int rc;
-
-		if (db_prepare(db, &st, "INSERT INTO events (kind, subscriber_id, list_id, at, detail) "
-		               "VALUES ('subscribe', ?1, ?2, ?3, json_object('source', 'web'))",
-		               err) < 0)
-			goto fail;
-		sqlite3_bind_int64(st, 1, *id);
-		sqlite3_bind_int64(st, 2, l->id);
-		sqlite3_bind_int64(st, 3, db_now());
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE) {
-			db_error(db, err, "record subscribe");
-			goto fail;
-		}
-	}
-	if (db_commit(db, err) < 0)
-		goto fail;
-	subscriber_writer_close(w);
-	return 0;
-fail:
-	db_rollback(db);
-	subscriber_writer_close(w);
-	return -1;
-}
-
 enum MHD_Result
 web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struct request *rq)
 {
@@ -251,8 +169,9 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 	struct herr err;
 	const char *email, *name, *list_name;
 	char key[128], msg[HERR_MSG_MAX + 2];
-	long long id;
-	int rc, mail, blocked;
+	struct signup_req req;
+	struct signup_result res;
+	int rc;
 
 	herr_clear(&err);
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -317,13 +236,17 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 		                      "address today. Please look for them in your inbox.",
 		                      MHD_HTTP_HEADER_RETRY_AFTER, "3600");
 	}
-	rc = subscribe_write(t->db, &l, &a, name && *name ? name : NULL, &id, &mail, &blocked, &err);
+	memset(&req, 0, sizeof req);
+	req.addr = &a;
+	req.name = name && *name ? name : NULL;
+	req.source = SIGNUP_WEB;
+	rc = subscriber_signup(t->db, &l, &req, &res, &err);
 	free(form);
 	if (rc < 0)
 		return web_db_failed(s, c, &err, "subscribe");
 	/* the mail greets nobody by name: a form anyone can post must not
 	 * carry their text into a stranger's inbox */
-	if (mail && webmail_enqueue(s->mail, id, &l, a.addr, "") < 0)
+	if (res.confirm_mail && webmail_enqueue(s->mail, res.subscriber_id, &l, a.addr, "") < 0)
 		return web_unavailable(s, c);
 	if (l.double_opt_in)
 		rc = webpage_check_inbox(&page, s->cfg->lang, title_of(&l), a.addr);

@@ -11,9 +11,16 @@
  * before returning, so a graceful stop loses nothing; a crash loses at most
  * the last fraction of a second of opens and clicks, never a state change
  * (unsubscribes are written directly, not through this queue).
+ *
+ * Those direct writes come here too: eventlog_record() writes one event at
+ * once, inside the caller's transaction (an unsubscribe, a confirmation, a
+ * bounce), with the same INSERT as the writer thread, so the events table
+ * has one writer module.
  */
 #ifndef HERALD_EVENTLOG_H
 #define HERALD_EVENTLOG_H
+
+#include <sqlite3.h>
 
 #include "herald/herr.h"
 
@@ -29,6 +36,13 @@ struct event {
 	double      at;             /* Unix time; 0: now */
 	const char *detail;         /* JSON object text, or NULL for "{}" */
 };
+
+/* Write `e` now on `db`, inside whatever transaction is open. */
+int eventlog_record(sqlite3 *db, const struct event *e, struct herr *err);
+/* The same for an event whose detail is {"source": SOURCE}. */
+int eventlog_record_source(sqlite3 *db, const char *kind, long long issue_id,
+                           long long subscriber_id, long long list_id, const char *source,
+                           struct herr *err);
 
 struct eventlog;
 

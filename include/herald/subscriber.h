@@ -13,6 +13,30 @@
  *   (4) the spelling of the address first given is kept for sending.
  *   (5) an address or domain in the suppression table (suppress.h) is
  *       never subscribed, not even by an admin's `sub add`;
+ *   (6) a sign-up on the public form never renames someone known: anyone
+ *       can post an address;
+ *   (7) an address that is blocked, bounced or complained comes back only
+ *       through an admin's `sub reactivate`, and never while suppressed.
+ *
+ * Every way in goes through subscriber_signup() (one address, its own
+ * transaction: `sub add`, the web form, the API) or subscriber_signup_in()
+ * (many, in the caller's transaction: CSV import, bulk API calls); the
+ * source decides rules (2) and (6) and is recorded with the event.
+ *
+ * A subscription's states, and who moves it along each edge:
+ *
+ *               subscriber_signup() (double opt-in)
+ *   (none) ----------------------------------------> unconfirmed
+ *     |                                                   |
+ *     | subscriber_signup() (single opt-in, or an admin)  | subscription_confirm() (the reader)
+ *     v                                                   v
+ *   confirmed <------------------------------------- confirmed
+ *     |   ^
+ *     |   | subscription_confirm() (the reader, on the unsubscribe page),
+ *     |   | subscriber_signup() by an admin or the form (rule 2)
+ *     v   |
+ *   unsubscribed <- subscription_unsubscribe() (the reader: page, one-click,
+ *                   mailto; an admin; a complaint)
  */
 #ifndef HERALD_SUBSCRIBER_H
 #define HERALD_SUBSCRIBER_H
@@ -22,6 +46,7 @@
 
 #include "herald/address.h"
 #include "herald/herr.h"
+#include "herald/list.h"
 #include "herald/tmpl.h"
 
 #define SUBSCRIBER_NAME_MAX     256 /* bytes */
@@ -48,13 +73,26 @@ enum subscribe_result {
 	SUBSCRIBE_N_RESULTS
 };
 
-struct subscribe_req {
+/* Who asks for a sign-up: decides rules (2) and (6). */
+enum signup_source {
+	SIGNUP_ADMIN,   /* herald sub add: may resubscribe, sets the name */
+	SIGNUP_IMPORT,  /* a CSV import: never resubscribes (rule 2), no event */
+	SIGNUP_WEB,     /* the public form: never renames (rule 6) */
+};
+
+struct signup_req {
 	const struct address   *addr;
-	const char             *name;     /* NULL or "": keep the existing name */
+	const char             *name;     /* NULL or "": none given */
 	const struct tmpl_attr *attrs;    /* merged into existing attributes */
 	size_t                  n_attrs;  /* empty values are not stored */
-	int                     confirmed;   /* status of a new subscription */
-	int                     resubscribe; /* rule (2) */
+	int                     unconfirmed; /* admin, import: add as unconfirmed */
+	enum signup_source      source;
+};
+
+struct signup_result {
+	enum subscribe_result res;
+	long long subscriber_id;   /* 0 when skipped */
+	int       confirm_mail;    /* a double opt-in confirmation should go to them */
 };
 
 /* Prepared statements for adding many subscribers in one transaction. */
@@ -63,12 +101,24 @@ struct subscriber_writer;
 int subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr *err);
 void subscriber_writer_close(struct subscriber_writer *w);
 
-/* Add or update one subscriber and their subscription to `list_id`.  Does
- * not open a transaction: the caller groups calls in one.  EX_DATAERR for a
- * name or attribute breaking rule (3). */
-int subscriber_subscribe(struct subscriber_writer *w, long long list_id,
-                         const struct subscribe_req *r, enum subscribe_result *res,
+/*
+ * One sign-up to list `l` inside the caller's transaction: the rules
+ * above, the list's opt-in (a web sign-up to a double opt-in list waits
+ * unconfirmed and asks for a confirmation mail), and, for a reader's own
+ * sign-up on the form, the 'subscribe' event when it became confirmed.  EX_DATAERR for a name or
+ * attribute breaking rule (3), with nothing written.
+ */
+int subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
+                         const struct signup_req *r, struct signup_result *out,
                          struct herr *err);
+/* The same in a transaction of its own. */
+int subscriber_signup(sqlite3 *db, const struct list *l, const struct signup_req *r,
+                      struct signup_result *out, struct herr *err);
+
+/* Rule (7): blocked, bounced or complained -> active, the subscriptions as
+ * they were.  EX_DATAERR while the address or its domain is suppressed,
+ * naming the pattern; `was` gets the former status (16 bytes). */
+int subscriber_reactivate(sqlite3 *db, long long id, char *was, struct herr *err);
 
 /* Check a name / attribute key / attribute value against rule (3).
  * `what` names the thing in the message. */
@@ -81,9 +131,18 @@ int subscriber_get(sqlite3 *db, const char *addr, struct subscriber *out, struct
 int subscriber_remove(sqlite3 *db, long long id, struct herr *err);
 
 /* Set the global status to blocklisted: no list mails them again. */
-/* Set the global status: active, blocklisted, bounced or complained. */
-int subscriber_set_status(sqlite3 *db, long long id, const char *status, struct herr *err);
 int subscriber_block(sqlite3 *db, long long id, struct herr *err);
+/* What came back says the address is dead or the person complained:
+ * `status` "bounced" or "complained" unless it is already, or the
+ * subscriber is blocklisted (an admin's decision outranks a bounce), or
+ * (for "bounced") they complained.  *changed: whether it moved.  In the
+ * caller's transaction (bouncelog.c). */
+int subscriber_mark(sqlite3 *db, long long id, const char *status, int *changed,
+                    struct herr *err);
+/* Off every list at once (a complaint), without an event each; *n: how
+ * many subscriptions ended.  In the caller's transaction. */
+int subscription_unsubscribe_all(sqlite3 *db, long long subscriber_id, long long *n,
+                                 struct herr *err);
 
 /* Mark the subscription unsubscribed and record an 'unsubscribe' event with
  * `source` ("cli", "web", "one-click", ...).  Returns 0, or -1 with EX_NOINPUT

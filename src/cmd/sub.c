@@ -15,6 +15,7 @@
 #include "herald/csvimport.h"
 #include "herald/db.h"
 #include "herald/list.h"
+#include "herald/subimport.h"
 #include "herald/subscriber.h"
 #include "herald/suppress.h"
 
@@ -80,10 +81,9 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 	char *keys[MAX_ATTRS];
 	size_t n_attrs = 0, i;
 	const char *list_name = NULL, *name = NULL;
-	int ch, unconfirmed = 0, ret = -1;
-	struct subscribe_req req;
-	struct subscriber_writer *w = NULL;
-	enum subscribe_result res;
+	int ch, unconfirmed = 0;
+	struct signup_req req;
+	struct signup_result res;
 	struct address a;
 	struct list l;
 
@@ -128,34 +128,19 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 	req.name = name;
 	req.attrs = attrs;
 	req.n_attrs = n_attrs;
-	req.confirmed = !unconfirmed;
-	req.resubscribe = 1; /* an admin adding one address means it */
-	if (db_begin(env->db, &env->err) < 0)
-		return -1;
-	if (subscriber_writer_open(env->db, &w, &env->err) < 0 ||
-	    subscriber_subscribe(w, l.id, &req, &res, &env->err) < 0) {
-		herr_wrap(&env->err, "%s", a.addr);
-		goto out;
-	}
-	if (res == SUBSCRIBE_SKIPPED_BLOCKED || res == SUBSCRIBE_SKIPPED_SUPPRESSED) {
-		herr_set(&env->err, EX_DATAERR, a.addr, "not subscribed: %s",
-		         res == SUBSCRIBE_SKIPPED_BLOCKED
-		             ? "the address is blocked, bounced or complained"
-		             : "the address or its domain is suppressed (herald suppress ls)");
-		goto out;
-	}
-	subscriber_writer_close(w);
-	w = NULL;
-	if (db_commit(env->db, &env->err) < 0)
-		return -1;
+	req.unconfirmed = unconfirmed;
+	req.source = SIGNUP_ADMIN;
+	if (subscriber_signup(env->db, &l, &req, &res, &env->err) < 0)
+		return herr_wrap(&env->err, "%s", a.addr);
+	if (res.res == SUBSCRIBE_SKIPPED_BLOCKED || res.res == SUBSCRIBE_SKIPPED_SUPPRESSED)
+		return herr_set(&env->err, EX_DATAERR, a.addr, "not subscribed: %s",
+		                res.res == SUBSCRIBE_SKIPPED_BLOCKED
+		                    ? "the address is blocked, bounced or complained"
+		                    : "the address or its domain is suppressed (herald suppress ls)");
 	if (!env->quiet)
-		printf("%s: %s to '%s'%s\n", a.addr, result_word(res), l.name,
-		       unconfirmed && res == SUBSCRIBE_ADDED ? " (unconfirmed)" : "");
+		printf("%s: %s to '%s'%s\n", a.addr, result_word(res.res), l.name,
+		       unconfirmed && res.res == SUBSCRIBE_ADDED ? " (unconfirmed)" : "");
 	return 0;
-out:
-	subscriber_writer_close(w);
-	db_rollback(env->db);
-	return ret;
 }
 
 struct ls_ctx {
@@ -414,36 +399,23 @@ sub_block(int argc, char **argv, struct cmd_env *env)
 	return 0;
 }
 
-/* Undo `block` or a bounce (the mailbox works again): the person is active,
- * their subscriptions as they were.  Not while the address is suppressed:
- * a complaint is lifted with `suppress rm` first, on purpose. */
+/* Undo `block` or a bounce (the mailbox works again): subscriber.h rule (7). */
 static int
 sub_reactivate(int argc, char **argv, struct cmd_env *env)
 {
 	struct subscriber s;
-	char hit[SUPPRESS_PATTERN_MAX];
+	char was[16];
 	int rc;
 
 	if (argc != 2)
 		return cmd_usage_error(cmd_sub_usage, "sub reactivate needs exactly one ADDR");
 	if (subscriber_get(env->db, argv[1], &s, &env->err) < 0)
 		return -1;
-	if ((rc = suppress_check(env->db, key_of(s.email), hit, &env->err)) != 0) {
-		if (rc > 0)
-			herr_set(&env->err, EX_DATAERR, s.email,
-			         "suppressed by '%s'; lift that first with 'herald suppress rm %s'",
-			         hit, hit);
-		subscriber_clear(&s);
-		return -1;
-	}
-	if (subscriber_set_status(env->db, s.id, "active", &env->err) < 0) {
-		subscriber_clear(&s);
-		return -1;
-	}
-	if (!env->quiet)
-		printf("%s: %s, now active\n", s.email, s.status);
+	rc = subscriber_reactivate(env->db, s.id, was, &env->err);
+	if (rc == 0 && !env->quiet)
+		printf("%s: %s, now active\n", s.email, was);
 	subscriber_clear(&s);
-	return 0;
+	return rc;
 }
 
 static int
@@ -481,68 +453,22 @@ sub_unsubscribe(int argc, char **argv, struct cmd_env *env)
 
 /* --- import --- */
 
-struct import_ctx {
-	struct subscriber_writer *w;
-	long long list_id;
-	const char *path;
-	int confirmed;
-	long counts[SUBSCRIBE_N_RESULTS];
-	long bad;
-};
-
-static int
-import_row(void *ctx, const struct csvimport_row *row, struct herr *err)
-{
-	struct import_ctx *c = ctx;
-	struct tmpl_attr attrs[CSVIMPORT_COLUMNS_MAX];
-	struct subscribe_req req;
-	enum subscribe_result res;
-	struct herr rerr;
-	size_t i;
-
-	for (i = 0; i < row->n_attrs && i < CSVIMPORT_COLUMNS_MAX; i++) {
-		attrs[i].key = row->attr_keys[i];
-		attrs[i].value = row->attr_values[i];
-	}
-	memset(&req, 0, sizeof req);
-	req.addr = &row->address;
-	req.name = row->name;
-	req.attrs = attrs;
-	req.n_attrs = i;
-	req.confirmed = c->confirmed;
-	herr_clear(&rerr);
-	if (subscriber_subscribe(c->w, c->list_id, &req, &res, &rerr) < 0) {
-		if (rerr.code != EX_DATAERR) {
-			*err = rerr;
-			return -1; /* the database failed: stop, nothing is committed */
-		}
-		fprintf(stderr, "%s:%lu: %s\n", c->path, row->line, rerr.msg);
-		c->bad++;
-		return 0;
-	}
-	c->counts[res]++;
-	if (res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED || res == SUBSCRIBE_SKIPPED_BLOCKED ||
-	    res == SUBSCRIBE_SKIPPED_SUPPRESSED)
-		fprintf(stderr, "%s:%lu: %s %s\n", c->path, row->line, row->address.addr,
-		        result_word(res));
-	return 0;
-}
-
 static void
 import_bad(void *ctx, unsigned long line, const char *reason)
 {
-	struct import_ctx *c = ctx;
-
-	fprintf(stderr, "%s:%lu: %s\n", c->path, line, reason);
-	c->bad++;
+	fprintf(stderr, "%s:%lu: %s\n", (const char *)ctx, line, reason);
 }
 
 static void
 import_note(void *ctx, unsigned long line, const char *msg)
 {
-	struct import_ctx *c = ctx;
+	fprintf(stderr, "%s:%lu: note: %s\n", (const char *)ctx, line, msg);
+}
 
-	fprintf(stderr, "%s:%lu: note: %s\n", c->path, line, msg);
+static void
+import_skipped(void *ctx, unsigned long line, const char *addr, enum subscribe_result res)
+{
+	fprintf(stderr, "%s:%lu: %s %s\n", (const char *)ctx, line, addr, result_word(res));
 }
 
 static int
@@ -557,19 +483,20 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *list_name = NULL, *path;
-	int ch, dry = 0, unconfirmed = 0;
 	struct csvimport_columns cols = { NULL, NULL };
-	struct import_ctx c;
-	struct csvimport_handler h;
+	struct subimport_handler h;
+	struct subimport_report rep;
+	struct subimport_opts o;
 	struct list l;
-	FILE *fp;
-	long good;
+	long good, skipped;
+	int ch, rc;
 
+	memset(&o, 0, sizeof o);
 	while ((ch = getopt_long(argc, argv, "l:n", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': list_name = optarg; break;
-		case 'n': dry = 1; break;
-		case 'u': unconfirmed = 1; break;
+		case 'n': o.dry_run = 1; break;
+		case 'u': o.unconfirmed = 1; break;
 		case 'E': cols.email = optarg; break;
 		case 'N': cols.name = optarg; break;
 		default: return cmd_usage(cmd_sub_usage, 1);
@@ -585,53 +512,35 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 	if (list_get(env->db, list_name, &l, &env->err) < 0)
 		return -1;
 	if (!strcmp(path, "-"))
-		fp = stdin;
-	else if (!(fp = fopen(path, "rb")))
+		o.fp = stdin;
+	else if (!(o.fp = fopen(path, "rb")))
 		return herr_set(&env->err, errno == ENOENT ? EX_NOINPUT : EX_IOERR, path,
 		                "cannot open: %s", strerror(errno));
-	memset(&c, 0, sizeof c);
-	c.list_id = l.id;
-	c.path = path;
-	c.confirmed = !unconfirmed;
-	h.row = import_row;
+	o.path = path;
+	o.list = &l;
+	o.columns = &cols;
 	h.bad = import_bad;
 	h.note = import_note;
-	h.ctx = &c;
-	/* One transaction for the whole file: all good rows or none. */
-	if (db_begin(env->db, &env->err) < 0)
-		goto fail_file;
-	if (subscriber_writer_open(env->db, &c.w, &env->err) < 0 ||
-	    csvimport_read_columns(fp, path, &cols, &h, &env->err) < 0)
-		goto fail;
-	subscriber_writer_close(c.w);
-	c.w = NULL;
-	if (dry)
-		db_rollback(env->db);
-	else if (db_commit(env->db, &env->err) < 0)
-		goto fail_file;
-	if (fp != stdin)
-		fclose(fp);
-	good = c.counts[SUBSCRIBE_ADDED] + c.counts[SUBSCRIBE_UPDATED] +
-	       c.counts[SUBSCRIBE_UNCHANGED];
-	if (!env->quiet || c.bad)
-		fprintf(c.bad ? stderr : stdout,
+	h.skipped = import_skipped;
+	h.ctx = (void *)path;
+	rc = subimport_run(env->db, &o, &h, &rep, &env->err);
+	if (o.fp != stdin)
+		fclose(o.fp);
+	if (rc < 0)
+		return herr_wrap(&env->err, "nothing imported");
+	good = rep.counts[SUBSCRIBE_ADDED] + rep.counts[SUBSCRIBE_UPDATED] +
+	       rep.counts[SUBSCRIBE_UNCHANGED];
+	skipped = rep.counts[SUBSCRIBE_SKIPPED_UNSUBSCRIBED] + rep.counts[SUBSCRIBE_SKIPPED_BLOCKED] +
+	          rep.counts[SUBSCRIBE_SKIPPED_SUPPRESSED];
+	if (!env->quiet || rep.bad)
+		fprintf(rep.bad ? stderr : stdout,
 		        "%s%s: %ld added, %ld updated, %ld unchanged, %ld skipped, %ld bad row%s%s\n",
-		        dry ? "dry run, nothing written: " : "", path, c.counts[SUBSCRIBE_ADDED],
-		        c.counts[SUBSCRIBE_UPDATED], c.counts[SUBSCRIBE_UNCHANGED],
-		        c.counts[SUBSCRIBE_SKIPPED_UNSUBSCRIBED] + c.counts[SUBSCRIBE_SKIPPED_BLOCKED] +
-		            c.counts[SUBSCRIBE_SKIPPED_SUPPRESSED],
-		        c.bad, c.bad == 1 ? "" : "s",
-		        !c.bad ? "" : dry ? " (the good rows would be imported)" :
+		        o.dry_run ? "dry run, nothing written: " : "", path,
+		        rep.counts[SUBSCRIBE_ADDED], rep.counts[SUBSCRIBE_UPDATED],
+		        rep.counts[SUBSCRIBE_UNCHANGED], skipped, rep.bad, rep.bad == 1 ? "" : "s",
+		        !rep.bad ? "" : o.dry_run ? " (the good rows would be imported)" :
 		        good ? " (bad rows skipped, good rows imported)" : " (nothing imported)");
-	return c.bad ? EX_DATAERR : 0;
-fail:
-	subscriber_writer_close(c.w);
-	db_rollback(env->db);
-	herr_wrap(&env->err, "nothing imported");
-fail_file:
-	if (fp != stdin)
-		fclose(fp);
-	return -1;
+	return rep.bad ? EX_DATAERR : 0;
 }
 
 /* --- export --- */

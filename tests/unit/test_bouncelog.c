@@ -37,26 +37,20 @@ struct fixture {
 static long long
 add_sub(struct fixture *f, long long list_id, const char *addr)
 {
-	struct subscriber_writer *w;
-	struct subscribe_req r;
+	struct signup_req r;
+	struct signup_result res;
 	struct address a;
 	struct herr err;
-	enum subscribe_result res;
-	struct subscriber s;
-	long long id;
+	struct list l;
 
 	assert_int_equal(address_parse(addr, &a, &err), 0);
+	assert_int_equal(list_get_by_id(f->db, list_id, &l, &err), 0);
 	memset(&r, 0, sizeof r);
 	r.addr = &a;
-	r.confirmed = 1;
-	assert_int_equal(subscriber_writer_open(f->db, &w, &err), 0);
-	assert_int_equal(subscriber_subscribe(w, list_id, &r, &res, &err), 0);
-	subscriber_writer_close(w);
-	memset(&s, 0, sizeof s);
-	assert_int_equal(subscriber_get(f->db, addr, &s, &err), 0);
-	id = s.id;
-	subscriber_clear(&s);
-	return id;
+	r.source = SIGNUP_ADMIN;
+	assert_int_equal(subscriber_signup(f->db, &l, &r, &res, &err), 0);
+	assert_true(res.subscriber_id > 0);
+	return res.subscriber_id;
 }
 
 static int

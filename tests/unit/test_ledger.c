@@ -35,28 +35,21 @@ struct fixture {
 static long long
 add_sub(struct fixture *f, const char *addr, int confirmed)
 {
-	struct subscriber_writer *w;
-	struct subscribe_req r;
+	struct signup_req r;
+	struct signup_result res;
 	struct address a;
 	struct herr err;
-	enum subscribe_result res;
-	sqlite3_stmt *st;
-	long long id;
+	struct list l;
 
 	assert_int_equal(address_parse(addr, &a, &err), 0);
+	assert_int_equal(list_get_by_id(f->db, f->list_id, &l, &err), 0);
 	memset(&r, 0, sizeof r);
 	r.addr = &a;
-	r.confirmed = confirmed;
-	assert_int_equal(subscriber_writer_open(f->db, &w, &err), 0);
-	assert_int_equal(subscriber_subscribe(w, f->list_id, &r, &res, &err), 0);
-	subscriber_writer_close(w);
-	assert_int_equal(sqlite3_prepare_v2(f->db, "SELECT id FROM subscribers WHERE email_key = ?1",
-	                                    -1, &st, NULL), SQLITE_OK);
-	sqlite3_bind_text(st, 1, a.key, -1, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return id;
+	r.unconfirmed = !confirmed;
+	r.source = SIGNUP_ADMIN;
+	assert_int_equal(subscriber_signup(f->db, &l, &r, &res, &err), 0);
+	assert_true(res.subscriber_id > 0);
+	return res.subscriber_id;
 }
 
 static int
