@@ -2,7 +2,8 @@
 """bounce_agreement.py - compare `herald bounce --explain` with sisimai's verdicts.
 
 Reads expected.tsv (file, recipient, status, reason, hardbounce; one row per
-recipient, as derived in the corpus's DERIVATION.md) and herald's JSON lines
+recipient, in sisimai's order: sisimai 5.1's own test tables, kept where
+sisimai's run on the file agrees with them) and herald's JSON lines
 (one per recipient: file, recipient, status, reason, class, ...), then prints:
 
   recipient found  the expected recipient appears among herald's lines for

@@ -6,8 +6,10 @@
 # What it does, in order:
 #   1. finds the corpus: ../shared/bounces relative to the repository
 #      (*.eml and dos/*.eml, with expected.tsv: file, recipient, status,
-#      reason, hardbounce; see its DERIVATION.md).  No corpus: says so and
-#      exits 0, as the corpus is not part of the repository;
+#      reason, hardbounce, one row per recipient, taken from sisimai 5.1's
+#      own test tables where sisimai's run on the file agrees with them).
+#      No corpus: says SKIP and exits 77 (measured nothing; the corpus is
+#      not part of the repository, so a fresh clone has none);
 #   2. builds herald (Release) in build-bench-bounces/, or uses $HERALD_BENCH_BUILD
 #      (a build directory) or $HERALD_BIN (a binary) as they are;
 #   3. runs `herald bounce --explain` once over every message (one
@@ -16,8 +18,8 @@
 #      and prints the agreement on recipient found, class (hard / soft /
 #      complaint / autoreply) and reason, the misses grouped by expected
 #      reason with their file names, and the time per message.
-# Exit status: 0 when it ran (whatever the figures), 1 when herald or the
-# comparison failed.  Nothing is written outside build-bench-bounces/ and $TMPDIR.
+# Exit status: 0 when it ran (whatever the figures), 77 when there was no
+# corpus to run on, 1 when herald or the comparison failed.  Nothing is written outside build-bench-bounces/ and $TMPDIR.
 set -euo pipefail
 
 usage() {
@@ -48,8 +50,8 @@ while [ $# -gt 0 ]; do
 done
 
 if [ ! -d "$corpus" ] || [ ! -f "$corpus/expected.tsv" ]; then
-	echo "bounces.sh: no corpus at $corpus (needs *.eml and expected.tsv); nothing to measure"
-	exit 0
+	echo "SKIP: bounces.sh: no corpus at $corpus (needs *.eml and expected.tsv); nothing measured"
+	exit 77
 fi
 corpus=$(cd "$corpus" && pwd)
 

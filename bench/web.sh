@@ -170,6 +170,8 @@ postal_address = What Works Centre for Children's Social Care,
   1 Example Street, London EC1A 1AA
 [web]
 base_url = https://news.example.org
+# wrk is one client with many connections; readers are many clients
+max_connections_per_client = $((conns + 16))
 CONF
 H() { "$herald" --config "$conf" "$@"; }
 H init >"$wd/init.out" 2>&1 || { cat "$wd/init.out" >&2; die "herald init failed"; }

@@ -91,13 +91,15 @@ lower(char *s)
 			*s += 'a' - 'A';
 }
 
+/* C0 controls, DEL, and the C1 controls U+0080..U+009F (C2 80..C2 9F in
+ * UTF-8): what the MIME writer refuses in a header must be refused here. */
 static int
 has_control(const char *s)
 {
 	const unsigned char *u = (const unsigned char *)s;
 
 	for (; *u; u++)
-		if (*u < 0x20 || *u == 0x7f)
+		if (*u < 0x20 || *u == 0x7f || (*u == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f))
 			return 1;
 	return 0;
 }
@@ -191,6 +193,9 @@ check_domain(const char *d, char *why, size_t why_size)
 		snprintf(why, why_size, "domain is longer than %d octets", ADDRESS_DOMAIN_MAX);
 		return why;
 	}
+	/* libidn2 maps a domain of only ignorable characters (U+00AD) to "" */
+	if (len == 0)
+		return "empty domain";
 	if (d[0] == '.')
 		return "domain starts with a dot";
 	if (d[len - 1] == '.')
@@ -317,21 +322,17 @@ convert_domain(const char *in, char *ascii, char *uni, size_t uni_size,
 		    ADDRESS_DOMAIN_MAX);
 		return why;
 	}
-	memcpy(ascii, a, strlen(a) + 1);
-	idn2_free(a);
-	lower(ascii);
-	if ((r = check_domain(ascii, why, why_size)) != NULL)
-		return r;
-	rc = idn2_to_unicode_8z8z(ascii, &un, 0);
-	if (rc != IDN2_OK) {
-		snprintf(why, why_size, "invalid internationalised domain: %s",
-		    idn2_strerror(rc));
-		return why;
+	/* Once ASCII, the domain is checked as one given in ASCII would be:
+	 * the LDH rules and the round trip of every A-label, including one
+	 * written as such beside the labels libidn2 encoded (a made-up
+	 * "xn--" label next to "ü" must not pass). */
+	{
+		char given[ADDRESS_DOMAIN_MAX + 2];
+
+		memcpy(given, a, strlen(a) + 1);
+		idn2_free(a);
+		return convert_domain(given, ascii, uni, uni_size, why, why_size);
 	}
-	if ((size_t)snprintf(uni, uni_size, "%s", un) >= uni_size)
-		r = "domain is too long in Unicode form";
-	idn2_free(un);
-	return r;
 }
 
 int

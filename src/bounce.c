@@ -2,7 +2,8 @@
  * bounce.c - read a returned message and say what it means.
  *
  * Owns bounce_parse(): bytes in, a bounce_report out (one entry per
- * recipient the message speaks of).  MIME structure and content decoding
+ * recipient the message speaks of), and bounce_digest(), the SHA-256 of a
+ * message's bytes that bouncelog.c keeps to know a message read before.  MIME structure and content decoding
  * are GMime 3's; what the parts mean is read here, and why each recipient
  * failed is bouncereason.c's bounce_classify().  Called by cmd/bounce.c
  * (pipe, maildir, mailbox) through bouncelog.c, and by cmd/bounce_explain.c.
@@ -1641,17 +1642,23 @@ looks_like_message(const char *s, size_t n)
 	return k > 0 && k < n && s[k] == ':';
 }
 
-static void
-sha256_hex(const char *data, size_t len, char out[65])
+int
+bounce_digest(const char *data, size_t len, char out[BOUNCE_DIGEST_SIZE], struct herr *err)
 {
+	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0, i;
 
 	out[0] = '\0';
-	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-		return;
-	for (i = 0; i < 32; i++)
-		snprintf(out + i * 2, 3, "%02x", md[i]);
+	if (EVP_Digest(data != NULL ? data : "", len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		return herr_set(err, EX_OSERR, NULL, "cannot compute the message's SHA-256");
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+	return 0;
 }
 
 /* Envelope recipient: Delivered-To, X-Original-To, then To; the first
@@ -2138,7 +2145,11 @@ bounce_parse(const char *data, size_t len, const char *envelope_to,
 		free(norm);
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}
-	sha256_hex(data, len, rep->sha256);
+	if (bounce_digest(data, len, rep->sha256, err) < 0) {
+		free(norm);
+		free(rep);
+		return -1;
+	}
 	pthread_once(&gmime_once, gmime_start);
 
 	/* The stream takes the bytes over: no second copy of a large

@@ -5,7 +5,13 @@
  * Everything a command needs that is common (config, database) is set up
  * here according to the command's flags, as git.c does with RUN_SETUP, so
  * the commands themselves stay small.
+ *
+ * The program's process-wide libraries are started here once too: libcurl
+ * (smtp.c, mailbox.c) by curl_global_init() before anything else runs -
+ * it is not thread-safe and must precede every thread (the send workers,
+ * `herald serve`'s) - and curl_global_cleanup() when the command is done.
  */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,7 @@ const struct cmd_def cmd_table[] = {
 	{ "bounce", cmd_bounce, 0, "read returned mail: bounces, complaints", cmd_bounce_usage },
 	{ "suppress", cmd_suppress, CMD_NEED_CONFIG | CMD_NEED_DB,
 	  "addresses and domains never to mail", cmd_suppress_usage },
+	{ "segment", cmd_segment, CMD_NEED_CONFIG | CMD_NEED_DB, "filters over subscribers", cmd_segment_usage },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -92,8 +99,8 @@ wants_help(int argc, char **argv)
 	return 0;
 }
 
-int
-herald_main(int argc, char **argv)
+static int
+dispatch(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config",  required_argument, NULL, 'c' },
@@ -168,5 +175,22 @@ herald_main(int argc, char **argv)
 	if (rc < 0)
 		rc = report(&env, cmd->name);
 	cmd_teardown(&env);
+	return rc;
+}
+
+int
+herald_main(int argc, char **argv)
+{
+	int rc;
+
+	/* It fails only when memory or the TLS library cannot be set up:
+	 * worth trying again later, and `herald bounce` on an MTA's pipe must
+	 * then exit 75 so that the MTA keeps the message (src/cmd/bounce.c). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fputs("herald: cannot initialise libcurl (exit 75: try again later)\n", stderr);
+		return EX_TEMPFAIL;
+	}
+	rc = dispatch(argc, argv);
+	curl_global_cleanup();
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include "herald/config.h"
 #include "herald/suggest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -68,6 +69,9 @@ static const struct key keys[] = {
 	{ "web",      "base_url",        KEY_STRING,    F(base_url),           NULL, 0, 0 },
 	{ "web",      "secret_file",     KEY_PATH,      F(secret_file),        NULL, 0, 0 },
 	{ "web",      "tracking",        KEY_BOOL,      F(tracking),           "yes", 0, 0 },
+	{ "web",      "confirm_ttl",     KEY_STRING,    F(confirm_ttl_text),   "7d", 0, 0 },
+	{ "web",      "trusted_proxies", KEY_STRING,    F(trusted_proxies),    NULL, 0, 0 },
+	{ "web",      "max_connections_per_client", KEY_LONG, F(web_per_client), "32", 1, 10000 },
 	{ "bounce",   "mailbox",         KEY_STRING,    F(bounce_mailbox),     NULL, 0, 0 },
 	{ "bounce",   "username",        KEY_STRING,    F(bounce_username),    NULL, 0, 0 },
 	{ "bounce",   "password_file",   KEY_PATH,      F(bounce_password_file), NULL, 0, 0 },
@@ -504,6 +508,97 @@ store(struct config *c, void *base, const struct key *key, const char *v,
 	}
 }
 
+int
+config_parse_cidr(const char *s, struct config_cidr *out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	long bits;
+	char *end;
+	int max, i;
+
+	if (n == 0 || n >= sizeof host)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	memset(out, 0, sizeof *out);
+	if (inet_pton(AF_INET, host, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else
+		return -1;
+	out->bits = max;
+	if (slash) {
+		errno = 0;
+		bits = strtol(slash + 1, &end, 10);
+		if (!slash[1] || *end || errno || bits < 0 || bits > max)
+			return -1;
+		out->bits = (int)bits;
+	}
+	/* the host bits of "10.1.2.3/8" do not matter: clear them */
+	for (i = out->bits; i < max; i++)
+		out->addr[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
+	return 0;
+}
+
+int
+config_cidr_match(const struct config_cidr *c, int family, const unsigned char *addr)
+{
+	int i;
+
+	if (family != c->family)
+		return 0;
+	for (i = 0; i < c->bits / 8; i++)
+		if (addr[i] != c->addr[i])
+			return 0;
+	if (c->bits % 8) {
+		unsigned char mask = (unsigned char)(0xff00u >> (c->bits % 8));
+
+		if ((addr[i] & mask) != c->addr[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* [web] trusted_proxies: addresses or networks, separated by spaces or
+ * commas. */
+static void
+parse_proxies(struct config *c, unsigned long line)
+{
+	char item[INET6_ADDRSTRLEN + 8];
+	const char *p = c->trusted_proxies;
+	size_t n;
+
+	free(c->proxies);
+	c->n_proxies = 0;
+	if (!(c->proxies = calloc(CONFIG_PROXIES_MAX, sizeof *c->proxies))) {
+		problem(c, line, "out of memory");
+		return;
+	}
+	for (;;) {
+		p += strspn(p, " \t,");
+		if (!*p)
+			break;
+		n = strcspn(p, " \t,");
+		snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item ? n : sizeof item - 1), p);
+		if (n >= sizeof item || config_parse_cidr(item, &c->proxies[c->n_proxies]) < 0) {
+			problem(c, line, "'trusted_proxies' wants addresses or networks such as "
+			        "127.0.0.1 or 10.0.0.0/8, not '%.*s'", (int)(n > 60 ? 60 : n), p);
+			return;
+		}
+		if (++c->n_proxies == CONFIG_PROXIES_MAX) {
+			problem(c, line, "'trusted_proxies' takes at most %d entries",
+			        CONFIG_PROXIES_MAX);
+			return;
+		}
+		p += n;
+	}
+}
+
 long
 config_parse_duration(const char *s)
 {
@@ -718,6 +813,12 @@ validate(struct parse *p)
 		while (n > 0 && c->base_url[n - 1] == '/')
 			c->base_url[--n] = '\0';
 	}
+	if ((c->confirm_ttl = config_parse_duration(c->confirm_ttl_text)) <= 0)
+		problem(c, LINE("web", "confirm_ttl"),
+		        "'confirm_ttl' must be a duration such as 7d or 48h, not '%s'",
+		        c->confirm_ttl_text);
+	if (c->trusted_proxies)
+		parse_proxies(c, LINE("web", "trusted_proxies"));
 	if ((c->bounce_soft_window = config_parse_duration(c->bounce_soft_window_text)) <= 0)
 		problem(c, LINE("bounce", "soft_window"),
 		        "'soft_window' must be a duration such as 30d, not '%s'",
@@ -883,6 +984,9 @@ config_free(struct config *c)
 		free(c->relays[k].name);
 	}
 	free(c->relays);
+	free(c->proxies);
+	c->proxies = NULL;
+	c->n_proxies = 0;
 	for (k = 0; k < c->n_problems; k++)
 		free(c->problems[k]);
 	for (k = 0; k < c->n_warnings; k++)

@@ -99,20 +99,19 @@ static int
 check_value(const char *path, unsigned long line, const char *key, const char *v,
             struct herr *err)
 {
-	char where[HERR_WHERE_MAX];
-	const unsigned char *p;
+	char where[HERR_WHERE_MAX], what[80];
 
 	where_line(where, sizeof where, path, line);
-	if (strlen(v) > FRONT_MATTER_VALUE_MAX)
-		return herr_set(err, EX_DATAERR, where, "'%s' is longer than %d bytes", key,
-		                FRONT_MATTER_VALUE_MAX);
-	for (p = (const unsigned char *)v; *p; p++) {
-		if (*p == '\r' || *p == '\n')
-			return herr_set(err, EX_DATAERR, where,
-			                "'%s' contains a line break; header values must be one line", key);
-		if (*p < 0x20 || *p == 0x7f)
-			return herr_set(err, EX_DATAERR, where,
-			                "'%s' contains a control character (0x%02x)", key, *p);
+	if (strpbrk(v, "\r\n"))
+		return herr_set(err, EX_DATAERR, where,
+		                "'%s' contains a line break; header values must be one line", key);
+	/* the rest as for every text that reaches a header: C0, DEL and the
+	 * C1 controls (a YAML "\x9b" escape would pass a byte check) */
+	snprintf(what, sizeof what, "'%s'", key);
+	if (subscriber_check_text(what, v, FRONT_MATTER_VALUE_MAX, err) < 0) {
+		if (err)
+			snprintf(err->where, sizeof err->where, "%s", where);
+		return -1;
 	}
 	return 0;
 }
@@ -1033,13 +1032,21 @@ issue_start_send(sqlite3 *db, const struct issue *start,
 {
 	long long id = start->id, changes;
 	struct issue is;
+	int started;
 
 	/* (4), before the write lock is taken: it reads the whole audience */
 	if (issue_check_fields(db, start, 1, warn, warn_ctx, err) < 0)
 		return -1;
 	if (db_begin(db, err) < 0)
 		return -1;
-	if (db_run2(db, "UPDATE issues SET status = 'sending', started_at = ?2 "
+	/* an issue rescheduled after its send had started (paused or
+	 * cancelled, then `issue schedule`) has its snapshot: it goes on with
+	 * it, never adding who subscribed since (ledger.h (3)) */
+	if (issue_get(db, id, &is, err) < 0)
+		goto fail;
+	started = is.started_at != 0;
+	issue_clear(&is);
+	if (db_run2(db, "UPDATE issues SET status = 'sending', started_at = coalesce(started_at, ?2) "
 	           "WHERE id = ?1 AND status IN ('draft', 'scheduled')", id, db_now(), &changes,
 	           "start send", err) < 0)
 		goto fail;
@@ -1053,7 +1060,8 @@ issue_start_send(sqlite3 *db, const struct issue *start,
 		goto fail;
 	}
 	/* (1): the snapshot in the same transaction */
-	if (ledger_snapshot(db, id, start->list_id, n, err) < 0)
+	*n = 0;
+	if (!started && ledger_snapshot(db, id, start->list_id, n, err) < 0)
 		goto fail;
 	return db_commit(db, err);
 fail:
@@ -1074,44 +1082,6 @@ issue_finish(sqlite3 *db, long long id, int *finished, struct herr *err)
 	              "'deferred'))", id, db_now(), &changes, "finish send", err);
 	*finished = changes == 1;
 	return rc;
-}
-
-int
-issue_each_failure(sqlite3 *db, long long id,
-                   int (*fn)(void *ctx, const struct failure_info *f), void *ctx,
-                   struct herr *err)
-{
-	struct failure_info f;
-	struct issue is;
-	sqlite3_stmt *st;
-	int rc, ret = 0;
-
-	if (issue_get(db, id, &is, err) < 0)
-		return -1;
-	issue_clear(&is);
-	if (db_prepare(db, &st,
-	               "SELECT s.email, d.status, d.attempts, ifnull(d.smtp_code, 0), "
-	               "ifnull(d.smtp_reply, ''), d.updated_at FROM deliveries d "
-	               "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue_id = ?1 "
-	               "AND d.status IN ('failed', 'bounced') ORDER BY s.email_key", err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		f.email = (const char *)sqlite3_column_text(st, 0);
-		f.status = (const char *)sqlite3_column_text(st, 1);
-		f.attempts = sqlite3_column_int(st, 2);
-		f.smtp_code = sqlite3_column_int(st, 3);
-		f.smtp_reply = (const char *)sqlite3_column_text(st, 4);
-		f.updated_at = sqlite3_column_int64(st, 5);
-		if (fn(ctx, &f) < 0) {
-			ret = -1;
-			break;
-		}
-	}
-	sqlite3_finalize(st);
-	if (!ret && rc != SQLITE_DONE)
-		return db_error(db, err, "list failures");
-	return ret;
 }
 
 int

@@ -459,3 +459,62 @@ ledger_counts(sqlite3 *db, long long issue_id, struct ledger_counts *c, struct h
 		return db_error(db, err, "count deliveries");
 	return 0;
 }
+
+#define DELIVERY_COLUMNS \
+	"SELECT d.issue_id, i.subject, s.email, d.status, d.attempts, ifnull(d.smtp_code, 0), " \
+	"ifnull(d.smtp_reply, ''), d.updated_at FROM deliveries d " \
+	"JOIN issues i ON i.id = d.issue_id JOIN subscribers s ON s.id = d.subscriber_id "
+
+/* Step `st` (DELIVERY_COLUMNS), calling fn per row; finalizes it. */
+static int
+each_delivery(sqlite3 *db, sqlite3_stmt *st, ledger_delivery_fn fn, void *ctx, struct herr *err)
+{
+	struct ledger_delivery d;
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		d.issue_id = sqlite3_column_int64(st, 0);
+		d.subject = (const char *)sqlite3_column_text(st, 1);
+		d.email = (const char *)sqlite3_column_text(st, 2);
+		d.status = (const char *)sqlite3_column_text(st, 3);
+		d.attempts = sqlite3_column_int(st, 4);
+		d.smtp_code = sqlite3_column_int(st, 5);
+		d.smtp_reply = (const char *)sqlite3_column_text(st, 6);
+		d.updated_at = sqlite3_column_int64(st, 7);
+		if (fn(ctx, &d) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (!ret && rc != SQLITE_DONE)
+		return db_error(db, err, "list deliveries");
+	return ret;
+}
+
+int
+ledger_each_failure(sqlite3 *db, long long issue_id, ledger_delivery_fn fn, void *ctx,
+                    struct herr *err)
+{
+	sqlite3_stmt *st;
+
+	if (db_prepare(db, &st, DELIVERY_COLUMNS "WHERE d.issue_id = ?1 AND d.status IN "
+	               "('failed', 'bounced') ORDER BY s.email_key", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, issue_id);
+	return each_delivery(db, st, fn, ctx, err);
+}
+
+int
+ledger_each_of_subscriber(sqlite3 *db, long long subscriber_id, int limit,
+                          ledger_delivery_fn fn, void *ctx, struct herr *err)
+{
+	sqlite3_stmt *st;
+
+	if (db_prepare(db, &st, DELIVERY_COLUMNS "WHERE d.subscriber_id = ?1 "
+	               "ORDER BY d.issue_id DESC LIMIT ?2", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, subscriber_id);
+	sqlite3_bind_int(st, 2, limit);
+	return each_delivery(db, st, fn, ctx, err);
+}

@@ -27,29 +27,46 @@ list_name_check(const char *name, struct herr *err)
 	return 0;
 }
 
-int
-list_create(sqlite3 *db, const char *name, const char *title, int double_opt_in,
-            int public, long long *id_out, struct herr *err)
+static int
+check_title(const char *title, struct herr *err)
 {
-	sqlite3_stmt *st;
 	const char *p;
-	int rc;
 
-	if (list_name_check(name, err) < 0)
-		return -1;
 	for (p = title ? title : ""; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return herr_set(err, EX_DATAERR, NULL,
 			                "list title contains a control character");
+	return 0;
+}
+
+int
+list_create(sqlite3 *db, const char *name, const char *title, int double_opt_in,
+            int public, long long *id_out, struct herr *err)
+{
+	struct list_settings s = { title, double_opt_in != 0, public != 0, 0 };
+
+	return list_create_with(db, name, &s, id_out, err);
+}
+
+int
+list_create_with(sqlite3 *db, const char *name, const struct list_settings *s,
+                 long long *id_out, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (list_name_check(name, err) < 0 || check_title(s->title, err) < 0)
+		return -1;
 	if (db_prepare(db, &st,
-	               "INSERT INTO lists (name, title, double_opt_in, public, created_at) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5)", err) < 0)
+	               "INSERT INTO lists (name, title, double_opt_in, public, signup, created_at) "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", err) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, title ? title : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, double_opt_in != 0);
-	sqlite3_bind_int(st, 4, public != 0);
-	sqlite3_bind_int64(st, 5, db_now());
+	sqlite3_bind_text(st, 2, s->title ? s->title : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, s->double_opt_in > 0);
+	sqlite3_bind_int(st, 4, s->public > 0);
+	sqlite3_bind_int(st, 5, s->signup > 0);
+	sqlite3_bind_int64(st, 6, db_now());
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT)
@@ -61,12 +78,43 @@ list_create(sqlite3 *db, const char *name, const char *title, int double_opt_in,
 	return 0;
 }
 
+int
+list_set(sqlite3 *db, const char *name, const struct list_settings *s, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (check_title(s->title, err) < 0)
+		return -1;
+	if (db_prepare(db, &st,
+	               "UPDATE lists SET title = coalesce(?2, title), "
+	               "double_opt_in = coalesce(?3, double_opt_in), public = coalesce(?4, public), "
+	               "signup = coalesce(?5, signup) WHERE name = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (s->title)
+		sqlite3_bind_text(st, 2, s->title, -1, SQLITE_STATIC);
+	if (s->double_opt_in >= 0)
+		sqlite3_bind_int(st, 3, s->double_opt_in != 0);
+	if (s->public >= 0)
+		sqlite3_bind_int(st, 4, s->public != 0);
+	if (s->signup >= 0)
+		sqlite3_bind_int(st, 5, s->signup != 0);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "change list");
+	if (!sqlite3_changes(db))
+		return herr_set(err, EX_NOINPUT, NULL, "no list named '%s'", name);
+	return 0;
+}
+
 #define LIST_COLUMNS \
 	"SELECT l.id, l.name, l.title, l.double_opt_in, l.public, l.created_at, " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'confirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unconfirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unsubscribed'), " \
-	"(SELECT count(*) FROM issues i WHERE i.list_id = l.id) FROM lists l "
+	"(SELECT count(*) FROM issues i WHERE i.list_id = l.id), l.signup FROM lists l "
 
 static void
 row_to_list(sqlite3_stmt *st, struct list *l)
@@ -82,6 +130,7 @@ row_to_list(sqlite3_stmt *st, struct list *l)
 	l->n_unconfirmed = sqlite3_column_int64(st, 7);
 	l->n_unsubscribed = sqlite3_column_int64(st, 8);
 	l->n_issues = sqlite3_column_int64(st, 9);
+	l->signup = sqlite3_column_int(st, 10);
 }
 
 static int

@@ -996,11 +996,8 @@ mailbox_fetch_each(const struct mailbox_opts *o, mailbox_fn fn, void *ctx,
 		opts.timeout_s = MAILBOX_TIMEOUT_DEFAULT;
 	if (!opts.max_message)
 		opts.max_message = MAILBOX_MAX_DEFAULT;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return herr_set(err, EX_SOFTWARE, NULL, "cannot initialise libcurl");
 	if (!(f = calloc(1, sizeof *f)) || !(f->curl = curl_easy_init())) {
 		free(f);
-		curl_global_cleanup();
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}
 	f->max_message = opts.max_message;
@@ -1012,6 +1009,5 @@ mailbox_fetch_each(const struct mailbox_opts *o, mailbox_fn fn, void *ctx,
 	curl_easy_cleanup(f->curl);
 	buf_free(&f->body);
 	free(f);
-	curl_global_cleanup();
 	return rc;
 }

@@ -510,8 +510,8 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
               enum message_kind kind, long long now, struct buf *out,
               struct message_out *mo, struct herr *err)
 {
-	char unsub[512], subject_buf[1200], unsub_field[1200], feedback[300], tok[TOKEN_MAX];
-	struct buf subject = BUF_INIT(4096), html = BUF_INIT(MESSAGE_MAX),
+	char unsub[512], unsub_field[1200], feedback[300], tok[TOKEN_MAX];
+	struct buf subject = BUF_INIT(1u << 16), html = BUF_INIT(MESSAGE_MAX),
 	           text = BUF_INIT(MESSAGE_MAX);
 	struct token t = { TOKEN_UNSUBSCRIBE, (unsigned long long)r->subscriber_id,
 	                   (unsigned long long)m->list_id, (unsigned long long)m->issue_id };
@@ -544,10 +544,13 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
 		return herr_set(err, EX_CONFIG, NULL,
 		                "cannot make the VERP envelope sender from '%s' (local part too "
 		                "long?)", m->cfg->return_addr.ascii);
+	/* the merged subject as it is, however long (mime.c folds it) */
+	if (kind == MESSAGE_TEST && buf_adds(&subject, "[TEST] ") < 0) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
 	if (message_merge(m, r, &subject, &html, &text, err) < 0)
 		goto out;
-	snprintf(subject_buf, sizeof subject_buf, "%s%s", kind == MESSAGE_TEST ? "[TEST] " : "",
-	         buf_str(&subject));
 
 	extra[n_extra].name = "List-Id";
 	extra[n_extra++].value = m->list_id_value;
@@ -578,7 +581,7 @@ message_build(const struct message_ctx *m, const struct message_recipient *r,
 		mm.reply_to_name = m->reply_to_name;
 		mm.reply_to_addr = m->reply_to.ascii;
 	}
-	mm.subject = subject_buf;
+	mm.subject = buf_str(&subject);
 	mm.date = (time_t)now;
 	mm.message_id = mo->message_id;
 	mm.extra = extra;
@@ -604,12 +607,12 @@ out:
 int
 message_build_confirm(const struct config *cfg, const struct token_key *key,
                       const struct dkim_signer *dkim, const struct list *l,
-                      long long subscriber_id, const char *email, const char *name,
-                      long long now, struct buf *out, struct message_out *mo,
-                      struct herr *err)
+                      long long subscriber_id, long long confirm_id, const char *email,
+                      const char *name, long long now, struct buf *out,
+                      struct message_out *mo, struct herr *err)
 {
 	struct token t = { TOKEN_CONFIRM, (unsigned long long)subscriber_id,
-	                   (unsigned long long)l->id, 0 };
+	                   (unsigned long long)l->id, (unsigned long long)confirm_id };
 	const char *title = l->title[0] ? l->title : l->name;
 	char tok[TOKEN_MAX], url[600], subject[400];
 	struct buf text = BUF_INIT(1u << 16), html = BUF_INIT(1u << 16);

@@ -240,9 +240,44 @@ ph_match(const struct ph *ph, const char *s, size_t n,
 	return i + 1;
 }
 
-/* Append s[0..n) to out with every placeholder turned back into its token. */
+/*
+ * Copy text cmark wrote (no placeholder in it) to out.  Invariant (2)'s
+ * other half: cmark must not make a merge field either, and it would
+ * from "{\{name}}", "&#123;&#123;name}}" or "&lbrace;{name}}".  So a '{'
+ * that would start "{{" (followed by '{', or by a placeholder, which
+ * restores to "{{") is written so that it no longer can: "&#123;" in HTML,
+ * which a reader sees as "{", and '{' with U+2060 WORD JOINER (invisible)
+ * in the text part.
+ */
 static int
-ph_restore(const struct ph *ph, const char *s, size_t n, struct buf *out)
+lit_add(const struct ph *ph, const char *s, size_t n, const char *next, size_t next_n,
+        int html, struct buf *out)
+{
+	size_t i, from = 0;
+	int brace;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] != '{')
+			continue;
+		if (i + 1 < n)
+			brace = s[i + 1] == '{';
+		else
+			brace = next_n && (next[0] == '{' || (ph->n && next_n >= ph->prefix_len &&
+			                                     !memcmp(next, ph->prefix, ph->prefix_len)));
+		if (!brace)
+			continue;
+		if (buf_add(out, s + from, i - from) < 0 ||
+		    buf_adds(out, html ? "&#123;" : "{\xe2\x81\xa0") < 0)
+			return -1;
+		from = i + 1;
+	}
+	return buf_add(out, s + from, n - from);
+}
+
+/* Append s[0..n) to out with every placeholder turned back into its token
+ * and cmark's own text neutralised (lit_add); `html` for the HTML part. */
+static int
+ph_restore(const struct ph *ph, const char *s, size_t n, int html, struct buf *out)
 {
 	const struct ph_tok *tok;
 	const char *p;
@@ -253,8 +288,8 @@ ph_restore(const struct ph *ph, const char *s, size_t n, struct buf *out)
 		if (ph->n)
 			p = find(s + i, n - i, ph->prefix, ph->prefix_len);
 		if (!p)
-			return buf_add(out, s + i, n - i);
-		if (buf_add(out, s + i, (size_t)(p - (s + i))) < 0)
+			return lit_add(ph, s + i, n - i, "", 0, html, out);
+		if (lit_add(ph, s + i, (size_t)(p - (s + i)), p, n - (size_t)(p - s), html, out) < 0)
 			return -1;
 		i = (size_t)(p - s);
 		if ((m = ph_match(ph, s + i, n - i, &tok)) > 0) {
@@ -262,7 +297,7 @@ ph_restore(const struct ph *ph, const char *s, size_t n, struct buf *out)
 				return -1;
 			i += m;
 		} else {
-			if (buf_add(out, s + i, 1) < 0)
+			if (lit_add(ph, s + i, 1, s + i + 1, n - i - 1, html, out) < 0)
 				return -1;
 			i++;
 		}
@@ -365,7 +400,7 @@ link_number(struct trender *r, const char *url)
 
 	if (!url || !*url || (!r->allow_html && !url_is_safe(url)))
 		return 0;
-	if (ph_restore(r->ph, url, strlen(url), &b) < 0) {
+	if (ph_restore(r->ph, url, strlen(url), 0, &b) < 0) {
 		buf_free(&b);
 		return -1;
 	}
@@ -492,7 +527,7 @@ t_wrap(struct trender *r, const char *s, size_t n)
 			t_add(r, &r->line, " ", 1);
 			lw++;
 		}
-		if (ph_restore(r->ph, s + i, j - i, &r->line) < 0)
+		if (ph_restore(r->ph, s + i, j - i, 0, &r->line) < 0)
 			r->failed = 1;
 		lw += w;
 		have = 1;
@@ -675,20 +710,28 @@ t_list(struct trender *r, cmark_node *list)
 static void
 t_code_block(struct trender *r, cmark_node *node)
 {
-	const char *lit = cmark_node_get_literal(node), *nl;
+	const char *lit = cmark_node_get_literal(node), *nl, *end;
 	size_t n;
 
 	if (!lit)
 		return;
-	while (*lit) {
-		nl = strchr(lit, '\n');
-		n = nl ? (size_t)(nl - lit) : strlen(lit);
+	/* a fenced block's trailing blank lines are not code: the blank line
+	 * between blocks is t_children()'s */
+	end = lit + strlen(lit);
+	while (end > lit && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
+	                     end[-1] == '\t'))
+		end--;
+	while (end > lit && *end && *end != '\n')
+		end++; /* keep the last line's own trailing spaces */
+	while (lit < end) {
+		nl = memchr(lit, '\n', (size_t)(end - lit));
+		n = nl ? (size_t)(nl - lit) : (size_t)(end - lit);
 		if (n > 0 && lit[n - 1] == '\r')
 			n--;
 		buf_reset(&r->line);
 		if (n > 0) {
 			t_add(r, &r->line, "    ", 4);
-			if (ph_restore(r->ph, lit, n, &r->line) < 0)
+			if (ph_restore(r->ph, lit, n, 0, &r->line) < 0)
 				r->failed = 1;
 		}
 		t_emit(r, buf_str(&r->line), r->line.len);
@@ -840,7 +883,7 @@ render_markdown(const char *md, size_t len, const char *where,
 	 * for raw HTML, which issue.c looks for to warn the author. */
 	raw = cmark_render_html(doc, (allow_html ? CMARK_OPT_UNSAFE : 0) |
 	    (opts && opts->hard_breaks ? CMARK_OPT_HARDBREAKS : 0));
-	if (!raw || ph_restore(&ph, raw, strlen(raw), &html) < 0 ||
+	if (!raw || ph_restore(&ph, raw, strlen(raw), 1, &html) < 0 ||
 	    render_text(doc, &ph, &links, opts, &text) < 0) {
 		herr_set(err, errno == E2BIG ? EX_DATAERR : EX_OSERR, where,
 		    errno == E2BIG ? "rendered issue too large" :
@@ -1005,7 +1048,8 @@ page_value(struct page_ctx *c, enum page_field f, const char *s,
 
 		if (buf_adds(c->out, s) < 0)
 			return page_fail(err, name);
-		if (c->n_content < PAGE_MAX_CONTENT) {
+		/* an empty body is no span: page_wrap() would stand still on it */
+		if (c->out->len > at && c->n_content < PAGE_MAX_CONTENT) {
 			c->content_at[c->n_content][0] = at;
 			c->content_at[c->n_content++][1] = c->out->len;
 		}

@@ -884,7 +884,12 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	} else {
 		if (issue_start_send(db, &is, opts->warn, opts->warn_ctx, &n, err) < 0)
 			goto out;
-		rep->started = 1;
+		/* a send that had started before (rescheduled after a pause or
+		 * cancel) goes on with its snapshot: recover its rows as a
+		 * resumed one would */
+		if (is.started_at && ledger_recover(db, is.id, &n, err) < 0)
+			goto out;
+		rep->started = !is.started_at;
 	}
 	if (ledger_open(db, is.id, &L.led, err) < 0 || relayuse_open(db, &L.usage, err) < 0)
 		goto out;

@@ -29,8 +29,6 @@ struct smtp_conn {
 	struct curl_slist *rcpts;
 };
 
-static int curl_ready;
-
 const char *
 smtp_stage_name(enum smtp_stage s)
 {
@@ -151,11 +149,6 @@ smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct her
 	int have_pw;
 
 	*out = NULL;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return herr_set(err, EX_SOFTWARE, NULL, "cannot initialise libcurl");
-		curl_ready = 1;
-	}
 	if (!(c = calloc(1, sizeof *c)) || !(c->curl = curl_easy_init())) {
 		free(c);
 		return herr_set(err, EX_OSERR, NULL, "out of memory");

@@ -32,8 +32,10 @@ struct subscribe_req {
 	size_t                  n_attrs;  /* empty values are not stored */
 	int                     confirmed;   /* status of a new subscription */
 	int                     resubscribe; /* rule (2) */
+	int                     keep_existing; /* an existing subscription stays as it is */
 	long long               id;          /* OUT: the subscriber, 0 when skipped */
 	char                    status[16];  /* OUT: the subscription's status after */
+	int                     moved;       /* OUT: the subscription was made or changed */
 };
 
 void
@@ -249,6 +251,8 @@ subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_r
 		sqlite3_reset(w->sub_find);
 		if (!strcmp(sub_status, "unsubscribed") && !r->resubscribe) {
 			*res = SUBSCRIBE_SKIPPED_UNSUBSCRIBED;
+			r->id = id;
+			snprintf(r->status, sizeof r->status, "%s", sub_status);
 			ret = 0;
 			goto out;
 		}
@@ -289,14 +293,16 @@ subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_r
 		if (step_done(w, w->sub_insert, "insert subscription", err) < 0)
 			goto out;
 		*res = SUBSCRIBE_ADDED;
+		r->moved = 1;
 		r->id = id;
 		snprintf(r->status, sizeof r->status, "%s", want);
 		ret = 0;
 		goto out;
 	}
-	/* Never downgrade confirmed to unconfirmed; upgrade the other way. */
-	if (!strcmp(sub_status, "unsubscribed") ||
-	    (!strcmp(sub_status, "unconfirmed") && r->confirmed)) {
+	/* Never downgrade confirmed to unconfirmed; upgrade the other way,
+	 * unless the asker may only create (rule 8). */
+	if (!r->keep_existing && (!strcmp(sub_status, "unsubscribed") ||
+	                          (!strcmp(sub_status, "unconfirmed") && r->confirmed))) {
 		sqlite3_bind_int64(w->sub_update, 1, list_id);
 		sqlite3_bind_int64(w->sub_update, 2, id);
 		sqlite3_bind_text(w->sub_update, 3, want, -1, SQLITE_STATIC);
@@ -304,6 +310,7 @@ subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_r
 		if (step_done(w, w->sub_update, "update subscription", err) < 0)
 			goto out;
 		changed = 1;
+		r->moved = 1;
 		snprintf(sub_status, sizeof sub_status, "%s", want);
 	}
 	*res = changed ? SUBSCRIBE_UPDATED : SUBSCRIBE_UNCHANGED;
@@ -348,23 +355,29 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 		if (known)
 			req.name = NULL;
 		req.confirmed = !l->double_opt_in;
-		/* someone who had unsubscribed may come back: they ask again, and
-		 * on a double opt-in list they confirm again */
-		req.resubscribe = 1;
+		/* rule (8): anyone can post an address, so the form only ever
+		 * creates a subscription; one that exists (unconfirmed, or
+		 * unsubscribed: a withdrawn consent) changes only when the
+		 * reader follows the confirmation mail */
+		req.resubscribe = 0;
+		req.keep_existing = 1;
 		break;
 	}
 	if (subscribe_row(w, l->id, &req, &out->res, err) < 0)
 		return -1;
 	out->subscriber_id = req.id;
+	out->confirm_mail = r->source == SIGNUP_WEB && req.id &&
+	                    (!strcmp(req.status, "unconfirmed") ||
+	                     !strcmp(req.status, "unsubscribed"));
+	if (out->confirm_mail &&
+	    confirmation_new(w->db, req.id, l->id, &out->confirm_id, err) < 0)
+		return -1;
 	if (out->res == SUBSCRIBE_SKIPPED_BLOCKED || out->res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED ||
 	    out->res == SUBSCRIBE_SKIPPED_SUPPRESSED)
 		return 0;
-	out->confirm_mail = r->source == SIGNUP_WEB && l->double_opt_in &&
-	                    !strcmp(req.status, "unconfirmed");
 	/* the reader's own sign-up that made a confirmed subscription is an
 	 * event (stats, the subscriber's history); an admin's is not */
-	if (r->source == SIGNUP_WEB && out->res != SUBSCRIBE_UNCHANGED &&
-	    !strcmp(req.status, "confirmed") &&
+	if (r->source == SIGNUP_WEB && req.moved && !strcmp(req.status, "confirmed") &&
 	    eventlog_record_source(w->db, "subscribe", 0, req.id, l->id,
 	                           "web", err) < 0)
 		return -1;
@@ -383,8 +396,10 @@ subscriber_signup(sqlite3 *db, const struct list *l, const struct signup_req *r,
 		goto fail;
 	if (subscriber_signup_in(w, l, r, out, err) < 0)
 		goto fail;
-	/* nothing to keep when the rules refused it */
-	if (!out->subscriber_id) {
+	/* nothing to keep when the rules refused it (but a confirmation mail
+	 * to someone who had left, rule 8) */
+	if ((out->res == SUBSCRIBE_SKIPPED_BLOCKED || out->res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED ||
+	     out->res == SUBSCRIBE_SKIPPED_SUPPRESSED) && !out->confirm_mail) {
 		db_rollback(db);
 		subscriber_writer_close(w);
 		return 0;
@@ -634,14 +649,14 @@ subscription_status(sqlite3 *db, long long list_id, long long subscriber_id, cha
 	return 0;
 }
 
-int
-subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
-                     const char *source, struct herr *err)
+/* subscription_confirm() inside the caller's transaction. */
+static int
+confirm_in(sqlite3 *db, long long list_id, long long subscriber_id, const char *source,
+           struct herr *err)
 {
 	struct subscriber s;
 	sqlite3_stmt *st;
 	char status[16];
-	long long now = db_now();
 	int rc;
 
 	if (subscriber_get_by_id(db, subscriber_id, &s, err) < 0)
@@ -650,29 +665,108 @@ subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
 	subscriber_clear(&s);
 	if (rc)
 		return herr_set(err, EX_DATAERR, NULL, "the address is blocked, bounced or complained");
-	if (db_begin(db, err) < 0)
-		return -1;
 	if (subscription_status(db, list_id, subscriber_id, status, err) < 0)
-		goto fail;
-	if (!strcmp(status, "confirmed")) {
-		db_rollback(db);
+		return -1;
+	if (!strcmp(status, "confirmed"))
 		return 0;
-	}
 	if (db_prepare(db, &st, "UPDATE subscriptions SET status = 'confirmed', confirmed_at = ?3, "
 	               "unsubscribed_at = NULL WHERE list_id = ?1 AND subscriber_id = ?2",
 	               err) < 0)
-		goto fail;
+		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	sqlite3_bind_int64(st, 2, subscriber_id);
-	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 3, db_now());
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_error(db, err, "confirm subscription");
-		goto fail;
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "confirm subscription");
+	return eventlog_record_source(db, !strcmp(status, "unsubscribed") ? "subscribe" : "confirm",
+	                              0, subscriber_id, list_id, source, err);
+}
+
+int
+subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
+                     const char *source, struct herr *err)
+{
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (confirm_in(db, list_id, subscriber_id, source, err) < 0) {
+		db_rollback(db);
+		return -1;
 	}
-	if (eventlog_record_source(db, !strcmp(status, "unsubscribed") ? "subscribe" : "confirm",
-	                           0, subscriber_id, list_id, source, err) < 0)
+	return db_commit(db, err);
+}
+
+int
+confirmation_new(sqlite3 *db, long long subscriber_id, long long list_id, long long *id,
+                 struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st, "INSERT INTO confirmations (subscriber_id, list_id, created_at) "
+	               "VALUES (?1, ?2, ?3)", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, subscriber_id);
+	sqlite3_bind_int64(st, 2, list_id);
+	sqlite3_bind_int64(st, 3, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "record confirmation mail");
+	*id = sqlite3_last_insert_rowid(db);
+	return 0;
+}
+
+int
+confirmation_state(sqlite3 *db, long long confirm_id, long long subscriber_id,
+                   long long list_id, long ttl, enum confirm_state *st_out, struct herr *err)
+{
+	sqlite3_stmt *st;
+	long long created;
+	int rc, used;
+
+	/* a link made before confirmations had rows carries 0: known to be
+	 * ours (its MAC held), but of unknown age */
+	if (!confirm_id) {
+		*st_out = CONFIRM_EXPIRED;
+		return 0;
+	}
+	if (db_prepare(db, &st, "SELECT created_at, used_at IS NOT NULL FROM confirmations "
+	               "WHERE id = ?1 AND subscriber_id = ?2 AND list_id = ?3", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, confirm_id);
+	sqlite3_bind_int64(st, 2, subscriber_id);
+	sqlite3_bind_int64(st, 3, list_id);
+	rc = sqlite3_step(st);
+	created = sqlite3_column_int64(st, 0);
+	used = sqlite3_column_int(st, 1);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return herr_set(err, EX_NOINPUT, NULL, "no such confirmation");
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "read confirmation");
+	*st_out = used ? CONFIRM_USED : db_now() - created > ttl ? CONFIRM_EXPIRED : CONFIRM_OPEN;
+	return 0;
+}
+
+int
+confirmation_use(sqlite3 *db, long long confirm_id, long long subscriber_id, long long list_id,
+                 long ttl, enum confirm_state *st, struct herr *err)
+{
+	if (db_begin(db, err) < 0)
+		return -1;
+	/* read and marked under the write lock: a link followed twice at once
+	 * is used once */
+	if (confirmation_state(db, confirm_id, subscriber_id, list_id, ttl, st, err) < 0)
+		goto fail;
+	if (*st != CONFIRM_OPEN) {
+		db_rollback(db);
+		return 0;
+	}
+	if (db_run2(db, "UPDATE confirmations SET used_at = ?2 WHERE id = ?1", confirm_id,
+	            db_now(), NULL, "use confirmation", err) < 0 ||
+	    confirm_in(db, list_id, subscriber_id, "web", err) < 0)
 		goto fail;
 	return db_commit(db, err);
 fail:
@@ -774,41 +868,5 @@ subscriber_attr_keys(sqlite3 *db, long long list_id, const char *status,
 	sqlite3_finalize(st);
 	if (!ret && rc != SQLITE_DONE)
 		return db_error(db, err, "list attribute names");
-	return ret;
-}
-
-int
-subscriber_each_delivery(sqlite3 *db, long long subscriber_id, int limit,
-                         int (*fn)(void *ctx, const struct delivery_info *d), void *ctx,
-                         struct herr *err)
-{
-	sqlite3_stmt *st;
-	struct delivery_info d;
-	int rc, ret = 0;
-
-	if (db_prepare(db, &st,
-	               "SELECT d.issue_id, i.subject, d.status, d.attempts, ifnull(d.smtp_code, 0), "
-	               "ifnull(d.smtp_reply, ''), d.updated_at FROM deliveries d "
-	               "JOIN issues i ON i.id = d.issue_id WHERE d.subscriber_id = ?1 "
-	               "ORDER BY d.issue_id DESC LIMIT ?2", err) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, subscriber_id);
-	sqlite3_bind_int(st, 2, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		d.issue_id = sqlite3_column_int64(st, 0);
-		d.subject = (const char *)sqlite3_column_text(st, 1);
-		d.status = (const char *)sqlite3_column_text(st, 2);
-		d.attempts = sqlite3_column_int(st, 3);
-		d.smtp_code = sqlite3_column_int(st, 4);
-		d.smtp_reply = (const char *)sqlite3_column_text(st, 5);
-		d.updated_at = sqlite3_column_int64(st, 6);
-		if (fn(ctx, &d) < 0) {
-			ret = -1;
-			break;
-		}
-	}
-	sqlite3_finalize(st);
-	if (!ret && rc != SQLITE_DONE)
-		return db_error(db, err, "list deliveries");
 	return ret;
 }

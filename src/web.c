@@ -363,7 +363,7 @@ dispatch(struct web_server *s, struct MHD_Connection *c, enum web_method m,
 	case WEB_ROUTE_UNSUBSCRIBE:
 		return web_handle_unsubscribe(s, c, m, r, rq);
 	case WEB_ROUTE_CONFIRM:
-		return web_handle_confirm(s, c, m, r);
+		return web_handle_confirm(s, c, m, r, rq);
 	case WEB_ROUTE_SUBSCRIBE:
 		return web_handle_subscribe(s, c, rq);
 	case WEB_ROUTE_ARCHIVE_INDEX:
@@ -409,6 +409,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		/* the first call: the request line and headers are in */
 		atomic_fetch_add(&s->requests, 1);
 		atomic_fetch_add(&s->in_flight, 1);
+		webconn_headers_done(s->conns, c);
+		/* RFC 9112 §6.3: both framings at once is how requests are
+		 * smuggled past a proxy; refuse, and end the connection */
+		if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		                                MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		                                MHD_HTTP_HEADER_CONTENT_LENGTH))
+			return web_queue_notice_h(s, c, MHD_HTTP_BAD_REQUEST, "Bad request",
+			                          "The request had both a Content-Length and a "
+			                          "Transfer-Encoding.", MHD_HTTP_HEADER_CONNECTION,
+			                          "close");
 		m = web_method(method);
 		web_route(m, url, &r);
 		if (r.status == 405)
@@ -470,7 +481,34 @@ on_completed(void *cls, struct MHD_Connection *c, void **state,
 		free(rq);
 		*state = NULL;
 	}
+	webconn_request_done(s->conns, c);
 	atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+	struct web_server *s = cls;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		webconn_opened(s->conns, c, socket_context);
+	else
+		webconn_closed(s->conns, socket_context);
+}
+
+/*
+ * The path as libmicrohttpd hands it over is percent-decoded in place.  A
+ * %00 would end the C string early ("/c/T/1%00junk" read as "/c/T/1"), and
+ * other control bytes have no business in a path: those stay encoded, so
+ * routing (webhttp.c) sees "%00" and refuses the path.
+ */
+static size_t
+unescape_path(void *cls, struct MHD_Connection *c, char *uri)
+{
+	(void)cls;
+	(void)c;
+	return web_unescape(uri);
 }
 
 /* ---- start and stop ---- */
@@ -648,7 +686,8 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 		goto fail;
 	if (eventlog_open(cfg->db_path, cfg->db_busy_timeout_ms, &s->events, err) < 0)
 		goto fail;
-	if (webmail_start(s, &s->mail, err) < 0)
+	if (webmail_start(s, &s->mail, err) < 0 ||
+	    webconn_start(cfg, cfg->web_per_client, WEB_TIMEOUT, &s->conns, err) < 0)
 		goto fail;
 	if (!threads) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -663,7 +702,8 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)WEB_TIMEOUT,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_HEADER_MEM,
 			MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)WEB_PER_IP_MAX,
+			MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+			MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, s,
 			MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)SOMAXCONN,
 			MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 			MHD_OPTION_END);
@@ -680,7 +720,10 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 	*out = s;
 	return 0;
 fail:
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd);
 	webmail_stop(s->mail, NULL, NULL);
+	webconn_stop(s->conns, NULL, NULL);
 	if (s->events) {
 		struct herr ignored;
 
@@ -722,6 +765,9 @@ web_stop(struct web_server *s, struct web_summary *sum, struct herr *err)
 		close(lfd);
 	webmail_stop(s->mail, &sum->mails_sent, &sum->mails_failed);
 	s->mail = NULL;
+	/* after the daemon: no connection is reported any more */
+	webconn_stop(s->conns, &sum->cut_slow, &sum->cut_cap);
+	s->conns = NULL;
 	eventlog_flush(s->events);
 	sum->requests = atomic_load(&s->requests);
 	sum->events = eventlog_written(s->events);

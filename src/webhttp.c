@@ -513,28 +513,76 @@ key_v6(const struct in6_addr *a, char *out, size_t size)
 	snprintf(out, size, "%s/64", s);
 }
 
-void
-web_client_key(const struct sockaddr *peer, const char *real_ip, char *out, size_t size)
+size_t
+web_unescape(char *s)
+{
+	char *r = s, *w = s;
+	int hi, lo;
+
+	while (*r) {
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+			unsigned char c = (unsigned char)(hi << 4 | lo);
+
+			if (c >= 0x20 && c != 0x7f) {
+				*w++ = (char)c;
+				r += 3;
+				continue;
+			}
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+int
+web_peer_is_proxy(const struct sockaddr *peer, const struct config_cidr *proxies,
+                  size_t n_proxies)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
-	int loopback = 0;
+	size_t i;
+
+	if (!peer)
+		return 0;
+	if (peer->sa_family == AF_INET) {
+		memcpy(&a4, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, sizeof a4);
+		for (i = 0; i < n_proxies; i++)
+			if (config_cidr_match(&proxies[i], AF_INET, (const unsigned char *)&a4))
+				return 1;
+	} else if (peer->sa_family == AF_INET6) {
+		memcpy(&a6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, sizeof a6);
+		for (i = 0; i < n_proxies; i++)
+			if (config_cidr_match(&proxies[i], AF_INET6, a6.s6_addr) ||
+			    /* an IPv4 proxy seen through a dual-stack socket */
+			    (IN6_IS_ADDR_V4MAPPED(&a6) &&
+			     config_cidr_match(&proxies[i], AF_INET, &a6.s6_addr[12])))
+				return 1;
+	}
+	return 0;
+}
+
+void
+web_client_key(const struct sockaddr *peer, const char *real_ip,
+               const struct config_cidr *proxies, size_t n_proxies, char *out, size_t size)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	int trusted;
 
 	snprintf(out, size, "unknown");
 	if (!peer)
 		return;
-	if (peer->sa_family == AF_INET) {
+	if (peer->sa_family == AF_INET)
 		memcpy(&a4, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, sizeof a4);
-		loopback = (ntohl(a4.s_addr) >> 24) == 127;
-	} else if (peer->sa_family == AF_INET6) {
+	else if (peer->sa_family == AF_INET6)
 		memcpy(&a6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, sizeof a6);
-		loopback = IN6_IS_ADDR_LOOPBACK(&a6) ||
-		           (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-	} else
+	else
 		return;
-	/* behind the reverse proxy every peer is the proxy: believe its
-	 * X-Real-IP, and only its (a remote client could send one too) */
-	if (loopback && real_ip && *real_ip) {
+	trusted = web_peer_is_proxy(peer, proxies, n_proxies);
+	/* behind a reverse proxy every peer is the proxy: believe its
+	 * X-Real-IP, and only a configured proxy's */
+	if (trusted && real_ip && *real_ip) {
 		struct in_addr r4;
 		struct in6_addr r6;
 

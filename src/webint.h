@@ -10,6 +10,8 @@
  *                 sign-up
  *   webarchive.c  handlers: the web archive and an issue's web copy
  *   webmail.c     the thread that sends confirmation mail (mailsend.h)
+ *   webconn.c     the watch over connections: a deadline for each header
+ *                 block (slowloris), a cap on one client's connections
  *   webhttp.c     pure request parsing (routes, forms, user agents,
  *                 client keys, listen addresses), no server state
  *   weblimit.c    the in-memory sign-up rate limiter
@@ -77,6 +79,7 @@ struct web_server {
 	char                 url[128];
 	struct eventlog     *events;
 	struct webmail      *mail;     /* the confirmation-mail thread (webmail.c) */
+	struct webconn      *conns;    /* header deadlines, per-client cap (webconn.c) */
 	struct web_limiter  *ip_limit, *addr_limit;
 	pthread_key_t        tkey;
 	int                  tkey_made;
@@ -154,7 +157,8 @@ enum MHD_Result web_handle_unsubscribe(struct web_server *s, struct MHD_Connecti
                                        enum web_method m, const struct web_route *r,
                                        const struct request *rq);
 enum MHD_Result web_handle_confirm(struct web_server *s, struct MHD_Connection *c,
-                                   enum web_method m, const struct web_route *r);
+                                   enum web_method m, const struct web_route *r,
+                                   const struct request *rq);
 enum MHD_Result web_handle_subscribe(struct web_server *s, struct MHD_Connection *c,
                                      const struct request *rq);
 enum MHD_Result web_handle_archive_index(struct web_server *s, struct MHD_Connection *c,
@@ -162,15 +166,32 @@ enum MHD_Result web_handle_archive_index(struct web_server *s, struct MHD_Connec
 enum MHD_Result web_handle_archive(struct web_server *s, struct MHD_Connection *c,
                                    const struct web_route *r);
 
+/* ---- webconn.c ---- */
+
+struct webconn;
+/* Start watching: header blocks must be complete within `deadline`
+ * seconds, a client may hold `per_client` connections. */
+int webconn_start(const struct config *cfg, long per_client, double deadline,
+                  struct webconn **out, struct herr *err);
+/* Stop the sweeper and free; how many were cut for slowness and for the cap. */
+void webconn_stop(struct webconn *w, long long *cut_slow, long long *cut_cap);
+/* From libmicrohttpd's connection notifications (web.c). */
+void webconn_opened(struct webconn *w, struct MHD_Connection *c, void **socket_context);
+void webconn_closed(struct webconn *w, void **socket_context);
+/* A request's header block is complete / its answer is done. */
+void webconn_headers_done(struct webconn *w, struct MHD_Connection *c);
+void webconn_request_done(struct webconn *w, struct MHD_Connection *c);
+
 /* ---- webmail.c ---- */
 
 /* Start the mail thread: its own database connection (relay usage) and
  * the single-message sender (mailsend.h, which loads the DKIM key: a bad
  * key fails here, with EX_CONFIG). */
 int webmail_start(struct web_server *s, struct webmail **out, struct herr *err);
-/* Queue a confirmation mail; -1 when the queue is full or stopping. */
-int webmail_enqueue(struct webmail *m, long long subscriber_id, const struct list *l,
-                    const char *email, const char *name);
+/* Queue the mail of confirmation `confirm_id` (subscriber.h); -1 when the
+ * queue is full or stopping. */
+int webmail_enqueue(struct webmail *m, long long subscriber_id, long long confirm_id,
+                    const struct list *l, const char *email, const char *name);
 /* Send what is queued (for at most a while), stop the thread, free
  * everything; how many went and failed over the server's life.  NULL ok. */
 void webmail_stop(struct webmail *m, long long *sent, long long *failed);

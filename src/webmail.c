@@ -23,6 +23,7 @@
 struct mail_job {
 	struct mail_job *next;
 	long long        subscriber_id;
+	long long        confirm_id;
 	struct list      list;
 	char             email[512];
 	char             name[SUBSCRIBER_NAME_MAX + 1];
@@ -55,8 +56,8 @@ mail_send(struct webmail *m, const struct mail_job *j)
 
 	herr_clear(&err);
 	if (message_build_confirm(cfg, &m->s->key, mailsend_dkim(m->send), &j->list,
-	                          j->subscriber_id, j->email, j->name, db_now(), &msg, &mo,
-	                          &err) < 0 ||
+	                          j->subscriber_id, j->confirm_id, j->email, j->name, db_now(),
+	                          &msg, &mo, &err) < 0 ||
 	    mailsend_one(m->send, mo.mail_from, mo.rcpt.ascii, msg.data, msg.len, &res,
 	                 &err) < 0) {
 		web_log(m->s, "confirmation mail to %s: %s", j->email, err.msg);
@@ -145,14 +146,15 @@ webmail_start(struct web_server *s, struct webmail **out, struct herr *err)
 }
 
 int
-webmail_enqueue(struct webmail *m, long long subscriber_id, const struct list *l,
-                const char *email, const char *name)
+webmail_enqueue(struct webmail *m, long long subscriber_id, long long confirm_id,
+                const struct list *l, const char *email, const char *name)
 {
 	struct mail_job *j;
 
 	if (!(j = calloc(1, sizeof *j)))
 		return -1;
 	j->subscriber_id = subscriber_id;
+	j->confirm_id = confirm_id;
 	j->list = *l;
 	snprintf(j->email, sizeof j->email, "%s", email);
 	snprintf(j->name, sizeof j->name, "%s", name);

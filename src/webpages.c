@@ -154,6 +154,21 @@ webpage_confirmed(struct buf *b, const char *lang, const char *list_title, const
 }
 
 int
+webpage_confirm_expired(struct buf *b, const char *lang, const char *list_title,
+                        const char *email)
+{
+	return page_open(b, lang, "This link no longer works") < 0 ||
+	       buf_adds(b, "<p>A confirmation link works once, and only for a few days. "
+	                   "This one was used already, or is too old, so it changed "
+	                   "nothing.</p>\n") < 0 ||
+	       buf_adds(b, "<p>To receive ") < 0 || esc(b, list_title) < 0 ||
+	       buf_adds(b, ", ask for a new link.</p>\n") < 0 ||
+	       para_addr(b, "We will send it to ", email, ".") < 0 ||
+	       button(b, "resend", "Send me a new link") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
+}
+
+int
 webpage_check_inbox(struct buf *b, const char *lang, const char *list_title,
                     const char *email)
 {
@@ -173,6 +188,10 @@ webpage_subscribed(struct buf *b, const char *lang, const char *list_title, cons
 	       buf_adds(b, " will come to ") < 0 ||
 	       buf_adds(b, "<span class=\"addr\">") < 0 || esc(b, email) < 0 ||
 	       buf_adds(b, "</span>. Every message has a link to unsubscribe.</p>\n") < 0 ||
+	       /* the same page whatever the address's past (web.c invariant 6):
+	        * one who had left gets a mail instead (subscriber.h rule 8) */
+	       buf_adds(b, "<p>If this address had unsubscribed before, we have sent it a "
+	                   "message instead: open the link in it to come back.</p>\n") < 0 ||
 	       page_close(b) < 0 ? -1 : 0;
 }
 

@@ -114,42 +114,89 @@ web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_
 	return web_queue_page_or_fail(s, c, rc, &page);
 }
 
+/*
+ * /confirm/TOKEN.  GET shows a button and changes nothing (invariant 3);
+ * POST follows the link (subscriber.h: a link works once, for [web]
+ * confirm_ttl); a used or expired link changes nothing and offers a new
+ * one (POST action=resend, counted against the address like a sign-up).
+ */
 enum MHD_Result
 web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_method m,
-               const struct web_route *r)
+                   const struct web_route *r, const struct request *rq)
 {
 	struct buf page = BUF_INIT(1u << 16);
+	enum confirm_state cs;
 	struct subscriber sub;
 	struct web_thread *t;
+	struct address a;
 	struct list l;
 	struct token tok;
 	struct herr err;
 	char status[16];
-	int rc;
+	long long cid;
+	int rc, resend = 0;
 
 	herr_clear(&err);
 	if (web_check_token(s, r->token, r->token_len, TOKEN_CONFIRM, &tok) < 0)
 		return web_not_found(s, c);
 	if (!(t = web_thread_db(s)))
 		return web_unavailable(s, c);
+	if (m == WEB_POST) {
+		struct web_form *form = malloc(sizeof *form);
+		const char *v;
+
+		if (!form)
+			return MHD_NO;
+		if (web_form_parse(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		                                               MHD_HTTP_HEADER_CONTENT_TYPE),
+		                   buf_str(&rq->body), rq->body.len, form) == 0)
+			resend = (v = web_form_get(form, "action")) && !strcmp(v, "resend");
+		free(form);
+	}
 	if (load_pair(t, &tok, &sub, &l, &err) < 0)
 		return web_db_failed(s, c, &err, "confirm");
-	if (subscription_status(t->db, l.id, sub.id, status, &err) < 0) {
+	if (subscription_status(t->db, l.id, sub.id, status, &err) < 0 ||
+	    confirmation_state(t->db, (long long)tok.issue_id, sub.id, l.id, s->cfg->confirm_ttl,
+	                       &cs, &err) < 0) {
 		subscriber_clear(&sub);
 		return web_db_failed(s, c, &err, "confirm");
 	}
-	if (m != WEB_POST && strcmp(status, "confirmed"))
-		rc = webpage_confirm_ask(&page, s->cfg->lang, title_of(&l), sub.email);
-	else if (m != WEB_POST)
+	if (!strcmp(status, "confirmed"))
 		rc = webpage_confirmed(&page, s->cfg->lang, title_of(&l), sub.email);
-	else if (subscription_confirm(t->db, l.id, sub.id, "web", &err) < 0) {
+	else if (resend) {
+		/* the same limit as a sign-up: a link cannot flood an inbox */
+		if (address_parse(sub.email, &a, &err) < 0 ||
+		    !web_limiter_hit(s->addr_limit, a.key, web_mono_now())) {
+			subscriber_clear(&sub);
+			return web_queue_notice_h(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too many requests",
+			                          "We have already sent several confirmation messages "
+			                          "to this address today. Please look for them in "
+			                          "your inbox.", MHD_HTTP_HEADER_RETRY_AFTER, "3600");
+		}
+		if (confirmation_new(t->db, sub.id, l.id, &cid, &err) < 0) {
+			subscriber_clear(&sub);
+			return web_db_failed(s, c, &err, "confirm");
+		}
+		if (webmail_enqueue(s->mail, sub.id, cid, &l, sub.email, "") < 0) {
+			subscriber_clear(&sub);
+			return web_unavailable(s, c);
+		}
+		rc = webpage_check_inbox(&page, s->cfg->lang, title_of(&l), sub.email);
+	} else if (cs != CONFIRM_OPEN)
+		rc = webpage_confirm_expired(&page, s->cfg->lang, title_of(&l), sub.email);
+	else if (m != WEB_POST)
+		rc = webpage_confirm_ask(&page, s->cfg->lang, title_of(&l), sub.email);
+	else if (confirmation_use(t->db, (long long)tok.issue_id, sub.id, l.id,
+	                          s->cfg->confirm_ttl, &cs, &err) < 0) {
 		subscriber_clear(&sub);
 		if (err.code == EX_DATAERR)
 			return web_queue_notice(s, c, MHD_HTTP_OK, "We cannot send to this address",
-			                    "Mail to this address was refused or reported, so we no "
-			                    "longer send anything to it.");
+			                        "Mail to this address was refused or reported, so we no "
+			                        "longer send anything to it.");
 		return web_db_failed(s, c, &err, "confirm");
-	} else
+	} else if (cs != CONFIRM_OPEN) /* used meanwhile, by another request */
+		rc = webpage_confirm_expired(&page, s->cfg->lang, title_of(&l), sub.email);
+	else
 		rc = webpage_confirmed(&page, s->cfg->lang, title_of(&l), sub.email);
 	subscriber_clear(&sub);
 	return web_queue_page_or_fail(s, c, rc, &page);
@@ -176,7 +223,8 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 	herr_clear(&err);
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	web_client_key(ci ? ci->client_addr : NULL,
-	               MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP"), key, sizeof key);
+	               MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP"),
+	               s->cfg->proxies, s->cfg->n_proxies, key, sizeof key);
 	if (!web_limiter_hit(s->ip_limit, key, web_mono_now()))
 		return web_queue_notice_h(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too many requests",
 		                      "Please wait a few minutes before signing up again.",
@@ -220,16 +268,19 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 		free(form);
 		return web_unavailable(s, c);
 	}
-	if (list_get(t->db, list_name, &l, &err) < 0) {
+	if (list_get(t->db, list_name, &l, &err) < 0 || !l.signup) {
 		free(form);
-		if (err.code == EX_NOINPUT)
+		/* a list that takes no sign-ups is no list to the form */
+		if (err.code == EX_NOINPUT || !err.code)
 			return web_queue_notice(s, c, MHD_HTTP_NOT_FOUND, "No such list",
 			                    "The form names a list we do not have.");
 		return web_db_failed(s, c, &err, "subscribe");
 	}
 	/* counted before anything is looked up, so the answer is the same
-	 * for a known, a blocked and a new address (invariant 6) */
-	if (l.double_opt_in && !web_limiter_hit(s->addr_limit, a.key, web_mono_now())) {
+	 * for a known, a blocked and a new address (invariant 6); on every
+	 * list, since even a single opt-in sign-up mails someone who had left
+	 * (subscriber.h rule 8) */
+	if (!web_limiter_hit(s->addr_limit, a.key, web_mono_now())) {
 		free(form);
 		return web_queue_notice_h(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too many requests",
 		                      "We have already sent several confirmation messages to this "
@@ -246,7 +297,8 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 		return web_db_failed(s, c, &err, "subscribe");
 	/* the mail greets nobody by name: a form anyone can post must not
 	 * carry their text into a stranger's inbox */
-	if (res.confirm_mail && webmail_enqueue(s->mail, res.subscriber_id, &l, a.addr, "") < 0)
+	if (res.confirm_mail &&
+	    webmail_enqueue(s->mail, res.subscriber_id, res.confirm_id, &l, a.addr, "") < 0)
 		return web_unavailable(s, c);
 	if (l.double_opt_in)
 		rc = webpage_check_inbox(&page, s->cfg->lang, title_of(&l), a.addr);

@@ -23,6 +23,9 @@
 
 #include "herald/herr.h"
 
+/* A hex SHA-256 and its NUL. */
+#define BOUNCE_DIGEST_SIZE 65
+
 /* What a recipient's entry means for the sender. */
 enum bounce_class {
 	BOUNCE_HARD,      /* permanent: the address is dead (sisimai's hardbounce) */
@@ -61,7 +64,7 @@ struct bounce_report {
 	char *orig_from;         /* "" if none */
 	const char *shape;       /* what it was read as: "rfc3464", "arf", "rfc3834",
 	                            "qmail", "exim", ... (static) */
-	char   sha256[65];       /* hex digest of the bytes as given */
+	char   sha256[BOUNCE_DIGEST_SIZE]; /* bounce_digest() of the bytes as given */
 	size_t n_recipients;
 	struct bounce_recipient *recipients;
 };
@@ -75,6 +78,15 @@ struct bounce_report {
 int bounce_parse(const char *data, size_t len, const char *envelope_to,
                  struct bounce_report **out, struct herr *err);
 void bounce_report_free(struct bounce_report *r);
+
+/* The lower-case hex SHA-256 of `len` bytes exactly as given (no line-end
+ * normalisation): the key by which bouncelog_ingest() knows a message it
+ * has read before, so a second copy changes nothing.  bounce_parse() puts
+ * it in the report; a caller that records bytes bounce_parse() refused as
+ * not a message (EX_DATAERR) takes it from here, so both agree.  Returns 0,
+ * or -1 with EX_OSERR (and "" in `out`) when OpenSSL cannot compute it. */
+int bounce_digest(const char *data, size_t len, char out[BOUNCE_DIGEST_SIZE],
+                  struct herr *err);
 
 /* Classify one failure from its parts, as bounce_parse() does for each
  * recipient.  Also used for rejections met at SMTP time, so both kinds land

@@ -64,6 +64,7 @@ int cmd_dkim(int argc, char **argv, struct cmd_env *env);
 int cmd_serve(int argc, char **argv, struct cmd_env *env);
 int cmd_bounce(int argc, char **argv, struct cmd_env *env);
 int cmd_suppress(int argc, char **argv, struct cmd_env *env);
+int cmd_segment(int argc, char **argv, struct cmd_env *env);
 /* herald bounce --explain FILE...: called by cmd_bounce with argv[0] the
  * first FILE (src/cmd/bounce_explain.c).  Needs no config or database. */
 int cmd_bounce_explain(int argc, char **argv, struct cmd_env *env);
@@ -71,7 +72,7 @@ int cmd_bounce_explain(int argc, char **argv, struct cmd_env *env);
 extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
 	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[],
 	cmd_run_usage[], cmd_dkim_usage[], cmd_serve_usage[], cmd_bounce_usage[],
-	cmd_suppress_usage[];
+	cmd_suppress_usage[], cmd_segment_usage[];
 
 struct sendjob_progress;
 struct sendjob_report;

@@ -51,6 +51,19 @@ struct config_relay {
 	long  max_per_day;       /* max_per_day: sliding-window cap, 0 = none */
 };
 
+/* An address or a network, "127.0.0.1" or "10.0.0.0/8" or "::1". */
+struct config_cidr {
+	int           family;    /* AF_INET or AF_INET6 */
+	unsigned char addr[16];  /* network byte order; 4 used for AF_INET */
+	int           bits;      /* prefix length */
+};
+#define CONFIG_PROXIES_MAX 32
+
+/* Parse "ADDRESS[/BITS]" (IPv4 or IPv6); -1 when it is not one. */
+int config_parse_cidr(const char *s, struct config_cidr *out);
+/* 1 when `addr` (4 or 16 bytes of `family`) is inside `c`. */
+int config_cidr_match(const struct config_cidr *c, int family, const unsigned char *addr);
+
 #define CONFIG_RETRY_MAX 16
 
 struct config {
@@ -96,6 +109,12 @@ struct config {
 	char *base_url;          /* [web] base_url, no trailing slash */
 	char *secret_file;       /* [web] secret_file: HMAC key for tokens */
 	int   tracking;          /* [web] tracking: default for new issues */
+	char *confirm_ttl_text;  /* [web] confirm_ttl: how long a confirmation link works */
+	long  confirm_ttl;       /*   parsed: seconds */
+	long  web_per_client;    /* [web] max_connections_per_client (proxies exempt) */
+	char *trusted_proxies;   /* [web] trusted_proxies: as written, NULL = none */
+	struct config_cidr *proxies; /*   parsed: whose X-Real-IP is believed */
+	size_t n_proxies;
 
 	char *bounce_mailbox;    /* [bounce] mailbox: imaps://host/INBOX or pop3s://host */
 	char *bounce_username;   /* [bounce] username */

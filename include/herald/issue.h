@@ -179,20 +179,6 @@ int issue_finish(sqlite3 *db, long long id, int *finished, struct herr *err);
  * in the same transaction.  *n: how many. */
 int issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err);
 
-struct failure_info {
-	const char *email;
-	const char *status;     /* failed | bounced */
-	int         attempts;
-	int         smtp_code;  /* 0 when none */
-	const char *smtp_reply;
-	long long   updated_at;
-};
-
-/* The failed and bounced deliveries of an issue, by address. */
-int issue_each_failure(sqlite3 *db, long long id,
-                       int (*fn)(void *ctx, const struct failure_info *f), void *ctx,
-                       struct herr *err);
-
 /* The next issue after `after_id` that `herald run` should work on now:
  * scheduled and due, or sending with rows pending, in flight, or deferred
  * and due (or nothing left, to be marked sent).  0 when none. */

@@ -115,6 +115,27 @@ int ledger_fail(struct ledger *l, long long subscriber_id, const char *why, long
 
 int ledger_counts(sqlite3 *db, long long issue_id, struct ledger_counts *c, struct herr *err);
 
+/* One deliveries row as the reports show it. */
+struct ledger_delivery {
+	long long   issue_id;
+	const char *subject;     /* the issue's */
+	const char *email;       /* the subscriber's */
+	const char *status;
+	int         attempts;
+	int         smtp_code;   /* 0 when none */
+	const char *smtp_reply;  /* "" when none */
+	long long   updated_at;
+};
+typedef int (*ledger_delivery_fn)(void *ctx, const struct ledger_delivery *d);
+
+/* The failed and bounced deliveries of an issue, by address (issue
+ * failures).  The pointers are valid during the call; return -1 to stop. */
+int ledger_each_failure(sqlite3 *db, long long issue_id, ledger_delivery_fn fn, void *ctx,
+                        struct herr *err);
+/* A subscriber's deliveries, newest issue first, at most `limit` (sub show). */
+int ledger_each_of_subscriber(sqlite3 *db, long long subscriber_id, int limit,
+                              ledger_delivery_fn fn, void *ctx, struct herr *err);
+
 /* Seconds to wait after the Nth failed attempt (1-based). */
 long ledger_backoff(int attempt);
 

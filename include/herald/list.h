@@ -17,7 +17,8 @@ struct list {
 	char      name[65];
 	char      title[256];
 	int       double_opt_in;
-	int       public;
+	int       public;        /* its issues are in the web archive */
+	int       signup;        /* herald serve's form takes sign-ups for it */
 	long long created_at;
 	long long n_confirmed;   /* subscriptions by status, filled by list_get/list_each */
 	long long n_unconfirmed;
@@ -31,6 +32,21 @@ int list_name_check(const char *name, struct herr *err);
 /* Create a list; EX_DATAERR when the name is invalid or already taken. */
 int list_create(sqlite3 *db, const char *name, const char *title, int double_opt_in,
                 int public, long long *id_out, struct herr *err);
+
+/* A list's settings, for list_create_with() and list_set(): NULL or -1
+ * leaves a setting as it is (list_create_with: "" and 0). */
+struct list_settings {
+	const char *title;
+	int         double_opt_in;
+	int         public;
+	int         signup;
+};
+#define LIST_SETTINGS_UNCHANGED { NULL, -1, -1, -1 }
+
+int list_create_with(sqlite3 *db, const char *name, const struct list_settings *s,
+                     long long *id_out, struct herr *err);
+/* Change the settings of list `name`; EX_NOINPUT when there is none. */
+int list_set(sqlite3 *db, const char *name, const struct list_settings *s, struct herr *err);
 
 /* Find by name; EX_NOINPUT "no list named 'x'" when absent. */
 int list_get(sqlite3 *db, const char *name, struct list *out, struct herr *err);

@@ -11,6 +11,11 @@
  *
  * Used by src/cmd/bounce.c (herald bounce --maildir DIR, --fetch).  Nothing
  * here prints or exits; errors come back in a struct herr.
+ *
+ * mailbox_fetch_each() uses libcurl, which the program initialises once:
+ * main (cli.c's herald_main) calls curl_global_init() before any command
+ * runs and any thread starts (it is not thread-safe), and
+ * curl_global_cleanup() at exit; a test's main() does the same.
  */
 #ifndef HERALD_MAILBOX_H
 #define HERALD_MAILBOX_H

@@ -114,7 +114,8 @@ int message_view_url(const struct config *cfg, const struct token_key *key, long
 
 /*
  * The double opt-in mail: "please confirm your subscription to TITLE" with
- * the link BASE/confirm/TOKEN (a TOKEN_CONFIRM for subscriber x list), in a
+ * the link BASE/confirm/TOKEN (a TOKEN_CONFIRM for subscriber x list whose
+ * issue-id field is the confirmation `confirm_id`, subscriber.h), in a
  * text and an HTML part.  Automatic mail: Auto-Submitted: auto-generated
  * (RFC 3834), no List-Unsubscribe-Post (it is not list mail), a random
  * Message-ID, the plain return path as envelope sender, DKIM-signed when
@@ -122,9 +123,9 @@ int message_view_url(const struct config *cfg, const struct token_key *key, long
  */
 int message_build_confirm(const struct config *cfg, const struct token_key *key,
                           const struct dkim_signer *dkim, const struct list *l,
-                          long long subscriber_id, const char *email, const char *name,
-                          long long now, struct buf *out, struct message_out *mo,
-                          struct herr *err);
+                          long long subscriber_id, long long confirm_id, const char *email,
+                          const char *name, long long now, struct buf *out,
+                          struct message_out *mo, struct herr *err);
 
 /* The deterministic Message-ID for issue x subscriber (see above). */
 int message_id_for(const struct token_key *key, const char *domain, long long issue_id,

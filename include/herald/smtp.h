@@ -12,6 +12,12 @@
  * rather than a libcurl error number.  Outgoing lines are never recorded
  * beyond their command verb, so AUTH credentials cannot reach a log.
  *
+ * libcurl is initialised once by the program, not here: main (cli.c's
+ * herald_main) calls curl_global_init() before any command runs and any
+ * thread starts (libcurl's global init is not thread-safe), and
+ * curl_global_cleanup() at exit.  Any other program using this module, a
+ * test's main() for one, does the same.
+ *
  * Classification (RFC 5321 §4.2.1, §4.5.4.1):
  *   2xx after the end of data          -> SMTP_SENT
  *   5xx to RCPT, DATA or end of data   -> SMTP_REJECTED (this recipient, permanent)

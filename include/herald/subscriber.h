@@ -16,7 +16,13 @@
  *   (6) a sign-up on the public form never renames someone known: anyone
  *       can post an address;
  *   (7) an address that is blocked, bounced or complained comes back only
- *       through an admin's `sub reactivate`, and never while suppressed.
+ *       through an admin's `sub reactivate`, and never while suppressed;
+ *   (8) the public form (and any sign-up on a reader's behalf) only ever
+ *       creates a subscription: one that exists stays as it is, so a
+ *       withdrawn consent (unsubscribed) or a pending one (unconfirmed)
+ *       changes only through the reader's own confirmation
+ *       (subscription_confirm()); the form at most sends that mail.  Only
+ *       an admin (`sub add`) may resubscribe directly.
  *
  * Every way in goes through subscriber_signup() (one address, its own
  * transaction: `sub add`, the web form, the API) or subscriber_signup_in()
@@ -32,8 +38,8 @@
  *     v                                                   v
  *   confirmed <------------------------------------- confirmed
  *     |   ^
- *     |   | subscription_confirm() (the reader, on the unsubscribe page),
- *     |   | subscriber_signup() by an admin or the form (rule 2)
+ *     |   | subscription_confirm() (the reader: the unsubscribe page, or
+ *     |   | the mail the form sent, rule 8); subscriber_signup() by an admin
  *     v   |
  *   unsubscribed <- subscription_unsubscribe() (the reader: page, one-click,
  *                   mailto; an admin; a complaint)
@@ -91,8 +97,11 @@ struct signup_req {
 
 struct signup_result {
 	enum subscribe_result res;
-	long long subscriber_id;   /* 0 when skipped */
-	int       confirm_mail;    /* a double opt-in confirmation should go to them */
+	long long subscriber_id;   /* 0 when refused (blocked, suppressed) */
+	int       confirm_mail;    /* a confirmation mail should go to them: a
+	                              double opt-in sign-up, or (rule 8) a form
+	                              sign-up of an unconfirmed or unsubscribed one */
+	long long confirm_id;      /* then: its confirmation (confirmation_new()) */
 };
 
 /* Prepared statements for adding many subscribers in one transaction. */
@@ -167,6 +176,32 @@ int subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscr
 int subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
                          const char *source, struct herr *err);
 
+/*
+ * Confirmation links.  Each confirmation mail has a row (its id travels in
+ * the link: the issue-id field of a TOKEN_CONFIRM, token.h); a link works
+ * once, and for `ttl` seconds ([web] confirm_ttl).  A used or expired link
+ * changes nothing; the page offers a fresh mail instead.
+ */
+enum confirm_state {
+	CONFIRM_OPEN,     /* may be followed */
+	CONFIRM_USED,     /* followed already */
+	CONFIRM_EXPIRED,  /* older than ttl, or a link from before confirmations had rows */
+};
+
+/* A new confirmation of `subscriber_id` on `list_id`; *id for the link. */
+int confirmation_new(sqlite3 *db, long long subscriber_id, long long list_id, long long *id,
+                     struct herr *err);
+/* What the confirmation `confirm_id` of subscriber x list is worth now.
+ * EX_NOINPUT when there is no such confirmation for them. */
+int confirmation_state(sqlite3 *db, long long confirm_id, long long subscriber_id,
+                       long long list_id, long ttl, enum confirm_state *st, struct herr *err);
+/* Follow the link: when open, mark it used and confirm the subscription
+ * (as subscription_confirm(), source "web") in one transaction; *st says
+ * what it was (nothing changes unless CONFIRM_OPEN).  EX_DATAERR when the
+ * address may not be mailed (rule 1). */
+int confirmation_use(sqlite3 *db, long long confirm_id, long long subscriber_id,
+                     long long list_id, long ttl, enum confirm_state *st, struct herr *err);
+
 /* The subscription's status ("confirmed", ...) into `status` (16 bytes);
  * EX_NOINPUT when there is none. */
 int subscription_status(sqlite3 *db, long long list_id, long long subscriber_id,
@@ -203,20 +238,5 @@ int subscriber_each_member(sqlite3 *db, long long list_id, const char *status,
 int subscriber_attr_keys(sqlite3 *db, long long list_id, const char *status,
                          int (*fn)(void *ctx, const char *key), void *ctx,
                          struct herr *err);
-
-struct delivery_info {
-	long long   issue_id;
-	const char *subject;
-	const char *status;
-	int         attempts;
-	int         smtp_code;   /* 0 when none */
-	const char *smtp_reply;  /* "" when none */
-	long long   updated_at;
-};
-
-/* The subscriber's deliveries, newest issue first, at most `limit`. */
-int subscriber_each_delivery(sqlite3 *db, long long subscriber_id, int limit,
-                             int (*fn)(void *ctx, const struct delivery_info *d),
-                             void *ctx, struct herr *err);
 
 #endif

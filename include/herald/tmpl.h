@@ -45,7 +45,10 @@ enum tmpl_escape {
 	TMPL_RAW,  /* values copied as they are: text part, Subject */
 	TMPL_HTML, /* values and fallbacks HTML-escaped: HTML part */
 	TMPL_URL,  /* values and fallbacks percent-encoded (RFC 3986 §2.1, all
-	              but unreserved characters): a merge field inside a link */
+	              but unreserved characters): a merge field inside a link;
+	              except the fields that are URLs herald made
+	              (unsubscribe_url, view_url, link.N), copied as they are:
+	              in a link they are the link */
 };
 
 /* The fields a compiled template may refer to. */

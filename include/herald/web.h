@@ -50,7 +50,7 @@
 #define WEB_TIMEOUT         15     /* seconds: idle connection, and a whole request body */
 #define WEB_HEADER_MEM      (32u << 10) /* per-connection memory: request line + headers */
 #define WEB_CONNECTIONS_MAX 1000
-#define WEB_PER_IP_MAX      512    /* concurrent connections from one address */
+
 #define WEB_AGENT_MAX       120    /* characters of User-Agent kept in an event */
 
 /* Sign-up limits, kept in memory (a restart forgets them). */
@@ -67,6 +67,8 @@ struct web_summary {
 	unsigned long long requests;  /* requests answered */
 	long long          events;    /* opens and clicks committed by the event writer */
 	long long          mails_sent, mails_failed; /* confirmation mails */
+	long long          cut_slow;  /* connections cut: a header block too slow */
+	long long          cut_cap;   /* ... one client's too many */
 };
 
 struct web_opts {
@@ -195,11 +197,20 @@ int web_limiter_hit(struct web_limiter *l, const char *key, double now);
 
 /*
  * The rate-limit key of a client: its IPv4 address, or the /64 of its IPv6
- * address (one household or host has a whole /64).  When the peer is a
- * loopback address and `real_ip` (the X-Real-IP header, NULL when absent)
- * is a valid address, that address is used instead.
+ * address (one household or host has a whole /64).  When the peer is one
+ * of `proxies` ([web] trusted_proxies; none by default) and `real_ip` (the
+ * X-Real-IP header, NULL when absent) is a valid address, that address is
+ * used instead: any other client could send the header too.
  */
-void web_client_key(const struct sockaddr *peer, const char *real_ip, char *out, size_t size);
+void web_client_key(const struct sockaddr *peer, const char *real_ip,
+                    const struct config_cidr *proxies, size_t n_proxies, char *out,
+                    size_t size);
+/* Percent-decode `s` in place (a URL path), leaving %XX that would decode
+ * to a control byte (NUL included) as it is; the new length. */
+size_t web_unescape(char *s);
+/* 1 when `peer` is inside one of `proxies`. */
+int web_peer_is_proxy(const struct sockaddr *peer, const struct config_cidr *proxies,
+                      size_t n_proxies);
 
 /* Parse "HOST:PORT" ("127.0.0.1:8080", "[::1]:0", "localhost:8080") into
  * a socket address.  EX_USAGE with the reason when it is not one. */

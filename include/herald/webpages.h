@@ -33,6 +33,10 @@ int webpage_confirm_ask(struct buf *b, const char *lang, const char *list_title,
 /* POST /confirm/TOKEN: "Subscription confirmed". */
 int webpage_confirmed(struct buf *b, const char *lang, const char *list_title,
                       const char *email);
+/* /confirm/TOKEN of a used or expired link: nothing changed; a "Send me a
+ * new link" button (POST action=resend). */
+int webpage_confirm_expired(struct buf *b, const char *lang, const char *list_title,
+                            const char *email);
 
 /* POST /subscribe to a double opt-in list: "Check your inbox". */
 int webpage_check_inbox(struct buf *b, const char *lang, const char *list_title,

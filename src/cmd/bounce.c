@@ -15,7 +15,6 @@
  * memory - so the MTA keeps the message and tries again.
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +45,6 @@ struct bounce_run {
 	long messages, duplicates, bounces, hard, soft, complaints, ignored, unsubscribes;
 };
 
-static void
-sha256_hex(const char *data, size_t len, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-
-	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-	for (i = 0; i < n && i < 32; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	out[64] = '\0';
-}
-
 /* Parse, record, log one message.  0 when committed (also for a message
  * that is not a bounce: it is recorded as 'unknown'), -1 with err set. */
 static int
@@ -74,11 +61,13 @@ ingest(struct bounce_run *b, const char *data, size_t len, const char *source, s
 			*err = perr;
 			return -1;
 		}
-		/* Not a message at all: remember its digest so it is not read
-		 * again, and say why. */
+		/* Not a message at all: remember its digest (the same one
+		 * bounce_parse() gives a message) so it is not read again, and
+		 * say why. */
 		memset(&empty, 0, sizeof empty);
 		empty.shape = "";
-		sha256_hex(data, len, empty.sha256);
+		if (bounce_digest(data, len, empty.sha256, err) < 0)
+			return -1;
 		fprintf(stderr, "herald bounce: %s: not a mail message (%s); recorded, ignored\n",
 		        source, perr.msg);
 		r = NULL;

@@ -295,7 +295,7 @@ issue_resume_cmd(int argc, char **argv, struct cmd_env *env)
 }
 
 static int
-print_failure(void *ctx, const struct failure_info *f)
+print_failure(void *ctx, const struct ledger_delivery *f)
 {
 	json_t *arr = ctx;
 	char t[32];
@@ -314,15 +314,19 @@ print_failure(void *ctx, const struct failure_info *f)
 static int
 issue_failures_cmd(int argc, char **argv, struct cmd_env *env)
 {
+	struct issue is;
 	json_t *arr = NULL;
 	long long id;
 	int json, rc;
 
 	if ((rc = id_and_flag(argc, argv, "--json", &id, &json, env)) != 0)
 		return rc;
+	if (issue_get(env->db, id, &is, &env->err) < 0)
+		return -1;
+	issue_clear(&is);
 	if (json && !(arr = json_array()))
 		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	if (issue_each_failure(env->db, id, print_failure, arr, &env->err) < 0) {
+	if (ledger_each_failure(env->db, id, print_failure, arr, &env->err) < 0) {
 		json_decref(arr);
 		return -1;
 	}

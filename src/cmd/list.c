@@ -10,21 +10,25 @@
 #include "herald/list.h"
 
 const char cmd_list_usage[] =
-	"usage: herald list create NAME [--title TITLE] [--double-opt-in] [--public]\n"
+	"usage: herald list create NAME [--title TITLE] [--double-opt-in] [--public] [--signup]\n"
+	"       herald list set NAME [--title TITLE] [--double-opt-in|--single-opt-in] [--public|--private] [--signup|--no-signup]\n"
 	"       herald list ls [--json]\n"
 	"       herald list show NAME [--json]\n"
 	"       herald list rm NAME [--force]\n"
 	"\n"
-	"NAME is 1-64 characters of a-z, 0-9, '.', '_' and '-'.  --double-opt-in\n"
-	"makes web sign-ups confirm by mail; --public lists the issues in the web\n"
-	"archive.  rm refuses a list that has issues unless --force.\n";
+	"NAME is 1-64 characters of a-z, 0-9, '.', '_' and '-'.  --signup lets the\n"
+	"web form (herald serve) take sign-ups for the list, off by default;\n"
+	"--double-opt-in makes them confirm by mail; --public lists the issues in\n"
+	"the web archive.  set changes only what it names.  rm refuses a list that\n"
+	"has issues unless --force.\n";
 
 static json_t *
 list_json(const struct list *l)
 {
-	return json_pack("{s:I, s:s, s:s, s:b, s:b, s:I, s:{s:I, s:I, s:I}, s:I}",
+	return json_pack("{s:I, s:s, s:s, s:b, s:b, s:b, s:I, s:{s:I, s:I, s:I}, s:I}",
 	                 "id", (json_int_t)l->id, "name", l->name, "title", l->title,
 	                 "double_opt_in", l->double_opt_in, "public", l->public,
+	                 "signup", l->signup,
 	                 "created_at", (json_int_t)l->created_at, "subscribers",
 	                 "confirmed", (json_int_t)l->n_confirmed,
 	                 "unconfirmed", (json_int_t)l->n_unconfirmed,
@@ -32,33 +36,71 @@ list_json(const struct list *l)
 	                 "issues", (json_int_t)l->n_issues);
 }
 
+/* The options of create and set into `s`; create takes only the "on" forms. */
 static int
-list_create_cmd(int argc, char **argv, struct cmd_env *env)
+parse_settings(int argc, char **argv, int create, struct list_settings *s)
 {
 	static const struct option opts[] = {
 		{ "title", required_argument, NULL, 't' },
 		{ "double-opt-in", no_argument, NULL, 'd' },
+		{ "single-opt-in", no_argument, NULL, 'D' },
 		{ "public", no_argument, NULL, 'p' },
+		{ "private", no_argument, NULL, 'P' },
+		{ "signup", no_argument, NULL, 's' },
+		{ "no-signup", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *title = "";
-	int ch, dbl = 0, pub = 0;
-	long long id;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
+		if (create && (ch == 'D' || ch == 'P' || ch == 'S'))
+			return cmd_usage_error(cmd_list_usage, "list create takes --double-opt-in, "
+			                       "--public and --signup; the rest are for list set");
 		switch (ch) {
-		case 't': title = optarg; break;
-		case 'd': dbl = 1; break;
-		case 'p': pub = 1; break;
+		case 't': s->title = optarg; break;
+		case 'd': s->double_opt_in = 1; break;
+		case 'D': s->double_opt_in = 0; break;
+		case 'p': s->public = 1; break;
+		case 'P': s->public = 0; break;
+		case 's': s->signup = 1; break;
+		case 'S': s->signup = 0; break;
 		default: return cmd_usage(cmd_list_usage, 1);
 		}
 	}
 	if (optind + 1 != argc)
-		return cmd_usage_error(cmd_list_usage, "list create needs exactly one NAME");
-	if (list_create(env->db, argv[optind], title, dbl, pub, &id, &env->err) < 0)
+		return cmd_usage_error(cmd_list_usage, "list %s needs exactly one NAME",
+		                       create ? "create" : "set");
+	return 0;
+}
+
+static int
+list_create_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	struct list_settings s = { "", 0, 0, 0 };
+	long long id;
+	int rc;
+
+	if ((rc = parse_settings(argc, argv, 1, &s)) != 0)
+		return rc;
+	if (list_create_with(env->db, argv[optind], &s, &id, &env->err) < 0)
 		return -1;
 	if (!env->quiet)
 		printf("created list '%s' (id %lld)\n", argv[optind], id);
+	return 0;
+}
+
+static int
+list_set_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	struct list_settings s = LIST_SETTINGS_UNCHANGED;
+	int rc;
+
+	if ((rc = parse_settings(argc, argv, 0, &s)) != 0)
+		return rc;
+	if (list_set(env->db, argv[optind], &s, &env->err) < 0)
+		return -1;
+	if (!env->quiet)
+		printf("changed list '%s'\n", argv[optind]);
 	return 0;
 }
 
@@ -77,9 +119,10 @@ print_list(void *ctx, const struct list *l)
 	if (c->n++ == 0)
 		printf("%-20s %9s %11s %12s %6s  %s\n", "NAME", "CONFIRMED", "UNCONFIRMED",
 		       "UNSUBSCRIBED", "ISSUES", "TITLE");
-	printf("%-20s %9lld %11lld %12lld %6lld  %s%s%s\n", l->name, l->n_confirmed,
+	printf("%-20s %9lld %11lld %12lld %6lld  %s%s%s%s\n", l->name, l->n_confirmed,
 	       l->n_unconfirmed, l->n_unsubscribed, l->n_issues, l->title,
-	       l->double_opt_in ? " [double opt-in]" : "", l->public ? " [public]" : "");
+	       l->double_opt_in ? " [double opt-in]" : "", l->public ? " [public]" : "",
+	       l->signup ? " [sign-up]" : "");
 	return 0;
 }
 
@@ -140,6 +183,7 @@ list_show_cmd(int argc, char **argv, struct cmd_env *env)
 	printf("title         %s\n", l.title[0] ? l.title : "-");
 	printf("double opt-in %s\n", l.double_opt_in ? "yes" : "no");
 	printf("public        %s\n", l.public ? "yes" : "no");
+	printf("web sign-up   %s\n", l.signup ? "yes" : "no");
 	printf("created       %s\n", cmd_time(l.created_at, t, sizeof t));
 	printf("subscribers   %lld confirmed, %lld unconfirmed, %lld unsubscribed\n",
 	       l.n_confirmed, l.n_unconfirmed, l.n_unsubscribed);
@@ -177,6 +221,8 @@ cmd_list(int argc, char **argv, struct cmd_env *env)
 		return cmd_usage_error(cmd_list_usage, "list needs a verb");
 	if (!strcmp(argv[1], "create"))
 		return list_create_cmd(argc - 1, argv + 1, env);
+	if (!strcmp(argv[1], "set"))
+		return list_set_cmd(argc - 1, argv + 1, env);
 	if (!strcmp(argv[1], "ls"))
 		return list_ls_cmd(argc - 1, argv + 1, env);
 	if (!strcmp(argv[1], "show"))

@@ -81,7 +81,8 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 	}
 	rc = web_stop(ws, &sum, &env->err);
 	fprintf(stderr, "herald serve: stopped: %llu requests served, %lld events written, "
-	        "%lld confirmation mails sent, %lld failed\n", sum.requests, sum.events,
-	        sum.mails_sent, sum.mails_failed);
+	        "%lld confirmation mails sent, %lld failed; %lld connections cut for slow "
+	        "headers, %lld for the per-client cap\n", sum.requests, sum.events,
+	        sum.mails_sent, sum.mails_failed, sum.cut_slow, sum.cut_cap);
 	return rc;
 }

@@ -14,14 +14,16 @@
 #include "herald/cmd.h"
 #include "herald/csvimport.h"
 #include "herald/db.h"
+#include "herald/ledger.h"
 #include "herald/list.h"
+#include "herald/segment.h"
 #include "herald/subimport.h"
 #include "herald/subscriber.h"
 #include "herald/suppress.h"
 
 const char cmd_sub_usage[] =
 	"usage: herald sub add ADDR --list NAME [--name N] [--attr K=V]... [--unconfirmed]\n"
-	"       herald sub ls --list NAME [--status S] [--json]\n"
+	"       herald sub ls [--list NAME] [--status S] [--where EXPR] [--json]\n"
 	"       herald sub show ADDR [--json]\n"
 	"       herald sub rm ADDR\n"
 	"       herald sub unsubscribe ADDR --list NAME\n"
@@ -39,7 +41,9 @@ const char cmd_sub_usage[] =
 	"instead.  Bad rows are reported as FILE:LINE: reason and skipped; the\n"
 	"good rows go in one transaction; the exit status is 65 when any row was\n"
 	"bad.  A bulk import never resubscribes someone who unsubscribed.  export\n"
-	"writes CSV (default: confirmed members) that import reads back.\n";
+	"writes CSV (default: confirmed members) that import reads back.  ls --where\n"
+	"EXPR lists the active subscribers a segment matches (with --list, those of\n"
+	"the list's audience: confirmed and mailable); see 'herald segment --help'.\n";
 
 #define MAX_ATTRS 64
 
@@ -179,16 +183,85 @@ print_member(void *ctx, const struct member *m)
 	return 0;
 }
 
+/* sub ls --where: a segment's matches, printed as print_member does. */
+struct match_ctx {
+	struct ls_ctx *ls;
+	const char    *sub_status; /* "confirmed" with --list, else NULL */
+};
+
+static int
+print_match(void *ctx, const struct segment_row *r)
+{
+	struct match_ctx *mc = ctx;
+	struct subscriber s;
+	struct member m;
+
+	if (mc->ls->arr) {
+		mc->ls->n++;
+		return json_array_append_new(mc->ls->arr,
+		        json_pack("{s:I, s:s, s:s, s:o, s:s?, s:s}", "id", (json_int_t)r->id,
+		                  "email", r->email, "name", r->name,
+		                  "attributes", attrs_json(r->attributes),
+		                  "subscription", mc->sub_status, "status", "active"));
+	}
+	memset(&s, 0, sizeof s);
+	s.id = r->id;
+	snprintf(s.email, sizeof s.email, "%s", r->email);
+	snprintf(s.name, sizeof s.name, "%s", r->name);
+	snprintf(s.status, sizeof s.status, "active");
+	s.created_at = r->created_at;
+	m.sub = &s;
+	m.sub_status = mc->sub_status ? mc->sub_status : "-";
+	return print_member(mc->ls, &m);
+}
+
+static int
+sub_ls_where(const char *expr, const char *list_name, int json, struct cmd_env *env)
+{
+	struct ls_ctx c = { NULL, 0 };
+	struct match_ctx mc = { &c, NULL };
+	struct segment *seg;
+	struct list l;
+	int rc;
+
+	l.id = 0;
+	if (list_name) {
+		if (list_get(env->db, list_name, &l, &env->err) < 0)
+			return -1;
+		mc.sub_status = "confirmed";
+	}
+	if (segment_compile(env->db, expr, "--where", db_now(), &seg, &env->err) < 0)
+		return -1;
+	if (json && !(c.arr = json_array())) {
+		segment_free(seg);
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	}
+	rc = segment_each(env->db, seg, l.id, print_match, &mc, &env->err);
+	segment_free(seg);
+	if (rc < 0) {
+		json_decref(c.arr);
+		if (!env->err.code)
+			herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+		return -1;
+	}
+	if (c.arr)
+		return cmd_print_json(c.arr);
+	if (!env->quiet)
+		printf("%ld subscriber%s\n", c.n, c.n == 1 ? "" : "s");
+	return 0;
+}
+
 static int
 sub_ls(int argc, char **argv, struct cmd_env *env)
 {
 	static const struct option opts[] = {
 		{ "list", required_argument, NULL, 'l' },
 		{ "status", required_argument, NULL, 's' },
+		{ "where", required_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *list_name = NULL, *status = NULL;
+	const char *list_name = NULL, *status = NULL, *where = NULL;
 	struct ls_ctx c = { NULL, 0 };
 	struct list l;
 	int ch, json = 0;
@@ -197,12 +270,19 @@ sub_ls(int argc, char **argv, struct cmd_env *env)
 		switch (ch) {
 		case 'l': list_name = optarg; break;
 		case 's': status = optarg; break;
+		case 'w': where = optarg; break;
 		case 'j': json = 1; break;
 		default: return cmd_usage(cmd_sub_usage, 1);
 		}
 	}
+	if (where && optind == argc && !status)
+		return sub_ls_where(where, list_name, json, env);
+	if (where && status)
+		return cmd_usage_error(cmd_sub_usage, "sub ls --where lists confirmed, mailable "
+		                       "subscribers; it takes no --status");
 	if (optind != argc || !list_name)
-		return cmd_usage_error(cmd_sub_usage, "sub ls needs --list NAME and nothing else");
+		return cmd_usage_error(cmd_sub_usage, "sub ls needs --list NAME or --where EXPR "
+		                       "and nothing else");
 	if (check_status(status, &env->err) < 0 || list_get(env->db, list_name, &l, &env->err) < 0)
 		return -1;
 	if (json && !(c.arr = json_array()))
@@ -238,7 +318,7 @@ add_subscription(void *ctx, const struct subscription_info *s)
 }
 
 static int
-add_delivery(void *ctx, const struct delivery_info *d)
+add_delivery(void *ctx, const struct ledger_delivery *d)
 {
 	json_t *arr = ((json_t **)ctx)[0];
 	char t[32];
@@ -331,7 +411,7 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 		goto out;
 	if (!json)
 		printf("recent deliveries:\n");
-	if (subscriber_each_delivery(env->db, s.id, 20, add_delivery, &dels, &env->err) < 0)
+	if (ledger_each_of_subscriber(env->db, s.id, 20, add_delivery, &dels, &env->err) < 0)
 		goto out;
 	if (!json)
 		printf("bounces and complaints:\n");

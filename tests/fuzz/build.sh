@@ -1,63 +1,91 @@
 #!/bin/sh
-# tests/fuzz/build.sh - build herald's libFuzzer targets into a directory.
+# tests/fuzz/build.sh - build the libFuzzer binaries of herald's fuzz targets.
 #
-#   tests/fuzz/build.sh BUILD_DIR
+#   tests/fuzz/build.sh BUILD_DIR [TARGET...]
 #
-# Builds BUILD_DIR/fuzz_bounce (tests/fuzz/fuzz_bounce.c) with clang-14 and
-# -fsanitize=fuzzer,address,undefined, against the herald sources the bounce
-# parser needs: src/bounce.c and src/bouncereason.c, then every src/X.c whose
-# include/herald/X.h is included by a file already in the list (followed
-# through headers too), so a new dependency of the parser is picked up
-# without editing this script.  GMime 3 and libcrypto come from pkg-config.
-# Needs Debian's clang-14 and libclang-rt-14-dev; exits 77 (skip) without
-# them.  CC overrides the compiler.
+# TARGET is a name of tests/fuzz/fuzz_TARGET.c (bounce, csv, issue, tmpl,
+# address, web); with none, all of them.  BUILD_DIR/cmake is a CMake build
+# of herald with clang-14, ASan, UBSan (-fno-sanitize-recover: UB aborts)
+# and libFuzzer's coverage instrumentation over all of herald_core,
+# configured once (-DHERALD_TESTS=ON -DHERALD_SANITIZE=ON
+# -DHERALD_LIBFUZZER=ON, see tests/CMakeLists.txt), so a target uses
+# whatever herald_core uses and CMake rebuilds only what changed.  Each
+# binary is then BUILD_DIR/fuzz_TARGET (a symbolic link into the CMake
+# tree).  Warnings do not stop this build (-DHERALD_WERROR=OFF): the
+# default gcc build is the -Werror gate, and it builds the same targets as
+# the ctest replays.
+#
+# Needs Debian's clang-14 and libclang-rt-14-dev (scripts/deps.sh test
+# installs them, and cmocka, which -DHERALD_TESTS=ON asks for); exits 77
+# (skip) without them.  CC overrides the compiler, JOBS the parallel jobs
+# (default: the number of CPUs).
 set -eu
 
-out=${1:?usage: tests/fuzz/build.sh BUILD_DIR}
+out=${1:?usage: tests/fuzz/build.sh BUILD_DIR [TARGET...]}
+shift
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cc=${CC:-clang-14}
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 if ! command -v "$cc" >/dev/null 2>&1; then
 	echo "build.sh: $cc not found (apt-get install clang-14 libclang-rt-14-dev)" >&2
 	exit 77
 fi
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+# The runtime (libclang-rt-14-dev): link an empty target.
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\n%s\n' \
+	'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return d && n; }' \
+	>"$probe/probe.c"
+if ! "$cc" -fsanitize=fuzzer,address "$probe/probe.c" -o "$probe/probe" >/dev/null 2>&1; then
+	echo "build.sh: $cc cannot link a libFuzzer target (apt-get install libclang-rt-14-dev)" >&2
+	exit 77
+fi
 
-# The sources: a fixed start, closed over herald's own #include lines.
-srcs="$here/fuzz_bounce.c $root/src/bounce.c $root/src/bouncereason.c $root/src/herr.c $root/src/buf.c"
-todo=$srcs
-seen=" "
-while [ -n "$todo" ]; do
-	set -- $todo
-	f=$1
-	shift
-	todo=$*
-	case $seen in *" $f "*) continue ;; esac
-	seen="$seen$f "
-	[ -f "$f" ] || { echo "build.sh: missing $f" >&2; exit 1; }
-	for m in $(sed -n 's/^[ \t]*#[ \t]*include[ \t]*"herald\/\([A-Za-z0-9_]*\)\.h".*/\1/p' "$f"); do
-		h=$root/include/herald/$m.h
-		c=$root/src/$m.c
-		[ -f "$h" ] && todo="$todo $h"
-		if [ -f "$c" ]; then
-			case " $srcs " in *" $c "*) ;; *) srcs="$srcs $c" ;; esac
-			todo="$todo $c"
-		fi
+targets=$*
+if [ -z "$targets" ]; then
+	for f in "$here"/fuzz_*.c; do
+		t=${f##*/fuzz_}
+		targets="$targets ${t%.c}"
 	done
+fi
+for t in $targets; do
+	if [ ! -f "$here/fuzz_$t.c" ]; then
+		echo "build.sh: no fuzz target '$t' (no tests/fuzz/fuzz_$t.c)" >&2
+		exit 2
+	fi
 done
 
-libs="gmime-3.0 libcrypto"
-# shellcheck disable=SC2046,SC2086
-"$cc" -std=c17 -g -O1 -fno-omit-frame-pointer \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Wall -Wextra -Wno-unused-parameter \
-	-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DHERALD_FUZZING=1 \
-	-I"$root/include" $(pkg-config --cflags $libs) \
-	$srcs \
-	$(pkg-config --libs $libs) -lpthread -lm \
-	-o "$out/fuzz_bounce.tmp"
-mv "$out/fuzz_bounce.tmp" "$out/fuzz_bounce"
-echo "$srcs" | tr ' ' '\n' | sed "s|^$root/||" > "$out/fuzz_bounce.sources"
-echo "built $out/fuzz_bounce from: $(tr '\n' ' ' < "$out/fuzz_bounce.sources")"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+tree=$out/cmake
+if [ ! -f "$tree/CMakeCache.txt" ]; then
+	mkdir -p "$tree"
+	rc=0
+	cmake -S "$root" -B "$tree" \
+		-DCMAKE_C_COMPILER="$cc" \
+		-DCMAKE_BUILD_TYPE=Fuzz \
+		-DCMAKE_C_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link" \
+		-DHERALD_TESTS=ON -DHERALD_SANITIZE=ON -DHERALD_LIBFUZZER=ON \
+		-DHERALD_WERROR=OFF >"$out/configure.log" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		echo "build.sh: configuring $tree failed (exit $rc); $out/configure.log:" >&2
+		cat "$out/configure.log" >&2
+		rm -f "$tree/CMakeCache.txt"
+		exit "$rc"
+	fi
+fi
+
+build_targets=
+for t in $targets; do
+	build_targets="$build_targets --target fuzz_$t"
+done
+# shellcheck disable=SC2086
+cmake --build "$tree" -j "$jobs" $build_targets
+for t in $targets; do
+	bin=$tree/tests/fuzz_$t
+	[ -x "$bin" ] || { echo "build.sh: $bin was not built" >&2; exit 1; }
+	ln -sf "$bin" "$out/fuzz_$t"
+	echo "built $out/fuzz_$t"
+done

@@ -14,7 +14,8 @@
  * saves the input.  The input is not NUL-terminated, so a read past `len`
  * is caught too.
  *
- * Build and run: tests/fuzz/build.sh DIR, tests/fuzz/run.sh DIR SECONDS.
+ * Seeds: tests/fuzz/corpus/bounce/, replayed by ctest (fuzz.replay.bounce);
+ * timed runs: tests/fuzz/run.sh bounce SECONDS (see tests/fuzz/README.md).
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -1,167 +1,118 @@
 #!/bin/sh
-# tests/fuzz/run.sh - fuzz bounce_parse() for a while.
+# tests/fuzz/run.sh - fuzz one target for a while (never part of ctest).
 #
-#   tests/fuzz/run.sh BUILD_DIR SECONDS
+#   tests/fuzz/run.sh TARGET SECONDS [BUILD_DIR]
 #
-# Builds BUILD_DIR/fuzz_bounce first when it is missing or older than a
-# source it was built from (tests/fuzz/build.sh), then runs it for SECONDS
-# with -max_len=1048576 -timeout=10 -rss_limit_mb=2048.  Inputs:
-#   BUILD_DIR/corpus   what earlier runs found (new finds are written here)
-#   BUILD_DIR/seeds    generated each run: deep MIME nesting, huge headers,
-#                      many recipients, broken boundaries, NUL bytes, ...
-#   tests/data/bounces real bounces (the parser's samples), read only
-# Crashes, leaks, UBSan reports, timeouts and out-of-memory are saved in
-# BUILD_DIR/crashes/.  Prints the number of executions and of crashes;
-# exits 0 when there was none, 1 when there was one, 77 (skip) when clang
-# is missing.
+# TARGET is bounce, csv, issue, tmpl, address or web (tests/fuzz/fuzz_TARGET.c);
+# BUILD_DIR defaults to $FUZZ_BUILD_DIR, else build-fuzz/ at the top of
+# the tree.  Builds BUILD_DIR/fuzz_TARGET (tests/fuzz/build.sh: clang-14,
+# libFuzzer, ASan, UBSan; only what changed is rebuilt), then runs it for
+# SECONDS on a fresh copy of the committed seeds:
+#   BUILD_DIR/run/TARGET/corpus    tests/fuzz/corpus/TARGET/ copied anew each
+#                                  run; the inputs libFuzzer finds go here
+#   BUILD_DIR/run/TARGET/crashes/  crashes, leaks, UBSan reports, timeouts
+#                                  and out-of-memory inputs
+#   BUILD_DIR/run/TARGET/fuzz.log  libFuzzer's output
+#   BUILD_DIR/run/TARGET/generated bounce only: seeds too big to commit (deep
+#                                  MIME nesting, 300 KB headers, ...) made by
+#                                  tests/fuzz/gen_bounce_seeds.py, read only
+# with -timeout=10 -rss_limit_mb=2048, a -max_len fit for the target, and
+# tests/fuzz/TARGET.dict when there is one.  FUZZ_ARGS adds libFuzzer
+# options (e.g. FUZZ_ARGS=-jobs=2).
+#
+# Prints one line: executions, executions per second, crashes, and the
+# corpus size at the end.  Exits 0 when nothing was found, 1 when
+# something was (the first lines of the report follow), 2 for a usage
+# error, 77 (skip) when clang-14 or its libFuzzer runtime is missing.
 set -eu
 
-build=${1:?usage: tests/fuzz/run.sh BUILD_DIR SECONDS}
-secs=${2:?usage: tests/fuzz/run.sh BUILD_DIR SECONDS}
+usage="usage: tests/fuzz/run.sh TARGET SECONDS [BUILD_DIR]"
+target=${1:?$usage}
+secs=${2:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin=$build/fuzz_bounce
+build=${3:-${FUZZ_BUILD_DIR:-$root/build-fuzz}}
 
-stale=0
-if [ ! -x "$bin" ] || [ ! -f "$build/fuzz_bounce.sources" ]; then
-	stale=1
-else
-	for f in $(cat "$build/fuzz_bounce.sources") tests/fuzz/build.sh; do
-		for p in "$root/$f" "$root/include/herald/$(basename "$f" .c).h"; do
-			if [ -f "$p" ] && [ "$p" -nt "$bin" ]; then
-				stale=1
-			fi
-		done
+if [ ! -f "$here/fuzz_$target.c" ]; then
+	known=
+	for f in "$here"/fuzz_*.c; do
+		t=${f##*/fuzz_}
+		known="$known ${t%.c}"
 	done
+	echo "run.sh: no fuzz target '$target'; there are:$known" >&2
+	exit 2
 fi
-if [ "$stale" = 1 ]; then
-	rc=0
-	"$here/build.sh" "$build" || rc=$?
-	[ "$rc" = 0 ] || exit "$rc"
+case $secs in
+	'' | *[!0-9]*) echo "$usage (SECONDS: a whole number)" >&2; exit 2 ;;
+esac
+seeds=$here/corpus/$target
+if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+	echo "run.sh: no seeds in $seeds" >&2
+	exit 2
+fi
+
+rc=0
+"$here/build.sh" "$build" "$target" >/dev/null || rc=$?
+if [ "$rc" != 0 ]; then
+	[ "$rc" = 77 ] || echo "run.sh: building fuzz_$target failed (exit $rc)" >&2
+	exit "$rc"
 fi
 build=$(cd "$build" && pwd)
-bin=$build/fuzz_bounce
+bin=$build/fuzz_$target
+work=$build/run/$target
 
-mkdir -p "$build/corpus" "$build/seeds" "$build/crashes"
-python=/usr/bin/python3
-[ -x "$python" ] || python=python3
-"$python" - "$build/seeds" <<'EOF'
-"""Seeds no real bounce has: the parser's limits and its likely weak spots."""
-import os
-import sys
+# Inputs: the largest each target's parser takes, or enough to reach the
+# code for large inputs (csv: past its 16 KiB read block).
+case $target in
+	bounce) max_len=1048576 ;;
+	csv) max_len=40000 ;;
+	issue) max_len=65536 ;;
+	web) max_len=8192 ;;
+	address) max_len=2048 ;;
+	*) max_len=16384 ;;
+esac
 
-out = sys.argv[1]
+rm -rf "$work/corpus"
+mkdir -p "$work/corpus" "$work/crashes"
+cp "$seeds"/* "$work/corpus/"
+extra=
+if [ "$target" = bounce ]; then
+	rm -rf "$work/generated"
+	mkdir -p "$work/generated"
+	python=/usr/bin/python3
+	[ -x "$python" ] || python=python3
+	"$python" "$here/gen_bounce_seeds.py" "$work/generated"
+	extra=$work/generated
+fi
+dict=
+[ -f "$here/$target.dict" ] && dict=-dict=$here/$target.dict
 
-
-def seed(name, data):
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogateescape")
-    with open(os.path.join(out, name), "wb") as f:
-        f.write(data[:1048576])
-
-
-head = ("From: MAILER-DAEMON@mx.example.net\r\nTo: bounces+t@example.org\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <b1@mx.example.net>\r\n"
-        "MIME-Version: 1.0\r\n")
-dsn = ("Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
-       "Final-Recipient: rfc822; reader@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-       "Diagnostic-Code: smtp; 550 5.1.1 <reader@example.com>: user unknown\r\n")
-
-
-def report(boundary="b", inner=dsn):
-    return (head + 'Content-Type: multipart/report; report-type=delivery-status; '
-            'boundary="%s"\r\n\r\n--%s\r\nContent-Type: text/plain\r\n\r\nIt failed.\r\n'
-            "--%s\r\n%s\r\n--%s--\r\n" % (boundary, boundary, boundary, inner, boundary))
-
-
-seed("dsn", report())
-seed("empty", b"")
-seed("one-byte", b"F")
-seed("no-body", head)
-seed("lf-only", report().replace("\r\n", "\n"))
-seed("cr-only", report().replace("\r\n", "\r"))
-seed("nul-bytes", report().replace("user unknown", "user\0unknown\0"))
-seed("latin1", report().replace("It failed.", "Zustellung fehlgeschlagen: \xfc\xe4\xf6"))
-seed("bad-encoded-words", head.replace("Undelivered", "=?utf-8?B?////?= =?x-unknown?Q?=FF?=")
-     + "\r\nbody\r\n")
-
-# Deep nesting: multipart in multipart, message/rfc822 in message/rfc822.
-for depth in (40, 70, 500):
-    parts = ""
-    for i in range(depth):
-        parts += "Content-Type: multipart/mixed; boundary=\"n%d\"\r\n\r\n--n%d\r\n" % (i, i)
-    parts += "Content-Type: message/delivery-status\r\n\r\n" + dsn.split("\r\n\r\n", 1)[1]
-    for i in reversed(range(depth)):
-        parts += "\r\n--n%d--\r\n" % i
-    seed("nest-multipart-%d" % depth, head + parts)
-    seed("nest-rfc822-%d" % depth,
-         head + "Content-Type: message/rfc822\r\n\r\n" * depth + "Subject: x\r\n\r\nend\r\n")
-seed("nest-unclosed", head + "".join(
-    'Content-Type: multipart/mixed; boundary="u%d"\r\n\r\n--u%d\r\n' % (i, i) for i in range(300)))
-
-# Huge headers: one long line, one long folded field, very many fields.
-# Sizes stay near 300 KB (past the parser's 256 KB caps): under ASan GMime's
-# header buffer grows by copying, so a 1 MB folded field takes 10 s a run.
-seed("huge-subject", head.replace("Subject: ", "Subject: " + "x" * 300000) + "\r\nbody\r\n")
-seed("huge-folded", "Subject: a\r\n" + "X-Long: " + "\r\n\tfold" * 40000 + "\r\n\r\nbody\r\n")
-seed("many-fields", head + "X-F: v\r\n" * 40000 + "\r\nbody\r\n")
-seed("huge-boundary", report(boundary="B" * 70000))
-seed("huge-status", report(inner=dsn.replace("5.1.1", "5." + "1" * 100000 + ".1")))
-seed("huge-address", report(inner=dsn.replace("reader@", "r" * 200000 + "@")))
-
-# Many recipients, and more than the parser keeps.
-per = "".join("Final-Recipient: rfc822; r%d@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-              % i for i in range(1500))
-seed("many-recipients", report(inner="Content-Type: message/delivery-status\r\n\r\n"
-                               "Reporting-MTA: dns; mx\r\n\r\n" + per))
-seed("x-failed-recipients", head + "X-Failed-Recipients: "
-     + ", ".join("r%d@example.com" % i for i in range(5000)) + "\r\n\r\nfailed\r\n")
-
-# Broken MIME: no closing boundary, boundary never used, empty boundary.
-seed("no-close", report().rsplit("--b--", 1)[0])
-seed("unused-boundary", report().replace("--b\r\n", "--c\r\n"))
-seed("empty-boundary", report(boundary=""))
-seed("base64-junk", head + "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-     + "!!!!====" * 1000 + "\r\n")
-seed("qp-junk", head + "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable"
-     "\r\n\r\n" + "=\r\n=Z=" * 5000 + "\r\n")
-
-# ARF complaint and an auto-reply.
-seed("arf", head.replace("Undelivered Mail Returned to Sender", "complaint") +
-     'Content-Type: multipart/report; report-type=feedback-report; boundary="f"\r\n\r\n'
-     "--f\r\nContent-Type: text/plain\r\n\r\nabuse report\r\n--f\r\n"
-     "Content-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: x/1\r\n"
-     "Version: 1\r\nOriginal-Rcpt-To: reader@example.com\r\n\r\n"
-     "--f\r\nContent-Type: text/rfc822-headers\r\n\r\nTo: reader@example.com\r\n"
-     "Message-ID: <m1@example.org>\r\n\r\n--f--\r\n")
-seed("autoreply", "From: reader@example.com\r\nTo: news@example.org\r\nSubject: Out of office\r\n"
-     "Auto-Submitted: auto-replied\r\n\r\nI am away.\r\n")
-# Text shapes: qmail and Exim with long, odd lines.
-seed("qmail", head + "\r\nHi. This is the qmail-send program at mx.example.net.\r\n"
-     "<reader@example.com>:\r\n" + "Sorry, no mailbox here by that name. " * 2000 + "\r\n")
-seed("exim", head + "X-Failed-Recipients: reader@example.com\r\n\r\n"
-     "  reader@example.com\r\n    " + "host mx said: 550 " * 3000 + "\r\n")
-EOF
-
-data=
-[ -d "$root/tests/data/bounces" ] && data=$root/tests/data/bounces
-log=$build/fuzz.log
-stamp=$build/.started
+log=$work/fuzz.log
+stamp=$work/.started
 : >"$stamp"
 rc=0
-# -error_exitcode: libFuzzer's default (77) would read as "skipped".
+# -error_exitcode and -timeout_exitcode: libFuzzer's default (77) would
+# read as "skipped".
 # shellcheck disable=SC2086
-"$bin" -max_len=1048576 -timeout=10 -rss_limit_mb=2048 -max_total_time="$secs" \
+"$bin" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -max_total_time="$secs" \
 	-error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
-	-artifact_prefix="$build/crashes/" \
-	"$build/corpus" "$build/seeds" $data >"$log" 2>&1 || rc=$?
+	-artifact_prefix="$work/crashes/" $dict ${FUZZ_ARGS:-} \
+	"$work/corpus" $extra >"$log" 2>&1 || rc=$?
 
-execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-crashes=$(find "$build/crashes" -type f -newer "$stamp" | wc -l)
-echo "fuzz_bounce: ${execs:-0} executions in $secs s, $crashes crashes (log: $log)"
-if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
-	grep -E "ERROR|runtime error|broken promise|Test unit written|SUMMARY" "$log" | head -n 20 >&2 || true
-	[ "$rc" != 0 ] || rc=1
-	exit "$rc"
+final_stat() {
+	sed -n "s/^stat::$1: *//p" "$log" | tail -n 1
+}
+execs=$(final_stat number_of_executed_units)
+speed=$(final_stat average_exec_per_sec)
+found=$(find "$work/crashes" -type f -newer "$stamp" \
+	\( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+files=$(find "$work/corpus" -type f | wc -l)
+bytes=$(find "$work/corpus" -type f -exec cat {} + | wc -c)
+echo "fuzz_$target: ${execs:-0} executions in $secs s (${speed:-0} exec/s)," \
+	"$found crashes, corpus $files files ($bytes bytes); log: $log"
+if [ "$rc" != 0 ] || [ "$found" != 0 ]; then
+	grep -E "ERROR|runtime error|broken promise|Test unit written|SUMMARY" "$log" |
+		head -n 20 >&2 || true
+	exit 1
 fi
 exit 0

@@ -7,8 +7,22 @@ stops by PID.  The herald binary comes from $HERALD_BIN (set by ctest);
 $HERALD_WRAPPER, when set, is prefixed to every herald command (for example
 "valgrind --error-exitcode=99 --leak-check=full").
 
-Tests run under Debian's /usr/bin/python3 and exit 77 (ctest SKIP) when a
-Debian module they need is missing, so they never pass silently.
+Tests run under Debian's /usr/bin/python3 and never pass on what they could
+not run.  A file that cannot run at all (a Debian module or tool every case
+needs is missing) prints "SKIP: why" and exits 77, ctest's SKIP.  A case
+that cannot run here (say, it alone needs Postfix) raises Skip("why"):
+run_tests() prints "SKIP name: why", runs the other cases, and exits 77 if
+any case was skipped and none failed (1 if any failed, 0 only when every
+case it was asked to run ran and passed).  need_module() does the right one of the two: exit 77
+at a file's top, Skip inside a case.  Files the repository holds (examples/,
+templates/, tests/data/) are never a reason to skip: missing, they fail.
+
+$HERALD_TEST_CASES, when set, names the cases to run (their functions'
+names, separated by spaces or commas); the others are not run and the file
+says so.  tests/CMakeLists.txt uses it to run a representative part of a
+slow file under valgrind; the whole file still runs in its integration.*
+test.  A name that matches no case fails the file, so that a renamed case
+cannot quietly drop out of the selection.
 
 Helpers for the send-engine tests: World.set(SECTION, key=value) edits the
 config (World.smtp(section="smtp.backup") starts a second relay);
@@ -46,12 +60,30 @@ HERALD = os.environ.get("HERALD_BIN", os.path.join(SOURCE_DIR, "build", "herald"
 SMTPD = os.path.join(SOURCE_DIR, "tests", "tools", "smtpd.py")
 
 
+class Skip(Exception):
+    """Raised by a test case that cannot run here; the reason is its text."""
+
+
+_in_case = False    # True while run_tests() runs a case
+
+
+def skip_file(why):
+    """The whole file cannot run here: say why, exit 77 (ctest SKIP)."""
+    print("SKIP: %s" % why)
+    sys.stdout.flush()
+    sys.exit(SKIP)
+
+
 def need_module(name):
+    """Import-check a Debian python3 module: inside a case, Skip that case;
+    at a file's top, skip the whole file."""
     try:
         __import__(name)
     except ImportError:
-        print("SKIP: Debian module %s is missing (apt-get install python3-%s)" % (name, name))
-        sys.exit(SKIP)
+        why = "Debian module %s is missing (apt-get install python3-%s)" % (name, name)
+        if _in_case:
+            raise Skip(why)
+        skip_file(why)
 
 
 class Failure(AssertionError):
@@ -405,18 +437,54 @@ base_url = https://news.example.org
         self.close()
 
 
+def _selected(tests):
+    """The cases $HERALD_TEST_CASES names (all when it is unset); exits 1
+    when it names a case that does not exist."""
+    wanted = os.environ.get("HERALD_TEST_CASES", "").replace(",", " ").split()
+    if not wanted:
+        return tests
+    names = {fn.__name__ for _, fn in tests}
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        print("FAIL HERALD_TEST_CASES names no case of this file: %s (cases: %s)" % (
+            " ".join(unknown), " ".join(sorted(names))))
+        sys.stdout.flush()
+        sys.exit(1)
+    chosen = [(name, fn) for name, fn in tests if fn.__name__ in wanted]
+    print("(HERALD_TEST_CASES: %d of the %d cases; not run here: %s)" % (
+        len(chosen), len(tests),
+        ", ".join(name for name, fn in tests if fn.__name__ not in wanted) or "none"))
+    return chosen
+
+
 def run_tests(tests):
-    """Run (name, fn) pairs; print one line each; exit 1 if any failed."""
-    failed = 0
+    """Run (name, fn) pairs; print one line each ("ok", "FAIL" or "SKIP").
+    Exits 1 if any failed, else 77 (ctest SKIP) if any was skipped, else 0:
+    a file passes only when every case it was asked to run ran and passed."""
+    global _in_case
+    failed = skipped = 0
+    tests = _selected(tests)
     for name, fn in tests:
         t0 = time.time()
+        _in_case = True
         try:
             fn()
             print("ok   %s (%.1fs)" % (name, time.time() - t0))
-        except SystemExit:
-            raise
+        except Skip as e:
+            skipped += 1
+            print("SKIP %s: %s" % (name, e))
+        except SystemExit as e:
+            # a case must raise Skip or fail, not end the file: an exit here
+            # would hide the cases before and after it
+            failed += 1
+            print("FAIL %s: exited (status %s) in the middle of the run" % (name, e.code))
         except Exception as e:  # report and go on with the next test
             failed += 1
             print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+        finally:
+            _in_case = False
+        sys.stdout.flush()
+    if skipped and not failed:
+        print("%d of %d cases skipped: reported to ctest as skipped (77)" % (skipped, len(tests)))
     sys.stdout.flush()
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed else SKIP if skipped else 0)

@@ -6,8 +6,8 @@ unsubscribe/block/rm/import/export, issue new/ls/show/preview/schedule/
 cancel/rm, send and stats.  Each test reads the result back through another
 command (mostly a --json one) or the database, so a command that printed
 success without doing its job fails.  The last test walks `herald --help`:
-every command answers --help with its usage, and when README.md exists every
-synopsis line appears in it verbatim.
+every command answers --help with its usage, and every synopsis line appears
+verbatim in README.md (part of the repository: missing, the test fails).
 
 Also run under valgrind (tests/CMakeLists.txt), so it keeps the number of
 herald runs modest.
@@ -538,13 +538,11 @@ def test_help_for_every_command():
               "commands: %s", commands)
         check(re.fullmatch(r"herald \d+\.\d+\.\d+\S*\n", w.ok("--version").stdout_text),
               "--version")
-        readme_path = os.path.join(SOURCE_DIR, "README.md")
-        readme = None
-        if os.path.exists(readme_path):
-            # each README line as a synopsis line would read: indent and
-            # "usage:" removed, so a line must match whole, not as a prefix
-            readme = {re.sub(r"^\s*(usage:)?\s*", "", l).rstrip()
-                      for l in open(readme_path, encoding="utf-8")}
+        # README.md is part of the repository: missing, the open fails the
+        # test.  Each README line as a synopsis line would read: indent and
+        # "usage:" removed, so a line must match whole, not as a prefix.
+        readme = {re.sub(r"^\s*(usage:)?\s*", "", l).rstrip()
+                  for l in open(os.path.join(SOURCE_DIR, "README.md"), encoding="utf-8")}
         for cmd in commands:
             p = w.ok(cmd, "--help")
             check(p.stdout_text.startswith("usage: herald %s" % cmd) and
@@ -556,9 +554,8 @@ def test_help_for_every_command():
             lines = synopsis(p.stdout_text)
             check(lines and all(l.startswith("herald %s" % cmd) for l in lines),
                   "synopsis of %s: %s", cmd, lines)
-            if readme is not None:
-                for l in lines:
-                    check(l in readme, "README.md lacks the synopsis line %r", l)
+            for l in lines:
+                check(l in readme, "README.md lacks the synopsis line %r", l)
         # a verb's --help is the command's usage too
         check(w.ok("list", "create", "--help").stdout_text.startswith("usage: herald list"),
               "list create --help")

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """test_run_control.py - the cron entry point and control of a running send.
 
-Against the contract of issue 3 (/work/notes/issue3-contract.md):
+What the cron entry point and the send controls promise (README.md,
+"Sending and results" and "Cron"), each point checked:
   - `herald run` with nothing due exits 0 and prints nothing at all; it
     sends an issue whose scheduled time has come and leaves one scheduled
     in the future alone (until --now says its time has come);

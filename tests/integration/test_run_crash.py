@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """test_run_crash.py - a send survives SIGKILL, SIGTERM and a second run.
 
-Against the contract of issue 3 (/work/notes/issue3-contract.md):
+What a crash-safe send promises (the ledger's invariants in
+include/herald/ledger.h, the run lock in include/herald/lock.h), each point
+checked:
   - a send of 3,000 recipients over connections = 4 is SIGKILLed at several
     random points (one at a random instant in its first second, the others
     after a random number of messages) and resumed each time with

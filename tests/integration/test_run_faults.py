@@ -5,7 +5,9 @@ Each case sends a short issue through tests/tools/smtpd.py with fault rules
 (421 at connect, 451/454/550 at RCPT, a drop at DATA, a drop after the final
 dot with or without the message kept, a slow server, 554 after the dot) and
 checks deliveries.status, attempts, smtp_code and smtp_reply against the
-contract of issue 3 (/work/notes/issue3-contract.md, "Ledger semantics"),
+ledger's states and invariants (include/herald/ledger.h) and the outcome
+classification of include/herald/smtp.h (a 4xx or a drop defers, a 5xx to
+RCPT or after the data bounces, a refused connection is the relay's fault),
 with the server's JSON log as the independent record of what was delivered.
 Retries happen on a later `herald run`, fast-forwarded with the global
 --now option past next_attempt_at; a deferred row whose retry window (3
@@ -288,19 +290,23 @@ def test_slow_server_still_sent():
 
 def test_slow_after_dot_connections_in_parallel():
     # A relay that takes 1 s to answer the final dot (content scanning):
-    # 8 messages over connections = 4 take about 2 s when the connections
-    # really run side by side, 8 s when one waiting answer holds up the rest.
+    # over connections = 4 the 8 messages are accepted in two waves of four,
+    # about 1 s apart, when the connections really run side by side; 3 s
+    # from the first accept to the last if only two ran at a time, 7 s if
+    # one waiting answer holds up the rest.  Timed from the server's log, so
+    # that herald's start and exit (slow under valgrind) do not count.
     emails = [reader(i) for i in range(8)]
     with world(emails, connections=4) as w:
         server = w.smtp(rules=[{"stage": "eod", "delay": 1}])
         due_now(w)
-        t = time.time()
         run(w)
-        elapsed = time.time() - t
         check(states(w) == {"sent": 8}, "ledger %s", states(w))
         check(len(delivered(server)) == 8, "delivered %s", dict(delivered(server)))
-        check(elapsed < 5, "8 messages, 1 s each after the dot, over 4 connections took "
-              "%.1f s: the connections wait for each other", elapsed)
+        times = sorted(e["time"] for e in server.events("accept"))
+        span = times[-1] - times[0]
+        print("     8 accepts over %.1f s" % span)
+        check(span < 2.5, "8 messages, 1 s each after the dot, over 4 connections were "
+              "accepted over %.1f s: the connections wait for each other", span)
 
 
 # --- the retry window, failures, retry -------------------------------------------

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """test_web.py - `herald serve` through the real server, fetched with curl.
 
-Against the contract of issue 5 (/work/notes/issue5-contract.md).  One world
-holds two lists: "newsletter" (public, single opt-in) and "board" (private,
-double opt-in, a title with HTML specials), readers on both, and [dkim]
+What `herald serve` promises (README.md, "The web endpoint"; the invariants
+in src/web.c's head comment), each point below checked.  One world holds two
+lists: "newsletter" (public, single opt-in) and "board" (private, double
+opt-in, a title with HTML specials), readers on both, and [dkim]
 configured.  The sample issue and a few short ones are sent to the test SMTP
 server (tests/tools/smtpd.py); every URL the tests use comes out of those
 real mails: the open pixel, the click links (HTML and text part), the
@@ -47,15 +48,15 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SKIP, SOURCE_DIR, World, check, iso, need_module, run_tests,  # noqa: E402
+from harness import (SKIP, SOURCE_DIR, Skip, World, check, iso, need_module, run_tests,  # noqa: E402
                      wait_until)
+from webclient import UA, curl, expect, expect_404, form_post  # noqa: E402
 
 if not shutil.which("curl"):
     print("SKIP: curl is missing (apt-get install curl)")
@@ -68,59 +69,11 @@ except ImportError:
 
 ISSUE = os.path.join(SOURCE_DIR, "examples", "newsletter-16.md")
 BASE = "https://news.example.org"
-UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      "Chrome/120.0.0.0 Safari/537.36")
 LONG_UA = UA + " extension/" + "x" * 150           # 250 characters: cut at 120
 TOKEN_RE = r"[A-Za-z0-9_-]+"
 
 
-# --- HTTP through curl --------------------------------------------------------------------
-
-class Resp:
-    def __init__(self, status, headers, body, what):
-        self.status, self.headers, self.body, self.what = status, headers, body, what
-
-    def h(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def __repr__(self):
-        return "%s -> %d %s %r" % (self.what, self.status, self.headers, self.body[:300])
-
-
-def parse_http(out, what):
-    """The last response of curl -i output (100 Continue blocks skipped)."""
-    while True:
-        head, _, rest = out.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        m = re.match(rb"HTTP/[\d.]+ (\d{3})", lines[0])
-        check(m, "%s: not an HTTP response: %r", what, out[:200])
-        status = int(m.group(1))
-        if 100 <= status < 200 and rest.startswith(b"HTTP/"):
-            out = rest
-            continue
-        headers = []
-        for line in lines[1:]:
-            k, sep, v = line.decode("latin-1").partition(":")
-            if sep:
-                headers.append((k.strip(), v.strip()))
-        return Resp(status, headers, rest, what)
-
-
-def check_security(r):
-    """Every response, 404/405/413 included, carries the three headers."""
-    check(r.h("Content-Security-Policy"), "%s: no Content-Security-Policy", r)
-    check((r.h("X-Content-Type-Options") or "").lower() == "nosniff",
-          "%s: X-Content-Type-Options %r", r.what, r.h("X-Content-Type-Options"))
-    check((r.h("Referrer-Policy") or "").lower() == "no-referrer",
-          "%s: Referrer-Policy %r", r.what, r.h("Referrer-Policy"))
-
+# --- HTTP through curl (helpers shared with the hardening tests) -----------------------
 
 def check_no_external(r):
     """A page herald makes loads nothing from elsewhere: no scripts, no
@@ -133,56 +86,6 @@ def check_no_external(r):
           "%s: links a remote stylesheet", r.what)
     check(not re.search(r"""(@import|url\(\s*["']?\s*(https?:)?//)""", body, re.I),
           "%s: CSS loads something from elsewhere", r.what)
-
-
-def curl(url, method="GET", data=None, form=None, headers=(), ua=UA):
-    """Fetch with Debian's curl (-s -i); returns a Resp; checks the security
-    headers of every response."""
-    cmd = ["curl", "-s", "-i", "--max-time", "30", "-g"]
-    if ua is not None:
-        cmd += ["-A", ua]
-    for h in headers:
-        cmd += ["-H", h]
-    inp = None
-    if method == "HEAD":
-        cmd.append("-I")
-    elif data is not None:
-        cmd += ["--data-binary", "@-"]
-        inp = data if isinstance(data, bytes) else data.encode()
-        if method != "POST":
-            cmd += ["-X", method]
-    elif form is not None:
-        for k, v in form:
-            cmd += ["--form-string", "%s=%s" % (k, v)]
-        if method != "POST":
-            cmd += ["-X", method]
-    elif method != "GET":
-        cmd += ["-X", method]
-    cmd.append(url)
-    p = subprocess.run(cmd, input=inp, capture_output=True, timeout=60)
-    what = "%s %s" % (method, url)
-    # curl may fail to send the rest of a refused body (413) yet have the answer
-    check(p.stdout.startswith(b"HTTP/"), "%s: curl exit %d, no response: %r", what,
-          p.returncode, p.stderr)
-    r = parse_http(p.stdout, what)
-    check_security(r)
-    return r
-
-
-def form_post(url, **fields):
-    return curl(url, "POST", data=urllib.parse.urlencode(fields))
-
-
-def expect(r, status):
-    check(r.status == status, "%s: status %d, wanted %d: %r", r.what, r.status, status,
-          r.body[:300])
-    return r
-
-
-def expect_404(r):
-    expect(r, 404)
-    check(r.h("Location") is None, "%s: a 404 with a Location", r.what)
-    return r
 
 
 # --- the shared world ---------------------------------------------------------------------
@@ -288,8 +191,8 @@ def setup():
     w.init()
     S.smtp = w.smtp()
     S.mails = {}
-    w.ok("list", "create", "newsletter", "--title", "WWC News", "--public")
-    w.ok("list", "create", "board", "--title", "Board & <Staff>", "--double-opt-in")
+    w.ok("list", "create", "newsletter", "--title", "WWC News", "--public", "--signup")
+    w.ok("list", "create", "board", "--title", "Board & <Staff>", "--double-opt-in", "--signup")
     S.readers = ["reader%02d@example.org" % i for i in range(12)]
     w.subscribe(S.readers + ["sentinel@example.org"], "newsletter")
     w.subscribe(S.readers[:6], "board")
@@ -1088,8 +991,7 @@ def test_listen_ipv6():
         probe.bind(("::1", 0))
         probe.close()
     except OSError:
-        print("     (no IPv6 loopback: IPv6 listen not checked)")
-        return
+        raise Skip("no IPv6 loopback here (::1): IPv6 listen not checked")
     srv = S.w.serve("[::1]:0")
     check(srv.url.startswith("http://[::1]:"), "url %s", srv.url)
     r = expect(curl(srv.url + "/archive"), 200)

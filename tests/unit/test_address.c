@@ -420,6 +420,36 @@ test_address_parse_mailbox_rejections(void **state)
 	assert_string_equal(a.key, "a@x.org");
 }
 
+/* Found by tests/fuzz/fuzz_address.c: a domain that UTS #46 maps to
+ * nothing became "" (and was read before its start); a made-up A-label
+ * passed beside a U-label; C1 controls passed in a display name. */
+static void
+test_address_parse_fuzz_findings(void **state)
+{
+	struct address a;
+	char name[64];
+	struct herr err;
+
+	(void)state;
+	herr_clear(&err);
+	assert_int_equal(address_parse("x@\xc2\xad", &a, &err), -1);        /* U+00AD */
+	assert_int_equal(err.code, EX_DATAERR);
+	assert_non_null(strstr(err.msg, "empty domain"));
+	assert_int_equal(address_parse("x@\xef\xb8\x8e", &a, &err), -1);    /* U+FE0E */
+	assert_int_equal(address_parse("a@\xc3\xbc.xn--bcher-khxn--bcher-kher-m5a.example", &a,
+	                               &err), -1);
+	assert_non_null(strstr(err.msg, "A-label"));
+	/* the real thing still passes, and its ASCII form parses back to it */
+	ok("a@\xc3\xbc.xn--bcher-kva.example", &a);
+	assert_string_equal(a.ascii, "a@xn--tda.xn--bcher-kva.example");
+	herr_clear(&err);
+	assert_int_equal(address_parse_mailbox("Team\xc2\x85 <news@example.org>", name,
+	                                       sizeof name, &a, &err), -1);
+	assert_non_null(strstr(err.msg, "control character"));
+	assert_int_equal(address_parse_mailbox("Te\xc2\xa0" "am <news@example.org>", name,
+	                                       sizeof name, &a, &err), 0); /* NBSP is no control */
+}
+
 int
 main(void)
 {
@@ -439,6 +469,7 @@ main(void)
 		cmocka_unit_test(test_address_parse_long_input_keeps_reason),
 		cmocka_unit_test(test_address_parse_mailbox_forms),
 		cmocka_unit_test(test_address_parse_mailbox_rejections),
+		cmocka_unit_test(test_address_parse_fuzz_findings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

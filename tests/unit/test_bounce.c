@@ -238,6 +238,29 @@ test_bounce_parse_sha256(void **state)
 	bounce_report_free(r);
 }
 
+/* bounce_digest() is the same key for a message and for bytes that are not
+ * one (cmd/bounce.c records those by it, so they are not read twice). */
+static void
+test_bounce_digest(void **state)
+{
+	static const char msg[] = "From: a@example.org\n\nx\n";
+	char hex[BOUNCE_DIGEST_SIZE];
+	struct bounce_report *r = NULL;
+	struct herr err;
+
+	(void)state;
+	assert_int_equal(bounce_parse(msg, strlen(msg), NULL, &r, &err), 0);
+	assert_int_equal(bounce_digest(msg, strlen(msg), hex, &err), 0);
+	assert_string_equal(hex, r->sha256);
+	bounce_report_free(r);
+	assert_int_equal(bounce_parse("hello world\n", 12, NULL, &r, &err), -1);
+	assert_int_equal(err.code, EX_DATAERR);
+	assert_int_equal(bounce_digest("hello world\n", 12, hex, &err), 0);
+	assert_string_equal(hex, "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447");
+	assert_int_equal(bounce_digest("", 0, hex, &err), 0);
+	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 static void
 test_bounce_parse_envelope_to_argument(void **state)
 {
@@ -840,6 +863,7 @@ main(void)
 		cmocka_unit_test(test_bounce_parse_line_ends),
 		cmocka_unit_test(test_bounce_parse_mbox_from_line),
 		cmocka_unit_test(test_bounce_parse_sha256),
+		cmocka_unit_test(test_bounce_digest),
 		cmocka_unit_test(test_bounce_parse_envelope_to_argument),
 		cmocka_unit_test(test_bounce_parse_mailbox_full_soft),
 		cmocka_unit_test(test_bounce_parse_utf8_recipient),

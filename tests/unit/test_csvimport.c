@@ -4,9 +4,9 @@
  * Every test writes a CSV from a string to a tmpfile(), reads it, and
  * compares the exact sequence of handler calls (good rows with their
  * fields, bad rows and notes with their physical line numbers and reasons)
- * with the expected one.  Covered: a file shaped like the admins' sample
- * (/work/shared/samples/subscribers-sample.csv, copied here so the test
- * does not depend on it), BOM, CRLF / mixed / CR-only line ends, a CRLF cut
+ * with the expected one.  Covered: examples/subscribers.csv, the admins'
+ * messy spreadsheet export (its rows written out in the test, so it reads
+ * no file), BOM, CRLF / mixed / CR-only line ends, a CRLF cut
  * by the read block, line numbers after quoted line breaks, quoted commas
  * and doubled quotes, header matching, every file-level error, every
  * bad-row reason, blank lines and empty rows, trimming notes, the size caps
@@ -158,7 +158,7 @@ static const char *const none[] = { NULL };
 static void
 test_csvimport_read_sample(void **state)
 {
-	/* The rows of subscribers-sample.csv; lines 10-11 and 13-14 are one
+	/* The rows of examples/subscribers.csv; lines 10-11 and 13-14 are one
 	 * record each, so the numbers after them are physical lines. */
 	static const char csv[] =
 	    "email,name,organisation,role\n"

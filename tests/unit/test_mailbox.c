@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "herald/mailbox.h"
 
@@ -487,6 +488,14 @@ main(void)
 		cmocka_unit_test(test_mailbox_fetch_each_bad_urls),
 		cmocka_unit_test(test_mailbox_fetch_each_refused),
 	};
+	int rc;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* As herald's main does (mailbox.h): libcurl once, before the tests. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fputs("test_mailbox: cannot initialise libcurl\n", stderr);
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
 }

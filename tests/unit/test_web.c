@@ -405,35 +405,54 @@ test_web_client_key(void **state)
 {
 	struct sockaddr_in in4;
 	struct sockaddr_in6 in6;
+	struct config_cidr proxies[2];
 	char key[128];
 
 	(void)state;
+	assert_int_equal(config_parse_cidr("127.0.0.1", &proxies[0]), 0);
+	assert_int_equal(config_parse_cidr("2001:db8:ff::/48", &proxies[1]), 0);
 	memset(&in4, 0, sizeof in4);
 	in4.sin_family = AF_INET;
 	inet_pton(AF_INET, "198.51.100.7", &in4.sin_addr);
-	web_client_key((struct sockaddr *)&in4, "203.0.113.9", key, sizeof key);
-	assert_string_equal(key, "198.51.100.7"); /* X-Real-IP only from a loopback peer */
+	web_client_key((struct sockaddr *)&in4, "203.0.113.9", proxies, 2, key, sizeof key);
+	assert_string_equal(key, "198.51.100.7"); /* X-Real-IP only from a trusted proxy */
 	inet_pton(AF_INET, "127.0.0.1", &in4.sin_addr);
-	web_client_key((struct sockaddr *)&in4, NULL, key, sizeof key);
+	web_client_key((struct sockaddr *)&in4, NULL, proxies, 2, key, sizeof key);
 	assert_string_equal(key, "127.0.0.1");
-	web_client_key((struct sockaddr *)&in4, "203.0.113.9", key, sizeof key);
+	web_client_key((struct sockaddr *)&in4, "203.0.113.9", proxies, 2, key, sizeof key);
 	assert_string_equal(key, "203.0.113.9");
-	web_client_key((struct sockaddr *)&in4, "2001:db8:1:2:3:4:5:6", key, sizeof key);
+	/* the same loopback peer, no proxies configured: the header is nobody's word */
+	web_client_key((struct sockaddr *)&in4, "203.0.113.9", NULL, 0, key, sizeof key);
+	assert_string_equal(key, "127.0.0.1");
+	/* another loopback address is not the configured proxy */
+	inet_pton(AF_INET, "127.0.0.2", &in4.sin_addr);
+	web_client_key((struct sockaddr *)&in4, "203.0.113.9", proxies, 2, key, sizeof key);
+	assert_string_equal(key, "127.0.0.2");
+	inet_pton(AF_INET, "127.0.0.1", &in4.sin_addr);
+	web_client_key((struct sockaddr *)&in4, "2001:db8:1:2:3:4:5:6", proxies, 2, key,
+	               sizeof key);
 	assert_string_equal(key, "2001:db8:1:2::/64");
-	web_client_key((struct sockaddr *)&in4, "not an address", key, sizeof key);
+	web_client_key((struct sockaddr *)&in4, "not an address", proxies, 2, key, sizeof key);
 	assert_string_equal(key, "127.0.0.1");
 
 	memset(&in6, 0, sizeof in6);
 	in6.sin6_family = AF_INET6;
 	inet_pton(AF_INET6, "2001:db8:aa:bb:1:2:3:4", &in6.sin6_addr);
-	web_client_key((struct sockaddr *)&in6, NULL, key, sizeof key);
+	web_client_key((struct sockaddr *)&in6, NULL, proxies, 2, key, sizeof key);
 	assert_string_equal(key, "2001:db8:aa:bb::/64"); /* a whole /64 is one client */
 	inet_pton(AF_INET6, "::ffff:192.0.2.33", &in6.sin6_addr);
-	web_client_key((struct sockaddr *)&in6, NULL, key, sizeof key);
+	web_client_key((struct sockaddr *)&in6, NULL, proxies, 2, key, sizeof key);
 	assert_string_equal(key, "192.0.2.33");
-	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
-	web_client_key((struct sockaddr *)&in6, "192.0.2.1", key, sizeof key);
+	/* an IPv6 proxy inside a trusted /48, and a v4 proxy seen as v4-mapped */
+	inet_pton(AF_INET6, "2001:db8:ff:1::9", &in6.sin6_addr);
+	web_client_key((struct sockaddr *)&in6, "192.0.2.1", proxies, 2, key, sizeof key);
 	assert_string_equal(key, "192.0.2.1");
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr);
+	web_client_key((struct sockaddr *)&in6, "192.0.2.2", proxies, 2, key, sizeof key);
+	assert_string_equal(key, "192.0.2.2");
+	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+	web_client_key((struct sockaddr *)&in6, "192.0.2.1", proxies, 2, key, sizeof key);
+	assert_string_equal(key, "::/64"); /* ::1 is not trusted here */
 }
 
 static void
