@@ -1,6 +1,16 @@
 /*
- * audience.c - counting an issue's audience and the merge fields it lacks
- * (see audience.h).
+ * audience.c - the rule of who an issue's audience is, as SQL, and counting
+ * and listing it and the merge fields it lacks (see audience.h).
+ *
+ * Reads subscribers, subscriptions, suppressions and lists; writes nothing.
+ * Called by issue.c (counts, checks), ledger.c (the snapshot) and, through
+ * issue.c, by `herald issue show|schedule|audience`.
+ *
+ * The rule is written from the subscriber's side (FROM subscribers s, the
+ * lists in a subquery) so a person on several of the lists is one row
+ * without a DISTINCT or GROUP BY: an IN subquery is a set.  The list ids
+ * are one bound JSON array, read with json_each, so any number of lists is
+ * one parameter and never SQL text.
  *
  * The counts are one aggregate query: a SUM per field over the audience, so
  * a list of a million costs one scan however many fields the issue uses.
@@ -25,6 +35,144 @@
 	"EXISTS (SELECT 1 FROM json_each(s.attributes) WHERE key = " P \
 	" AND type = 'text' AND value <> '')"
 
+/* the rule and the SQL around it; a compiled segment is at most 1 MiB */
+#define SQL_MAX ((1u << 20) + (64u << 10))
+
+int
+audience_add_list(struct audience *a, long long list_id, struct herr *err)
+{
+	size_t i;
+
+	for (i = 0; i < a->n_lists; i++)
+		if (a->list_ids[i] == list_id)
+			return 0;
+	if (a->n_lists == AUDIENCE_LISTS_MAX)
+		return herr_set(err, EX_DATAERR, NULL, "more than %d lists", AUDIENCE_LISTS_MAX);
+	a->list_ids[a->n_lists++] = list_id;
+	return 0;
+}
+
+void
+audience_clear(struct audience *a)
+{
+	segment_free(a->seg);
+	memset(a, 0, sizeof *a);
+}
+
+int
+audience_sql(const struct audience *a, struct buf *sql)
+{
+	/* Cheapest first, as segment.c orders its terms: a column, the lists
+	 * (index lookups), the segment, then the suppression lookups only for
+	 * those left. */
+	if (buf_adds(sql, "(s.status = 'active' AND s.id IN (SELECT sub.subscriber_id "
+	             "FROM subscriptions sub WHERE sub.list_id IN (SELECT value FROM "
+	             "json_each(?1)) AND sub.status = 'confirmed')") < 0)
+		return -1;
+	if (a->seg && buf_addf(sql, " AND %s", segment_sql(a->seg)) < 0)
+		return -1;
+	return buf_adds(sql, " AND " SUPPRESS_SQL_NOT("s.email_key") ")");
+}
+
+int
+audience_bind(const struct audience *a, sqlite3_stmt *st, struct herr *err)
+{
+	char ids[AUDIENCE_LISTS_MAX * 22 + 3];
+	size_t i, k = 0;
+
+	ids[k++] = '[';
+	for (i = 0; i < a->n_lists; i++)
+		k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%lld", i ? "," : "",
+		                      a->list_ids[i]);
+	snprintf(ids + k, sizeof ids - k, "]");
+	if (sqlite3_bind_text(st, 1, ids, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		return herr_set(err, EX_OSERR, NULL, "bind the audience's lists: out of memory");
+	if (a->seg)
+		return segment_bind(a->seg, st, err);
+	return 0;
+}
+
+/* Prepare "HEAD WHERE (rule)TAIL" and bind the rule; HEAD names
+ * subscribers as `s`. */
+static int
+prepare(sqlite3 *db, const struct audience *a, const char *head, const char *tail,
+        sqlite3_stmt **st, struct herr *err)
+{
+	struct buf sql = BUF_INIT(SQL_MAX);
+	int rc;
+
+	*st = NULL;
+	if (buf_addf(&sql, "%s WHERE ", head) < 0 ||
+	    audience_sql(a, &sql) < 0 || buf_adds(&sql, tail) < 0) {
+		buf_free(&sql);
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	}
+	rc = db_prepare(db, st, buf_str(&sql), err);
+	buf_free(&sql);
+	if (rc < 0)
+		return -1;
+	if (audience_bind(a, *st, err) < 0) {
+		sqlite3_finalize(*st);
+		*st = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+audience_count(sqlite3 *db, const struct audience *a, long long *n, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	if (prepare(db, a, "SELECT count(*) FROM subscribers s", "", &st, err) < 0)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "count the audience");
+	return 0;
+}
+
+int
+audience_each(sqlite3 *db, const struct audience *a,
+              int (*fn)(void *ctx, const struct audience_row *r), void *ctx, struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct audience_row r;
+	int rc;
+
+	/* the lists they are reached through, in the audience's order (the
+	 * key of json_each is the position in the array) */
+	if (prepare(db, a,
+	            "SELECT s.id, s.email, s.name, (SELECT group_concat(name, ',') FROM "
+	            "(SELECT l.name FROM json_each(?1) j JOIN lists l ON l.id = j.value "
+	            "JOIN subscriptions sub ON sub.list_id = l.id AND sub.subscriber_id = s.id "
+	            "WHERE sub.status = 'confirmed' ORDER BY j.key)) FROM subscribers s",
+	            " ORDER BY s.id", &st, err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r.id = sqlite3_column_int64(st, 0);
+		r.email = (const char *)sqlite3_column_text(st, 1);
+		r.name = (const char *)sqlite3_column_text(st, 2);
+		r.lists = (const char *)sqlite3_column_text(st, 3);
+		if (!r.email || !r.name || !r.lists) {
+			sqlite3_finalize(st);
+			return herr_set(err, EX_OSERR, NULL, "out of memory");
+		}
+		if (fn(ctx, &r) < 0) {
+			sqlite3_finalize(st);
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "list the audience");
+	return 0;
+}
+
 static int
 is_attr(const char *field)
 {
@@ -34,7 +182,7 @@ is_attr(const char *field)
 /* The distinct attribute keys the audience has (non-empty strings), and how
  * many recipients have each; the best match for each attr.KEY gap. */
 static int
-suggest_keys(sqlite3 *db, long long list_id, struct audience_gap *gaps, size_t n,
+suggest_keys(sqlite3 *db, const struct audience *a, struct audience_gap *gaps, size_t n,
              struct herr *err)
 {
 	sqlite3_stmt *st;
@@ -43,13 +191,10 @@ suggest_keys(sqlite3 *db, long long list_id, struct audience_gap *gaps, size_t n
 	size_t nk = 0, cap = 0, i, j;
 	int rc, ret = -1;
 
-	if (db_prepare(db, &st,
-	               "SELECT a.key, count(*) FROM " AUDIENCE_SQL_FROM ", "
-	               "json_each(s.attributes) a WHERE " AUDIENCE_SQL_WHERE("?1")
-	               " AND a.type = 'text' AND a.value <> '' GROUP BY a.key "
-	               "ORDER BY count(*) DESC, a.key LIMIT 200", err) < 0)
+	if (prepare(db, a, "SELECT a.key, count(*) FROM subscribers s, json_each(s.attributes) a",
+	            " AND a.type = 'text' AND a.value <> '' GROUP BY a.key "
+	            "ORDER BY count(*) DESC, a.key LIMIT 200", &st, err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, list_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(st, 0);
 
@@ -112,7 +257,7 @@ out:
 }
 
 int
-audience_field_gaps(sqlite3 *db, long long list_id, struct audience_gap *gaps, size_t n,
+audience_field_gaps(sqlite3 *db, const struct audience *a, struct audience_gap *gaps, size_t n,
                     long long *total, struct herr *err)
 {
 	struct buf sql = BUF_INIT(64u << 10);
@@ -121,6 +266,10 @@ audience_field_gaps(sqlite3 *db, long long list_id, struct audience_gap *gaps, s
 	int rc, ret = -1, any_attr = 0;
 
 	*total = 0;
+	/* the keys are ?2 .. ?(n + 1), below the segment's parameters */
+	if (n >= SEGMENT_PARAM_BASE)
+		return herr_set(err, EX_SOFTWARE, NULL, "%zu merge fields to count; at most %d", n,
+		                SEGMENT_PARAM_BASE - 1);
 	if (buf_adds(&sql, "SELECT count(*)") < 0)
 		goto oom;
 	for (i = 0; i < n; i++) {
@@ -134,11 +283,10 @@ audience_field_gaps(sqlite3 *db, long long list_id, struct audience_gap *gaps, s
 		} else if (buf_adds(&sql, ", sum(trim(s.name) = '')") < 0)
 			goto oom;
 	}
-	if (buf_adds(&sql, " FROM " AUDIENCE_SQL_FROM " WHERE " AUDIENCE_SQL_WHERE("?1")) < 0)
+	if (buf_adds(&sql, " FROM subscribers s") < 0)
 		goto oom;
-	if (db_prepare(db, &st, buf_str(&sql), err) < 0)
+	if (prepare(db, a, buf_str(&sql), "", &st, err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, list_id);
 	for (i = 0; i < n; i++)
 		if (is_attr(gaps[i].field))
 			sqlite3_bind_text(st, (int)i + 2, gaps[i].field + strlen(ATTR_PREFIX), -1,
@@ -151,7 +299,7 @@ audience_field_gaps(sqlite3 *db, long long list_id, struct audience_gap *gaps, s
 	*total = sqlite3_column_int64(st, 0);
 	for (i = 0; i < n; i++)
 		gaps[i].missing = sqlite3_column_int64(st, (int)i + 1);
-	if (any_attr && *total && suggest_keys(db, list_id, gaps, n, err) < 0)
+	if (any_attr && *total && suggest_keys(db, a, gaps, n, err) < 0)
 		goto out;
 	ret = 0;
 	goto out;

@@ -92,7 +92,9 @@ struct rw {
 	const char *preset;     /* reason fixed by the shape (feedback, vacation) */
 	const char *hint;       /* reason the report names (PowerMTA's category) */
 	char  cmd[8];           /* SMTP command the reply answered, from a transcript */
+	int   smtp_diag;        /* Diagnostic-Code of type smtp: a remote server's reply */
 	enum bounce_class preset_cls;
+	char  why[BOUNCE_WHY_SIZE];
 };
 
 struct pctx {
@@ -107,6 +109,10 @@ struct pctx {
 	struct rw *r;
 	size_t n, cap;
 	int oom;
+	/* A DSN recipient block that named nobody (no Final-Recipient, or an
+	 * empty one): its fields, for the recipient found elsewhere. */
+	int  anon;
+	struct rw anon_rw;
 };
 
 static const char *pmta_reason(const char *);
@@ -762,6 +768,7 @@ struct dsnst {
 	/* Fields seen before the recipient address in the block. */
 	char pend_action[16], pend_status[16];
 	struct buf pend_diag;
+	int  pend_smtp_diag;
 	char pend_remote[256];
 };
 
@@ -776,8 +783,11 @@ dsn_flush_pending(struct dsnst *d)
 		snprintf(r->action, sizeof(r->action), "%s", d->pend_action);
 	if (r->status[0] == '\0' && d->pend_status[0] != '\0')
 		snprintf(r->status, sizeof(r->status), "%s", d->pend_status);
-	if (r->diag.len == 0 && d->pend_diag.len > 0)
+	if (r->diag.len == 0 && d->pend_diag.len > 0) {
 		add_piece(&r->diag, buf_str(&d->pend_diag), d->pend_diag.len);
+		r->smtp_diag |= d->pend_smtp_diag;
+	}
+	d->pend_smtp_diag = 0;
 	if (r->remote_mta[0] == '\0' && d->pend_remote[0] != '\0')
 		snprintf(r->remote_mta, sizeof(r->remote_mta), "%s", d->pend_remote);
 	d->pend_action[0] = d->pend_status[0] = d->pend_remote[0] = '\0';
@@ -841,10 +851,16 @@ dsn_field(const char *name, const char *value, void *arg)
 		else if (d->cur == NULL)
 			snprintf(d->pend_status, sizeof(d->pend_status), "%s", st);
 	} else if (strcasecmp(name, "Diagnostic-Code") == 0) {
-		if (d->cur != NULL)
+		/* RFC 3464 §2.3.6: type "smtp" is a remote server's reply. */
+		int smtp = v != value && strncasecmp(value, "smtp", 4) == 0;
+
+		if (d->cur != NULL) {
 			add_piece(&d->cur->diag, v, strlen(v));
-		else
+			d->cur->smtp_diag |= smtp;
+		} else {
 			add_piece(&d->pend_diag, v, strlen(v));
+			d->pend_smtp_diag |= smtp;
+		}
 	} else if (strcasecmp(name, "X-PowerMTA-BounceCategory") == 0) {
 		if (d->cur != NULL)
 			d->cur->hint = pmta_reason(v);
@@ -879,6 +895,19 @@ parse_dsn(struct pctx *c, const char *s, size_t n)
 		if (for_fields(s + i, n - i, 0, dsn_field, &d, &end) == 0 && end == 0)
 			break;
 		i += end > 0 ? end : 1;
+		if (d.cur == NULL && !c->anon && (d.pend_status[0] != '\0' ||
+		    d.pend_action[0] != '\0')) {
+			struct rw *a = &c->anon_rw;
+
+			c->anon = 1;
+			snprintf(a->status, sizeof(a->status), "%s", d.pend_status);
+			snprintf(a->action, sizeof(a->action), "%s", d.pend_action);
+			snprintf(a->remote_mta, sizeof(a->remote_mta), "%s", d.pend_remote);
+			a->smtp_diag = d.pend_smtp_diag;
+			buf_init(&a->diag, BOUNCE_DIAG_MAX);
+			if (d.pend_diag.len > 0)
+				add_piece(&a->diag, buf_str(&d.pend_diag), d.pend_diag.len);
+		}
 	}
 	buf_free(&d.pend_diag);
 }
@@ -1750,6 +1779,34 @@ pmta_reason(const char *cat)
 	return NULL;
 }
 
+/* Words of an SMTP client about a remote host (Postfix writes its
+ * connection failures with an X-Postfix diagnostic and no Remote-MTA):
+ * the failure was not the reporting MTA's own delivery. */
+static int
+remote_words(const char *d)
+{
+	static const char *const w[] = {
+		"connect to ", "lost connection", "host ", "timed out", "conversation with",
+		"connection refused", "no route to", "name service error", "dns",
+	};
+	size_t i, n = strlen(d);
+
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		if (ci_find(d, n, w[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+/* Append "; note" to a why line, cut to fit. */
+static void
+why_note(char *why, const char *note)
+{
+	size_t n = strlen(why);
+
+	if (n + 3 < BOUNCE_WHY_SIZE)
+		snprintf(why + n, BOUNCE_WHY_SIZE - n, "%s%s", n ? "; " : "", note);
+}
+
 static int
 weak(const char *reason)
 {
@@ -1776,6 +1833,7 @@ finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 		char st[16], generic;
 		const char *cmd, *reason;
 		enum bounce_class cls;
+		struct bounce_evidence ev;
 
 		if (r->preset != NULL)
 			continue;
@@ -1795,7 +1853,19 @@ finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 		cmd = r->cmd[0] != '\0' ? r->cmd : find_cmd(d, r->diag.len);
 		if (cmd == NULL)
 			cmd = find_cmd(buf_str(&r->ctx), r->ctx.len);
-		cls = bounce_classify(r->status, r->reply, d, cmd, &reason);
+		/* A standard report's recipient that no remote server answered
+		 * (no Remote-MTA, no smtp-type diagnostic, no reply code, no
+		 * command named): the reporting MTA failed it itself. */
+		if (cmd == NULL && r->action[0] != '\0' && r->remote_mta[0] == '\0' &&
+		    !r->smtp_diag && r->reply == 0 && !remote_words(d))
+			cmd = "LOCAL";
+		ev.action = r->action;
+		ev.status = r->status;
+		ev.reply_code = r->reply;
+		ev.diagnostic = d;
+		ev.phase = cmd;
+		ev.returned = 1;
+		cls = bounce_decide(&ev, &reason, r->why, sizeof(r->why));
 		/* "User unknown" with no command known reads as a filter
 		 * (said after DATA); but a reply that names the recipient
 		 * itself, with no finer code than "failed", answered the
@@ -1803,8 +1873,9 @@ finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 		generic = r->status[0] == '\0' || strcmp(r->status + 1, ".0.0") == 0;
 		if (cmd == NULL && generic && strcmp(reason, "filtered") == 0 &&
 		    r->addr[0] != '\0' && ci_find(d, r->diag.len, r->addr) != NULL) {
-			cmd = "RCPT";
-			cls = bounce_classify(r->status, r->reply, d, cmd, &reason);
+			ev.phase = cmd = "RCPT";
+			cls = bounce_decide(&ev, &reason, r->why, sizeof(r->why));
+			why_note(r->why, "the reply names the recipient: read as an answer to RCPT TO");
 		}
 		if (weak(reason) && wlen > 0) {
 			/* Nothing in the recipient's own lines: the text around
@@ -1813,6 +1884,7 @@ finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 			char *w = clean_line(whole, wlen > BOUNCE_DIAG_MAX ? BOUNCE_DIAG_MAX : wlen);
 			const char *r2;
 			enum bounce_class c2;
+			char why2[BOUNCE_WHY_SIZE];
 
 			if (w != NULL) {
 				char st2[16] = "";
@@ -1823,10 +1895,16 @@ finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 					r->reply = find_reply(w);
 				if (cmd == NULL)
 					cmd = find_cmd(w, strlen(w));
-				c2 = bounce_classify(r->status, r->reply, w, cmd, &r2);
+				ev.status = r->status;
+				ev.reply_code = r->reply;
+				ev.diagnostic = w;
+				ev.phase = cmd;
+				c2 = bounce_decide(&ev, &r2, why2, sizeof(why2));
 				if (!weak(r2)) {
 					reason = r2;
 					cls = c2;
+					snprintf(r->why, sizeof(r->why), "%s", why2);
+					why_note(r->why, "read from the text around the recipient list");
 					if (r->diag.len < 4) {
 						buf_reset(&r->diag);
 						add_piece(&r->diag, w, strlen(w));
@@ -1835,8 +1913,9 @@ finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 				free(w);
 			}
 		}
-		if (r->hint != NULL && (weak(reason) || strcmp(reason, "filtered") == 0 ||
-		    strcmp(reason, "securityerror") == 0 || strcmp(reason, "systemerror") == 0)) {
+		if (r->hint != NULL && cls != BOUNCE_DELAYED && cls != BOUNCE_DELIVERED &&
+		    (weak(reason) || strcmp(reason, "filtered") == 0 ||
+		     strcmp(reason, "securityerror") == 0 || strcmp(reason, "systemerror") == 0)) {
 			const char *r3;
 
 			/* Ask the classifier for the class of the hinted
@@ -1846,15 +1925,8 @@ finish(struct pctx *c, const char *whole, size_t wlen, int per_rcpt)
 			if (strcmp(r3, r->hint) != 0)
 				cls = (strcmp(reason, "userunknown") == 0 ||
 				    strcmp(reason, "hostunknown") == 0) ? BOUNCE_HARD : BOUNCE_SOFT;
-		}
-		if (strncmp(r->action, "delayed", 7) == 0) {
-			if (weak(reason))
-				reason = "expired";
-			cls = BOUNCE_DELAYED;
-		} else if (strcmp(r->action, "delivered") == 0 || strcmp(r->action, "relayed") == 0 ||
-		    strcmp(r->action, "expanded") == 0 || r->status[0] == '2') {
-			reason = "delivered";
-			cls = BOUNCE_DELIVERED;
+			snprintf(r->why, sizeof(r->why), "X-PowerMTA-BounceCategory names %s: %s",
+			         reason, bounce_class_name(cls));
 		}
 		r->preset = reason;
 		r->preset_cls = cls;
@@ -1885,6 +1957,11 @@ build(struct pctx *c, struct bounce_report *rep)
 		b->reply_code = r->reply;
 		b->reason = r->preset != NULL ? r->preset : "undefined";
 		b->cls = r->preset_cls;
+		if (r->why[0] != '\0')
+			memcpy(b->why, r->why, sizeof(b->why));
+		else
+			snprintf(b->why, sizeof(b->why), "the report's shape (%s) -> %s: %s",
+			         rep->shape ? rep->shape : "?", b->reason, bounce_class_name(b->cls));
 		if (b->recipient == NULL || b->diagnostic == NULL || b->remote_mta == NULL ||
 		    b->action == NULL || b->feedback_type == NULL)
 			return -1;
@@ -2043,6 +2120,9 @@ read_report(struct pctx *c, GMimeMessage *m, struct origst *o, size_t *cut)
 			    a.type[0] != '\0' ? a.type : "abuse");
 			c->r[i].preset = "feedback";
 			c->r[i].preset_cls = BOUNCE_COMPLAINT;
+			snprintf(c->r[i].why, sizeof(c->r[i].why),
+			         "an RFC 5965 feedback report (Feedback-Type: %s) -> feedback: complaint",
+			         c->r[i].feedback_type);
 		}
 		return "arf";
 	}
@@ -2057,6 +2137,8 @@ read_report(struct pctx *c, GMimeMessage *m, struct origst *o, size_t *cut)
 		if ((r = rcpt_add(c, addr)) != NULL) {
 			r->preset = "vacation";
 			r->preset_cls = BOUNCE_AUTOREPLY;
+			snprintf(r->why, sizeof(r->why),
+			         "an RFC 3834 auto-reply from a person -> vacation: autoreply");
 			if (subj != NULL)
 				add_piece(&r->diag, subj, strlen(subj));
 		}
@@ -2200,11 +2282,21 @@ bounce_parse(const char *data, size_t len, const char *envelope_to,
 		shape = read_report(&c, c.msg, &o, &cut); /* back to the outer one */
 	if (c.oom)
 		goto oom;
-	if (c.n == 0 && o.to[0] != '\0' && (c.dsn.len > 0 || is_daemon(hfrom))) {
+	if (c.n == 0 && (o.to[0] != '\0' || c.anon) && (c.dsn.len > 0 || is_daemon(hfrom))) {
 		/* A delivery report that names no recipient (Postfix's
-		 * "Delivery report unavailable"): the returned message's To
-		 * is the one it is about. */
+		 * "Delivery report unavailable", a recipient block without
+		 * Final-Recipient): the returned message's To is the one it is
+		 * about, with the block's fields when there was one. */
 		struct rw *r = rcpt_add(&c, o.to);
+
+		if (r != NULL && c.anon) {
+			snprintf(r->status, sizeof(r->status), "%s", c.anon_rw.status);
+			snprintf(r->action, sizeof(r->action), "%s", c.anon_rw.action);
+			snprintf(r->remote_mta, sizeof(r->remote_mta), "%s", c.anon_rw.remote_mta);
+			r->smtp_diag = c.anon_rw.smtp_diag;
+			if (c.anon_rw.diag.len > 0)
+				add_piece(&r->diag, buf_str(&c.anon_rw.diag), c.anon_rw.diag.len);
+		}
 
 		/* The text of a standard report without its fields is
 		 * boilerplate; a non-standard one may give the reason. */
@@ -2248,6 +2340,8 @@ done:
 	buf_free(&c.arf);
 	buf_free(&c.orighdr);
 	buf_free(&c.origtext);
+	if (c.anon)
+		buf_free(&c.anon_rw.diag);
 	bounce_report_free(rep);
 	return rc;
 }

@@ -8,6 +8,13 @@
  * forgets the message leaves the digest, and the second reading is a
  * duplicate that changes nothing.  So every source may deliver a message
  * twice and no bounce is counted twice.
+ *
+ * A delay notice is written like a failure (the same owner search, a row
+ * of class 'delayed') and then left alone: record() stops before the event
+ * and the policy, and apply_soft() counts class 'soft' only.
+ * bouncelog_each_unmatched() reads the rows kept with no subscriber back
+ * for people; its best-guess rule is here, beside the code that stores
+ * what the guess needs (inbound.envelope_to, inbound.orig_to).
  */
 #include <stdarg.h>
 #include <jansson.h>
@@ -203,13 +210,13 @@ record(sqlite3 *db, const struct bouncelog_policy *pol, const struct bouncelog_f
 	 * those into NULL rather than breaking a foreign key. */
 	if (db_prepare(db, &st,
 	               "INSERT INTO bounces (subscriber_id, issue_id, list_id, inbound_id, recipient, "
-	               "source, class, reason, status, reply_code, diagnostic, remote_mta, at) "
+	               "source, class, reason, status, reply_code, diagnostic, remote_mta, at, why) "
 	               "VALUES ((SELECT id FROM subscribers WHERE id = ?1), "
 	               "(SELECT id FROM issues WHERE id = ?2), "
 	               "coalesce((SELECT id FROM lists WHERE id = ?3), "
 	               "         (SELECT list_id FROM issues WHERE id = ?2)), "
 	               "?4, coalesce(nullif(?5, ''), (SELECT email FROM subscribers WHERE id = ?1), ''), "
-	               "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+	               "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
 	               "RETURNING subscriber_id", err) < 0)
 		return -1;
 	bind_nz(st, 1, f->subscriber_id);
@@ -225,6 +232,7 @@ record(sqlite3 *db, const struct bouncelog_policy *pol, const struct bouncelog_f
 	sqlite3_bind_text(st, 11, f->diagnostic ? f->diagnostic : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, f->remote_mta ? f->remote_mta : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 13, db_now());
+	sqlite3_bind_text(st, 14, f->why ? f->why : "", -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		sub = sqlite3_column_int64(st, 0);
 	if (sqlite3_reset(st) != SQLITE_OK) {
@@ -235,6 +243,11 @@ record(sqlite3 *db, const struct bouncelog_policy *pol, const struct bouncelog_f
 	sqlite3_finalize(st);
 	if (!sub)
 		return 0; /* nobody to act on */
+	/* A delay is not a failure: kept for `sub show`, but no event (the
+	 * stats count bounce events) and no policy (the remote side is still
+	 * trying; if it gives up, the expiry that follows is soft). */
+	if (f->cls == BOUNCE_DELAYED)
+		return 0;
 
 	/* The event feeds `herald stats` (report.c counts per subscriber). */
 	if (bounce_event(db, f, cls, sub, err) < 0)
@@ -385,6 +398,13 @@ is_failure(enum bounce_class c)
 	return c == BOUNCE_HARD || c == BOUNCE_SOFT || c == BOUNCE_COMPLAINT;
 }
 
+/* What gets a bounces row: the failures, and delay notices. */
+static int
+is_recorded(enum bounce_class c)
+{
+	return is_failure(c) || c == BOUNCE_DELAYED;
+}
+
 static const char *
 message_kind(const struct bounce_report *r)
 {
@@ -432,7 +452,7 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 	struct counts c = { 0, 0 };
 	sqlite3_stmt *st;
 	long long inbound_id;
-	size_t i, n_fail = 0;
+	size_t i, n_fail = 0, n_delayed = 0;
 	int have_tok = 0;
 
 	memset(out, 0, sizeof *out);
@@ -440,9 +460,12 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 	out->kind = message_kind(r);
 	if (db_begin(db, err) < 0)
 		return -1;
+	/* envelope_to and orig_to: for bouncelog_each_unmatched()'s guess. */
 	if (db_prepare(db, &st,
-	               "INSERT INTO inbound (sha256, message_id, kind, shape, source, received_at) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha256) DO NOTHING", err) < 0)
+	               "INSERT INTO inbound (sha256, message_id, kind, shape, source, received_at, "
+	               "envelope_to, orig_to) "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (sha256) DO NOTHING",
+	               err) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, r->sha256, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, r->message_id ? r->message_id : "", -1, SQLITE_STATIC);
@@ -450,6 +473,8 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 	sqlite3_bind_text(st, 4, r->shape ? r->shape : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, source ? source : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, db_now());
+	sqlite3_bind_text(st, 7, r->envelope_to ? r->envelope_to : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, r->orig_to ? r->orig_to : "", -1, SQLITE_STATIC);
 	if (step_done(db, st, "record inbound message", err) < 0)
 		goto fail;
 	if (sqlite3_changes(db) == 0) {
@@ -488,23 +513,30 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 		goto fail;
 	have_tok = tok_owner.subscriber_id != 0;
 
-	for (i = 0; i < r->n_recipients; i++)
+	for (i = 0; i < r->n_recipients; i++) {
 		n_fail += is_failure(r->recipients[i].cls);
+		n_delayed += r->recipients[i].cls == BOUNCE_DELAYED;
+	}
 
 	for (i = 0; i < r->n_recipients; i++) {
 		const struct bounce_recipient *b = &r->recipients[i];
 		struct bouncelog_failure f;
 		struct address a;
 		struct herr ignored;
+		/* The only failure (or the only delay) the report names: then
+		 * the report is about whoever the message was sent to.  Delays
+		 * are counted apart so that a delay beside a failure does not
+		 * change whose the failure is. */
+		int only = b->cls == BOUNCE_DELAYED ? n_delayed == 1 : n_fail == 1;
 
-		if (!is_failure(b->cls)) {
+		if (!is_recorded(b->cls)) {
 			out->ignored++;
 			continue;
 		}
 		/* The token's subscriber is the one this report is about when it
 		 * names one failure only (a forwarded address fails under another
 		 * name) or names that subscriber's address. */
-		if (have_tok && (n_fail == 1 ||
+		if (have_tok && (only ||
 		                 (address_parse(b->recipient, &a, &ignored) == 0 &&
 		                  !strcmp(a.key, tok_owner.email_key))))
 			o = tok_owner;
@@ -512,7 +544,7 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 			goto fail;
 		/* Last: the To of the returned original (a report that names
 		 * nobody, or names an address herald does not know). */
-		if (!o.subscriber_id && n_fail == 1 && r->orig_to && *r->orig_to &&
+		if (!o.subscriber_id && only && r->orig_to && *r->orig_to &&
 		    owner_from_address(db, r->orig_to, &o, err) < 0)
 			goto fail;
 		if (o.subscriber_id && !o.list_id && owner_fill(db, &o, err) < 0)
@@ -531,15 +563,18 @@ bouncelog_ingest(sqlite3 *db, const struct token_key *key, const struct bouncelo
 		f.reply_code = b->reply_code;
 		f.diagnostic = b->diagnostic;
 		f.remote_mta = b->remote_mta;
+		f.why = b->why;
 		if (record(db, pol, &f, &c, err) < 0)
 			goto fail;
 		if (b->cls == BOUNCE_HARD)
 			out->hard++;
 		else if (b->cls == BOUNCE_SOFT)
 			out->soft++;
+		else if (b->cls == BOUNCE_DELAYED)
+			out->delayed++;
 		else
 			out->complaints++;
-		if (!o.subscriber_id)
+		if (!o.subscriber_id && b->cls != BOUNCE_DELAYED)
 			out->unmatched++;
 		append(out->summary, sizeof out->summary, "%s%s %s", out->summary[0] ? "; " : "",
 		       bounce_class_name(b->cls), f.recipient);
@@ -578,7 +613,7 @@ bouncelog_each(sqlite3 *db, long long subscriber_id, long long issue_id, int lim
 
 	/* One statement per key, so each uses its index (an OR would scan). */
 #define BOUNCE_COLUMNS "SELECT ifnull(issue_id, 0), recipient, source, class, reason, " \
-	"status, ifnull(reply_code, 0), diagnostic, at FROM bounces "
+	"status, ifnull(reply_code, 0), diagnostic, at, why FROM bounces "
 	if (db_prepare(db, &st, subscriber_id > 0
 	               ? BOUNCE_COLUMNS "WHERE subscriber_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2"
 	               : BOUNCE_COLUMNS "WHERE issue_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
@@ -597,6 +632,7 @@ bouncelog_each(sqlite3 *db, long long subscriber_id, long long issue_id, int lim
 		e.reply_code = sqlite3_column_int(st, 6);
 		e.diagnostic = (const char *)sqlite3_column_text(st, 7);
 		e.at = sqlite3_column_int64(st, 8);
+		e.why = (const char *)sqlite3_column_text(st, 9);
 		if ((stop = fn(ctx, &e)) != 0)
 			break;
 	}
@@ -607,3 +643,67 @@ bouncelog_each(sqlite3 *db, long long subscriber_id, long long issue_id, int lim
 		return db_error(db, err, "list bounces");
 	return 0;
 }
+
+/* The best guess in SQL, so --limit and the order apply to what is shown:
+ * the recipient the report named, else the returned original's To, else
+ * the address the bounce came back to (the VERP address: ours, with a
+ * token that did not verify or names a subscriber since deleted). */
+#define UNMATCHED_GUESS(what_recipient, what_orig, what_env, what_none) \
+	"CASE WHEN b.recipient <> '' THEN " what_recipient " " \
+	"WHEN ifnull(i.orig_to, '') <> '' THEN " what_orig " " \
+	"WHEN ifnull(i.envelope_to, '') <> '' THEN " what_env " ELSE " what_none " END"
+
+int
+bouncelog_each_unmatched(sqlite3 *db, int limit,
+                         int (*fn)(void *ctx, const struct bouncelog_unmatched *u), void *ctx,
+                         struct herr *err)
+{
+	sqlite3_stmt *st;
+	struct bouncelog_unmatched u;
+	int rc, stop = 0;
+
+	/* subscriber_id IS NULL is a prefix of bounces_by_subscriber.  A row
+	 * for every failure a report names, also one naming no address (its
+	 * recipient is ''), so an inbound 'bounce' with no row at all is one
+	 * whose subscriber was deleted since (ON DELETE CASCADE): matched
+	 * once, not unmatched, and not listed. */
+	if (db_prepare(db, &st,
+	               "SELECT b.id, b.at, ifnull(b.issue_id, 0), ifnull(b.inbound_id, 0), "
+	               "ifnull(i.source, ''), ifnull(i.message_id, ''), b.source, b.class, b.reason, "
+	               "b.status, ifnull(b.reply_code, 0), b.diagnostic, b.recipient, "
+	               UNMATCHED_GUESS("b.recipient", "i.orig_to", "i.envelope_to", "''") ", "
+	               UNMATCHED_GUESS("'recipient'", "'original-to'", "'envelope-to'", "''") ", "
+	               "b.why "
+	               "FROM bounces b LEFT JOIN inbound i ON i.id = b.inbound_id "
+	               "WHERE b.subscriber_id IS NULL AND b.class <> 'delayed' "
+	               "ORDER BY b.at DESC, b.id DESC LIMIT ?1", err) < 0)
+		return -1;
+	sqlite3_bind_int(st, 1, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		u.id = sqlite3_column_int64(st, 0);
+		u.at = sqlite3_column_int64(st, 1);
+		u.issue_id = sqlite3_column_int64(st, 2);
+		u.inbound_id = sqlite3_column_int64(st, 3);
+		u.inbound_source = (const char *)sqlite3_column_text(st, 4);
+		u.message_id = (const char *)sqlite3_column_text(st, 5);
+		u.source = (const char *)sqlite3_column_text(st, 6);
+		u.cls = (const char *)sqlite3_column_text(st, 7);
+		u.reason = (const char *)sqlite3_column_text(st, 8);
+		u.status = (const char *)sqlite3_column_text(st, 9);
+		u.reply_code = sqlite3_column_int(st, 10);
+		u.diagnostic = (const char *)sqlite3_column_text(st, 11);
+		u.recipient = (const char *)sqlite3_column_text(st, 12);
+		u.guess = (const char *)sqlite3_column_text(st, 13);
+		u.guess_from = (const char *)sqlite3_column_text(st, 14);
+		u.why = (const char *)sqlite3_column_text(st, 15);
+		if ((stop = fn(ctx, &u)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "list unmatched bounces");
+	return 0;
+}
+#undef UNMATCHED_GUESS

@@ -9,31 +9,14 @@
  * of a returned message; the sender calls it for rejections met during the
  * SMTP transaction, so both land in the same table with the same words.
  *
- * The order of evidence (why it is not simply "status code first"):
- *   0. A 2.X.Y code is a success: "delivered".
- *   1. A few phrases are decisive whatever the code says: they are what
- *      one MTA writes for one condition ("retry timeout exceeded", "I
- *      couldn't find any host named", RFC 7505's null MX) and often come
- *      with a code that means something else (qmail reports a full
- *      mailbox as 5.1.1).  Table `decisive`.
- *   2. Then the specific reasons are tried in a fixed order, each by its
- *      code (RFC 3463 §3, the IANA registry) or by its phrases, under a
- *      condition on the SMTP command where the command matters: a reply
- *      to MAIL is about the sender ("rejected"), a reply to RCPT about the
- *      recipient, a reply after DATA about the content - "User unknown"
- *      said after DATA, or with no command known, is a filter speaking,
- *      not a dead address.  `mailboxfull` comes first because a full
- *      mailbox is often sent with 5.1.1 or 5.2.0; `blocked` last because
- *      its phrases (a listed IP) are the vaguest.
- *   3. Then the generic reasons (policy, system, network, expiry), by
- *      phrase, then by code; a bare X.6.Y is content, a bare X.7.Y
- *      security; a reply 50x/40x a syntax error, 551 a moved mailbox
- *      (RFC 5321 §3.4), a refusal at the greeting or EHLO a block.
- *   4. Nothing matched: "onhold" when there was text to read, else
- *      "undefined".
- * Generic codes (X.0.0) carry no reason of their own and fall to the text.
- * The order and the conditions follow sisimai's Sisimai::Reason classes,
- * so results compare with its corpus; the code is herald's own.
+ * The order of evidence is a decision table, written out above
+ * bounce_decide(): what kind of notice it is (Action), an MTA's fixed
+ * wording, then the SMTP phase with the status and reply codes, reason by
+ * reason, then the generic reasons, then whether a final failure was
+ * only a wait condition (an expiry), and only last the bare text.  Each
+ * reason's rule carries sisimai's definition beside it, and every
+ * decision leaves its path in a why line (`herald bounce --explain
+ * --why`, `herald sub show`).
  *
  * Class: hard for userunknown, hostunknown and hasmoved, and for
  * notaccept when the failure is permanent (5.x.x, or a 5yz reply, or no
@@ -50,6 +33,8 @@
  * corpus (bench/bounces.sh).
  */
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,7 +54,7 @@ enum rsn {
 	R_SYSTEMFULL, R_AUTHFAILURE, R_REQUIREPTR, R_SECURITYERROR,
 	R_BADREPUTATION, R_CONTENTERROR, R_TOOMANYCONN, R_SPEEDING,
 	R_SYNTAXERROR, R_ONHOLD, R_FEEDBACK, R_VACATION, R_DELIVERED,
-	R_UNDEFINED,
+	R_DELAYED, R_MAILERERROR, R_UNDEFINED,
 	R_COUNT
 };
 
@@ -92,6 +77,7 @@ static const char *const rsn_name[R_COUNT] = {
 	[R_SPEEDING] = "speeding", [R_SYNTAXERROR] = "syntaxerror",
 	[R_ONHOLD] = "onhold", [R_FEEDBACK] = "feedback",
 	[R_VACATION] = "vacation", [R_DELIVERED] = "delivered",
+	[R_DELAYED] = "delayed", [R_MAILERERROR] = "mailererror",
 	[R_UNDEFINED] = "undefined",
 };
 
@@ -191,14 +177,26 @@ static const struct {
 	{ "retry time not reached for any host after a long failure period", R_EXPIRED },
 	{ "have been failing for a long time", R_EXPIRED },
 	{ "unrouteable address", R_HOSTUNKNOWN },
+	{ "all relevant mx records point to non-existent hosts", R_HOSTUNKNOWN },
+	{ "all host address lookups failed permanently", R_HOSTUNKNOWN },
 	{ "unroutable address", R_HOSTUNKNOWN },
-	{ "too many \"received\" headers", R_CONTENTERROR },
+	/* a loop: a routing failure (X.4.6), whatever the header count says */
+	{ "too many \"received\" headers", R_NETWORKERROR },
 	/* Sendmail (deliver.c, usersmtp.c, daemon.c) */
 	{ "cannot send message for", R_EXPIRED },
 	{ "name server: host not found", R_HOSTUNKNOWN },
 	{ "host unknown (name server:", R_HOSTUNKNOWN },
 	{ "message timed out", R_EXPIRED },
 	{ "too many hops", R_NETWORKERROR },
+	/* mailererror: the program mail was handed to (a pipe, a local
+	 * delivery agent) exited with a failure status.  Postfix pipe(8)
+	 * and local(8), Exim's pipe transport, Sendmail's prog mailer. */
+	{ "command died with status", R_MAILERERROR },
+	{ "command died on signal", R_MAILERERROR },
+	{ "transport returned * non-zero", R_MAILERERROR },
+	{ "child process of * transport returned", R_MAILERERROR },
+	{ "pipe to * terminated by signal", R_MAILERERROR },
+	{ "unknown mailer error", R_MAILERERROR },
 	/* Lotus Domino / Notes */
 	{ "not listed in domino directory", R_USERUNKNOWN },
 	{ "not listed in public name & address book", R_USERUNKNOWN },
@@ -820,32 +818,49 @@ weak_reason(enum rsn r)
 	}
 }
 
-enum cmd { C_NONE, C_CONN, C_EHLO, C_MAIL, C_RCPT, C_DATA };
+/*
+ * The SMTP phase a failure happened in.  Each MTA says it its own way
+ * (Postfix "in reply to RCPT TO command", Exim "after RCPT TO:<a>",
+ * Sendmail's ">>> RCPT To:<a>" transcript, ...); bounce.c finds the words
+ * and passes the command, the sender passes its own stage name.  LOCAL is
+ * a failure the reporting MTA met itself, delivering to its own mailbox
+ * store or router: no remote server was asked, so no content filter spoke.
+ */
+enum cmd { C_NONE, C_CONN, C_EHLO, C_MAIL, C_RCPT, C_DATA, C_LOCAL };
 
+static const char *const cmd_name[] = {
+	[C_NONE] = "", [C_CONN] = "connection", [C_EHLO] = "EHLO", [C_MAIL] = "MAIL FROM",
+	[C_RCPT] = "RCPT TO", [C_DATA] = "DATA", [C_LOCAL] = "local delivery",
+};
+
+/* Command words (bounce.c) and smtp_stage_name()s (the sender) alike. */
 static enum cmd
 parse_cmd(const char *s)
 {
+	static const struct { const char *prefix; enum cmd c; } tab[] = {
+		{ "CONN", C_CONN }, { "greeting", C_CONN }, { "EHLO", C_EHLO },
+		{ "HELO", C_EHLO }, { "STARTTLS", C_EHLO }, { "AUTH", C_EHLO },
+		{ "MAIL", C_MAIL }, { "RCPT", C_RCPT }, { "DATA", C_DATA },
+		{ "BDAT", C_DATA }, { "end of data", C_DATA }, { "EOD", C_DATA },
+		{ "LOCAL", C_LOCAL },
+	};
+	size_t i;
+
 	if (s == NULL)
 		return C_NONE;
-	if (strcasecmp(s, "CONN") == 0)
-		return C_CONN;
-	if (strcasecmp(s, "EHLO") == 0 || strcasecmp(s, "HELO") == 0)
-		return C_EHLO;
-	if (strcasecmp(s, "MAIL") == 0)
-		return C_MAIL;
-	if (strcasecmp(s, "RCPT") == 0)
-		return C_RCPT;
-	if (strcasecmp(s, "DATA") == 0 || strcasecmp(s, "BDAT") == 0)
-		return C_DATA;
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strncasecmp(s, tab[i].prefix, strlen(tab[i].prefix)) == 0)
+			return tab[i].c;
 	return C_NONE;
 }
 
 /* Before DATA nothing of the message has been seen: a refusal there is
- * about the hosts or the addresses, never the content. */
+ * about the hosts or the addresses, never the content.  A local delivery
+ * failure is about the mailbox. */
 static int
 before_data(enum cmd c)
 {
-	return c == C_CONN || c == C_EHLO || c == C_MAIL || c == C_RCPT;
+	return c == C_CONN || c == C_EHLO || c == C_MAIL || c == C_RCPT || c == C_LOCAL;
 }
 
 /* The text says the sender was refused (and not the recipient). */
@@ -864,89 +879,131 @@ syntax_reply(int reply)
 	return (reply > 500 && reply < 508) || (reply > 400 && reply < 408);
 }
 
+/* Each probe says which rule decided: the why line's last words. */
+#define WIN(r_, rule_) do { *rule = (rule_); return (r_); } while (0)
+
 /*
- * Step 2: the specific reasons, in order, each by its code or its text.
+ * Step 5: the specific reasons, in order, each by its code or its text.
+ * Beside each, sisimai's definition (libsisimai.org, "bounce reason list").
  */
 static enum rsn
-probe_specific(const char *st, enum rsn sr, int reply, const char *t, enum cmd c)
+probe_specific(const char *st, enum rsn sr, int reply, const char *t, enum cmd c,
+    const char **rule)
 {
-	if (sr == R_MAILBOXFULL || text_has(t, R_MAILBOXFULL))
-		return R_MAILBOXFULL;
+	/* mailboxfull: the recipient's mailbox is full (X.2.2).  First: a
+	 * full mailbox is often sent with 5.1.1 or 5.2.0. */
+	if (sr == R_MAILBOXFULL)
+		WIN(R_MAILBOXFULL, "status X.2.2 mailbox full");
+	if (text_has(t, R_MAILBOXFULL))
+		WIN(R_MAILBOXFULL, "the text says the mailbox is full");
+	/* mesgtoobig: the message is bigger than the server takes (X.3.4);
+	 * exceedlimit: bigger than the recipient's own limit (X.2.3). */
 	if (sr == R_MESGTOOBIG)
-		return R_MESGTOOBIG;
+		WIN(R_MESGTOOBIG, "status X.3.4 message too big");
 	if (sr != R_EXCEEDLIMIT && strcmp(st, "5.2.3") != 0 && text_has(t, R_MESGTOOBIG))
-		return R_MESGTOOBIG;
-	if (sr == R_EXCEEDLIMIT || text_has(t, R_EXCEEDLIMIT))
-		return R_EXCEEDLIMIT;
-	if (reply == 525 || text_has(t, R_SUSPEND))
-		return R_SUSPEND;
+		WIN(R_MESGTOOBIG, "the text says the message is too big");
+	if (sr == R_EXCEEDLIMIT)
+		WIN(R_EXCEEDLIMIT, "status X.2.3 over the recipient's size limit");
+	if (text_has(t, R_EXCEEDLIMIT))
+		WIN(R_EXCEEDLIMIT, "the text says the recipient's limit was exceeded");
+	/* suspend: the account exists but is disabled or suspended. */
+	if (reply == 525)
+		WIN(R_SUSPEND, "reply 525 account disabled");
+	if (text_has(t, R_SUSPEND))
+		WIN(R_SUSPEND, "the text says the account is suspended");
+	/* hasmoved: the address moved, the server names the new one. */
 	if (text_has(t, R_HASMOVED))
-		return R_HASMOVED;
+		WIN(R_HASMOVED, "the text says the address has moved");
+	/* norelaying: the server refused to relay for us (not at connect). */
 	if (c != C_CONN && c != C_EHLO && text_has(t, R_NORELAYING))
-		return R_NORELAYING;
-	if (sr == R_AUTHFAILURE || text_has(t, R_AUTHFAILURE))
-		return R_AUTHFAILURE;
-	/* A refusal of MAIL FROM is a refusal of the sender, whatever the
-	 * reputation talk around it, unless the text blames the sending
-	 * host or asks for authentication. */
+		WIN(R_NORELAYING, "the text says relaying was denied");
+	/* authfailure: SPF, DKIM or DMARC checks of our mail failed. */
+	if (sr == R_AUTHFAILURE)
+		WIN(R_AUTHFAILURE, "status X.7.2x authentication (SPF/DKIM/DMARC) failed");
+	if (text_has(t, R_AUTHFAILURE))
+		WIN(R_AUTHFAILURE, "the text says SPF/DKIM/DMARC failed");
+	/* rejected: refused because of the envelope sender.  A refusal of
+	 * MAIL FROM is one, whatever the reputation talk around it, unless
+	 * the text blames the sending host or asks for authentication. */
 	if (c == C_MAIL && !text_has(t, R_BLOCKED) && !text_has(t, R_REQUIREPTR) &&
 	    !text_has(t, R_SECURITYERROR) && !syntax_reply(reply))
-		return R_REJECTED;
-	if (sr == R_USERUNKNOWN) {
-		/* A 5.1.1 whose text speaks of something else (a relay
-		 * refusal, a block, the sender) is that something else. */
+		WIN(R_REJECTED, "refused in reply to MAIL FROM: the sender");
+	/* userunknown: the address does not exist, said at RCPT (or by the
+	 * final MTA itself).  A 5.1.1 whose text speaks of something else (a
+	 * relay refusal, a block, the sender) is that something else. */
+	if (sr == R_USERUNKNOWN && c != C_DATA) {
 		if (!text_has(t, R_NORELAYING) && !text_has(t, R_BLOCKED) &&
 		    !text_has(t, R_MAILBOXFULL) && !text_has(t, R_HASMOVED) &&
 		    !sender_refused(t) && !text_has(t, R_NOTACCEPT))
-			return R_USERUNKNOWN;
-	} else if (c == C_RCPT && text_has(t, R_USERUNKNOWN))
-		return R_USERUNKNOWN;
+			WIN(R_USERUNKNOWN, "status X.1.1 bad mailbox");
+	} else if ((c == C_RCPT || c == C_LOCAL) && text_has(t, R_USERUNKNOWN)) {
+		if (c == C_LOCAL)
+			WIN(R_USERUNKNOWN, "the final MTA itself says no such user");
+		WIN(R_USERUNKNOWN, "no such user, in reply to RCPT TO");
+	}
+	/* filtered: refused after DATA, by a content filter - even when it
+	 * says "user unknown": before DATA the address was accepted. */
 	if (sr == R_FILTERED) {
 		if (text_has(t, R_USERUNKNOWN) || text_has(t, R_FILTERED))
-			return R_FILTERED;
+			WIN(R_FILTERED, "status X.2.x with filter or unknown-user words");
 	} else if (!before_data(c)) {
-		/* "User unknown" said after the message was read is a
-		 * filter pretending the user does not exist. */
-		if (text_has(t, R_FILTERED) || text_has(t, R_USERUNKNOWN))
-			return R_FILTERED;
+		/* After DATA even a 5.1.1 is the filter's word: the address
+		 * was accepted at RCPT TO. */
+		if (text_has(t, R_FILTERED) || text_has(t, R_USERUNKNOWN) ||
+		    (c == C_DATA && sr == R_USERUNKNOWN))
+			WIN(R_FILTERED, c == C_DATA ? "unknown user or filter words after DATA" :
+			    "unknown user or filter words, SMTP phase unknown (a filter)");
 	}
+	/* requireptr: our IP has no PTR record. */
 	if (sr == R_REQUIREPTR || text_has(t, R_REQUIREPTR))
-		return R_REQUIREPTR;
+		WIN(R_REQUIREPTR, "the sending IP has no reverse DNS");
+	/* badreputation: the sending IP's reputation is bad (not a list). */
 	if (text_has(t, R_BADREPUTATION))
-		return R_BADREPUTATION;
+		WIN(R_BADREPUTATION, "the text blames the sender's reputation");
+	/* contenterror: the message is malformed (X.6.x, header syntax). */
 	if (sr == R_CONTENTERROR || text_has(t, R_CONTENTERROR)) {
 		if (!(st[0] != '\0' && !before_data(c) && text_has(t, R_SPAMDETECTED)))
-			return R_CONTENTERROR;
+			WIN(R_CONTENTERROR, "status X.6.x or malformed-message words");
 	}
 	if (sr == R_REJECTED)
-		return R_REJECTED;
+		WIN(R_REJECTED, "status X.1.7/X.1.8 bad sender address");
 	if (sender_refused(t)) {
 		if (c == C_MAIL || (c == C_DATA && sr != R_USERUNKNOWN) ||
 		    sr == R_NONE || sr == R_SECURITYERROR || sr == R_SYSTEMERROR)
-			return R_REJECTED;
+			WIN(R_REJECTED, "the text says the sender was refused");
 	}
+	/* hostunknown: the recipient's domain does not exist (X.1.2). */
 	if (sr == R_HOSTUNKNOWN) {
 		if (!text_has(t, R_NETWORKERROR))
-			return R_HOSTUNKNOWN;
+			WIN(R_HOSTUNKNOWN, "status X.1.2 / 5.4.4 no such domain");
 	} else if (text_has(t, R_HOSTUNKNOWN))
-		return R_HOSTUNKNOWN;
-	if (st[0] != '\0' && (sr == R_SPAMDETECTED ||
-	    (!before_data(c) && text_has(t, R_SPAMDETECTED))))
-		return R_SPAMDETECTED;
+		WIN(R_HOSTUNKNOWN, "the text says the host is unknown");
+	/* spamdetected: the content was judged spam (only after DATA). */
+	if (st[0] != '\0' && sr == R_SPAMDETECTED)
+		WIN(R_SPAMDETECTED, "status X.7.28 spam");
+	if (st[0] != '\0' && !before_data(c) && text_has(t, R_SPAMDETECTED))
+		WIN(R_SPAMDETECTED, "spam words after DATA");
+	/* speeding / toomanyconn: rate or connection limits. */
 	if (text_has(t, R_SPEEDING))
-		return R_SPEEDING;
+		WIN(R_SPEEDING, "the text says we sent too fast");
 	if (sr == R_TOOMANYCONN || text_has(t, R_TOOMANYCONN))
-		return R_TOOMANYCONN;
-	if (sr == R_BLOCKED || text_has(t, R_BLOCKED))
-		return R_BLOCKED;
+		WIN(R_TOOMANYCONN, "too many connections or recipients");
+	/* blocked: refused because of the client's IP or host name. */
+	if (sr == R_BLOCKED)
+		WIN(R_BLOCKED, "status X.7.1/X.2.1 transient: the client host");
+	if (text_has(t, R_BLOCKED))
+		WIN(R_BLOCKED, "the text blames the client IP or host");
+	*rule = NULL;
 	return R_NONE;
 }
 
 /*
- * Step 3: the generic reasons.
+ * Step 6: the generic reasons: only when the code names nothing specific
+ * (or a weak reason the text may refine).
  */
 static enum rsn
-probe_generic(const char *st, enum rsn sr, int reply, const char *t, enum cmd c)
+probe_generic(const char *st, enum rsn sr, int reply, const char *t, enum cmd c,
+    const char **rule)
 {
 	static const enum rsn order[] = {
 		R_MAILBOXFULL, R_AUTHFAILURE, R_BADREPUTATION, R_SPEEDING,
@@ -958,57 +1015,199 @@ probe_generic(const char *st, enum rsn sr, int reply, const char *t, enum cmd c)
 	size_t i;
 
 	if (!weak_reason(sr))
-		return sr;
+		WIN(sr, "the status code's own reason");
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		if (order[i] == R_SPAMDETECTED && before_data(c))
 			continue;
 		if (text_has(t, order[i]))
-			return order[i];
+			WIN(order[i], "the text's words");
 	}
 	if (sr != R_NONE)
-		return sr;
-	/* 551: "user not local; please try <forward-path>" (RFC 5321). */
+		WIN(sr, "the status code's own reason");
+	/* hasmoved: 551 "user not local; please try <forward-path>". */
 	if (reply == 551)
-		return R_HASMOVED;
+		WIN(R_HASMOVED, "reply 551 user not local (RFC 5321)");
+	/* contenterror: a bare X.6.Y is about the content; securityerror: a
+	 * bare X.7.Y is security or policy. */
 	if (st[0] != '\0' && st[2] == '6')
-		return R_CONTENTERROR;
+		WIN(R_CONTENTERROR, "status X.6.x media/content");
 	if (st[0] != '\0' && st[2] == '7')
-		return R_SECURITYERROR;
+		WIN(R_SECURITYERROR, "status X.7.x security or policy");
+	/* syntaxerror: the command was not understood (500-507). */
 	if (syntax_reply(reply))
-		return R_SYNTAXERROR;
-	/* Refused before any mail was offered: the sending host. */
+		WIN(R_SYNTAXERROR, "reply 50x/40x command syntax");
+	/* blocked: refused before any mail was offered: the sending host. */
 	if (c == C_EHLO || c == C_CONN)
-		return R_BLOCKED;
+		WIN(R_BLOCKED, "refused at connection or EHLO: the client host");
+	/* notaccept: the domain takes no mail at all (521/556, RFC 7504). */
 	if (reply == 521 || reply == 556)
-		return R_NOTACCEPT;
+		WIN(R_NOTACCEPT, "reply 521/556 domain accepts no mail");
+	*rule = NULL;
 	return R_NONE;
 }
 
+#undef WIN
+
+/*
+ * Wait conditions: transient states that say nothing about the address,
+ * the sender or the content, only "not now" - greylisting, a refused or
+ * timed-out connection, a full connection table.  A final failure (the
+ * MTA gave up) on one of these is an expiry, not the condition itself:
+ * sisimai's "expired", delivery time expired after retrying.  A transient
+ * verdict (a blocked IP, a full mailbox) keeps its own reason.
+ */
+static const char *const p_greylist[] = {
+	"greylist", "graylist", "grey list", "gray list", "grey-list", "gray-list",
+	"greylisted", "try again later",
+};
+static const char *const p_connection[] = {
+	"connection refused", "connection timed out", "timed out", "no route to host",
+	"lost connection", "connection reset", "did not accept our requests to connect",
+	"connection closed", "server did not respond", "not responding",
+};
+
+/* A notice that the message's time in the queue ran out. */
+static const char *const p_expiry[] = {
+	"envelope expired", "message expired", "delivery time expired",
+	"message has been in the queue too long", "retry timeout exceeded",
+};
+
+static const char *
+wait_condition(enum rsn r, enum rsn sr, const char *t)
+{
+	if (text_has_any(t, p_greylist, sizeof(p_greylist) / sizeof(p_greylist[0])) &&
+	    (r == R_BLOCKED || r == R_SECURITYERROR || r == R_SYSTEMERROR || r == R_ONHOLD ||
+	     r == R_UNDEFINED || r == R_NONE || r == R_POLICYVIOLATION))
+		return "greylisting";
+	if (r == R_TOOMANYCONN)
+		return "too many connections";
+	if (r == R_NETWORKERROR &&
+	    (sr == R_EXPIRED ||
+	     text_has_any(t, p_connection, sizeof(p_connection) / sizeof(p_connection[0]))))
+		return "no connection";
+	if (r == R_SYSTEMERROR && sr == R_EXPIRED)
+		return "no answer";
+	return NULL;
+}
+
 static enum bounce_class
-class_of(enum rsn r, const char *st, int reply)
+class_of(enum rsn r, const char *st, int reply, const char **why)
 {
 	switch (r) {
 	case R_USERUNKNOWN: case R_HOSTUNKNOWN: case R_HASMOVED:
+		*why = "the address is dead";
 		return BOUNCE_HARD;
 	case R_NOTACCEPT:
 		/* A domain that accepts no mail (null MX, RFC 7505) is dead;
 		 * a server that refuses "for now" is not. */
-		if (st[0] == '5' || (st[0] == '\0' && (reply == 0 || reply >= 500)))
+		if (st[0] == '5' || (st[0] == '\0' && (reply == 0 || reply >= 500))) {
+			*why = "the domain accepts no mail, permanently";
 			return BOUNCE_HARD;
+		}
+		*why = "refused for now";
 		return BOUNCE_SOFT;
+	case R_DELAYED:
+		*why = "still being tried";
+		return BOUNCE_DELAYED;
+	case R_DELIVERED:
+		*why = "a success";
+		return BOUNCE_DELIVERED;
 	default:
+		*why = "the address may work later";
 		return BOUNCE_SOFT;
 	}
 }
 
-enum bounce_class
-bounce_classify(const char *status, int reply_code, const char *diagnostic,
-    const char *smtp_command, const char **reason)
+/* Append "; text" (or "text" at the start) to `why`, cut to fit. */
+static void
+why_add(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+why_add(char *why, size_t size, const char *fmt, ...)
 {
-	char st[16], *t, *raw;
+	size_t n;
+	va_list ap;
+
+	if (why == NULL || size == 0)
+		return;
+	n = strlen(why);
+	if (n > 0 && n + 2 < size) {
+		memcpy(why + n, "; ", 3);
+		n += 2;
+	}
+	if (n + 1 >= size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why + n, size - n, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The decision table.  Each step runs only when the ones above it decided
+ * nothing; the first to decide wins.  Why this order: a field that
+ * describes the notice itself (Action) outranks anything inside it; an
+ * MTA's fixed sentence outranks the code it attaches, because some MTAs
+ * attach the wrong code (qmail's 5.1.1 for a full mailbox); a specific
+ * code or phase outranks free text; free text decides only what the
+ * structure left open.
+ *
+ *   step  field(s)                          outcome
+ *   1     Status 2.X.Y, Action delivered/   delivered (class delivered)
+ *         relayed/expanded
+ *   2     Action delayed                    delayed (class delayed): the
+ *                                           MTA is still trying; never a
+ *                                           bounce, never counted
+ *   3     an MTA's fixed wording (table     that reason
+ *         `decisive`)
+ *   4     the SMTP phase + status + reply   probe_specific(): mailbox full,
+ *         + text, reason by reason          size, suspend, moved, relaying,
+ *                                           auth, MAIL FROM -> rejected,
+ *                                           RCPT/local + unknown -> user-
+ *                                           unknown, after DATA -> filtered,
+ *                                           ..., blocked last
+ *   5     generic: status code's reason,    systemerror, networkerror,
+ *         then text, then status class      securityerror, contenterror,
+ *         (X.6 content, X.7 security),      syntaxerror, blocked (refused
+ *         reply code, phase                 at connect), notaccept
+ *   6     a final failure (4.X.Y status or  expired, when what went wrong
+ *         4yz reply, Action failed) on a    was only "not now": greylisting,
+ *         wait condition                    no connection, too many
+ *                                           connections, no answer
+ *   7     nothing decided                   vacation words -> vacation;
+ *                                           onhold (text, but no rule) or
+ *                                           undefined (no text)
+ * Generic codes (X.0.0) carry no reason of their own and fall to the text.
+ * Class (class_of): hard for userunknown, hostunknown, hasmoved and a
+ * permanent notaccept - sisimai's "hardbounce": the address is dead;
+ * soft for everything else.
+ */
+enum bounce_class
+bounce_decide(const struct bounce_evidence *e, const char **reason, char *why, size_t why_size)
+{
+	char st[16], *t, *raw, rulebuf[96];
 	enum rsn sr, r = R_NONE;
-	enum cmd c = parse_cmd(smtp_command);
+	enum cmd c = parse_cmd(e->phase);
+	const char *action = e->action != NULL ? e->action : "";
+	const char *rule = NULL, *cls_why, *wait;
+	int reply = e->reply_code, final_transient;
+	enum bounce_class cls;
 	size_t i;
+
+	if (why != NULL && why_size > 0)
+		why[0] = '\0';
+	norm_status(e->status, st, sizeof(st));
+	if (reply < 200 || reply > 599)
+		reply = 0;
+	sr = status_reason(st);
+	/* The evidence, as read. */
+	if (action[0] != '\0')
+		why_add(why, why_size, "Action: %s", action);
+	if (st[0] != '\0')
+		why_add(why, why_size, "status %s", st);
+	if (reply != 0)
+		why_add(why, why_size, "reply %d", reply);
+	if (c != C_NONE)
+		why_add(why, why_size, "at %s", cmd_name[c]);
 
 	t = malloc(REASON_TEXT_MAX);
 	raw = malloc(REASON_TEXT_MAX);
@@ -1016,42 +1215,88 @@ bounce_classify(const char *status, int reply_code, const char *diagnostic,
 		free(t);
 		free(raw);
 		/* Out of memory: the code alone still says something. */
-		norm_status(status, st, sizeof(st));
-		r = status_reason(st);
-		*reason = rsn_name[r == R_NONE ? R_UNDEFINED : r];
-		return class_of(r, st, reply_code);
+		r = sr == R_NONE ? R_UNDEFINED : sr;
+		why_add(why, why_size, "out of memory: the status code alone -> %s", rsn_name[r]);
+		*reason = rsn_name[r];
+		return class_of(r, st, reply, &cls_why);
 	}
-	fold(diagnostic, raw, REASON_TEXT_MAX);
+	fold(e->diagnostic, raw, REASON_TEXT_MAX);
 	drop_repeated_codes(raw, t);
 	free(raw);
-	norm_status(status, st, sizeof(st));
-	if (reply_code < 200 || reply_code > 599)
-		reply_code = 0;
-	sr = status_reason(st);
 
-	if (st[0] == '2') {
+	/* 1, 2: what kind of notice this is. */
+	if (st[0] == '2' || strcmp(action, "delivered") == 0 || strcmp(action, "relayed") == 0 ||
+	    strcmp(action, "expanded") == 0) {
 		r = R_DELIVERED;
+		rule = "a success notice";
 		goto done;
 	}
+	/* A "delayed" notice that says the time ran out (X.4.7, OpenSMTPD's
+	 * "Envelope expired") is the last word: the message was dropped. */
+	if (strcmp(action, "delayed") == 0 && strcmp(st + (st[0] ? 1 : 0), ".4.7") != 0 &&
+	    !text_has_any(t, p_expiry, sizeof(p_expiry) / sizeof(p_expiry[0]))) {
+		r = R_DELAYED;
+		rule = "a delay warning: still queued, not a failure";
+		goto done;
+	}
+	/* 3: an MTA's fixed wording. */
 	for (i = 0; i < sizeof(decisive) / sizeof(decisive[0]); i++) {
 		if (phrase_in(t, decisive[i].pat)) {
 			r = decisive[i].r;
+			snprintf(rulebuf, sizeof rulebuf, "an MTA's fixed wording \"%.60s\"",
+			         decisive[i].pat);
+			rule = rulebuf;
 			goto done;
 		}
 	}
-	r = probe_specific(st, sr, reply_code, t, c);
+	/* 4, 5: the specific reasons, then the generic ones. */
+	r = probe_specific(st, sr, reply, t, c, &rule);
 	if (r == R_NONE)
-		r = probe_generic(st, sr, reply_code, t, c);
+		r = probe_generic(st, sr, reply, t, c, &rule);
+	/* 6: the MTA gave up on something that was only "not now". */
+	final_transient = e->returned &&
+	    (action[0] == '\0' || strcmp(action, "failed") == 0 ||
+	     strcmp(action, "delayed") == 0) &&  /* an expiry notice: see step 2 */
+	    (st[0] == '4' || (st[0] == '\0' && reply >= 400 && reply < 500));
+	if (final_transient && (wait = wait_condition(r, sr, t)) != NULL) {
+		why_add(why, why_size, "%s: %s", rule != NULL ? rule : "no rule", rsn_name[r]);
+		why_add(why, why_size, "a final failure of a transient condition (%s)", wait);
+		r = R_EXPIRED;
+		rule = "gave up retrying";
+		goto done;
+	}
+	/* 7: nothing decided. */
 	if (r == R_NONE) {
-		if (text_has(t, R_VACATION))
+		if (text_has(t, R_VACATION)) {
 			r = R_VACATION;
-		else
-			r = t[0] != '\0' ? R_ONHOLD : R_UNDEFINED;
+			rule = "auto-reply words";
+		} else if (t[0] != '\0') {
+			r = R_ONHOLD;
+			rule = "no rule matched the text";
+		} else {
+			r = R_UNDEFINED;
+			rule = "no status, reply or text to go on";
+		}
 	}
 done:
 	free(t);
 	*reason = rsn_name[r];
-	return class_of(r, st, reply_code);
+	cls = class_of(r, st, reply, &cls_why);
+	why_add(why, why_size, "%s -> %s", rule != NULL ? rule : "?", rsn_name[r]);
+	why_add(why, why_size, "%s: %s", cls_why, bounce_class_name(cls));
+	return cls;
+}
+
+enum bounce_class
+bounce_classify(const char *status, int reply_code, const char *diagnostic,
+    const char *smtp_command, const char **reason)
+{
+	struct bounce_evidence e = {
+		.action = NULL, .status = status, .reply_code = reply_code,
+		.diagnostic = diagnostic, .phase = smtp_command,
+	};
+
+	return bounce_decide(&e, reason, NULL, 0);
 }
 
 const char *

@@ -5,20 +5,34 @@
 
 #include "herald/curltrace.h"
 
-int
-curltrace_lines(curl_infotype type, const char *data, size_t size, curltrace_line_fn fn,
-                void *ctx)
+static int
+curltrace_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
 {
+	const struct curltrace *t = ud;
 	const char *line, *end = data + size, *nl;
+	curltrace_line_fn fn;
 
-	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
+	(void)h;
+	if (type == CURLINFO_HEADER_OUT)
+		fn = t->on_command;
+	else if (type == CURLINFO_HEADER_IN)
+		fn = t->on_reply;
+	else
 		return 0;
 	for (line = data; line < end; line = nl + 1) {
 		if (!(nl = memchr(line, '\n', (size_t)(end - line))))
 			nl = end;
-		fn(ctx, type == CURLINFO_HEADER_OUT, line, (size_t)(nl - line));
+		fn(t->ctx, line, (size_t)(nl - line));
 		if (nl == end)
 			break;
 	}
-	return 0;
+	return 0;   /* what a CURLOPT_DEBUGFUNCTION must return */
+}
+
+void
+curltrace_attach(CURL *h, const struct curltrace *t)
+{
+	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, curltrace_debug);
+	curl_easy_setopt(h, CURLOPT_DEBUGDATA, (void *)t);
 }

@@ -1,9 +1,14 @@
 /*
  * issue.c - reading issue files, rendering them once, and the issues table.
  *
+ * Owns the issues and issue_lists tables (sql/001, sql/009): an issue and
+ * the definition of its audience (its lists, its segment or where), which
+ * issue_audience() turns into audience.h's terms when it is needed.
+ *
  * Front matter is YAML, parsed with libyaml's event API: only a flat mapping
- * of scalar keys to scalar values is accepted, which is all an issue needs
- * and keeps anchors, tags and nesting out of a file that ends up in headers.
+ * of scalar keys to scalar values (and flat lists for allow_missing and
+ * lists) is accepted, which is all an issue needs and keeps anchors, tags
+ * and nesting out of a file that ends up in headers.
  */
 #include "herald/issue.h"
 
@@ -24,6 +29,7 @@
 #include "herald/ledger.h"
 #include "herald/list.h"
 #include "herald/render.h"
+#include "herald/segment.h"
 #include "herald/subscriber.h"
 #include "herald/suggest.h"
 #include "herald/tmpl.h"
@@ -86,7 +92,10 @@ static const struct fm_key fm_keys[] = {
 	{ "preheader",  FM(preheader) },
 	{ "from",       FM(from) },
 	{ "reply_to",   FM(reply_to) },
-	{ "list",       FM(list) },
+	{ "list",       0 },
+	{ "lists",      0 },
+	{ "segment",    FM(segment) },
+	{ "where",      FM(where) },
 	{ "allow_html", 0 },
 	{ "tracking",   0 },
 	{ "line_breaks", 0 },
@@ -161,6 +170,120 @@ fm_add_missing(struct issue_source *src, const char *v, const char *where, struc
 	return 0;
 }
 
+/* List names for list: or lists: ("newsletter", "newsletter, research" or
+ * one item of a YAML list), each checked by list.h's rule here and looked
+ * up at issue_create(). */
+static int
+fm_add_list(struct issue_source *src, const char *v, const char *where, struct herr *err)
+{
+	char name[66], **nv;
+	const char *p = v, *e;
+	size_t n, i;
+
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		for (e = p; *e && *e != ',' && *e != ' '; e++)
+			;
+		n = (size_t)(e - p);
+		snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p);
+		if (n >= sizeof name - 1 || list_name_check(name, err) < 0)
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: '%.*s' is not a list name (1-64 of a-z 0-9 . _ -)",
+			                (int)(n > 60 ? 60 : n), p);
+		for (i = 0; i < src->n_lists; i++)
+			if (!strcmp(src->lists[i], name))
+				return herr_set(err, EX_DATAERR, where,
+				                "front matter: list '%s' is given twice", name);
+		if (src->n_lists == AUDIENCE_LISTS_MAX)
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: more than %d lists", AUDIENCE_LISTS_MAX);
+		if (!(nv = realloc(src->lists, (src->n_lists + 1) * sizeof *nv)))
+			return herr_set(err, EX_OSERR, where, "out of memory");
+		src->lists = nv;
+		if (!(nv[src->n_lists] = strdup(name)))
+			return herr_set(err, EX_OSERR, where, "out of memory");
+		src->n_lists++;
+		p = e;
+	}
+	return 0;
+}
+
+/*
+ * Where the value of `where:` starts in the file, so a segment error can
+ * name the file's column: the scalar's line and column as libyaml marks
+ * them, kept only when the file holds the value as written there on one
+ * line (plain, or quoted with no escape changing it); libyaml counts
+ * columns in characters, as segment.h does.
+ */
+static void
+fm_where_position(struct issue_source *src, const char *fm, size_t fm_len, unsigned first_line,
+                  const yaml_event_t *ev)
+{
+	const char *p = fm, *end = fm + fm_len, *v = (const char *)ev->data.scalar.value;
+	size_t i, vlen = strlen(v);
+	int quoted;
+
+	src->where_line = first_line + (unsigned)ev->start_mark.line;
+	src->where_col = 0;
+	if (ev->start_mark.line != ev->end_mark.line)
+		return;
+	for (i = 0; i < ev->start_mark.line && p < end; i++) {
+		p = memchr(p, '\n', (size_t)(end - p));
+		p = p ? p + 1 : end;
+	}
+	for (i = 0; i < ev->start_mark.column && p < end && *p != '\n'; i++)
+		for (p++; p < end && ((unsigned char)*p & 0xc0) == 0x80; p++)
+			;
+	quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+	         ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+	if (i != ev->start_mark.column ||
+	    (!quoted && ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE))
+		return;
+	if (quoted && (p >= end || (*p != '\'' && *p != '"')))
+		return;
+	if (quoted)
+		p++;
+	if ((size_t)(end - p) < vlen || memcmp(p, v, vlen) || (quoted && (p + vlen >= end ||
+	    p[vlen] != p[-1])))
+		return;
+	src->where_col = (int)ev->start_mark.column + 1 + quoted;
+}
+
+/* Keys that exclude each other: list and lists, segment and where. */
+static int
+fm_excludes(const char *a, const char *b)
+{
+	static const char *const pairs[][2] = { { "list", "lists" }, { "segment", "where" } };
+	size_t i;
+
+	for (i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+		if ((!strcmp(a, pairs[i][0]) && !strcmp(b, pairs[i][1])) ||
+		    (!strcmp(a, pairs[i][1]) && !strcmp(b, pairs[i][0])))
+			return 1;
+	return 0;
+}
+
+/* Key fm_keys[k] is being given: not twice, and not with one it excludes. */
+static int
+fm_claim(int *seen, int k, const char *where, struct herr *err)
+{
+	size_t i;
+
+	if (seen[k])
+		return herr_set(err, EX_DATAERR, where, "front matter: '%s' is given twice",
+		                fm_keys[k].name);
+	for (i = 0; i < N_FM_KEYS; i++)
+		if (seen[i] && fm_excludes(fm_keys[i].name, fm_keys[k].name))
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: give '%s' or '%s', not both", fm_keys[i].name,
+			                fm_keys[k].name);
+	seen[k] = 1;
+	return 0;
+}
+
 /* Store the scalar value of front-matter key fm_keys[i]. */
 static int
 fm_set(struct issue_source *src, size_t i, const char *v, const char *where,
@@ -190,6 +313,8 @@ fm_set(struct issue_source *src, size_t i, const char *v, const char *where,
 			                "not '%s'", v);
 	} else if (!strcmp(key, "allow_missing")) {
 		return fm_add_missing(src, v, where, err);
+	} else if (!strcmp(key, "list") || !strcmp(key, "lists")) {
+		return fm_add_list(src, v, where, err);
 	} else {
 		char **field = (char **)((char *)src + fm_keys[i].offset);
 
@@ -234,7 +359,8 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 	yaml_event_t ev;
 	char where[HERR_WHERE_MAX], *key = NULL;
 	unsigned long key_line = 0, line;
-	/* 0 before the mapping, 1 in it, 2 after it, 3 in allow_missing's list */
+	/* 0 before the mapping, 1 in it, 2 after it, 3 in allow_missing's or
+	 * lists' list (key k) */
 	int state = 0, done = 0, ret = -1, seen[N_FM_KEYS] = { 0 }, k = -1;
 
 	if (!yaml_parser_initialize(&parser))
@@ -272,20 +398,17 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 			state = 2;
 			break;
 		case YAML_SEQUENCE_START_EVENT:
-			/* only allow_missing takes a list: [organization, region] */
-			if (state != 1 || !key || strcmp(key, "allow_missing")) {
+			/* only allow_missing and lists take a list: [organization, region] */
+			if (state != 1 || !key || (strcmp(key, "allow_missing") && strcmp(key, "lists"))) {
 				herr_set(err, EX_DATAERR, where,
 				         "front matter: '%s' must be a single value, not a list",
 				         key ? key : "?");
 				goto fail_ev;
 			}
-			if ((k = fm_find(key, where, err)) < 0)
+			if ((k = fm_find(key, where, err)) < 0 || fm_claim(seen, k, where, err) < 0)
 				goto fail_ev;
-			if (seen[k]) {
-				herr_set(err, EX_DATAERR, where, "front matter: '%s' is given twice", key);
-				goto fail_ev;
-			}
-			seen[k] = 1;
+			if (!strcmp(key, "lists"))
+				src->lists_line = line;
 			state = 3;
 			break;
 		case YAML_SEQUENCE_END_EVENT:
@@ -297,7 +420,8 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 			if (state == 3) {
 				if (check_value(src->path, line, key,
 				                (const char *)ev.data.scalar.value, err) < 0 ||
-				    fm_add_missing(src, (const char *)ev.data.scalar.value, where, err) < 0)
+				    fm_set(src, (size_t)k, (const char *)ev.data.scalar.value, where,
+				           err) < 0)
 					goto fail_ev;
 				break;
 			}
@@ -316,17 +440,21 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 				break;
 			}
 			where_line(where, sizeof where, src->path, key_line);
-			if ((k = fm_find(key, where, err)) < 0)
+			if ((k = fm_find(key, where, err)) < 0 || fm_claim(seen, k, where, err) < 0)
 				goto fail_ev;
-			if (seen[k]) {
-				herr_set(err, EX_DATAERR, where, "front matter: '%s' is given twice", key);
-				goto fail_ev;
-			}
-			seen[k] = 1;
-			if (check_value(src->path, key_line, key,
-			                (const char *)ev.data.scalar.value, err) < 0 ||
+			/* where: never reaches a header, may be longer than one and
+			 * span lines; segment_compile() checks it */
+			if ((strcmp(key, "where") &&
+			     check_value(src->path, key_line, key,
+			                 (const char *)ev.data.scalar.value, err) < 0) ||
 			    fm_set(src, (size_t)k, (const char *)ev.data.scalar.value, where, err) < 0)
 				goto fail_ev;
+			if (!strcmp(key, "list") || !strcmp(key, "lists"))
+				src->lists_line = (unsigned)key_line;
+			else if (!strcmp(key, "segment"))
+				src->segment_line = (unsigned)key_line;
+			else if (!strcmp(key, "where"))
+				fm_where_position(src, fm, fm_len, first_line, &ev);
 			free(key);
 			key = NULL;
 			break;
@@ -422,7 +550,11 @@ issue_source_free(struct issue_source *src)
 	free(src->preheader);
 	free(src->from);
 	free(src->reply_to);
-	free(src->list);
+	while (src->n_lists)
+		free(src->lists[--src->n_lists]);
+	free(src->lists);
+	free(src->segment);
+	free(src->where);
 	while (src->n_allow_missing)
 		free(src->allow_missing[--src->n_allow_missing]);
 	free(src->allow_missing);
@@ -443,6 +575,9 @@ issue_clear(struct issue *is)
 	free(is->text);
 	free(is->links);
 	free(is->allow_missing);
+	free(is->list_names);
+	free(is->segment);
+	free(is->where);
 	memset(is, 0, sizeof *is);
 }
 
@@ -557,15 +692,113 @@ field_allowed(const char *allow_json, const char *field)
 	return found;
 }
 
+/* ---- the audience -------------------------------------------------------- */
+
+int
+issue_audience(sqlite3 *db, const struct issue *is, long long now, struct audience *a,
+               struct herr *err)
+{
+	char where[HERR_WHERE_MAX];
+	size_t i;
+
+	memset(a, 0, sizeof *a);
+	/* an issue made up in memory (tests) has only list_id */
+	if (!is->n_lists && audience_add_list(a, is->list_id, err) < 0)
+		return -1;
+	for (i = 0; i < is->n_lists; i++)
+		if (audience_add_list(a, is->list_ids[i], err) < 0)
+			return -1;
+	if (is->segment && is->segment[0]) {
+		if (segment_compile_saved(db, is->segment, now, &a->seg, err) < 0)
+			goto fail;
+	} else if (is->where && is->where[0]) {
+		snprintf(where, sizeof where, "issue %lld where", is->id);
+		if (segment_compile(db, is->where, where, now, &a->seg, err) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	herr_wrap(err, "the audience of issue %lld", is->id);
+	audience_clear(a);
+	return -1;
+}
+
+int
+issue_audience_count(sqlite3 *db, const struct issue *is, long long *n, struct herr *err)
+{
+	struct audience a;
+	int rc;
+
+	*n = 0;
+	if (issue_audience(db, is, db_now(), &a, err) < 0)
+		return -1;
+	rc = audience_count(db, &a, n, err);
+	audience_clear(&a);
+	return rc;
+}
+
+int
+issue_audience_each(sqlite3 *db, const struct issue *is,
+                    int (*fn)(void *ctx, const struct audience_row *r), void *ctx,
+                    struct herr *err)
+{
+	struct audience a;
+	int rc;
+
+	if (issue_audience(db, is, db_now(), &a, err) < 0)
+		return -1;
+	rc = audience_each(db, &a, fn, ctx, err);
+	audience_clear(&a);
+	return rc;
+}
+
+/* "list 'news'", "lists 'news', 'research'", and the filter: whom the
+ * counts of the merge-field messages are of. */
+static void
+audience_phrase(const struct issue *is, char *out, size_t size)
+{
+	const char *names = is->list_names && is->list_names[0] ? is->list_names : is->list_name;
+	size_t k;
+
+	if (is->n_lists > 1)
+		k = (size_t)snprintf(out, size, "lists %s", names);
+	else
+		k = (size_t)snprintf(out, size, "list '%s'", names);
+	if (k >= size)
+		return;
+	if (is->segment && is->segment[0])
+		snprintf(out + k, size - k, " in segment '%s'", is->segment);
+	else if (is->where && is->where[0])
+		snprintf(out + k, size - k, " matching its where:");
+}
+
+static int check_fields(sqlite3 *db, const struct issue *is, const struct audience *a,
+                        int refuse, void (*warn)(void *ctx, const char *msg), void *warn_ctx,
+                        struct herr *err);
+
 int
 issue_check_fields(sqlite3 *db, const struct issue *is, int refuse,
                    void (*warn)(void *ctx, const char *msg), void *warn_ctx,
                    struct herr *err)
 {
+	struct audience a;
+	int rc;
+
+	if (issue_audience(db, is, db_now(), &a, err) < 0)
+		return -1;
+	rc = check_fields(db, is, &a, refuse, warn, warn_ctx, err);
+	audience_clear(&a);
+	return rc;
+}
+
+static int
+check_fields(sqlite3 *db, const struct issue *is, const struct audience *a, int refuse,
+             void (*warn)(void *ctx, const char *msg), void *warn_ctx, struct herr *err)
+{
 	const char *parts[4] = { is->subject, is->preheader, is->html, is->text };
 	struct bare_fields *bare = calloc(1, sizeof *bare);
 	struct audience_gap gaps[FIELDS_MAX];
-	char msg[1200], hint[400];
+	char msg[1200], hint[400], whom[400];
 	long long total;
 	size_t i, n = 0;
 	int ret = -1;
@@ -583,8 +816,9 @@ issue_check_fields(sqlite3 *db, const struct issue *is, int refuse,
 		ret = 0;
 		goto out;
 	}
-	if (audience_field_gaps(db, is->list_id, gaps, n, &total, err) < 0)
+	if (audience_field_gaps(db, a, gaps, n, &total, err) < 0)
 		goto out;
+	audience_phrase(is, whom, sizeof whom);
 	for (i = 0; i < n; i++) {
 		const char *f = gaps[i].field;
 		int attr = f[0] == 'a';
@@ -615,16 +849,16 @@ issue_check_fields(sqlite3 *db, const struct issue *is, int refuse,
 			if (!warn)
 				continue;
 			snprintf(msg, sizeof msg, "{{%s}} has no fallback: %lld of %lld recipients of "
-			         "list '%s' have no %s and will see nothing there; write "
+			         "%s have no %s and will see nothing there; write "
 			         "{{%s|...}} to choose what they see", f, gaps[i].missing, total,
-			         is->list_name, attr ? what : "name", f);
+			         whom, attr ? what : "name", f);
 			warn(warn_ctx, msg);
 			continue;
 		}
 		snprintf(msg, sizeof msg, "{{%s}} has no fallback and none of the %lld recipients "
-		         "of list '%s' has %s%s; give it one ({{%s|...}}) or add "
+		         "of %s has %s%s; give it one ({{%s|...}}) or add "
 		         "'allow_missing: [%s]' to the front matter and run 'herald issue new' "
-		         "again", f, total, is->list_name, what, hint, f, attr ? f + 5 : f);
+		         "again", f, total, whom, what, hint, f, attr ? f + 5 : f);
 		if (refuse) {
 			char where[32];
 
@@ -678,12 +912,76 @@ json_strings(char *const *v, size_t n)
 	return s;
 }
 
+/* The lists the issue goes to: --list (repeated) or the front matter's,
+ * each found, none twice.  *first gets the first (issues.list_id). */
+static int
+resolve_lists(sqlite3 *db, const struct issue_source *src, const struct issue_overrides *ov,
+              struct list *first, long long ids[AUDIENCE_LISTS_MAX], size_t *n,
+              struct herr *err)
+{
+	const char *const *names = (const char *const *)src->lists;
+	char where[HERR_WHERE_MAX];
+	struct list l;
+	size_t i, j;
+
+	*n = src->n_lists;
+	snprintf(where, sizeof where, "%s:%u", src->path, src->lists_line);
+	if (ov && ov->n_lists) {
+		names = ov->lists;
+		*n = ov->n_lists;
+		snprintf(where, sizeof where, "--list");
+	}
+	if (!*n)
+		return herr_set(err, EX_USAGE, src->path,
+		                "no list: give 'list:' or 'lists:' in the front matter or --list NAME");
+	if (*n > AUDIENCE_LISTS_MAX)
+		return herr_set(err, EX_USAGE, where, "more than %d lists", AUDIENCE_LISTS_MAX);
+	for (i = 0; i < *n; i++) {
+		if (list_get(db, names[i], &l, err) < 0) {
+			if (!err->where[0])
+				snprintf(err->where, sizeof err->where, "%s", where);
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (ids[j] == l.id)
+				return herr_set(err, EX_USAGE, where, "list '%s' is given twice", l.name);
+		ids[i] = l.id;
+		if (!i)
+			*first = l;
+	}
+	return 0;
+}
+
+/* segment: or where: compiles now, or the issue is not made; the compiled
+ * form is thrown away, as the send compiles it again when it starts. */
+static int
+check_filter(sqlite3 *db, const struct issue_source *src, struct herr *err)
+{
+	struct segment *seg = NULL;
+	char where[HERR_WHERE_MAX];
+	int rc = 0;
+
+	if (src->segment) {
+		rc = segment_compile_saved(db, src->segment, db_now(), &seg, err);
+		if (rc < 0 && !err->where[0])
+			snprintf(err->where, sizeof err->where, "%s:%u", src->path, src->segment_line);
+	} else if (src->where && src->where_col) {
+		rc = segment_compile_at(db, src->where, src->path, (int)src->where_line,
+		                        src->where_col, db_now(), &seg, err);
+	} else if (src->where) {
+		/* folded or escaped: the column is the expression's own */
+		snprintf(where, sizeof where, "%s:%u: where", src->path, src->where_line);
+		rc = segment_compile(db, src->where, where, db_now(), &seg, err);
+	}
+	segment_free(seg);
+	return rc;
+}
+
 int
 issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *src,
              const struct issue_overrides *ov, long long *id_out,
              void (*warn)(void *ctx, const char *msg), void *warn_ctx, struct herr *err)
 {
-	const char *list_name = ov && ov->list ? ov->list : src->list;
 	const char *subject = ov && ov->subject ? ov->subject : src->subject;
 	const char *html_where, *text_where;
 	char from_name[256], reply_name[256], reply_to[600] = "", *html_tpl = NULL,
@@ -695,13 +993,13 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	struct render_page_vars pv;
 	struct buf html = BUF_INIT(16u << 20), text = BUF_INIT(16u << 20);
 	struct list l;
+	long long list_ids[AUDIENCE_LISTS_MAX];
+	size_t n_lists, i;
 	sqlite3_stmt *st = NULL;
-	int rc, ret = -1;
+	int rc, ret = -1, in_tx = 0;
 
-	if (!list_name)
-		return herr_set(err, EX_USAGE, src->path,
-		                "no list: give 'list:' in the front matter or --list NAME");
-	if (list_get(db, list_name, &l, err) < 0)
+	if (resolve_lists(db, src, ov, &l, list_ids, &n_lists, err) < 0 ||
+	    check_filter(db, src, err) < 0)
 		return -1;
 	if (!subject || !*subject)
 		return herr_set(err, EX_DATAERR, src->path,
@@ -764,11 +1062,17 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 		goto out;
 	}
 
+	/* the issue and its lists together (the trigger of sql/009 adds the
+	 * first, list_id, at position 0) */
+	if (db_begin(db, err) < 0)
+		goto out;
+	in_tx = 1;
 	if (db_prepare(db, &st,
 	               "INSERT INTO issues (list_id, subject, preheader, from_name, from_addr, "
 	               "reply_to, source_path, markdown, html, text, links, allow_html, status, "
-	               "created_at, tracking, allow_missing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-	               "?8, ?9, ?10, ?11, ?12, 'draft', ?13, ?14, ?15)", err) < 0)
+	               "created_at, tracking, allow_missing, segment, audience_where) VALUES (?1, "
+	               "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'draft', ?13, ?14, ?15, ?16, "
+	               "?17)", err) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, l.id);
 	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
@@ -786,12 +1090,36 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	sqlite3_bind_int64(st, 13, db_now());
 	sqlite3_bind_int(st, 14, src->tracking >= 0 ? src->tracking : cfg->tracking);
 	sqlite3_bind_text(st, 15, allow, -1, SQLITE_STATIC);
+	if (src->segment)
+		sqlite3_bind_text(st, 16, src->segment, -1, SQLITE_STATIC);
+	if (src->where)
+		sqlite3_bind_text(st, 17, src->where, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		db_error(db, err, "insert issue");
 		goto out;
 	}
 	*id_out = sqlite3_last_insert_rowid(db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (n_lists > 1 &&
+	    db_prepare(db, &st, "INSERT INTO issue_lists (issue_id, list_id, position) "
+	               "VALUES (?1, ?2, ?3)", err) < 0)
+		goto out;
+	for (i = 1; i < n_lists; i++) {
+		sqlite3_bind_int64(st, 1, *id_out);
+		sqlite3_bind_int64(st, 2, list_ids[i]);
+		sqlite3_bind_int64(st, 3, (long long)i);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			db_error(db, err, "insert the issue's lists");
+			goto out;
+		}
+	}
+	in_tx = 0;
+	if (db_commit(db, err) < 0)
+		goto out;
 	/* Said now, while the file is open in the author's editor; refused
 	 * only at schedule and send, since subscribers may still be imported. */
 	if (warn) {
@@ -807,6 +1135,8 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	ret = 0;
 out:
 	sqlite3_finalize(st);
+	if (in_tx)
+		db_rollback(db);
 	free(allow);
 	free(links);
 	free(html_tpl);
@@ -821,7 +1151,11 @@ out:
 	"SELECT i.id, i.list_id, l.name, i.subject, i.preheader, i.from_name, i.from_addr, " \
 	"i.reply_to, i.source_path, i.markdown, i.html, i.text, i.links, i.allow_html, " \
 	"i.status, ifnull(i.send_at, 0), i.created_at, ifnull(i.started_at, 0), " \
-	"ifnull(i.finished_at, 0), i.tracking, i.allow_missing " \
+	"ifnull(i.finished_at, 0), i.tracking, i.allow_missing, i.segment, i.audience_where, " \
+	"(SELECT group_concat(list_id, ' ') FROM (SELECT il.list_id FROM issue_lists il " \
+	" WHERE il.issue_id = i.id ORDER BY il.position)), " \
+	"(SELECT group_concat(name, ', ') FROM (SELECT ll.name FROM issue_lists il " \
+	" JOIN lists ll ON ll.id = il.list_id WHERE il.issue_id = i.id ORDER BY il.position)) " \
 	"FROM issues i JOIN lists l ON l.id = i.list_id "
 
 static char *
@@ -860,8 +1194,23 @@ row_to_issue(sqlite3_stmt *st, struct issue *is, int full)
 	is->finished_at = sqlite3_column_int64(st, 18);
 	is->tracking = sqlite3_column_int(st, 19);
 	is->allow_missing = col_dup(st, 20);
+	is->list_names = col_dup(st, 24);
+	if (sqlite3_column_type(st, 21) != SQLITE_NULL && !(is->segment = col_dup(st, 21)))
+		return -1;
+	if (sqlite3_column_type(st, 22) != SQLITE_NULL && !(is->where = col_dup(st, 22)))
+		return -1;
+	{
+		const char *p = (const char *)sqlite3_column_text(st, 23);
+		char *e;
+
+		/* "3 5 9": issue_lists in position order; position 0 is list_id */
+		while (p && *p && is->n_lists < AUDIENCE_LISTS_MAX) {
+			is->list_ids[is->n_lists++] = strtoll(p, &e, 10);
+			p = *e ? e + 1 : e;
+		}
+	}
 	if (!is->subject || !is->preheader || !is->from_name || !is->from_addr ||
-	    !is->reply_to || !is->source_path || !is->allow_missing ||
+	    !is->reply_to || !is->source_path || !is->allow_missing || !is->list_names ||
 	    (full && (!is->markdown || !is->html || !is->text || !is->links)))
 		return -1;
 	return 0;
@@ -1031,14 +1380,25 @@ issue_start_send(sqlite3 *db, const struct issue *start,
                  struct herr *err)
 {
 	long long id = start->id, changes;
+	struct audience a;
 	struct issue is;
 	int started;
 
-	/* (4), before the write lock is taken: it reads the whole audience */
-	if (issue_check_fields(db, start, 1, warn, warn_ctx, err) < 0)
+	/* The audience as of now, taken once: (4) checks the one the
+	 * snapshot takes.  The check comes before the write lock is taken: it
+	 * reads the whole audience.  An issue whose send had started has its
+	 * snapshot and needs neither (below). */
+	memset(&a, 0, sizeof a);
+	if (!start->started_at &&
+	    (issue_audience(db, start, db_now(), &a, err) < 0 ||
+	     check_fields(db, start, &a, 1, warn, warn_ctx, err) < 0)) {
+		audience_clear(&a);
 		return -1;
-	if (db_begin(db, err) < 0)
+	}
+	if (db_begin(db, err) < 0) {
+		audience_clear(&a);
 		return -1;
+	}
 	/* an issue rescheduled after its send had started (paused or
 	 * cancelled, then `issue schedule`) has its snapshot: it goes on with
 	 * it, never adding who subscribed since (ledger.h (3)) */
@@ -1061,10 +1421,12 @@ issue_start_send(sqlite3 *db, const struct issue *start,
 	}
 	/* (1): the snapshot in the same transaction */
 	*n = 0;
-	if (!started && ledger_snapshot(db, id, start->list_id, n, err) < 0)
+	if (!started && ledger_snapshot(db, id, &a, n, err) < 0)
 		goto fail;
+	audience_clear(&a);
 	return db_commit(db, err);
 fail:
+	audience_clear(&a);
 	db_rollback(db);
 	return -1;
 }

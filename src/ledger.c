@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/buf.h"
 #include "herald/db.h"
 
 struct ledger {
@@ -77,21 +78,30 @@ ledger_row_clear(struct ledger_row *r)
 }
 
 int
-ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n,
+ledger_snapshot(sqlite3 *db, long long issue_id, const struct audience *a, long long *n,
                 struct herr *err)
 {
+	struct buf sql = BUF_INIT((1u << 20) + (64u << 10));
 	sqlite3_stmt *st;
 	int rc;
 
-	/* The audience (audience.h); ORDER BY keeps the send order stable. */
-	if (db_prepare(db, &st,
-	               "INSERT INTO deliveries (issue_id, subscriber_id, status, created_at, "
-	               "updated_at) SELECT ?1, s.id, 'pending', ?3, ?3 FROM " AUDIENCE_SQL_FROM
-	               " WHERE " AUDIENCE_SQL_WHERE("?2") " "
-	               "ORDER BY s.id ON CONFLICT DO NOTHING", err) < 0)
+	/* The audience (audience.h: audience_sql(), its ?1 and ?101...; ours
+	 * are ?2 and ?3); ORDER BY keeps the send order stable. */
+	if (buf_adds(&sql, "INSERT INTO deliveries (issue_id, subscriber_id, status, created_at, "
+	             "updated_at) SELECT ?2, s.id, 'pending', ?3, ?3 FROM subscribers s WHERE ") < 0 ||
+	    audience_sql(a, &sql) < 0 || buf_adds(&sql, " ORDER BY s.id ON CONFLICT DO NOTHING") < 0) {
+		buf_free(&sql);
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	}
+	rc = db_prepare(db, &st, buf_str(&sql), err);
+	buf_free(&sql);
+	if (rc < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, issue_id);
-	sqlite3_bind_int64(st, 2, list_id);
+	if (audience_bind(a, st, err) < 0) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 2, issue_id);
 	sqlite3_bind_int64(st, 3, db_now());
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -136,13 +146,11 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 	l->policy = (struct bouncelog_policy)BOUNCELOG_POLICY_DEFAULT;
 	/* Pending rows in subscriber order from a cursor, so each claim is an
 	 * index seek rather than a scan past everything already sent. */
+	/* (6): still confirmed on one of the issue's lists, still mailable */
 #define NEXT_COLUMNS \
 	"SELECT d.subscriber_id, d.attempts, s.email, s.name, s.attributes, " \
-	AUDIENCE_SQL_MEMBER " IS 1 " \
-	"FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id " \
-	"JOIN issues i ON i.id = d.issue_id " \
-	"LEFT JOIN subscriptions sub ON sub.list_id = i.list_id " \
-	"AND sub.subscriber_id = d.subscriber_id "
+	AUDIENCE_SQL_ISSUE_MEMBER("d.issue_id") " " \
+	"FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
 	if (db_prepare(db, &l->next, NEXT_COLUMNS
 	               "WHERE d.issue_id = ?1 AND d.status = 'pending' AND d.subscriber_id > ?2 "
 	               "ORDER BY d.subscriber_id LIMIT 1", err) < 0 ||
@@ -382,7 +390,8 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 		 * later: a 550 5.1.1 marks the address bounced, a 554 5.7.1
 		 * "blocked" counts as soft (it is about us, not the address). */
 		struct bouncelog_failure f;
-		char dsn[16];
+		struct bounce_evidence ev;
+		char dsn[16], why[BOUNCE_WHY_SIZE];
 
 		bouncelog_status_from_reply(r->reply, r->code, dsn);
 		memset(&f, 0, sizeof f);
@@ -390,7 +399,14 @@ ledger_mark(struct ledger *l, long long subscriber_id, int attempts,
 		f.issue_id = l->issue_id;
 		f.recipient = ""; /* bouncelog takes the subscriber's address */
 		f.source = "smtp";
-		f.cls = bounce_classify(dsn, r->code, reply, smtp_stage_name(r->stage), &f.reason);
+		/* Met live: no Action, not returned (bounce.h) */
+		memset(&ev, 0, sizeof ev);
+		ev.status = dsn;
+		ev.reply_code = r->code;
+		ev.diagnostic = reply;
+		ev.phase = smtp_stage_name(r->stage);
+		f.cls = bounce_decide(&ev, &f.reason, why, sizeof why);
+		f.why = why;
 		f.status = dsn;
 		f.reply_code = r->code;
 		f.diagnostic = reply;

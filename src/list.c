@@ -114,7 +114,7 @@ list_set(sqlite3 *db, const char *name, const struct list_settings *s, struct he
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'confirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unconfirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unsubscribed'), " \
-	"(SELECT count(*) FROM issues i WHERE i.list_id = l.id), l.signup FROM lists l "
+	"(SELECT count(*) FROM issue_lists il WHERE il.list_id = l.id), l.signup FROM lists l "
 
 static void
 row_to_list(sqlite3_stmt *st, struct list *l)
@@ -210,7 +210,9 @@ list_remove(sqlite3 *db, const char *name, int force, struct herr *err)
 		                name, l.n_issues);
 	if (db_begin(db, err) < 0)
 		return -1;
-	if (db_prepare(db, &st, "DELETE FROM issues WHERE list_id = ?1", err) < 0)
+	/* every issue that goes to it, first list or not (issue_lists) */
+	if (db_prepare(db, &st, "DELETE FROM issues WHERE id IN (SELECT issue_id FROM "
+	               "issue_lists WHERE list_id = ?1)", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, l.id);
 	rc = sqlite3_step(st);

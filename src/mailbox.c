@@ -287,6 +287,7 @@ enum phase {
 };
 
 struct fetch {
+	struct curltrace trace;  /* protocol lines to note_command/note_reply */
 	CURL       *curl;
 	int         pop3;
 	int         connected;      /* a transfer succeeded: no new socket (3) */
@@ -357,8 +358,9 @@ static const struct {
  * it may be "LOGIN user password" or an AUTH continuation.
  */
 static void
-note_command(struct fetch *f, const char *p, size_t n)
+note_command(void *ctx, const char *p, size_t n)
 {
+	struct fetch *f = ctx;
 	const char *end = p + n, *w;
 	size_t k, i;
 
@@ -388,8 +390,9 @@ note_command(struct fetch *f, const char *p, size_t n)
 
 /* A line came in: keep it, printable, for the error message. */
 static void
-note_reply(struct fetch *f, const char *p, size_t n)
+note_reply(void *ctx, const char *p, size_t n)
 {
+	struct fetch *f = ctx;
 	char line[sizeof f->reply];
 	const char *s;
 	size_t k;
@@ -407,23 +410,6 @@ note_reply(struct fetch *f, const char *p, size_t n)
 	memcpy(line, p, k);
 	line[k] = '\0';
 	herr_show(f->reply, sizeof f->reply, line);
-}
-
-/* One line of the trace: what we sent, or what the server said. */
-static void
-trace_line(void *ud, int sent, const char *line, size_t len)
-{
-	if (sent)
-		note_command(ud, line, len);
-	else
-		note_reply(ud, line, len);
-}
-
-static int
-fetch_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
-{
-	(void)h;
-	return curltrace_lines(type, data, size, trace_line, ud);
 }
 
 /* The error for a failed transfer: a sysexits code by what failed (see
@@ -635,9 +621,8 @@ fetch_setup(struct fetch *f, const struct mailbox_opts *o, struct herr *err)
 	curl_easy_setopt(f->curl, CURLOPT_ERRORBUFFER, f->errbuf);
 	curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, fetch_write);
 	curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(f->curl, CURLOPT_VERBOSE, 1L);
-	curl_easy_setopt(f->curl, CURLOPT_DEBUGFUNCTION, fetch_debug);
-	curl_easy_setopt(f->curl, CURLOPT_DEBUGDATA, f);
+	f->trace = (struct curltrace){ note_command, note_reply, f };
+	curltrace_attach(f->curl, &f->trace);
 	curl_easy_setopt(f->curl, CURLOPT_OPENSOCKETFUNCTION, fetch_socket);
 	curl_easy_setopt(f->curl, CURLOPT_OPENSOCKETDATA, f);
 	if (!tls)

@@ -196,7 +196,7 @@ static const char reasons_sql[] =
 	"        AND b2.reason = b.reason ORDER BY b2.at DESC, b2.id DESC LIMIT 1), "
 	"       (SELECT b2.diagnostic FROM bounces b2 WHERE b2.issue_id = ?1 AND b2.class = b.class "
 	"        AND b2.reason = b.reason ORDER BY b2.at DESC, b2.id DESC LIMIT 1) "
-	"FROM bounces b WHERE issue_id = ?1 GROUP BY class, reason "
+	"FROM bounces b WHERE issue_id = ?1 AND class <> 'delayed' GROUP BY class, reason "
 	"ORDER BY 3 DESC, class, reason LIMIT " REPORT_REASONS_MAX_SQL;
 
 static int

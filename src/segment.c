@@ -2,7 +2,9 @@
  * segment.c - the segment language and saved segments (see segment.h).
  *
  * Owns the segments table (sql/007_segments.sql).  Called by
- * src/cmd/segment.c and src/cmd/sub.c.  The SQL it builds only reads:
+ * src/cmd/segment.c, src/cmd/sub.c and issue.c (an issue's segment or
+ * where; segment_remove() asks issues whether one still needs it).  The
+ * SQL it builds only reads:
  * subscribers, subscriptions, lists (names, at compile time), events,
  * deliveries and bounces.
  *
@@ -78,6 +80,7 @@ struct parser {
 	size_t          pos;       /* the next byte to lex */
 	int             line, col; /* of src[pos] */
 	const char     *where;
+	int             line0, col0; /* where the expression starts in `where` */
 	long long       now;
 	struct token    tok;       /* the current token */
 	struct buf      sql;
@@ -135,6 +138,11 @@ perr(struct parser *p, int line, int col, const char *fmt, ...)
 	char where[HERR_WHERE_MAX], msg[HERR_MSG_MAX];
 	va_list ap;
 
+	/* in the caller's text: the first line of the expression starts at
+	 * its col0, the others at column 1 */
+	if (line == 1)
+		col += p->col0 - 1;
+	line += p->line0 - 1;
 	snprintf(where, sizeof where, "%s:%d:%d", p->where, line, col);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -1221,6 +1229,13 @@ int
 segment_compile(sqlite3 *db, const char *expr, const char *where, long long now,
                 struct segment **out, struct herr *err)
 {
+	return segment_compile_at(db, expr, where, 1, 1, now, out, err);
+}
+
+int
+segment_compile_at(sqlite3 *db, const char *expr, const char *where, int line, int col,
+                   long long now, struct segment **out, struct herr *err)
+{
 	struct parser p;
 	size_t len = strlen(expr), bad;
 	int rc = -1;
@@ -1231,6 +1246,8 @@ segment_compile(sqlite3 *db, const char *expr, const char *where, long long now,
 	p.src = expr;
 	p.line = p.col = 1;
 	p.where = where ? where : "segment";
+	p.line0 = line > 0 ? line : 1;
+	p.col0 = col > 0 ? col : 1;
 	p.now = now;
 	p.err = err;
 	buf_init(&p.sql, SQL_MAX);
@@ -1238,10 +1255,10 @@ segment_compile(sqlite3 *db, const char *expr, const char *where, long long now,
 		return herr_set(err, EX_DATAERR, p.where, "the expression is %zu bytes; the limit is %d",
 		                len, SEGMENT_EXPR_MAX);
 	if ((bad = utf8_invalid_at((const unsigned char *)expr, len)) < len) {
-		int line, col;
+		int bad_line, bad_col;
 
-		position_of(expr, bad, &line, &col);
-		return perr(&p, line, col, "not valid UTF-8");
+		position_of(expr, bad, &bad_line, &bad_col);
+		return perr(&p, bad_line, bad_col, "not valid UTF-8");
 	}
 	if (!(p.seg = calloc(1, sizeof *p.seg)))
 		return oom(err);
@@ -1560,8 +1577,25 @@ int
 segment_remove(sqlite3 *db, const char *name, struct herr *err)
 {
 	sqlite3_stmt *st;
+	long long issue_id = 0;
 	int rc;
 
+	/* An issue whose send has not started takes its audience through the
+	 * segment at the start (issue.h): removing it would stop that send. */
+	if (db_prepare(db, &st, "SELECT id FROM issues WHERE segment = ?1 AND started_at IS NULL "
+	               "ORDER BY id LIMIT 1", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		issue_id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(db, err, "find issues of the segment");
+	if (issue_id)
+		return herr_set(err, EX_DATAERR, NULL,
+		                "segment '%s' chooses the audience of issue %lld, not sent yet; "
+		                "change or remove that issue first", name, issue_id);
 	if (db_prepare(db, &st, "DELETE FROM segments WHERE name = ?1", err) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);

@@ -15,6 +15,7 @@
 #include "herald/curltrace.h"
 
 struct smtp_conn {
+	struct curltrace trace;  /* protocol lines to note_command/note_reply */
 	CURL  *curl;
 	char   errbuf[CURL_ERROR_SIZE];
 	long   connects;
@@ -58,8 +59,9 @@ read_cb(char *dst, size_t size, size_t nmemb, void *ud)
 }
 
 static void
-note_command(struct smtp_conn *c, const char *p, size_t n)
+note_command(void *ctx, const char *p, size_t n)
 {
+	struct smtp_conn *c = ctx;
 	/* Only the verb is looked at: never copy what follows AUTH. */
 	if (n >= 4 && !strncasecmp(p, "EHLO", 4))
 		c->stage = SMTP_STAGE_EHLO;
@@ -81,8 +83,9 @@ note_command(struct smtp_conn *c, const char *p, size_t n)
 }
 
 static void
-note_reply(struct smtp_conn *c, const char *p, size_t n)
+note_reply(void *ctx, const char *p, size_t n)
 {
+	struct smtp_conn *c = ctx;
 	struct smtp_result *r = c->r;
 	size_t used, take;
 	int code;
@@ -124,23 +127,6 @@ note_reply(struct smtp_conn *c, const char *p, size_t n)
 	c->reply_continues = n > 3 && p[3] == '-';
 }
 
-/* One line of the trace: what we sent, or what the server said. */
-static void
-trace_line(void *ud, int sent, const char *line, size_t len)
-{
-	if (sent)
-		note_command(ud, line, len);
-	else
-		note_reply(ud, line, len);
-}
-
-static int
-debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
-{
-	(void)h;
-	return curltrace_lines(type, data, size, trace_line, ud);
-}
-
 int
 smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct herr *err)
 {
@@ -168,9 +154,8 @@ smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct her
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_cb);
 	curl_easy_setopt(c->curl, CURLOPT_READDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_VERBOSE, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
-	curl_easy_setopt(c->curl, CURLOPT_DEBUGDATA, c);
+	c->trace = (struct curltrace){ note_command, note_reply, c };
+	curltrace_attach(c->curl, &c->trace);
 	if (!strncasecmp(cfg->url, "smtp://", 7))
 		curl_easy_setopt(c->curl, CURLOPT_USE_SSL,
 		                 cfg->starttls == CONFIG_STARTTLS_REQUIRED ? (long)CURLUSESSL_ALL :

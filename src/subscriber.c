@@ -571,30 +571,41 @@ subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber
                             struct herr *err)
 {
 	sqlite3_stmt *st;
-	long long now = db_now();
+	long long now = db_now(), ended[64];
+	size_t n = 0, i;
 	int rc;
 
+	/* Rule (9): unsubscribing from an issue's mail ends the subscriptions
+	 * of every list that issue was sent through (its issue_lists), not
+	 * only the list the token names: a reader reached through a second
+	 * list asked to stop getting this mail. */
 	*changed = 0;
 	if (db_prepare(db, &st,
 	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?3 "
-	               "WHERE list_id = ?1 AND subscriber_id = ?2 AND status != 'unsubscribed'",
-	               err) < 0)
+	               "WHERE subscriber_id = ?2 AND status != 'unsubscribed' AND (list_id = ?1 "
+	               "OR list_id IN (SELECT list_id FROM issue_lists WHERE issue_id = ?4)) "
+	               "RETURNING list_id", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	sqlite3_bind_int64(st, 2, subscriber_id);
 	sqlite3_bind_int64(st, 3, now);
-	rc = sqlite3_step(st);
+	sqlite3_bind_int64(st, 4, issue_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (n < sizeof ended / sizeof ended[0])
+			ended[n++] = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_error(db, err, "unsubscribe");
-	if (!sqlite3_changes(db)) {
-		/* Either not on the list (an error) or already unsubscribed (fine:
-		 * unsubscribing must be idempotent, RFC 8058 §3.2). */
-		if (db_prepare(db, &st, "SELECT 1 FROM subscriptions WHERE list_id = ?1 "
-		               "AND subscriber_id = ?2", err) < 0)
+	if (n == 0) {
+		/* Either not on the lists (an error) or already unsubscribed
+		 * (fine: unsubscribing must be idempotent, RFC 8058 §3.2). */
+		if (db_prepare(db, &st, "SELECT 1 FROM subscriptions WHERE subscriber_id = ?2 AND "
+		               "(list_id = ?1 OR list_id IN (SELECT list_id FROM issue_lists "
+		               "WHERE issue_id = ?3))", err) < 0)
 			return -1;
 		sqlite3_bind_int64(st, 1, list_id);
 		sqlite3_bind_int64(st, 2, subscriber_id);
+		sqlite3_bind_int64(st, 3, issue_id);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 		if (rc != SQLITE_ROW)
@@ -602,8 +613,11 @@ subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber
 		return 0;
 	}
 	*changed = 1;
-	return eventlog_record_source(db, "unsubscribe", issue_id, subscriber_id, list_id, source,
-	                              err);
+	for (i = 0; i < n; i++)
+		if (eventlog_record_source(db, "unsubscribe", issue_id, subscriber_id, ended[i],
+		                           source, err) < 0)
+			return -1;
+	return 0;
 }
 
 int

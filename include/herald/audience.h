@@ -1,16 +1,27 @@
 /*
  * audience.h - who an issue goes to, and what herald knows about them.
  *
- * The audience of a list is every subscriber confirmed on it who is
- * globally active (not blocked, bounced or complained) and not suppressed
- * (suppress.h).  AUDIENCE_SQL_WHERE is that rule, written once: the
- * recipient snapshot of a send (ledger.c) and every count made before a
- * send (the merge-field check below) use it, so what herald warns about is
- * what it will send to.
+ * An audience is one or more lists and, optionally, a segment (segment.h):
+ * every subscriber confirmed on at least one of the lists, who is globally
+ * active (not blocked, bounced or complained) and not suppressed
+ * (suppress.h), and whom the segment matches - each person once, however
+ * many of the lists they are on.  audience_sql() writes that rule, once:
+ * the recipient snapshot of a send (ledger_snapshot()), the counts made
+ * before a send (`issue show`, `issue schedule`, the merge-field check
+ * below) and the listing (`issue audience`) all use it, so what herald
+ * shows and warns about is what it will send to.
+ *
+ * issue.c builds an issue's audience (issue_audience(): its lists from
+ * issue_lists, its saved segment or inline `where:` compiled at that
+ * moment); this file knows nothing of issues.
  *
  * audience_field_gaps() answers "how many recipients would see a blank
  * where the issue says {{attr.organization}}?" for issue.c's checks at
  * `issue new`, `issue schedule` and the start of a send.
+ *
+ * PARAMETERS: audience_sql() uses ?1 (the list ids, as one JSON array
+ * bound by audience_bind()) and the segment's ?101 and up (segment.h), so
+ * a statement around it may use ?2 to ?100 for its own values.
  */
 #ifndef HERALD_AUDIENCE_H
 #define HERALD_AUDIENCE_H
@@ -18,12 +29,14 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "herald/buf.h"
 #include "herald/herr.h"
+#include "herald/segment.h"
 #include "herald/suppress.h"
 
 /* SQL: true when subscriber `s` (table alias) with subscription `sub` (to
- * the list in question) may be mailed; NULL when `sub` is a LEFT JOIN
- * that found no row, so test it with IS 1 there. */
+ * the list in question) may be mailed: the rule of audience_sql() for one
+ * list, for segment.c's one-list questions (`segment count --list`). */
 #define AUDIENCE_SQL_MEMBER \
 	"(sub.status = 'confirmed' AND s.status = 'active' " \
 	"AND " SUPPRESS_SQL_NOT("s.email_key") ")"
@@ -34,7 +47,66 @@
 #define AUDIENCE_SQL_FROM \
 	"subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id"
 
-#define AUDIENCE_KEY_MAX 128
+/* SQL: true while subscriber `s` may still be mailed issue ISSUE (an SQL
+ * expression): active, not suppressed, and confirmed on at least one of the
+ * issue's lists (issue_lists).  ledger.c asks it of each snapshotted row at
+ * claim time (ledger.h (6)); the segment is not asked again there: whom it
+ * matched was decided when the send started. */
+#define AUDIENCE_SQL_ISSUE_MEMBER(ISSUE) \
+	"(s.status = 'active' AND EXISTS (SELECT 1 FROM issue_lists il " \
+	"JOIN subscriptions sub ON sub.list_id = il.list_id AND sub.subscriber_id = s.id " \
+	"WHERE il.issue_id = " ISSUE " AND sub.status = 'confirmed') " \
+	"AND " SUPPRESS_SQL_NOT("s.email_key") ")"
+
+#define AUDIENCE_KEY_MAX   128
+#define AUDIENCE_LISTS_MAX 32  /* lists of one audience (an issue's lists:) */
+
+/* Lists and an optional filter.  Fill it with audience_add_list() and, for
+ * a filter, set `seg` (the audience owns it then); audience_clear() frees. */
+struct audience {
+	long long       list_ids[AUDIENCE_LISTS_MAX]; /* distinct, in the issue's order */
+	size_t          n_lists;
+	struct segment *seg;                          /* NULL: everyone on the lists */
+};
+#define AUDIENCE_INIT { { 0 }, 0, NULL }
+
+/* Add a list (again: ignored).  EX_DATAERR past AUDIENCE_LISTS_MAX. */
+int audience_add_list(struct audience *a, long long list_id, struct herr *err);
+
+/* Free the segment and empty `a`. */
+void audience_clear(struct audience *a);
+
+/*
+ * Append to `sql` the audience rule as a boolean SQL expression over
+ * `s` (FROM subscribers s), parenthesised: the caller writes
+ * "SELECT ... FROM subscribers s WHERE " and this.  Parameters as in the
+ * head comment; bind them with audience_bind() after preparing.  An
+ * audience of no lists is nobody.  -1 only when `sql` is full.
+ */
+int audience_sql(const struct audience *a, struct buf *sql);
+
+/* Bind ?1 and the segment's parameters in `st`; -1 (EX_OSERR, EX_SOFTWARE). */
+int audience_bind(const struct audience *a, sqlite3_stmt *st, struct herr *err);
+
+/* How many people the audience is now. */
+int audience_count(sqlite3 *db, const struct audience *a, long long *n, struct herr *err);
+
+/* One person of the audience, for audience_each's callback; the pointers
+ * are valid only during the call. */
+struct audience_row {
+	long long   id;
+	const char *email;
+	const char *name;
+	const char *lists; /* the names of the audience's lists they are confirmed
+	                      on, in the audience's order, comma-separated */
+};
+
+/* Call fn for each person audience_count() counts, in subscriber id order
+ * (the order a send goes in).  Stops with -1 when fn returns -1 (err
+ * untouched unless the database failed). */
+int audience_each(sqlite3 *db, const struct audience *a,
+                  int (*fn)(void *ctx, const struct audience_row *r), void *ctx,
+                  struct herr *err);
 
 /* One merge field asked about, and what the audience holds for it. */
 struct audience_gap {
@@ -48,13 +120,13 @@ struct audience_gap {
 };
 
 /*
- * Count the audience of list `list_id` into *total and, for each of
+ * Count the audience `a` into *total and, for each of
  * gaps[0..n), the recipients without a value for its field.  A value
  * counts as present when the merge would print something: a non-empty
  * name (first_name: the same), an attribute that is a non-empty string.
  * One pass over the audience for all fields together.  Returns 0 or -1.
  */
-int audience_field_gaps(sqlite3 *db, long long list_id, struct audience_gap *gaps,
+int audience_field_gaps(sqlite3 *db, const struct audience *a, struct audience_gap *gaps,
                         size_t n, long long *total, struct herr *err);
 
 #endif

@@ -25,6 +25,8 @@
 
 /* A hex SHA-256 and its NUL. */
 #define BOUNCE_DIGEST_SIZE 65
+/* Room for the decision path of one recipient (bounce_recipient.why). */
+#define BOUNCE_WHY_SIZE 320
 
 /* What a recipient's entry means for the sender. */
 enum bounce_class {
@@ -46,6 +48,11 @@ struct bounce_recipient {
 	char *feedback_type;  /* ARF Feedback-Type (abuse, fraud, ...); "" otherwise */
 	const char *reason;   /* sisimai vocabulary, a static string, never NULL */
 	enum bounce_class cls;
+	/* How class and reason were decided, one line for people: the fields
+	 * that won and the rule that used them, e.g. "Action: failed; status
+	 * 5.1.1 (bad mailbox) at RCPT -> userunknown; 5.x.x -> hard".  Never
+	 * empty for a recipient with a class. */
+	char  why[BOUNCE_WHY_SIZE];
 };
 
 struct bounce_report {
@@ -88,12 +95,37 @@ void bounce_report_free(struct bounce_report *r);
 int bounce_digest(const char *data, size_t len, char out[BOUNCE_DIGEST_SIZE],
                   struct herr *err);
 
-/* Classify one failure from its parts, as bounce_parse() does for each
- * recipient.  Also used for rejections met at SMTP time, so both kinds land
- * in the same table with the same reasons.  `status` may be "" or NULL,
- * `reply_code` 0, `diagnostic` "" or NULL.  `smtp_command` (RCPT, DATA,
- * MAIL, CONN, or NULL) helps where the text does not.  Sets *reason (static)
- * and returns the class (BOUNCE_HARD or BOUNCE_SOFT; never the others). */
+/* What is known of one recipient's failure, for bounce_decide(). */
+struct bounce_evidence {
+	const char *action;      /* RFC 3464 Action, lower case ("failed", "delayed",
+	                            "delivered", ...); NULL or "" when none */
+	const char *status;      /* RFC 3463 code, or NULL / "" */
+	int         reply_code;  /* RFC 5321 reply, or 0 */
+	const char *diagnostic;  /* the text, or NULL / "" */
+	/* The SMTP phase the failure answered: "CONN", "EHLO", "MAIL",
+	 * "RCPT", "DATA" (also "end of data"), the sender's stage names
+	 * (smtp_stage_name()), "LOCAL" for a failure the reporting MTA met
+	 * itself (no remote server asked), or NULL when unknown. */
+	const char *phase;
+	/* 1: from a returned message, so the MTA has given up (unless the
+	 * Action says delayed); 0: a reply met live at SMTP time, after which
+	 * the sender itself retries a 4yz. */
+	int         returned;
+};
+
+/* Decide class and reason of one failure by bouncereason.c's decision
+ * table (structure first: the notice's Action, an MTA's fixed wording,
+ * the phase, status and reply code, then the text).  Sets *reason
+ * (static) and, when `why` is not NULL, the decision path in `why` (see
+ * bounce_recipient.why).  Returns any class but COMPLAINT and AUTOREPLY
+ * (a vacation reason is still class soft: the shape decides those). */
+enum bounce_class bounce_decide(const struct bounce_evidence *e, const char **reason,
+                                char *why, size_t why_size);
+
+/* bounce_decide() without an Action and without the why line: for
+ * rejections met at SMTP time by the sender, so both kinds land in the
+ * same table with the same reasons.  `smtp_command` is the phase.
+ * BOUNCE_HARD or BOUNCE_SOFT (BOUNCE_DELIVERED for a 2.X.Y status). */
 enum bounce_class bounce_classify(const char *status, int reply_code, const char *diagnostic,
                                   const char *smtp_command, const char **reason);
 

@@ -12,7 +12,16 @@
  *     list and suppresses the address (suppress.h);
  *   - a mail to the List-Unsubscribe mailto address (unsubscribe+TOKEN@)
  *     unsubscribes from the list the token names;
- *   - auto-replies, "delayed" and success notices are noted and ignored.
+ *   - a "delayed" notice gets a `bounces` row of class 'delayed', for
+ *     `sub show`, and nothing else: no event, and it never counts toward
+ *     the soft limit (only class 'soft' does; an expiry is soft);
+ *   - auto-replies and success notices are noted and ignored.
+ *
+ * Every row keeps the classifier's `why` (bounce_recipient.why), and the
+ * inbound row the address the message came back to and the returned
+ * original's To: a failure naming nobody herald knows is kept with
+ * subscriber_id NULL, and bouncelog_each_unmatched() lists those with a
+ * best guess of whom they were about, for a person to look at.
  *
  * Whose it is, in this order (issue 6): the VERP token in the address the
  * bounce was sent to (message.c puts it there); the returned original's
@@ -47,7 +56,9 @@ struct bouncelog_outcome {
 	int  duplicate;     /* seen before: nothing changed */
 	const char *kind;   /* bounce, complaint, autoreply, delayed, delivered,
 	                       unsubscribe, unknown (static) */
-	long hard, soft, complaints, ignored;
+	long hard, soft, complaints;
+	long delayed;       /* delay notices recorded (class 'delayed') */
+	long ignored;       /* recipients noted only: auto-replies, successes */
 	long unmatched;     /* failures naming nobody herald knows */
 	long marked;        /* subscribers newly marked bounced or complained */
 	long unsubscribed;  /* subscriptions ended (complaints, mailto) */
@@ -63,9 +74,10 @@ int bouncelog_ingest(sqlite3 *db, const struct token_key *key,
                      const char *source, struct bouncelog_outcome *out, struct herr *err);
 
 /* One failure for a known subscriber, inside the caller's transaction.
- * `source` is "smtp", "dsn" or "arf"; cls BOUNCE_HARD, BOUNCE_SOFT or
- * BOUNCE_COMPLAINT.  Applies the policy; *marked is set to 1 when the
- * subscriber was newly marked bounced or complained. */
+ * `source` is "smtp", "dsn" or "arf"; cls BOUNCE_HARD, BOUNCE_SOFT,
+ * BOUNCE_COMPLAINT or BOUNCE_DELAYED (recorded only: no event, no policy).
+ * Applies the policy; *marked is set to 1 when the subscriber was newly
+ * marked bounced or complained. */
 struct bouncelog_failure {
 	long long   subscriber_id;   /* 0: nobody known (row kept for diagnosis) */
 	long long   issue_id;        /* 0: unknown */
@@ -80,6 +92,7 @@ struct bouncelog_failure {
 	const char *diagnostic;
 	const char *remote_mta;
 	const char *stage;           /* SMTP time: RCPT, DATA, ...; else NULL */
+	const char *why;             /* bounce_recipient.why; NULL or "" if none */
 };
 int bouncelog_record(sqlite3 *db, const struct bouncelog_policy *pol,
                      const struct bouncelog_failure *f, int *marked, struct herr *err);
@@ -89,18 +102,51 @@ struct bouncelog_entry {
 	long long   issue_id;      /* 0: unknown */
 	const char *recipient;
 	const char *source;        /* smtp, dsn, arf */
-	const char *cls;           /* hard, soft, complaint */
+	const char *cls;           /* hard, soft, complaint, delayed */
 	const char *reason;
 	const char *status;
 	int         reply_code;
 	const char *diagnostic;
 	long long   at;
+	const char *why;           /* how class and reason were decided; "" if unknown */
 };
 /* The newest `limit` failures of a subscriber (subscriber_id > 0) or of an
  * issue (issue_id > 0), newest first.  fn returning non-zero stops. */
 int bouncelog_each(sqlite3 *db, long long subscriber_id, long long issue_id, int limit,
                    int (*fn)(void *ctx, const struct bouncelog_entry *e), void *ctx,
                    struct herr *err);
+
+/* A failure kept with no subscriber (bounces.subscriber_id NULL), for
+ * `herald bounce unmatched`.  Strings are never NULL ("" when unknown) and
+ * live until fn returns. */
+struct bouncelog_unmatched {
+	long long   id;             /* bounces.id */
+	long long   at;
+	long long   issue_id;       /* 0: unknown */
+	long long   inbound_id;     /* 0: none */
+	const char *inbound_source; /* stdin, maildir:NAME, imap:UID, ... */
+	const char *message_id;     /* of the bounce message itself, without <> */
+	const char *source;         /* dsn, arf */
+	const char *cls;            /* hard, soft, complaint */
+	const char *reason;
+	const char *status;
+	int         reply_code;
+	const char *diagnostic;
+	const char *recipient;      /* the address the report named */
+	/* Whom it was most likely about: the recipient named, else the
+	 * returned original's To, else the address the bounce came back to
+	 * (the VERP address); guess_from says which ("recipient",
+	 * "original-to", "envelope-to", or "" when there is none). */
+	const char *guess;
+	const char *guess_from;
+	const char *why;
+};
+/* The newest `limit` unmatched failures, newest first.  Delay notices are
+ * left out: they are not failures and ask nothing of anybody.  Reads
+ * only.  fn returning non-zero stops (and is returned). */
+int bouncelog_each_unmatched(sqlite3 *db, int limit,
+                             int (*fn)(void *ctx, const struct bouncelog_unmatched *u),
+                             void *ctx, struct herr *err);
 
 /* The RFC 3463 code in an SMTP reply text ("550 5.1.1 <a@b>: ..." ->
  * "5.1.1"), or "" when it has none. */

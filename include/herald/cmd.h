@@ -65,8 +65,9 @@ int cmd_serve(int argc, char **argv, struct cmd_env *env);
 int cmd_bounce(int argc, char **argv, struct cmd_env *env);
 int cmd_suppress(int argc, char **argv, struct cmd_env *env);
 int cmd_segment(int argc, char **argv, struct cmd_env *env);
-/* herald bounce --explain FILE...: called by cmd_bounce with argv[0] the
- * first FILE (src/cmd/bounce_explain.c).  Needs no config or database. */
+/* herald bounce --explain [--why] FILE...: called by cmd_bounce with argv
+ * what follows --explain (src/cmd/bounce_explain.c).  Needs no config or
+ * database. */
 int cmd_bounce_explain(int argc, char **argv, struct cmd_env *env);
 
 extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],

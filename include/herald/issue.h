@@ -9,7 +9,8 @@
  *   preheader: "47 local authorities, ..."
  *   from: "What Works Centre <news@example.org>"
  *   reply_to: "wwccsc@example.org"
- *   list: newsletter
+ *   lists: [newsletter, research]
+ *   where: attr.role = "social worker" and attr.region in ("Leeds", "Bristol")
  *   allow_html: false
  *   tracking: true
  *   line_breaks: keep
@@ -24,10 +25,24 @@
  * first_name) that may be blank for every recipient: without it, a send
  * is refused when no recipient has a field used without a fallback.
  *
- * Keys are single scalars (allow_missing may be a list); an unknown or
- * repeated key, a missing subject or list, a control character or line
- * break in any value (header injection) or an unknown merge field is an
- * error at `issue new` naming file:line.
+ * The audience (audience.h): `lists:` names one or more lists (a flow or
+ * block list, or one name; `list: NAME` is the one-list spelling, and a
+ * repeated --list replaces both); the issue goes to everyone confirmed on
+ * any of them, each person once.  `segment: NAME` (a saved segment) or
+ * `where: EXPR` (segment.h's language), not both, narrows that.  Both are
+ * kept as written and compiled again when the send starts, so the audience
+ * is the one of that moment; the ledger's snapshot (ledger.h (3)) is what
+ * it stays afterwards.  An expression that does not compile, an unknown
+ * list or segment, a list given twice or more than AUDIENCE_LISTS_MAX
+ * lists is an error at `issue new` that creates nothing; a `where:` error
+ * names FILE:LINE:COL of the file when the value is written on one line
+ * (plain, or quoted without escapes), else FILE:LINE and the column in the
+ * expression.
+ *
+ * Keys are single scalars (allow_missing and lists may be lists); an
+ * unknown or repeated key, a missing subject or list, a control character
+ * or line break in any value (header injection) or an unknown merge field
+ * is an error at `issue new` naming file:line.
  * Rendering happens here, once: the stored HTML and text parts already hold
  * the layout, and only the merge fields are left for each subscriber.
  *
@@ -62,6 +77,7 @@
  *       issue_retry_failed(), and only when failed rows were put back;
  *   (4) before an issue's send starts, its merge fields are checked against
  *       its audience (issue_check_fields()) at schedule and at the start;
+ *       the audience the start checks is the one it snapshots;
  *   (5) sent and cancelled issues are never sent; a paused one only after
  *       issue_resume().
  */
@@ -71,6 +87,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "herald/audience.h"
 #include "herald/config.h"
 #include "herald/herr.h"
 
@@ -82,7 +99,17 @@ struct issue_source {
 	size_t   len;
 	size_t   body_off;   /* where the Markdown after the front matter starts */
 	unsigned body_line;  /* its line number in the file */
-	char    *subject, *preheader, *from, *reply_to, *list; /* NULL when absent */
+	char    *subject, *preheader, *from, *reply_to; /* NULL when absent */
+	char   **lists;      /* list: or lists:, in order (n_lists of them) */
+	size_t   n_lists;
+	unsigned lists_line; /* the line of that key, for errors */
+	char    *segment;    /* segment: NAME, or NULL */
+	unsigned segment_line;
+	char    *where;      /* where: EXPR, or NULL */
+	unsigned where_line; /* the line its value starts on */
+	int      where_col;  /* its first column there when the value is the file's
+	                        text as written (plain, or quoted without escapes,
+	                        on one line); 0 otherwise */
 	int      allow_html;
 	int      tracking;   /* -1: not given (the config decides) */
 	int      hard_breaks; /* line_breaks: keep (1, the default) | commonmark (0) */
@@ -98,8 +125,13 @@ void issue_source_free(struct issue_source *src);
 
 /* Everything an issue row holds. */
 struct issue {
-	long long id, list_id;
+	long long id, list_id;   /* list_id: the first of its lists */
 	char      list_name[65];
+	long long list_ids[AUDIENCE_LISTS_MAX]; /* its lists in order; [0] is list_id */
+	size_t    n_lists;       /* 0 in an issue not read from the database: list_id alone */
+	char     *list_names;    /* "newsletter, research"; NULL: list_name alone */
+	char     *segment;       /* saved segment narrowing the audience, or NULL */
+	char     *where;         /* inline expression narrowing it, or NULL */
 	char     *subject, *preheader, *from_name, *from_addr, *reply_to;
 	char     *source_path, *markdown, *html, *text, *links; /* links: JSON array */
 	char     *allow_missing; /* JSON array of field names (front matter) */
@@ -110,10 +142,12 @@ struct issue {
 };
 void issue_clear(struct issue *is);
 
-/* Overrides from the command line; NULL fields keep the front matter. */
+/* Overrides from the command line; NULL fields (no lists) keep the front
+ * matter. */
 struct issue_overrides {
-	const char *list;
-	const char *subject;
+	const char *const *lists; /* --list, repeated: n_lists names */
+	size_t             n_lists;
+	const char        *subject;
 };
 
 /*
@@ -129,6 +163,27 @@ int issue_create(sqlite3 *db, const struct config *cfg, const struct issue_sourc
                  struct herr *err);
 
 int issue_get(sqlite3 *db, long long id, struct issue *out, struct herr *err);
+
+/*
+ * The audience of issue `is` as of `now` (audience.h): its lists and its
+ * segment or where compiled now.  Fills *a; audience_clear() it.  Fails
+ * when the filter no longer compiles: EX_NOINPUT when its saved segment
+ * was removed, EX_DATAERR when the expression names a list that is gone
+ * (where "issue ID where:LINE:COL" or "segment NAME:LINE:COL").
+ */
+int issue_audience(sqlite3 *db, const struct issue *is, long long now, struct audience *a,
+                   struct herr *err);
+
+/* How many the audience of `is` is now (issue_audience + audience_count):
+ * what `issue show` and `issue schedule` say it would go to. */
+int issue_audience_count(sqlite3 *db, const struct issue *is, long long *n,
+                         struct herr *err);
+
+/* Call fn for each person of the audience of `is` now, in send order
+ * (audience_each). */
+int issue_audience_each(sqlite3 *db, const struct issue *is,
+                        int (*fn)(void *ctx, const struct audience_row *r), void *ctx,
+                        struct herr *err);
 
 /*
  * The reader's merge fields ({{name}}, {{first_name}}, {{attr.KEY}}) that

@@ -28,13 +28,15 @@
  *       process died: ledger_recover() returns it to pending, and it is sent
  *       again with the same Message-ID;
  *   (6) someone who unsubscribed or was blocked after the snapshot is
- *       `skipped` at claim time, never mailed.
+ *       `skipped` at claim time, never mailed: no longer confirmed on any
+ *       of the issue's lists (audience.h AUDIENCE_SQL_ISSUE_MEMBER).
  */
 #ifndef HERALD_LEDGER_H
 #define HERALD_LEDGER_H
 
 #include <sqlite3.h>
 
+#include "herald/audience.h"
 #include "herald/herr.h"
 #include "herald/smtp.h"
 
@@ -57,10 +59,11 @@ void ledger_row_clear(struct ledger_row *r);
 
 struct ledger;
 
-/* (3): create one pending row per eligible subscriber of the list. Returns
- * the number created in *n.  Call inside the transaction that moves the
- * issue to `sending`. */
-int ledger_snapshot(sqlite3 *db, long long issue_id, long long list_id, long long *n,
+/* (3): create one pending row per person of the audience `a` (audience.h:
+ * the issue's lists and filter, each person once).  Returns the number
+ * created in *n.  Call inside the transaction that moves the issue to
+ * `sending`. */
+int ledger_snapshot(sqlite3 *db, long long issue_id, const struct audience *a, long long *n,
                     struct herr *err);
 
 /* failed -> pending for the whole issue, attempts counted afresh (the

@@ -23,7 +23,7 @@ struct list {
 	long long n_confirmed;   /* subscriptions by status, filled by list_get/list_each */
 	long long n_unconfirmed;
 	long long n_unsubscribed;
-	long long n_issues;
+	long long n_issues;      /* issues going to it (one of their lists) */
 };
 
 /* Check a list name; EX_DATAERR with the reason when it is not valid. */
@@ -58,8 +58,9 @@ int list_each(sqlite3 *db, int (*fn)(void *ctx, const struct list *l), void *ctx
 
 /*
  * Delete a list and its subscriptions.  Refused with EX_DATAERR while
- * issues of the list exist unless `force` (then they go too, with their
- * ledgers).  Subscribers themselves stay: they may be on other lists.
+ * issues going to the list (one of their lists) exist unless `force` (then
+ * they go too, with their ledgers).  Subscribers themselves stay: they may
+ * be on other lists.
  */
 int list_remove(sqlite3 *db, const char *name, int force, struct herr *err);
 

@@ -4,7 +4,8 @@
  * saved segments (the segments table, sql/007_segments.sql).
  *
  * Called by src/cmd/segment.c (`herald segment ...`), src/cmd/sub.c (`sub
- * ls --where`) and, for issue 14, by whatever restricts a send's audience.
+ * ls --where`) and issue.c (an issue's `segment:` or `where:`, which
+ * audience.h applies to the issue's lists).
  * The compiled SQL is a condition on the subscriber row alias `s` (table
  * subscribers); every value, attribute key, list id and time in it is a
  * bound parameter: no text the user wrote ever becomes SQL.
@@ -137,6 +138,13 @@ struct segment; /* a compiled expression: its SQL and parameter values */
 int segment_compile(sqlite3 *db, const char *expr, const char *where, long long now,
                     struct segment **out, struct herr *err);
 
+/* segment_compile() of an expression that starts at LINE:COL of the text
+ * `where` names (an issue's `where:` in its front matter): error positions
+ * count from there, so they point into that file.  Its first line starts
+ * at COL, the others at column 1. */
+int segment_compile_at(sqlite3 *db, const char *expr, const char *where, int line, int col,
+                       long long now, struct segment **out, struct herr *err);
+
 /* The boolean SQL over alias `s`, parenthesised; valid until segment_free. */
 const char *segment_sql(const struct segment *seg);
 
@@ -205,7 +213,8 @@ int segment_get(sqlite3 *db, const char *name, struct segment_def *out, struct h
 int segment_each_saved(sqlite3 *db, int (*fn)(void *ctx, const struct segment_def *d),
                        void *ctx, struct herr *err);
 
-/* Delete a saved segment; EX_NOINPUT when there is none of that name. */
+/* Delete a saved segment; EX_NOINPUT when there is none of that name,
+ * EX_DATAERR while an issue whose send has not started uses it (issue.h). */
 int segment_remove(sqlite3 *db, const char *name, struct herr *err);
 
 /* Compile saved segment `name` (segment_get + segment_compile with where

@@ -23,6 +23,9 @@
  *       changes only through the reader's own confirmation
  *       (subscription_confirm()); the form at most sends that mail.  Only
  *       an admin (`sub add`) may resubscribe directly.
+ *   (9) unsubscribing from an issue's mail (its token names the issue)
+ *       ends the subscriptions of every list the issue was sent through,
+ *       one 'unsubscribe' event each (subscription_unsubscribe_in()).
  *
  * Every way in goes through subscriber_signup() (one address, its own
  * transaction: `sub add`, the web form, the API) or subscriber_signup_in()

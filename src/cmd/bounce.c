@@ -5,6 +5,9 @@
  *   herald bounce --maildir DIR    every message in DIR/new
  *   herald bounce --fetch          the [bounce] mailbox (IMAP or POP3)
  *   herald bounce --explain FILE.. what each message means; changes nothing
+ *                                  (bounce_explain.c; --why adds the why line)
+ *   herald bounce unmatched        failures kept with no subscriber, newest
+ *                                  first, with a guess of whom; changes nothing
  *
  * Exit status on stdin follows what an MTA pipe expects (sendmail's
  * sysexits convention, Postfix pipe(8) and local(8), Exim's pipe transport):
@@ -15,6 +18,7 @@
  * memory - so the MTA keeps the message and tries again.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +35,8 @@ const char cmd_bounce_usage[] =
 	"usage: herald bounce [--envelope-to ADDR]   (one message on stdin)\n"
 	"       herald bounce --maildir DIR\n"
 	"       herald bounce --fetch\n"
-	"       herald bounce --explain FILE...\n";
+	"       herald bounce --explain [--why] FILE...\n"
+	"       herald bounce unmatched [--json] [--limit N]\n";
 
 /* Larger than any bounce worth reading (they quote at most the original's
  * headers); still read whole, so a 10 MB bounce is fine. */
@@ -159,6 +164,101 @@ read_stdin(char **out, size_t *len, int *too_big, struct herr *err)
 	return 0;
 }
 
+/* Where `herald bounce unmatched` puts each row: a JSON array, or text. */
+struct unmatched_out {
+	json_t *arr;  /* --json: the array being built; else NULL */
+	long    n;
+	int     oom;  /* building the JSON failed: stop, say so */
+};
+
+static int
+print_unmatched(void *ctx, const struct bouncelog_unmatched *u)
+{
+	struct unmatched_out *o = ctx;
+	char t[32], code[8] = "";
+
+	o->n++;
+	if (o->arr) {
+		/* I: jansson's json_int_t (long long); the ids are 64-bit. */
+		json_t *j = json_pack("{s:I, s:I, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:i, "
+		                      "s:s, s:s, s:s, s:s, s:s}",
+		                      "id", (json_int_t)u->id, "at", (json_int_t)u->at,
+		                      "issue_id", u->issue_id ? json_integer(u->issue_id) : json_null(),
+		                      "inbound_id",
+		                      u->inbound_id ? json_integer(u->inbound_id) : json_null(),
+		                      "inbound_source", u->inbound_source, "message_id", u->message_id,
+		                      "source", u->source, "class", u->cls, "reason", u->reason,
+		                      "status", u->status, "reply_code", u->reply_code,
+		                      "diagnostic", u->diagnostic, "recipient", u->recipient,
+		                      "guess", u->guess, "guess_from", u->guess_from, "why", u->why);
+
+		if (!j || json_array_append_new(o->arr, j) < 0)
+			return o->oom = 1;
+		return 0;
+	}
+	if (u->reply_code)
+		snprintf(code, sizeof code, "%d ", u->reply_code);
+	printf("%s  %-9s %-15s %s%-7s %s", cmd_time(u->at, t, sizeof t), u->cls, u->reason, code,
+	       u->status[0] ? u->status : "-", u->guess[0] ? u->guess : "(nobody named)");
+	if (u->guess[0] && strcmp(u->guess_from, "recipient"))
+		printf(" (%s)", u->guess_from);
+	putchar('\n');
+	printf("    from %s", u->inbound_source[0] ? u->inbound_source : "-");
+	if (u->message_id[0])
+		printf(", message <%s>", u->message_id);
+	if (u->issue_id)
+		printf(", issue #%lld", u->issue_id);
+	putchar('\n');
+	if (u->diagnostic[0])
+		printf("    %s\n", u->diagnostic);
+	if (u->why[0])
+		printf("    why: %s\n", u->why);
+	return 0;
+}
+
+/* herald bounce unmatched [--json] [--limit N]: reads only. */
+static int
+unmatched(int argc, char **argv, struct cmd_env *env)
+{
+	struct unmatched_out o;
+	long limit = 50;
+	int i, json = 0, rc;
+	char *end;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
+			errno = 0;
+			limit = strtol(argv[++i], &end, 10);
+			if (errno || end == argv[i] || *end || limit < 1 || limit > 100000)
+				return cmd_usage_error(cmd_bounce_usage,
+				                       "bounce unmatched: --limit takes 1 to 100000, not '%s'",
+				                       argv[i]);
+		} else
+			return cmd_usage_error(cmd_bounce_usage, "bounce unmatched: unexpected '%s'",
+			                       argv[i]);
+	}
+	if (cmd_setup(env, CMD_NEED_CONFIG | CMD_NEED_DB) < 0)
+		return -1;
+	memset(&o, 0, sizeof o);
+	if (json && !(o.arr = json_array()))
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	rc = bouncelog_each_unmatched(env->db, (int)limit, print_unmatched, &o, &env->err);
+	if (rc < 0 || o.oom) {
+		json_decref(o.arr);
+		return rc < 0 ? -1 : herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	}
+	if (o.arr)
+		return cmd_print_json(o.arr);
+	if (!o.n)
+		printf("no unmatched bounces\n");
+	else if (!env->quiet)
+		printf("%ld unmatched bounce%s%s\n", o.n, o.n == 1 ? "" : "s",
+		       o.n == limit ? " (--limit reached; there may be more)" : "");
+	return 0;
+}
+
 static int
 fetch(struct bounce_run *b)
 {
@@ -202,10 +302,13 @@ cmd_bounce(int argc, char **argv, struct cmd_env *env)
 	size_t len = 0;
 
 	if (argc > 1 && strcmp(argv[1], "--explain") == 0) {
-		if (argc < 3)
+		/* --why, the only option, comes before the files */
+		if (argc < 3 || (argc == 3 && strcmp(argv[2], "--why") == 0))
 			return cmd_usage_error(cmd_bounce_usage, "bounce --explain: no FILE given");
 		return cmd_bounce_explain(argc - 2, argv + 2, env);
 	}
+	if (argc > 1 && strcmp(argv[1], "unmatched") == 0)
+		return unmatched(argc - 1, argv + 1, env);
 	memset(&b, 0, sizeof b);
 	b.env = env;
 	for (i = 1; i < argc; i++) {

@@ -6,7 +6,13 @@
  * message speaks of:
  *
  *   {"file","recipient","status","reply_code","reason","class",
- *    "diagnostic","action","feedback_type","shape"}
+ *    "diagnostic","action","feedback_type","shape","why"}
+ *
+ * "why" is the classifier's account of how class and reason were decided
+ * (bounce_recipient.why).  With --why (before the files) it is also
+ * printed for people, under each recipient's line, as "    why: ...": a
+ * line that is not JSON, so a program reading the output leaves --why off
+ * and takes "why" from the object.
  *
  * A message with no recipient herald understands (not a bounce, or a
  * shape it cannot read) still gets one line, so every FILE shows up in
@@ -81,12 +87,13 @@ read_file(const char *path, char **data, size_t *len, struct herr *err)
 }
 
 static int
-print_line(const char *file, const struct bounce_report *r, const struct bounce_recipient *b)
+print_line(const char *file, const struct bounce_report *r, const struct bounce_recipient *b,
+           int why)
 {
 	json_t *o;
 	char *s;
 
-	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s}",
+	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
 	    "file", file,
 	    "recipient", b != NULL ? b->recipient : "",
 	    "status", b != NULL ? b->status : "",
@@ -96,7 +103,8 @@ print_line(const char *file, const struct bounce_report *r, const struct bounce_
 	    "diagnostic", b != NULL ? b->diagnostic : "",
 	    "action", b != NULL ? b->action : "",
 	    "feedback_type", b != NULL ? b->feedback_type : "",
-	    "shape", r->shape != NULL ? r->shape : "none");
+	    "shape", r->shape != NULL ? r->shape : "none",
+	    "why", b != NULL ? b->why : "");
 	if (o == NULL)
 		return -1;
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -105,15 +113,23 @@ print_line(const char *file, const struct bounce_report *r, const struct bounce_
 		return -1;
 	puts(s);
 	free(s);
+	/* Only a recipient has a why; a message that named none says so in
+	 * its class ("none"). */
+	if (why && b != NULL)
+		printf("    why: %s\n", b->why);
 	return 0;
 }
 
 int
 cmd_bounce_explain(int argc, char **argv, struct cmd_env *env)
 {
-	int i, bad = 0;
+	int i = 0, bad = 0, why = 0;
 
-	for (i = 0; i < argc; i++) {
+	if (argc > 0 && strcmp(argv[0], "--why") == 0) {
+		why = 1;
+		i++;
+	}
+	for (; i < argc; i++) {
 		struct bounce_report *r = NULL;
 		struct herr e;
 		char *data = NULL;
@@ -133,11 +149,11 @@ cmd_bounce_explain(int argc, char **argv, struct cmd_env *env)
 		}
 		free(data);
 		if (r->n_recipients == 0) {
-			if (print_line(shown, r, NULL) < 0)
+			if (print_line(shown, r, NULL, why) < 0)
 				goto oom;
 		}
 		for (k = 0; k < r->n_recipients; k++)
-			if (print_line(shown, r, &r->recipients[k]) < 0)
+			if (print_line(shown, r, &r->recipients[k], why) < 0)
 				goto oom;
 		bounce_report_free(r);
 		continue;

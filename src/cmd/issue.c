@@ -1,6 +1,9 @@
 /*
- * issue.c - `herald issue new|ls|show|rm|preview|test|schedule|cancel`.
+ * issue.c - `herald issue new|ls|show|rm|preview|test|schedule|cancel|
+ * pause|resume|failures|retry|audience`: parses, calls issue.c, prints.
  */
+#include <csv.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,9 +21,10 @@
 #include "herald/token.h"
 
 const char cmd_issue_usage[] =
-	"usage: herald issue new FILE.md [--list NAME] [--subject TEXT]\n"
+	"usage: herald issue new FILE.md [--list NAME]... [--subject TEXT]\n"
 	"       herald issue ls [--json]\n"
 	"       herald issue show ID [--json]\n"
+	"       herald issue audience ID [--json|--csv]\n"
 	"       herald issue rm ID [--force]\n"
 	"       herald issue preview ID [--format html|text|eml] [--subscriber ADDR]\n"
 	"       herald issue test ID --to ADDR\n"
@@ -32,16 +36,21 @@ const char cmd_issue_usage[] =
 	"       herald issue retry ID\n"
 	"\n"
 	"new renders FILE.md (Markdown with front matter: subject, preheader, from,\n"
-	"reply_to, list, allow_html, tracking, line_breaks, allow_missing) once and\n"
-	"prints the new issue's id; unknown merge fields are errors here, not blanks\n"
-	"in the mail, and fields the list's readers lack are counted (schedule and\n"
-	"send refuse one that none of them has).  preview prints one\n"
-	"subscriber's copy (default: a sample with no name) to stdout.  test sends\n"
-	"one real copy, marked [TEST], that is not recorded as a delivery.  TIME is\n"
-	"ISO 8601, e.g. 2026-12-01T09:00 (local) or 2026-12-01T08:00Z.  pause and\n"
-	"cancel reach a running send within a second; resume lets the next run or\n"
-	"send go on.  failures lists failed and bounced recipients with the relay's\n"
-	"words; retry puts the failed ones back for the next run.\n";
+	"reply_to, list or lists, segment or where, allow_html, tracking,\n"
+	"line_breaks, allow_missing) once and prints the new issue's id; unknown\n"
+	"merge fields are errors here, not blanks in the mail, and fields the\n"
+	"readers lack are counted (schedule and send refuse one that none of them\n"
+	"has).  --list, repeated, replaces the front matter's lists.  The audience\n"
+	"is everyone confirmed on any of the lists, once, narrowed by the segment\n"
+	"or where, as it is when the send starts; show and schedule count it now,\n"
+	"audience lists them with the lists each is reached through.  preview\n"
+	"prints one subscriber's copy (default: a sample with no name) to stdout.\n"
+	"test sends one real copy, marked [TEST], that is not recorded as a\n"
+	"delivery.  TIME is ISO 8601, e.g. 2026-12-01T09:00 (local) or\n"
+	"2026-12-01T08:00Z.  pause and cancel reach a running send within a\n"
+	"second; resume lets the next run or send go on.  failures lists failed\n"
+	"and bounced recipients with the relay's words; retry puts the failed\n"
+	"ones back for the next run.\n";
 
 static int
 issue_new(int argc, char **argv, struct cmd_env *env)
@@ -51,14 +60,20 @@ issue_new(int argc, char **argv, struct cmd_env *env)
 		{ "subject", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct issue_overrides ov = { NULL, NULL };
+	const char *lists[AUDIENCE_LISTS_MAX];
+	struct issue_overrides ov = { lists, 0, NULL };
 	struct issue_source src;
 	long long id;
 	int ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "l:s:", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'l': ov.list = optarg; break;
+		case 'l':
+			if (ov.n_lists == AUDIENCE_LISTS_MAX)
+				return cmd_usage_error(cmd_issue_usage, "more than %d --list",
+				                       AUDIENCE_LISTS_MAX);
+			lists[ov.n_lists++] = optarg;
+			break;
 		case 's': ov.subject = optarg; break;
 		default: return cmd_usage(cmd_issue_usage, 1);
 		}
@@ -76,6 +91,77 @@ issue_new(int argc, char **argv, struct cmd_env *env)
 	return 0;
 }
 
+/* 4812 -> "4,812" */
+static const char *
+thousands(long long n, char *out, size_t size)
+{
+	char digits[32];
+	size_t len, i, k = 0;
+
+	len = (size_t)snprintf(digits, sizeof digits, "%lld", n < 0 ? -n : n);
+	if (n < 0 && k + 1 < size)
+		out[k++] = '-';
+	for (i = 0; i < len && k + 1 < size; i++) {
+		if (i && (len - i) % 3 == 0 && k + 2 < size)
+			out[k++] = ',';
+		out[k++] = digits[i];
+	}
+	out[k] = '\0';
+	return out;
+}
+
+/* The issue's lists as written ("newsletter, research"). */
+static const char *
+lists_of(const struct issue *is)
+{
+	return is->list_names && is->list_names[0] ? is->list_names : is->list_name;
+}
+
+/* "newsletter, research; segment practice-leads" */
+static void
+print_audience_def(FILE *fp, const struct issue *is)
+{
+	fputs(lists_of(is), fp);
+	if (is->segment)
+		fprintf(fp, "; segment %s", is->segment);
+	else if (is->where)
+		fprintf(fp, "; where %s", is->where);
+}
+
+/* "would go to 4,812 subscribers of newsletter, research; segment x" */
+static int
+print_would_go(FILE *fp, struct cmd_env *env, const struct issue *is)
+{
+	char num[40];
+	long long n;
+
+	if (issue_audience_count(env->db, is, &n, &env->err) < 0)
+		return -1;
+	fprintf(fp, "would go to %s subscriber%s of ", thousands(n, num, sizeof num),
+	        n == 1 ? "" : "s");
+	print_audience_def(fp, is);
+	fputc('\n', fp);
+	return 0;
+}
+
+static json_t *
+lists_json(const struct issue *is)
+{
+	const char *p = lists_of(is), *e;
+	json_t *a = json_array();
+
+	/* list names hold no ", " (list.h) */
+	while (a && *p) {
+		e = strstr(p, ", ");
+		if (json_array_append_new(a, json_stringn(p, e ? (size_t)(e - p) : strlen(p))) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+		p = e ? e + 2 : p + strlen(p);
+	}
+	return a;
+}
+
 static json_t *
 issue_json(const struct issue *is, const struct ledger_counts *c)
 {
@@ -89,6 +175,11 @@ issue_json(const struct issue *is, const struct ledger_counts *c)
 	                      "started_at", (json_int_t)is->started_at,
 	                      "finished_at", (json_int_t)is->finished_at);
 
+	if (j) {
+		json_object_set_new(j, "lists", lists_json(is));
+		json_object_set_new(j, "segment", is->segment ? json_string(is->segment) : json_null());
+		json_object_set_new(j, "where", is->where ? json_string(is->where) : json_null());
+	}
 	if (j && c)
 		json_object_set_new(j, "recipients", json_integer(c->total));
 	if (j && is->links)
@@ -111,7 +202,7 @@ print_issue(void *ctx, const struct issue *is)
 		return json_array_append_new(c->arr, issue_json(is, NULL));
 	if (c->n++ == 0)
 		printf("%-5s %-10s %-14s %-16s %s\n", "ID", "STATUS", "LIST", "WHEN", "SUBJECT");
-	printf("%-5lld %-10s %-14s %-16s %s\n", is->id, is->status, is->list_name,
+	printf("%-5lld %-10s %-14s %-16s %s\n", is->id, is->status, lists_of(is),
 	       cmd_time(is->finished_at ? is->finished_at : is->started_at ? is->started_at :
 	                is->send_at ? is->send_at : is->created_at, t, sizeof t),
 	       is->subject);
@@ -180,14 +271,36 @@ issue_show(int argc, char **argv, struct cmd_env *env)
 		return -1;
 	}
 	if (json) {
-		rc = cmd_print_json(issue_json(&is, &c));
+		json_t *j = issue_json(&is, &c);
+		long long n;
+
+		/* the audience now, while it is still to be taken */
+		if (j && !is.started_at) {
+			if (issue_audience_count(env->db, &is, &n, &env->err) < 0) {
+				json_decref(j);
+				issue_clear(&is);
+				return -1;
+			}
+			json_object_set_new(j, "audience", json_integer(n));
+		}
+		rc = cmd_print_json(j);
 		issue_clear(&is);
 		return rc;
 	}
 	printf("issue      %lld (%s)\n", is.id, is.status);
 	printf("subject    %s\n", is.subject);
 	printf("preheader  %s\n", is.preheader[0] ? is.preheader : "-");
-	printf("list       %s\n", is.list_name);
+	printf("%-10s %s\n", is.n_lists > 1 ? "lists" : "list", lists_of(&is));
+	printf("audience   ");
+	if (is.started_at) {
+		/* the snapshot is what it goes to: "recipients" below */
+		print_audience_def(stdout, &is);
+		printf(" (as it was when the send started)\n");
+	} else if (print_would_go(stdout, env, &is) < 0) {
+		fputc('\n', stdout);
+		issue_clear(&is);
+		return -1;
+	}
 	printf("from       %s <%s>\n", is.from_name, is.from_addr);
 	printf("reply-to   %s\n", is.reply_to[0] ? is.reply_to : "-");
 	printf("source     %s\n", is.source_path);
@@ -239,9 +352,10 @@ issue_schedule_cmd(int argc, char **argv, struct cmd_env *env)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *at = NULL;
+	struct issue is;
 	long long id, t;
 	char buf[32], what[32];
-	int ch;
+	int ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "a:", opts, NULL)) != -1) {
 		if (ch != 'a')
@@ -256,10 +370,16 @@ issue_schedule_cmd(int argc, char **argv, struct cmd_env *env)
 	snprintf(what, sizeof what, "issue %lld", id);
 	if (issue_schedule(env->db, id, t, env->quiet ? NULL : cmd_warn, what, &env->err) < 0)
 		return -1;
-	if (!env->quiet)
-		printf("issue %lld scheduled for %s%s\n", id, cmd_time(t, buf, sizeof buf),
-		       t <= db_now() ? " (due now: the next 'herald run' sends it)" : "");
-	return 0;
+	if (env->quiet)
+		return 0;
+	printf("issue %lld scheduled for %s%s\n", id, cmd_time(t, buf, sizeof buf),
+	       t <= db_now() ? " (due now: the next 'herald run' sends it)" : "");
+	if (issue_get(env->db, id, &is, &env->err) < 0)
+		return -1;
+	/* counted now; the send takes the audience again when it starts */
+	rc = is.started_at ? 0 : print_would_go(stdout, env, &is);
+	issue_clear(&is);
+	return rc;
 }
 
 static int
@@ -346,6 +466,109 @@ issue_retry_cmd(int argc, char **argv, struct cmd_env *env)
 	if (!env->quiet)
 		printf("issue %lld: %lld failed deliver%s back to pending; the next 'herald run' "
 		       "sends them\n", id, n, n == 1 ? "y" : "ies");
+	return 0;
+}
+
+struct audience_out {
+	enum { OUT_TEXT, OUT_JSON, OUT_CSV } format;
+	json_t      *arr;
+	long long    n;
+	struct herr *err;
+};
+
+static void
+csv_cell(const char *s, int last)
+{
+	csv_fwrite(stdout, s, strlen(s));
+	fputs(last ? "\r\n" : ",", stdout);
+}
+
+static int
+print_member(void *ctx, const struct audience_row *r)
+{
+	struct audience_out *o = ctx;
+	json_t *lists, *row;
+	const char *p, *e;
+
+	o->n++;
+	switch (o->format) {
+	case OUT_JSON:
+		if (!(lists = json_array()))
+			return herr_set(o->err, EX_OSERR, NULL, "out of memory");
+		for (p = r->lists; *p; p = *e ? e + 1 : e) {
+			e = p + strcspn(p, ",");
+			if (json_array_append_new(lists, json_stringn(p, (size_t)(e - p))) < 0) {
+				json_decref(lists);
+				return herr_set(o->err, EX_OSERR, NULL, "out of memory");
+			}
+		}
+		/* "o" takes lists, also when json_pack fails */
+		row = json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)r->id, "email", r->email,
+		                "name", r->name, "lists", lists);
+		if (!row || json_array_append_new(o->arr, row) < 0)
+			return herr_set(o->err, EX_OSERR, NULL, "out of memory");
+		return 0;
+	case OUT_CSV:
+		csv_cell(r->email, 0);
+		csv_cell(r->name, 0);
+		csv_cell(r->lists, 1);
+		break;
+	default:
+		if (o->n == 1) {
+			cmd_print_cell("EMAIL", 40);
+			cmd_print_cell("NAME", 24);
+			printf("LISTS\n");
+		}
+		cmd_print_cell(r->email, 40);
+		cmd_print_cell(r->name[0] ? r->name : "-", 24);
+		printf("%s\n", r->lists);
+	}
+	return ferror(stdout) ? -1 : 0;
+}
+
+static int
+issue_audience_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	struct audience_out o = { OUT_TEXT, NULL, 0, &env->err };
+	const char *ids = NULL;
+	struct issue is;
+	long long id;
+	int i, rc;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json") && o.format == OUT_TEXT)
+			o.format = OUT_JSON;
+		else if (!strcmp(argv[i], "--csv") && o.format == OUT_TEXT)
+			o.format = OUT_CSV;
+		else if (argv[i][0] == '-' || ids)
+			return cmd_usage_error(cmd_issue_usage, "unexpected '%s'", argv[i]);
+		else
+			ids = argv[i];
+	}
+	if (!ids)
+		return cmd_usage_error(cmd_issue_usage, "missing issue ID");
+	if (cmd_parse_id(ids, &id, &env->err) < 0 || issue_get(env->db, id, &is, &env->err) < 0)
+		return -1;
+	if (o.format == OUT_JSON && !(o.arr = json_array())) {
+		issue_clear(&is);
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	}
+	if (o.format == OUT_CSV)
+		printf("email,name,lists\r\n");
+	rc = issue_audience_each(env->db, &is, print_member, &o, &env->err);
+	issue_clear(&is);
+	if (rc < 0) {
+		json_decref(o.arr);
+		if (!env->err.code)
+			herr_set(&env->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
+		return -1;
+	}
+	if (o.arr)
+		return cmd_print_json(o.arr);
+	if (fflush(stdout) != 0)
+		return herr_set(&env->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
+	if (!o.n && o.format == OUT_TEXT && !env->quiet)
+		fprintf(stderr, "nobody: the audience of issue %lld is empty now\n", id);
 	return 0;
 }
 
@@ -525,6 +748,7 @@ cmd_issue(int argc, char **argv, struct cmd_env *env)
 		{ "schedule", issue_schedule_cmd }, { "cancel", issue_cancel_cmd },
 		{ "pause", issue_pause_cmd }, { "resume", issue_resume_cmd },
 		{ "failures", issue_failures_cmd }, { "retry", issue_retry_cmd },
+		{ "audience", issue_audience_cmd },
 	};
 	size_t i;
 

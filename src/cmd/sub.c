@@ -351,11 +351,11 @@ add_bounce(void *ctx, const struct bouncelog_entry *e)
 	char t[32], code[8] = "";
 
 	if (arr)
-		return json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I}",
+		return json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:s}",
 		        "issue", (json_int_t)e->issue_id, "recipient", e->recipient,
 		        "source", e->source, "class", e->cls, "reason", e->reason,
 		        "status", e->status, "reply_code", e->reply_code,
-		        "diagnostic", e->diagnostic, "at", (json_int_t)e->at));
+		        "diagnostic", e->diagnostic, "at", (json_int_t)e->at, "why", e->why));
 	if (e->reply_code)
 		snprintf(code, sizeof code, "%d ", e->reply_code);
 	printf("  %s  %-9s %-15s %-4s %s%-7s", cmd_time(e->at, t, sizeof t), e->cls, e->reason,
@@ -365,6 +365,10 @@ add_bounce(void *ctx, const struct bouncelog_entry *e)
 	putchar('\n');
 	if (e->diagnostic[0])
 		printf("      %s\n", e->diagnostic);
+	/* How the classifier decided; "" for SMTP-time rejections and rows
+	 * recorded before herald kept it. */
+	if (e->why[0])
+		printf("      why: %s\n", e->why);
 	return 0;
 }
 

@@ -8,7 +8,8 @@
  *   - 0 comes with a report whose strings are never NULL, are valid UTF-8
  *     (invariant (4)), whose diagnostics are one line, whose reason and
  *     shape are set, whose digest is 64 hex digits, and with at most 1000
- *     recipients (invariant (3));
+ *     recipients (invariant (3)); every recipient's why line is set,
+ *     terminated, one line of printable ASCII, and names its reason;
  *   - a hang is a timeout (run.sh gives -timeout=10).
  * A broken promise calls abort(), which libFuzzer reports as a crash and
  * saves the input.  The input is not NUL-terminated, so a read past `len`
@@ -84,6 +85,13 @@ check_report(const struct bounce_report *r)
 			broken("class out of range", "cls");
 		if (bounce_class_name(b->cls) == NULL)
 			broken("class without a name", "cls");
+		if (memchr(b->why, '\0', sizeof b->why) == NULL || b->why[0] == '\0')
+			broken("why not set or not terminated", "why");
+		for (const char *w = b->why; *w; w++)
+			if ((unsigned char)*w < 0x20 || (unsigned char)*w > 0x7e)
+				broken("why not printable ASCII", "why");
+		if (strlen(b->why) + 1 < sizeof b->why && strstr(b->why, b->reason) == NULL)
+			broken("why does not name the reason", "why");
 	}
 }
 

@@ -18,7 +18,8 @@
  *   - issue_source_read(): -1 with an error code; on 0 the text is the
  *     input, NUL-terminated, the body starts inside it, and every front
  *     matter value is at most 998 bytes with no control character or line
- *     break (header injection);
+ *     break (header injection), but `where:`, which never reaches a header
+ *     and is checked by segment_compile() at issue_create();
  *   - render_markdown(): on -1 an error code and `out` all NULL; on 0
  *     html and text set, text "" or ending in a single LF, links[0..n_links)
  *     non-empty, and a "Links:" section in the text when there are links;
@@ -218,7 +219,7 @@ render(const struct issue_source *src, const struct render_opts *ro, int body_fi
 	memset(&pv, 0, sizeof pv);
 	pv.subject = src->subject ? src->subject : "";
 	pv.preheader = src->preheader ? src->preheader : "";
-	pv.list_name = src->list ? src->list : "newsletter";
+	pv.list_name = src->n_lists ? src->lists[0] : "newsletter";
 	pv.list_title = "What Works <Centre> & Co";
 	pv.sender_name = sender;
 	pv.postal_address = "1 Street\nLondon & <Town>";
@@ -267,7 +268,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_value(src.preheader, "preheader");
 	check_value(src.from, "from");
 	check_value(src.reply_to, "reply_to");
-	check_value(src.list, "list");
+	for (i = 0; i < src.n_lists; i++)
+		check_value(src.lists[i], "lists");
+	check_value(src.segment, "segment");
 	for (i = 0; i < src.n_allow_missing; i++)
 		check_value(src.allow_missing[i], "allow_missing");
 

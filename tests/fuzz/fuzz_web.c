@@ -27,6 +27,10 @@
  *     whose names and values lie NUL-terminated in the form's own data, and
  *     web_form_get() finds the first value of each name; a body over
  *     WEB_BODY_MAX is refused; the same with no content type (urlencoded);
+ *   - paths: web_unescape() never grows a path, returns the length it left,
+ *     adds no control byte (a %00 or %0A stays as its three characters),
+ *     leaves a path without '%' as it was; the unescaped path routes under
+ *     the same promises as the raw one;
  *   - web_method() maps exactly "GET", "HEAD", "POST"; a User-Agent gives
  *     event JSON that fits 1 KiB, is valid UTF-8 and holds no raw control
  *     character; X-Real-IP is believed only from a loopback peer.
@@ -296,6 +300,38 @@ check_client_key(const char *real_ip)
 		broken("client key not terminated in a small buffer", real_ip);
 }
 
+static size_t
+count_controls(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			n++;
+	return n;
+}
+
+/* MHD hands herald the path raw; web_unescape() decodes it in place. */
+static void
+check_unescape(const struct token_key *k, const char *path)
+{
+	size_t n = strlen(path), got;
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return;
+	memcpy(s, path, n + 1);
+	got = web_unescape(s);
+	if (got != strlen(s) || got > n)
+		broken("web_unescape returns a wrong length", path);
+	if (count_controls(s) != count_controls(path))
+		broken("web_unescape decoded a control byte", path);
+	if (!strchr(path, '%') && strcmp(s, path))
+		broken("web_unescape changed a path without '%'", path);
+	routes(k, s);
+	free(s);
+}
+
 static void
 check_method(const char *m)
 {
@@ -342,6 +378,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(body);
 	}
 	routes(&k, line[1]);
+	check_unescape(&k, line[1]);
 	token_roundtrip(&k, data, size);
 	check_method(line[2]);
 	check_agent(line[2]);

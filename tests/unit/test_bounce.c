@@ -320,7 +320,10 @@ test_bounce_parse_delayed(void **state)
 	assert_string_equal(r->recipients[0].recipient, "dave@slow.example");
 	assert_string_equal(r->recipients[0].action, "delayed");
 	assert_int_equal(r->recipients[0].cls, BOUNCE_DELAYED);
-	assert_string_equal(r->recipients[0].reason, "expired");
+	/* A delay warning is not a failure: its own reason, whatever the
+	 * text says (here a timed-out connection). */
+	assert_string_equal(r->recipients[0].reason, "delayed");
+	assert_non_null(strstr(r->recipients[0].why, "Action: delayed"));
 	assert_string_equal(r->recipients[0].diagnostic,
 	    "connect to mx.slow.example[192.0.2.40]:25: Connection timed out");
 	bounce_report_free(r);
@@ -756,7 +759,7 @@ test_bounce_classify_vectors(void **state)
 		{ "5.7.25", 550, "", "CONN", "requireptr", BOUNCE_SOFT },
 		{ "4.4.7", 0, "", NULL, "expired", BOUNCE_SOFT },
 		{ "5.6.0", 554, "", "DATA", "contenterror", BOUNCE_SOFT },
-		{ "2.1.5", 250, "ok", "RCPT", "delivered", BOUNCE_SOFT },
+		{ "2.1.5", 250, "ok", "RCPT", "delivered", BOUNCE_DELIVERED },
 		/* The text decides where the code is generic or misleading */
 		{ "5.0.0", 550, "550 5.1.1 <a@b.example>... User unknown", "RCPT",
 		  "userunknown", BOUNCE_HARD },
@@ -816,6 +819,80 @@ test_bounce_classify_vectors(void **state)
 			    v[i].status ? v[i].status : "NULL", v[i].reply,
 			    v[i].diag ? v[i].diag : "NULL", reason ? reason : "NULL",
 			    bounce_class_name(c), v[i].reason, bounce_class_name(v[i].cls));
+	}
+}
+
+/*
+ * The decision table's structural rows (bouncereason.c, above
+ * bounce_decide()): the notice's Action, an expiry of a wait condition,
+ * a failure met by the final MTA itself, the sender's stage names as the
+ * phase; and every decision leaves a why line naming its evidence.
+ */
+static void
+test_bounce_decide_structure(void **state)
+{
+	static const struct {
+		const char *action, *status;
+		int reply;
+		const char *diag, *phase, *reason;
+		enum bounce_class cls;
+		const char *why_has;
+	} v[] = {
+		/* 2: a delay warning is never a failure, whatever it says */
+		{ "delayed", "4.4.1", 0, "connect to mx.example[192.0.2.1]:25: Connection refused",
+		  NULL, "delayed", BOUNCE_DELAYED, "delay warning" },
+		{ "delayed", "4.2.2", 452, "mailbox full", "RCPT", "delayed", BOUNCE_DELAYED,
+		  "Action: delayed" },
+		/* 1: a success notice */
+		{ "relayed", "", 0, "", NULL, "delivered", BOUNCE_DELIVERED, "success" },
+		/* 6: the MTA gave up on a wait condition: an expiry */
+		{ "failed", "4.7.1", 451, "451 4.7.1 Greylisted, please try again in 300 seconds",
+		  "RCPT", "expired", BOUNCE_SOFT, "greylisting" },
+		{ "failed", "4.4.1", 0, "connect to mx.example[192.0.2.1]:25: Connection refused",
+		  NULL, "expired", BOUNCE_SOFT, "no connection" },
+		{ "failed", "4.7.0", 421, "421 4.7.0 Too many connections, try later", "CONN",
+		  "expired", BOUNCE_SOFT, "too many connections" },
+		/* ... but a transient verdict keeps its reason */
+		{ "failed", "4.2.2", 452, "452 4.2.2 Mailbox full", "RCPT", "mailboxfull",
+		  BOUNCE_SOFT, "X.2.2" },
+		{ "failed", "4.7.1", 450, "450 4.7.1 Client host rejected: may not be mail exchanger",
+		  "RCPT", "blocked", BOUNCE_SOFT, "client" },
+		/* ... and a permanent refusal with the same words is that condition */
+		{ "failed", "5.7.0", 554, "554 5.7.0 Too many connections", "CONN",
+		  "toomanyconn", BOUNCE_SOFT, "too many" },
+		/* the final MTA's own "Unknown user" (Exim: 5.0.0, no remote) */
+		{ "failed", "5.0.0", 0, "Unknown user", "LOCAL", "userunknown", BOUNCE_HARD,
+		  "final MTA" },
+		/* the same words with no phase known: a filter (sisimai) */
+		{ "failed", "5.0.0", 550, "550 Unknown user", NULL, "filtered", BOUNCE_SOFT,
+		  "phase unknown" },
+		/* the sender's stage names are phases */
+		{ NULL, "5.0.0", 550, "550 No such user here", "RCPT TO", "userunknown",
+		  BOUNCE_HARD, "RCPT TO" },
+		{ NULL, "5.0.0", 550, "550 Sender address rejected", "MAIL FROM", "rejected",
+		  BOUNCE_SOFT, "MAIL FROM" },
+		{ NULL, "5.0.0", 550, "550 No such user here", "end of data", "filtered",
+		  BOUNCE_SOFT, "after DATA" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct bounce_evidence e = {
+			.action = v[i].action, .status = v[i].status, .reply_code = v[i].reply,
+			.diagnostic = v[i].diag, .phase = v[i].phase,
+			.returned = v[i].action != NULL,
+		};
+		const char *reason = NULL;
+		char why[BOUNCE_WHY_SIZE];
+		enum bounce_class c = bounce_decide(&e, &reason, why, sizeof why);
+
+		if (reason == NULL || strcmp(reason, v[i].reason) != 0 || c != v[i].cls ||
+		    strstr(why, v[i].why_has) == NULL || strstr(why, reason) == NULL)
+			fail_msg("row %zu (%s %s \"%s\"): got %s/%s why \"%s\", want %s/%s "
+			    "and \"%s\" in why", i, v[i].action ? v[i].action : "-", v[i].status,
+			    v[i].diag, reason ? reason : "NULL", bounce_class_name(c), why,
+			    v[i].reason, bounce_class_name(v[i].cls), v[i].why_has);
 	}
 }
 
@@ -886,6 +963,7 @@ main(void)
 		cmocka_unit_test(test_bounce_parse_bad_charset),
 		cmocka_unit_test(test_bounce_parse_garbage_does_not_crash),
 		cmocka_unit_test(test_bounce_classify_vectors),
+		cmocka_unit_test(test_bounce_decide_structure),
 		cmocka_unit_test(test_bounce_classify_long_text),
 		cmocka_unit_test(test_bounce_class_name_all),
 		cmocka_unit_test(test_bounce_report_free_null),

@@ -3,7 +3,10 @@
  * code in an SMTP reply, the digest that makes a second reading a no-op,
  * finding the subscriber by VERP token (and not by a forged one), and the
  * policy: hard marks, soft counts within the window, a complaint
- * unsubscribes everywhere and suppresses, a blocklisted person stays so.
+ * unsubscribes everywhere and suppresses, a blocklisted person stays so;
+ * a delay notice is recorded (class 'delayed', with the classifier's why)
+ * but never counts toward the soft limit, while an expiry does; the
+ * unmatched failures are listed newest first with the best guess of whom.
  * The end-to-end paths (real Postfix DSNs, pipes, IMAP) are in
  * tests/integration/test_bounce.py.
  */
@@ -295,15 +298,161 @@ test_bouncelog_ignored_kinds(void **state)
 	struct herr err;
 	struct one o;
 
-	one_report(&o, "delayed", "alice@example.org", BOUNCE_DELAYED, "expired", "");
-	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
-	assert_string_equal(out.kind, "delayed");
 	one_report(&o, "vacation", "alice@example.org", BOUNCE_AUTOREPLY, "vacation", "");
 	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
 	assert_string_equal(out.kind, "autoreply");
 	assert_int_equal(out.ignored, 1);
+	one_report(&o, "success", "alice@example.org", BOUNCE_DELIVERED, "delivered", "");
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
+	assert_string_equal(out.kind, "delivered");
+	assert_int_equal(out.ignored, 1);
 	assert_int_equal(count(f, "SELECT count(*) FROM bounces"), 0);
 	assert_int_equal(count(f, "SELECT count(*) FROM inbound"), 2);
+}
+
+/* Collects what bouncelog_each() gives, for the checks below. */
+struct seen {
+	int  n;
+	char cls[4][16];
+	char why[4][BOUNCE_WHY_SIZE];
+};
+
+static int
+collect(void *ctx, const struct bouncelog_entry *e)
+{
+	struct seen *s = ctx;
+
+	if (s->n < 4) {
+		snprintf(s->cls[s->n], sizeof s->cls[0], "%s", e->cls);
+		snprintf(s->why[s->n], sizeof s->why[0], "%s", e->why);
+	}
+	s->n++;
+	return 0;
+}
+
+/* Delays are recorded with their why, never count as soft, never mark;
+ * expiries (soft, reason expired) count as before. */
+static void
+test_bouncelog_delayed_never_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct bouncelog_policy pol = { 2, 86400 };
+	struct bouncelog_outcome out;
+	struct seen seen;
+	struct herr err;
+	struct one o;
+	char st[16], seed[16];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(seed, sizeof seed, "delay-%d", i);
+		one_report(&o, seed, "bob@example.org", BOUNCE_DELAYED, "expired", "");
+		snprintf(o.b.why, sizeof o.b.why, "Action: delayed -> delayed (test %d)", i);
+		assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
+		assert_string_equal(out.kind, "delayed");
+		assert_int_equal(out.delayed, 1);
+		assert_int_equal(out.soft, 0);
+		assert_int_equal(out.marked, 0);
+		assert_int_equal(out.unmatched, 0);
+	}
+	status_of(f, f->bob, st);
+	assert_string_equal(st, "active");
+	assert_int_equal(count(f, "SELECT count(*) FROM bounces WHERE class = 'delayed' AND "
+	                          "subscriber_id IS NOT NULL"), 3);
+	/* no event: the stats count bounce events */
+	assert_int_equal(count(f, "SELECT count(*) FROM events WHERE kind = 'bounce'"), 0);
+	memset(&seen, 0, sizeof seen);
+	assert_int_equal(bouncelog_each(f->db, f->bob, 0, 10, collect, &seen, &err), 0);
+	assert_int_equal(seen.n, 3);
+	assert_string_equal(seen.cls[0], "delayed");
+	assert_string_equal(seen.why[0], "Action: delayed -> delayed (test 2)");
+
+	/* the remote side gives up: an expiry is soft and counts */
+	one_report(&o, "expired-1", "bob@example.org", BOUNCE_SOFT, "expired", "");
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
+	status_of(f, f->bob, st);
+	assert_string_equal(st, "active");
+	one_report(&o, "expired-2", "bob@example.org", BOUNCE_SOFT, "expired", "");
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
+	assert_int_equal(out.marked, 1);
+	status_of(f, f->bob, st);
+	assert_string_equal(st, "bounced");
+}
+
+/* What bouncelog_each_unmatched() gave, in order. */
+struct unmatched_seen {
+	int  n;
+	char guess[8][64];
+	char from[8][16];
+	char why[8][64];
+	char source[8][32];
+};
+
+static int
+collect_unmatched(void *ctx, const struct bouncelog_unmatched *u)
+{
+	struct unmatched_seen *s = ctx;
+
+	if (s->n < 8) {
+		snprintf(s->guess[s->n], sizeof s->guess[0], "%s", u->guess);
+		snprintf(s->from[s->n], sizeof s->from[0], "%s", u->guess_from);
+		snprintf(s->why[s->n], sizeof s->why[0], "%s", u->why);
+		snprintf(s->source[s->n], sizeof s->source[0], "%s", u->inbound_source);
+	}
+	s->n++;
+	return 0;
+}
+
+static void
+test_bouncelog_each_unmatched(void **state)
+{
+	struct fixture *f = *state;
+	struct bouncelog_policy pol = BOUNCELOG_POLICY_DEFAULT;
+	struct bouncelog_outcome out;
+	struct unmatched_seen seen;
+	struct herr err;
+	struct one o;
+
+	db_set_now(2000000);
+	/* names an unknown address: that is the guess */
+	one_report(&o, "um-1", "stranger@example.com", BOUNCE_HARD, "userunknown", "");
+	snprintf(o.b.why, sizeof o.b.why, "status 5.1.1 -> userunknown");
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "maildir:one", &out, &err), 0);
+	assert_int_equal(out.unmatched, 1);
+	db_set_now(2000010);
+	/* names nobody; the returned original's To is nobody herald knows */
+	one_report(&o, "um-2", "", BOUNCE_SOFT, "mailboxfull", "bounces+junk@bounce.example");
+	o.r.orig_to = "gone@example.net";
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "maildir:two", &out, &err), 0);
+	db_set_now(2000020);
+	/* names nobody, no original: only the address it came back to */
+	one_report(&o, "um-3", "", BOUNCE_HARD, "hostunknown", "bounces+junk2@bounce.example");
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "maildir:three", &out,
+	                                  &err), 0);
+	db_set_now(2000030);
+	/* not listed: a delay for a stranger, and a failure that was matched */
+	one_report(&o, "um-4", "stranger@example.com", BOUNCE_DELAYED, "expired", "");
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
+	one_report(&o, "um-5", "alice@example.org", BOUNCE_SOFT, "mailboxfull", "");
+	assert_int_equal(bouncelog_ingest(f->db, &f->key, &pol, &o.r, "test", &out, &err), 0);
+	db_set_now(0);
+
+	memset(&seen, 0, sizeof seen);
+	assert_int_equal(bouncelog_each_unmatched(f->db, 10, collect_unmatched, &seen, &err), 0);
+	assert_int_equal(seen.n, 3);
+	assert_string_equal(seen.guess[0], "bounces+junk2@bounce.example");
+	assert_string_equal(seen.from[0], "envelope-to");
+	assert_string_equal(seen.source[0], "maildir:three");
+	assert_string_equal(seen.guess[1], "gone@example.net");
+	assert_string_equal(seen.from[1], "original-to");
+	assert_string_equal(seen.guess[2], "stranger@example.com");
+	assert_string_equal(seen.from[2], "recipient");
+	assert_string_equal(seen.why[2], "status 5.1.1 -> userunknown");
+	/* the limit takes the newest */
+	memset(&seen, 0, sizeof seen);
+	assert_int_equal(bouncelog_each_unmatched(f->db, 1, collect_unmatched, &seen, &err), 0);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.source[0], "maildir:three");
 }
 
 int
@@ -317,6 +466,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bouncelog_complaint_everywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bouncelog_blocklisted_stays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bouncelog_ignored_kinds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bouncelog_delayed_never_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bouncelog_each_unmatched, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,8 @@
  *
  * Covers, from issue.h:
  *   - issue_source_read(): every front matter key (allow_missing as a list
- *     and as a scalar), the errors naming file:line (unknown key with "did
+ *     and as a scalar; lists as a flow list, a block list and a scalar,
+ *     segment and where with the file's line and column of the value), the errors naming file:line (unknown key with "did
  *     you mean", repeated key, line break or control character in a value
  *     (C1 controls too), a value over 998 bytes, a list or
  *     mapping for a scalar key, bad booleans and line_breaks, a YAML syntax
@@ -15,7 +16,8 @@
  *   - issue_create(): the stored subject, sender, reply-to, HTML and text
  *     parts (merge fields kept, line_breaks, allow_html), links and
  *     allow_missing JSON, tracking from front matter or config, overrides,
- *     and its refusals and warnings;
+ *     several lists in order with a where (counted, snapshotted once per
+ *     person), and its refusals and warnings;
  *   - issue_check_fields() and invariant (4): fields some recipients lack
  *     are warnings with counts, a field none has is refused (at schedule
  *     and at the start of a send) unless it has a fallback or is in
@@ -232,7 +234,8 @@ test_issue_source_read_front_matter_keys(void **state)
 	assert_string_equal(src.preheader, "47 local authorities");
 	assert_string_equal(src.from, "The Editors <editors@example.org>");
 	assert_string_equal(src.reply_to, "replies@example.org");
-	assert_string_equal(src.list, "news");
+	assert_int_equal(src.n_lists, 1);
+	assert_string_equal(src.lists[0], "news");
 	assert_int_equal(src.allow_html, 1);
 	assert_int_equal(src.tracking, 0);
 	assert_int_equal(src.hard_breaks, 0);
@@ -259,7 +262,7 @@ test_issue_source_read_defaults_without_front_matter(void **state)
 	assert_null(src.preheader);
 	assert_null(src.from);
 	assert_null(src.reply_to);
-	assert_null(src.list);
+	assert_int_equal(src.n_lists, 0);
 	assert_int_equal(src.allow_html, 0);
 	assert_int_equal(src.tracking, -1);      /* the config decides */
 	assert_int_equal(src.hard_breaks, 1);    /* line_breaks: keep */
@@ -515,7 +518,8 @@ test_issue_source_read_bom_and_crlf(void **state)
 	p = WRITE(f, "bom.md", "\xef\xbb\xbf---\nsubject: S\nlist: news\n---\nBody\n");
 	assert_int_equal(issue_source_read(p, &src, &err), 0);
 	assert_string_equal(src.subject, "S");
-	assert_string_equal(src.list, "news");
+	assert_int_equal(src.n_lists, 1);
+	assert_string_equal(src.lists[0], "news");
 	assert_int_equal(src.body_line, 5);
 	assert_string_equal(src.text + src.body_off, "Body\n");
 	issue_source_free(&src);
@@ -530,13 +534,81 @@ test_issue_source_read_bom_and_crlf(void **state)
 	p = WRITE(f, "crlf.md", "---\r\nsubject: S\r\nlist: news\r\n---\r\nBody\r\n");
 	assert_int_equal(issue_source_read(p, &src, &err), 0);
 	assert_string_equal(src.subject, "S");
-	assert_string_equal(src.list, "news");
+	assert_int_equal(src.n_lists, 1);
+	assert_string_equal(src.lists[0], "news");
 	assert_int_equal(src.body_line, 5);
 	assert_string_equal(src.text + src.body_off, "Body\r\n");
 	issue_source_free(&src);
 	/* and errors in a CRLF file name the right line */
 	EXPECT_AT(f, "crlf2.md", "---\r\nlist: news\r\nsubjet: S\r\n---\r\n", 3,
 	          "did you mean 'subject'?");
+}
+
+/* lists:, segment:, where: and their lines and columns (issue.h). */
+static void
+test_issue_source_read_audience_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct issue_source src;
+	struct herr err;
+	const char *p;
+
+	herr_clear(&err);
+	p = WRITE(f, "aud.md", "---\nsubject: S\nlists: [news, other]\n"
+	                       "where: attr.x = \"y\" and name != \"\"\n---\nB\n");
+	assert_int_equal(issue_source_read(p, &src, &err), 0);
+	assert_int_equal(src.n_lists, 2);
+	assert_string_equal(src.lists[0], "news");
+	assert_string_equal(src.lists[1], "other");
+	assert_int_equal(src.lists_line, 3);
+	assert_string_equal(src.where, "attr.x = \"y\" and name != \"\"");
+	assert_int_equal(src.where_line, 4);
+	assert_int_equal(src.where_col, 8);
+	assert_null(src.segment);
+	issue_source_free(&src);
+	/* a block list, a scalar with commas; a segment */
+	p = WRITE(f, "aud2.md", "---\nlists:\n  - news\n  - other\nsegment: sw-leads\n---\n");
+	assert_int_equal(issue_source_read(p, &src, &err), 0);
+	assert_int_equal(src.n_lists, 2);
+	assert_string_equal(src.segment, "sw-leads");
+	assert_int_equal(src.segment_line, 5);
+	issue_source_free(&src);
+	p = WRITE(f, "aud3.md", "---\nlists: news, other\n---\n");
+	assert_int_equal(issue_source_read(p, &src, &err), 0);
+	assert_int_equal(src.n_lists, 2);
+	issue_source_free(&src);
+	/* quoted as written: the column after the quote; escaped or folded:
+	 * no column in the file (0) */
+	p = WRITE(f, "q1.md", "---\nwhere: 'attr.x = \"y\"'\n---\n");
+	assert_int_equal(issue_source_read(p, &src, &err), 0);
+	assert_int_equal(src.where_col, 9);
+	issue_source_free(&src);
+	p = WRITE(f, "q2.md", "---\nwhere: \"attr.x = \\\"y\\\"\"\n---\n");
+	assert_int_equal(issue_source_read(p, &src, &err), 0);
+	assert_string_equal(src.where, "attr.x = \"y\"");
+	assert_int_equal(src.where_col, 0);
+	issue_source_free(&src);
+	p = WRITE(f, "q3.md", "---\nwhere: attr.x = \"y\"\n  and name != \"\"\n---\n");
+	assert_int_equal(issue_source_read(p, &src, &err), 0);
+	assert_string_equal(src.where, "attr.x = \"y\" and name != \"\"");
+	assert_int_equal(src.where_line, 2);
+	assert_int_equal(src.where_col, 0);
+	issue_source_free(&src);
+	/* non-ASCII before the expression: columns count characters */
+	p = WRITE(f, "q4.md", "---\nwhere:   name = \"Zo\xc3\xab\"\n---\n");
+	assert_int_equal(issue_source_read(p, &src, &err), 0);
+	assert_int_equal(src.where_col, 10);
+	issue_source_free(&src);
+
+	EXPECT_AT(f, "both1.md", "---\nlist: news\nlists: [other]\n---\n", 3,
+	          "give 'list' or 'lists', not both");
+	EXPECT_AT(f, "both2.md", "---\nwhere: name = \"\"\nsegment: x\n---\n", 3,
+	          "give 'where' or 'segment', not both");
+	EXPECT_AT(f, "dup.md", "---\nlists: [news, other, news]\n---\n", 2,
+	          "list 'news' is given twice");
+	EXPECT_AT(f, "badname.md", "---\nlists: [News]\n---\n", 2, "'News' is not a list name");
+	EXPECT_AT(f, "wmap.md", "---\nwhere: {a: b}\n---\n", 2, "not a mapping");
+	EXPECT_AT(f, "slist.md", "---\nsegment: [a, b]\n---\n", 2, "not a list");
 }
 
 /* ---- issue_create ---------------------------------------------------------- */
@@ -661,7 +733,8 @@ static void
 test_issue_create_overrides_list_and_subject(void **state)
 {
 	struct fixture *f = *state;
-	struct issue_overrides ov = { "other", "From the command line" };
+	const char *other[] = { "other" };
+	struct issue_overrides ov = { other, 1, "From the command line" };
 	struct issue is;
 	struct herr err;
 	long long id;
@@ -1098,6 +1171,76 @@ test_issue_schedule_checks_fields(void **state)
 	assert_non_null(strstr(w.all, "1 of 3 recipients"));
 }
 
+/* Several lists and a where: stored in order, counted and snapshotted
+ * as the audience; a wrong expression or list stores nothing. */
+static void
+test_issue_create_lists_and_where(void **state)
+{
+	struct fixture *f = *state;
+	const char *both[] = { "other", "news" };
+	struct issue_overrides ov = { both, 2, NULL };
+	struct issue is;
+	struct herr err;
+	long long id, n, before;
+	char sql[200];
+	const char *p;
+
+	/* cat (no name) and dan (unconfirmed) aside; Bob is also on other */
+	exec_ok(f->db, "INSERT INTO subscriptions (list_id, subscriber_id, status, created_at) "
+	               "SELECT l.id, s.id, 'confirmed', 0 FROM lists l, subscribers s "
+	               "WHERE l.name = 'other' AND s.email IN ('bob@example.org', 'dan@example.org')");
+	p = WRITE(f, "lw.md", "---\nsubject: S\nlists: [news, other]\nwhere: name != \"\"\n---\n"
+	                      "Hi {{name}}\n");
+	id = create(f, p, NULL, NULL, &err);
+	assert_true(id > 0);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM issue_lists il JOIN lists l ON "
+	         "l.id = il.list_id WHERE il.issue_id = %lld AND ((l.name = 'news' AND "
+	         "il.position = 0) OR (l.name = 'other' AND il.position = 1))", id);
+	assert_int_equal(count(f, sql), 2);
+	assert_int_equal(issue_get(f->db, id, &is, &err), 0);
+	assert_int_equal(is.n_lists, 2);
+	assert_true(is.list_ids[0] == is.list_id && is.list_id == f->list_id);
+	assert_string_equal(is.list_name, "news");
+	assert_string_equal(is.list_names, "news, other");
+	assert_string_equal(is.where, "name != \"\"");
+	assert_null(is.segment);
+	/* ada, bob (once), and dan through other: cat has no name */
+	assert_int_equal(issue_audience_count(f->db, &is, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(issue_start_send(f->db, &is, NULL, NULL, &n, &err), 0);
+	assert_int_equal(n, 3);
+	issue_clear(&is);
+	assert_int_equal(deliveries(f, id, "pending"), 3);
+
+	/* --list replaces the front matter's, in its order */
+	id = create(f, p, &ov, NULL, &err);
+	assert_true(id > 0);
+	assert_int_equal(issue_get(f->db, id, &is, &err), 0);
+	assert_string_equal(is.list_name, "other");
+	assert_string_equal(is.list_names, "other, news");
+	issue_clear(&is);
+
+	/* refusals store nothing, and say where */
+	before = count(f, "SELECT count(*) FROM issues");
+	p = WRITE(f, "bad.md", "---\nsubject: S\nlists: [news]\nwhere: name !== \"\"\n---\nHi\n");
+	assert_int_equal(create(f, p, NULL, NULL, &err), -1);
+	assert_int_equal(err.code, EX_DATAERR);
+	snprintf(sql, sizeof sql, "%s:4:15", p); /* the second = */
+	assert_string_equal(err.where, sql);
+	p = WRITE(f, "nol.md", "---\nsubject: S\nlists: [news, nosuch]\n---\nHi\n");
+	assert_int_equal(create(f, p, NULL, NULL, &err), -1);
+	assert_int_equal(err.code, EX_NOINPUT);
+	snprintf(sql, sizeof sql, "%s:3", p);
+	assert_string_equal(err.where, sql);
+	p = WRITE(f, "nos.md", "---\nsubject: S\nlist: news\nsegment: nosuch\n---\nHi\n");
+	assert_int_equal(create(f, p, NULL, NULL, &err), -1);
+	assert_int_equal(err.code, EX_NOINPUT);
+	snprintf(sql, sizeof sql, "%s:4", p);
+	assert_string_equal(err.where, sql);
+	assert_int_equal(count(f, "SELECT count(*) FROM issues"), before);
+	assert_int_equal(count(f, "SELECT count(*) FROM issue_lists"), before + 2);
+}
+
 /* (1): draft -> sending with the snapshot; scheduled -> sending too. */
 static void
 test_issue_start_send_takes_snapshot(void **state)
@@ -1516,10 +1659,12 @@ main(void)
 		T(test_issue_source_read_refuses_non_regular_and_missing_files),
 		T(test_issue_source_read_refuses_too_large),
 		T(test_issue_source_read_bom_and_crlf),
+		T(test_issue_source_read_audience_keys),
 		T(test_issue_create_stores_rendered_issue),
 		T(test_issue_create_front_matter_overrides_config),
 		T(test_issue_create_overrides_list_and_subject),
 		T(test_issue_create_refusals_store_nothing),
+		T(test_issue_create_lists_and_where),
 		T(test_issue_create_warns),
 		T(test_issue_check_fields_warns_with_counts),
 		T(test_issue_check_fields_refuses_field_nobody_has),

@@ -194,6 +194,61 @@ global_status(struct fixture *f, long long sub, char buf[16])
 	return buf;
 }
 
+/* ---- rule (9) ----------------------------------------------------------- */
+
+/* An issue sent through news and extra: a reader reached only through
+ * extra unsubscribes with a token naming news (the issue's first list) and
+ * ends their extra subscription; one on both ends both, one event each;
+ * a second time changes nothing and is no error. */
+static void
+test_subscription_unsubscribe_issue_ends_every_list_of_the_issue(void **state)
+{
+	struct fixture *f = *state;
+	long long only_extra, both, other;
+	struct herr err;
+	char buf[16], sql[256];
+
+	only_extra = signup(f, &f->extra, "x@example.org", "", SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
+	both = signup(f, &f->news, "b@example.org", "", SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
+	assert_int_equal(signup(f, &f->extra, "b@example.org", "", SIGNUP_ADMIN, 0,
+	                        SUBSCRIBE_ADDED), both);
+	other = signup(f, &f->digest, "d@example.org", "", SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
+	snprintf(sql, sizeof sql, "INSERT INTO issues (id, list_id, subject, from_addr, markdown, "
+	         "html, text, created_at) VALUES (7, %lld, 's', 'n@x.org', '', '', '', 0)",
+	         f->news.id);
+	assert_int_equal(sqlite3_exec(f->db, sql, NULL, NULL, NULL), SQLITE_OK);
+	snprintf(sql, sizeof sql, "INSERT INTO issue_lists (issue_id, list_id, position) "
+	         "VALUES (7, %lld, 1)", f->extra.id);
+	assert_int_equal(sqlite3_exec(f->db, sql, NULL, NULL, NULL), SQLITE_OK);
+
+	assert_int_equal(subscription_unsubscribe_issue(f->db, f->news.id, only_extra, 7,
+	                                                "one-click", &err), 0);
+	assert_string_equal(sub_status(f, &f->extra, only_extra, buf), "unsubscribed");
+	assert_int_equal(events(f, "unsubscribe", only_extra, f->extra.id), 1);
+	assert_int_equal(subscription_unsubscribe_issue(f->db, f->news.id, both, 7, "web",
+	                                                &err), 0);
+	assert_string_equal(sub_status(f, &f->news, both, buf), "unsubscribed");
+	assert_string_equal(sub_status(f, &f->extra, both, buf), "unsubscribed");
+	assert_int_equal(events(f, "unsubscribe", both, f->news.id), 1);
+	assert_int_equal(events(f, "unsubscribe", both, f->extra.id), 1);
+	/* idempotent (RFC 8058 §3.2) */
+	assert_int_equal(subscription_unsubscribe_issue(f->db, f->news.id, both, 7, "web",
+	                                                &err), 0);
+	assert_int_equal(events(f, "unsubscribe", both, f->extra.id), 1);
+	/* someone on neither list of the issue: EX_NOINPUT, nothing changes */
+	assert_int_equal(subscription_unsubscribe_issue(f->db, f->news.id, other, 7, "web",
+	                                                &err), -1);
+	assert_int_equal(err.code, EX_NOINPUT);
+	assert_string_equal(sub_status(f, &f->digest, other, buf), "confirmed");
+	/* without an issue, only the named list */
+	other = signup(f, &f->news, "y@example.org", "", SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
+	assert_int_equal(signup(f, &f->extra, "y@example.org", "", SIGNUP_ADMIN, 0,
+	                        SUBSCRIBE_ADDED), other);
+	assert_int_equal(subscription_unsubscribe(f->db, f->news.id, other, "cli", &err), 0);
+	assert_string_equal(sub_status(f, &f->news, other, buf), "unsubscribed");
+	assert_string_equal(sub_status(f, &f->extra, other, buf), "confirmed");
+}
+
 /* ---- rule (1) ----------------------------------------------------------- */
 
 static void
@@ -1200,6 +1255,7 @@ main(void)
 		T(test_subscriber_signup_import_never_resubscribes),
 		T(test_subscriber_signup_admin_resubscribes),
 		T(test_subscriber_signup_web_never_resubscribes),
+		T(test_subscription_unsubscribe_issue_ends_every_list_of_the_issue),
 		cmocka_unit_test(test_subscriber_check_text_refuses_controls),
 		T(test_subscriber_signup_refuses_controls_writing_nothing),
 		T(test_subscriber_signup_refuses_controls_for_known_subscriber),
