@@ -929,9 +929,11 @@ probe_specific(const char *st, enum rsn sr, int reply, const char *t, enum cmd c
 	    !text_has(t, R_SECURITYERROR) && !syntax_reply(reply))
 		WIN(R_REJECTED, "refused in reply to MAIL FROM: the sender");
 	/* userunknown: the address does not exist, said at RCPT (or by the
-	 * final MTA itself).  A 5.1.1 whose text speaks of something else (a
+	 * final MTA itself).  The code X.1.1 says so in any phase (sisimai:
+	 * a 5.1.1 after DATA is still userunknown; only the words are the
+	 * filter's there).  A 5.1.1 whose text speaks of something else (a
 	 * relay refusal, a block, the sender) is that something else. */
-	if (sr == R_USERUNKNOWN && c != C_DATA) {
+	if (sr == R_USERUNKNOWN) {
 		if (!text_has(t, R_NORELAYING) && !text_has(t, R_BLOCKED) &&
 		    !text_has(t, R_MAILBOXFULL) && !text_has(t, R_HASMOVED) &&
 		    !sender_refused(t) && !text_has(t, R_NOTACCEPT))
@@ -947,10 +949,7 @@ probe_specific(const char *st, enum rsn sr, int reply, const char *t, enum cmd c
 		if (text_has(t, R_USERUNKNOWN) || text_has(t, R_FILTERED))
 			WIN(R_FILTERED, "status X.2.x with filter or unknown-user words");
 	} else if (!before_data(c)) {
-		/* After DATA even a 5.1.1 is the filter's word: the address
-		 * was accepted at RCPT TO. */
-		if (text_has(t, R_FILTERED) || text_has(t, R_USERUNKNOWN) ||
-		    (c == C_DATA && sr == R_USERUNKNOWN))
+		if (text_has(t, R_FILTERED) || text_has(t, R_USERUNKNOWN))
 			WIN(R_FILTERED, c == C_DATA ? "unknown user or filter words after DATA" :
 			    "unknown user or filter words, SMTP phase unknown (a filter)");
 	}

@@ -31,7 +31,8 @@ static void
 build(const struct message_ctx *ctx, struct build_job *job)
 {
 	struct message_recipient r = { job->row.subscriber_id, job->row.email, job->row.name,
-	                               job->row.attributes, 0 };
+	                               job->row.attributes, 0, job->row.variant,
+	                               job->row.lists };
 
 	herr_clear(&job->err);
 	job->failed = message_build(ctx, &r, MESSAGE_ISSUE, job->now, &job->msg, &job->mo,

@@ -78,6 +78,7 @@ static const struct key keys[] = {
 	{ "bounce",   "ca_file",         KEY_PATH,      F(bounce_ca_file),     NULL, 0, 0 },
 	{ "bounce",   "soft_limit",      KEY_LONG,      F(bounce_soft_limit),  "3", 1, 1000 },
 	{ "bounce",   "soft_window",     KEY_STRING,    F(bounce_soft_window_text), "30d", 0, 0 },
+	{ "audience", "sunset_after",    KEY_STRING,    F(sunset_after_text),  "off", 0, 0 },
 	{ "render",   "html_template",   KEY_PATH,      F(html_template),      NULL, 0, 0 },
 	{ "render",   "text_template",   KEY_PATH,      F(text_template),      NULL, 0, 0 },
 	{ "render",   "lang",            KEY_STRING,    F(lang),               "en", 0, 0 },
@@ -823,6 +824,13 @@ validate(struct parse *p)
 		problem(c, LINE("bounce", "soft_window"),
 		        "'soft_window' must be a duration such as 30d, not '%s'",
 		        c->bounce_soft_window_text);
+	/* off by default: leaving readers out is the sender's decision */
+	if (!strcasecmp(c->sunset_after_text, "off") || !strcmp(c->sunset_after_text, "0"))
+		c->sunset_after = 0;
+	else if ((c->sunset_after = config_parse_duration(c->sunset_after_text)) < 86400)
+		problem(c, LINE("audience", "sunset_after"),
+		        "'sunset_after' must be off or a duration of a day or more such as "
+		        "365d, not '%s'", c->sunset_after_text);
 	if (c->bounce_mailbox) {
 		const char *u = c->bounce_mailbox;
 

@@ -30,6 +30,7 @@
 #include "herald/list.h"
 #include "herald/render.h"
 #include "herald/segment.h"
+#include "herald/subjecttest.h"
 #include "herald/subscriber.h"
 #include "herald/suggest.h"
 #include "herald/tmpl.h"
@@ -100,6 +101,9 @@ static const struct fm_key fm_keys[] = {
 	{ "tracking",   0 },
 	{ "line_breaks", 0 },
 	{ "allow_missing", 0 },
+	{ "subject_variants", 0 },
+	{ "test_share", 0 },
+	{ "test_wait", 0 },
 };
 #define N_FM_KEYS (sizeof fm_keys / sizeof fm_keys[0])
 #undef FM
@@ -167,6 +171,27 @@ fm_add_missing(struct issue_source *src, const char *v, const char *where, struc
 		src->n_allow_missing++;
 		p = e;
 	}
+	return 0;
+}
+
+/* One subject of subject_variants: (check_value() has checked it as a
+ * header value); the count, repeats and merge fields are checked at
+ * issue_create(). */
+static int
+fm_add_variant(struct issue_source *src, const char *v, const char *where, struct herr *err)
+{
+	char **nv;
+
+	if (src->n_variants == SUBJECTTEST_VARIANTS_MAX)
+		return herr_set(err, EX_DATAERR, where,
+		                "front matter: subject_variants: more than %d subjects",
+		                SUBJECTTEST_VARIANTS_MAX);
+	if (!(nv = realloc(src->variants, (src->n_variants + 1) * sizeof *nv)))
+		return herr_set(err, EX_OSERR, where, "out of memory");
+	src->variants = nv;
+	if (!(nv[src->n_variants] = strdup(v)))
+		return herr_set(err, EX_OSERR, where, "out of memory");
+	src->n_variants++;
 	return 0;
 }
 
@@ -313,6 +338,19 @@ fm_set(struct issue_source *src, size_t i, const char *v, const char *where,
 			                "not '%s'", v);
 	} else if (!strcmp(key, "allow_missing")) {
 		return fm_add_missing(src, v, where, err);
+	} else if (!strcmp(key, "subject_variants")) {
+		return fm_add_variant(src, v, where, err);
+	} else if (!strcmp(key, "test_share")) {
+		if ((src->test_share = subjecttest_parse_share(v)) < 0)
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: test_share must be a share of the audience "
+			                "from 1%% to %d%%, such as 20%%, not '%s'",
+			                SUBJECTTEST_SHARE_MAX, v);
+	} else if (!strcmp(key, "test_wait")) {
+		if ((src->test_wait = subjecttest_parse_wait(v)) < 0)
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: test_wait must be a span from 1m to 7d, such "
+			                "as 30m, 4h or 1d, not '%s'", v);
 	} else if (!strcmp(key, "list") || !strcmp(key, "lists")) {
 		return fm_add_list(src, v, where, err);
 	} else {
@@ -398,8 +436,10 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 			state = 2;
 			break;
 		case YAML_SEQUENCE_START_EVENT:
-			/* only allow_missing and lists take a list: [organization, region] */
-			if (state != 1 || !key || (strcmp(key, "allow_missing") && strcmp(key, "lists"))) {
+			/* only allow_missing, lists and subject_variants take a
+			 * list: [organization, region] */
+			if (state != 1 || !key || (strcmp(key, "allow_missing") && strcmp(key, "lists") &&
+			                           strcmp(key, "subject_variants"))) {
 				herr_set(err, EX_DATAERR, where,
 				         "front matter: '%s' must be a single value, not a list",
 				         key ? key : "?");
@@ -409,6 +449,8 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 				goto fail_ev;
 			if (!strcmp(key, "lists"))
 				src->lists_line = line;
+			else if (!strcmp(key, "subject_variants"))
+				src->variants_line = line;
 			state = 3;
 			break;
 		case YAML_SEQUENCE_END_EVENT:
@@ -453,6 +495,8 @@ parse_front_matter(struct issue_source *src, const char *fm, size_t fm_len,
 				src->lists_line = (unsigned)key_line;
 			else if (!strcmp(key, "segment"))
 				src->segment_line = (unsigned)key_line;
+			else if (!strcmp(key, "subject_variants"))
+				src->variants_line = (unsigned)key_line;
 			else if (!strcmp(key, "where"))
 				fm_where_position(src, fm, fm_len, first_line, &ev);
 			free(key);
@@ -497,6 +541,8 @@ issue_source_read(const char *path, struct issue_source *src, struct herr *err)
 	memset(src, 0, sizeof *src);
 	src->tracking = -1;
 	src->hard_breaks = 1;
+	src->test_share = -1;
+	src->test_wait = -1;
 	if (!(src->path = strdup(path)))
 		return herr_set(err, EX_OSERR, path, "out of memory");
 	if (read_file(path, ISSUE_FILE_MAX, &src->text, &src->len, err) < 0)
@@ -558,6 +604,9 @@ issue_source_free(struct issue_source *src)
 	while (src->n_allow_missing)
 		free(src->allow_missing[--src->n_allow_missing]);
 	free(src->allow_missing);
+	while (src->n_variants)
+		free(src->variants[--src->n_variants]);
+	free(src->variants);
 	memset(src, 0, sizeof *src);
 }
 
@@ -795,17 +844,25 @@ static int
 check_fields(sqlite3 *db, const struct issue *is, const struct audience *a, int refuse,
              void (*warn)(void *ctx, const char *msg), void *warn_ctx, struct herr *err)
 {
-	const char *parts[4] = { is->subject, is->preheader, is->html, is->text };
+	const char *parts[4 + SUBJECTTEST_VARIANTS_MAX] = { is->subject, is->preheader, is->html,
+	                                                    is->text };
 	struct bare_fields *bare = calloc(1, sizeof *bare);
+	struct subjecttest test;
 	struct audience_gap gaps[FIELDS_MAX];
 	char msg[1200], hint[400], whom[400];
 	long long total;
 	size_t i, n = 0;
 	int ret = -1;
 
+	memset(&test, 0, sizeof test);
 	if (!bare)
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
-	for (i = 0; i < 4; i++)
+	/* a subject test's variants reach their recipients too */
+	if (is->id && subjecttest_load(db, is->id, &test, err) < 0)
+		goto out;
+	for (i = 0; i < test.n; i++)
+		parts[4 + i] = test.v[i].subject;
+	for (i = 0; i < 4 + test.n; i++)
 		if (parts[i] && tmpl_scan(parts[i], strlen(parts[i]), "issue", 1, collect_bare, bare,
 		                          err) < 0)
 			goto out;
@@ -874,6 +931,7 @@ check_fields(sqlite3 *db, const struct issue *is, const struct audience *a, int 
 	}
 	ret = 0;
 out:
+	subjecttest_clear(&test);
 	free(bare);
 	return ret;
 }
@@ -977,6 +1035,43 @@ check_filter(sqlite3 *db, const struct issue_source *src, struct herr *err)
 	return rc;
 }
 
+/* subject_variants: 2 to SUBJECTTEST_VARIANTS_MAX different, non-empty
+ * subjects whose merge fields compile (the header checks were made as
+ * they were read); test_share and test_wait only with them. */
+static int
+check_variants(const struct issue_source *src, struct herr *err)
+{
+	char where[HERR_WHERE_MAX];
+	size_t i, j;
+
+	snprintf(where, sizeof where, "%s:%u", src->path, src->variants_line);
+	if (!src->n_variants) {
+		if (src->test_share >= 0 || src->test_wait >= 0)
+			return herr_set(err, EX_DATAERR, src->path,
+			                "front matter: test_share and test_wait belong to a subject "
+			                "test: give 'subject_variants: [\"...\", \"...\"]' too");
+		return 0;
+	}
+	if (src->n_variants < 2)
+		return herr_set(err, EX_DATAERR, where,
+		                "front matter: subject_variants wants 2 to %d subjects to test, "
+		                "not one (a single subject is 'subject:')",
+		                SUBJECTTEST_VARIANTS_MAX);
+	for (i = 0; i < src->n_variants; i++) {
+		if (!src->variants[i][0])
+			return herr_set(err, EX_DATAERR, where,
+			                "front matter: subject variant %zu is empty", i + 1);
+		for (j = 0; j < i; j++)
+			if (!strcmp(src->variants[i], src->variants[j]))
+				return herr_set(err, EX_DATAERR, where,
+				                "front matter: subject variants %zu and %zu are the "
+				                "same; a test needs different subjects", j + 1, i + 1);
+		if (validate_fields(src->variants[i], strlen(src->variants[i]), where, 0, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *src,
              const struct issue_overrides *ov, long long *id_out,
@@ -999,8 +1094,12 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 	int rc, ret = -1, in_tx = 0;
 
 	if (resolve_lists(db, src, ov, &l, list_ids, &n_lists, err) < 0 ||
-	    check_filter(db, src, err) < 0)
+	    check_filter(db, src, err) < 0 || check_variants(src, err) < 0)
 		return -1;
+	/* a subject test needs no subject: the first variant names the
+	 * issue in listings and the archive */
+	if ((!subject || !*subject) && src->n_variants)
+		subject = src->variants[0];
 	if (!subject || !*subject)
 		return herr_set(err, EX_DATAERR, src->path,
 		                "no subject: give 'subject:' in the front matter or --subject TEXT");
@@ -1117,6 +1216,12 @@ issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *s
 			goto out;
 		}
 	}
+	if (src->n_variants &&
+	    subjecttest_create(db, *id_out, (const char *const *)src->variants, src->n_variants,
+	                       src->test_share >= 0 ? src->test_share : SUBJECTTEST_SHARE_DEFAULT,
+	                       src->test_wait >= 0 ? src->test_wait : SUBJECTTEST_WAIT_DEFAULT,
+	                       err) < 0)
+		goto out;
 	in_tx = 0;
 	if (db_commit(db, err) < 0)
 		goto out;
@@ -1379,7 +1484,7 @@ issue_start_send(sqlite3 *db, const struct issue *start,
                  void (*warn)(void *ctx, const char *msg), void *warn_ctx, long long *n,
                  struct herr *err)
 {
-	long long id = start->id, changes;
+	long long id = start->id, changes, tested;
 	struct audience a;
 	struct issue is;
 	int started;
@@ -1419,9 +1524,14 @@ issue_start_send(sqlite3 *db, const struct issue *start,
 		}
 		goto fail;
 	}
-	/* (1): the snapshot in the same transaction */
+	/* (1): the snapshot in the same transaction, and a subject test's
+	 * split of it (subjecttest.h (1)) */
 	*n = 0;
-	if (!started && ledger_snapshot(db, id, &a, n, err) < 0)
+	if (!started && (ledger_snapshot(db, id, &a, n, err) < 0 ||
+	                 subjecttest_assign(db, id, &tested, err) < 0))
+		goto fail;
+	/* what the audience was, and whom the sunset left out, for stats */
+	if (!started && audience_record(db, id, &a, start->segment, start->where, err) < 0)
 		goto fail;
 	audience_clear(&a);
 	return db_commit(db, err);
@@ -1454,16 +1564,19 @@ issue_next_due(sqlite3 *db, long long after_id, long long now, long long *id,
 	int rc;
 
 	*id = 0;
+	/* a subject test's holdout (variant 0) is no work before its winner
+	 * is recorded (ledger.h (7)), nor is it "nothing left" to mark sent */
 	if (db_prepare(db, &st,
 	               "SELECT i.id FROM issues i WHERE i.id > ?1 AND ("
 	               " (i.status = 'scheduled' AND i.send_at <= ?2) OR"
 	               " (i.status = 'sending' AND ("
 	               "   EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND"
-	               "           d.status IN ('pending', 'sending'))"
+	               "           d.status IN ('pending', 'sending') AND"
+	               "           (d.variant IS NOT 0 OR i.test_winner IS NOT NULL))"
 	               "   OR EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND"
 	               "           d.status = 'deferred' AND d.next_attempt_at <= ?2)"
 	               "   OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND"
-	               "           d.status = 'deferred'))))"
+	               "           d.status IN ('deferred', 'pending')))))"
 	               " ORDER BY i.id LIMIT 1", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, after_id);

@@ -74,6 +74,7 @@ ledger_row_clear(struct ledger_row *r)
 {
 	free(r->name);
 	free(r->attributes);
+	free(r->lists);
 	memset(r, 0, sizeof *r);
 }
 
@@ -147,16 +148,31 @@ ledger_open(sqlite3 *db, long long issue_id, struct ledger **out, struct herr *e
 	/* Pending rows in subscriber order from a cursor, so each claim is an
 	 * index seek rather than a scan past everything already sent. */
 	/* (6): still confirmed on one of the issue's lists, still mailable */
+	/* (7): the subject a row goes out with (its variant, the winner's for
+	 * the holdout, 0: the issue's own), and no holdout row before the
+	 * winner is recorded; the subquery is not correlated, so it is read
+	 * once per statement */
+#define WINNER "(SELECT test_winner FROM issues WHERE id = ?1)"
+	/* the footer's "why you get this" (message.h): the titles of the
+	 * issue's lists the reader is confirmed on, in the issue's order */
+#define READER_LISTS \
+	"ifnull((SELECT group_concat(t, char(31)) FROM (SELECT CASE WHEN l.title <> '' " \
+	"THEN l.title ELSE l.name END AS t FROM issue_lists il JOIN lists l ON l.id = il.list_id " \
+	"JOIN subscriptions sx ON sx.list_id = il.list_id AND sx.subscriber_id = d.subscriber_id " \
+	"WHERE il.issue_id = d.issue_id AND sx.status = 'confirmed' ORDER BY il.position)), '') "
 #define NEXT_COLUMNS \
 	"SELECT d.subscriber_id, d.attempts, s.email, s.name, s.attributes, " \
-	AUDIENCE_SQL_ISSUE_MEMBER("d.issue_id") " " \
+	AUDIENCE_SQL_ISSUE_MEMBER("d.issue_id") ", " \
+	"CASE WHEN d.variant = 0 THEN " WINNER " ELSE ifnull(d.variant, 0) END, " \
+	READER_LISTS \
 	"FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+#define NOT_HELD "AND (d.variant IS NOT 0 OR " WINNER " IS NOT NULL) "
 	if (db_prepare(db, &l->next, NEXT_COLUMNS
 	               "WHERE d.issue_id = ?1 AND d.status = 'pending' AND d.subscriber_id > ?2 "
-	               "ORDER BY d.subscriber_id LIMIT 1", err) < 0 ||
+	               NOT_HELD "ORDER BY d.subscriber_id LIMIT 1", err) < 0 ||
 	    db_prepare(db, &l->next_deferred, NEXT_COLUMNS
 	               "WHERE d.issue_id = ?1 AND d.status = 'deferred' AND d.next_attempt_at <= ?2 "
-	               "ORDER BY d.next_attempt_at LIMIT 1", err) < 0 ||
+	               NOT_HELD "ORDER BY d.next_attempt_at LIMIT 1", err) < 0 ||
 	    db_prepare(db, &l->claim,
 	               "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
 	               "message_id = ?3, first_attempt_at = ifnull(first_attempt_at, ?4), "
@@ -243,9 +259,11 @@ claim_one(struct ledger *l, long long now,
 		snprintf(row->email, sizeof row->email, "%s",
 		         (const char *)sqlite3_column_text(q, 2));
 		eligible = sqlite3_column_int(q, 5);
+		row->variant = sqlite3_column_int(q, 6);
 		if (eligible) {
 			row->name = strdup((const char *)sqlite3_column_text(q, 3));
 			row->attributes = strdup((const char *)sqlite3_column_text(q, 4));
+			row->lists = strdup((const char *)sqlite3_column_text(q, 7));
 		}
 		sqlite3_reset(q);
 		if (q == l->next)
@@ -261,7 +279,7 @@ claim_one(struct ledger *l, long long now,
 		}
 		break;
 	}
-	if (!row->name || !row->attributes) {
+	if (!row->name || !row->attributes || !row->lists) {
 		ledger_row_clear(row);
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}

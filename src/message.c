@@ -387,6 +387,54 @@ message_load_attrs(const char *json, json_t **obj, struct tmpl_attr **attrs, siz
 	return 0;
 }
 
+/* `s` with its spaces turned into line breaks where a line would pass
+ * `width` characters (UTF-8 code points); a longer word stays whole. */
+static int
+wrap_words(const char *s, size_t width, struct buf *out)
+{
+	size_t col = 0, wlen, wcols, i;
+	const char *w;
+
+	while (*s) {
+		while (*s == ' ')
+			s++;
+		if (!*s)
+			break;
+		for (w = s, wlen = 0; w[wlen] && w[wlen] != ' '; wlen++)
+			;
+		for (i = 0, wcols = 0; i < wlen; i++)
+			wcols += ((unsigned char)w[i] & 0xc0) != 0x80;
+		if (col && buf_addc(out, col + 1 + wcols > width ? '\n' : ' ') < 0)
+			return -1;
+		col = col && col + 1 + wcols <= width ? col + 1 + wcols : wcols;
+		if (buf_add(out, w, wlen) < 0)
+			return -1;
+		s = w + wlen;
+	}
+	return 0;
+}
+
+int
+message_lists_phrase(const char *joined, struct buf *out)
+{
+	const char *p = joined, *sep;
+	size_t n = 1, i = 0;
+
+	for (sep = joined; (sep = strchr(sep, '\x1f')); sep++)
+		n++;
+	for (;;) {
+		sep = strchr(p, '\x1f');
+		if (i && buf_adds(out, i + 1 == n ? " and " : ", ") < 0)
+			return -1;
+		if (buf_add(out, p, sep ? (size_t)(sep - p) : strlen(p)) < 0)
+			return -1;
+		if (!sep)
+			return 0;
+		p = sep + 1;
+		i++;
+	}
+}
+
 int
 message_merge(const struct message_ctx *m, const struct message_recipient *r,
               struct buf *subject, struct buf *html, struct buf *text, struct herr *err)
@@ -394,7 +442,8 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	struct token t = { TOKEN_CLICK, (unsigned long long)r->subscriber_id,
 	                   (unsigned long long)m->list_id, (unsigned long long)m->issue_id };
 	char unsub[512], view[512], pixel[700], tok[TOKEN_MAX], **links = NULL;
-	struct buf lb = BUF_INIT(1u << 20);
+	struct buf lb = BUF_INIT(1u << 20), why = BUF_INIT(1u << 16),
+	           why_text = BUF_INIT(1u << 16);
 	struct tmpl_vars v;
 	json_t *obj = NULL;
 	struct tmpl_attr *attrs = NULL;
@@ -421,6 +470,11 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	v.attrs = attrs;
 	v.n_attrs = n_attrs;
 	v.view_url = view;
+	if (message_lists_phrase(r->lists && r->lists[0] ? r->lists : m->list_title, &why) < 0) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
+	v.lists = buf_str(&why);
 	/* Only real deliveries are tracked: not previews, not test sends, not
 	 * a stand-in recipient (id 0). */
 	tracked = m->tracking && r->subscriber_id && !r->untracked &&
@@ -485,13 +539,22 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 		v.links = (const char *const *)links;
 		v.n_links = m->n_links;
 	}
-	if (tmpl_merge(m->subject, &v, TMPL_RAW, subject) < 0 ||
+	/* a subject test's recipient gets their variant's subject */
+	if (tmpl_merge(r->variant > 0 && (size_t)r->variant <= m->n_variants ?
+	               m->variants[r->variant - 1] : m->subject, &v, TMPL_RAW, subject) < 0 ||
 	    tmpl_merge(m->html, &v, TMPL_HTML, html) < 0) {
 		herr_set(err, EX_SOFTWARE, r->email, "message too large or out of memory");
 		goto out;
 	}
 	if (m->n_links)
 		v.links = (const char *const *)links + m->n_links;
+	/* the text footer keeps to 72 columns: the templates give the lists
+	 * a line of their own, followed by a full stop */
+	if (wrap_words(buf_str(&why), 71, &why_text) < 0) {
+		herr_set(err, EX_OSERR, NULL, "out of memory");
+		goto out;
+	}
+	v.lists = buf_str(&why_text);
 	if (tmpl_merge(m->text, &v, TMPL_RAW, text) < 0) {
 		herr_set(err, EX_SOFTWARE, r->email, "message too large or out of memory");
 		goto out;
@@ -500,6 +563,8 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 out:
 	free(links);
 	buf_free(&lb);
+	buf_free(&why);
+	buf_free(&why_text);
 	free(attrs);
 	json_decref(obj);
 	return ret;

@@ -36,15 +36,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/buf.h"
 #include "herald/db.h"
 #include "herald/issue.h"
+#include "herald/subjecttest.h"
 
 /*
  * Opens, one row per subscriber (NULL: events of removed subscribers),
  * then summed.  "human" is 1 for a subscriber with at least one open that
- * is neither flagged machine by the server (`IS 'machine'`: an event without
- * a ua field is human unless its timing says otherwise) nor within the
- * prefetch window ?2 of their delivery (see report.h).
+ * is not a machine open (report.h: REPORT_SQL_MACHINE_OPEN, the one text
+ * of that rule; an event without a ua field is human unless its timing
+ * says otherwise).  ?2 is REPORT_PREFETCH_SECS.
  *
  * The delivery is looked up only for opens that could fall in that window:
  * an open later than the issue's last sent_at (?3) plus the window cannot,
@@ -56,12 +58,8 @@
 static const char opens_sql[] =
 	"SELECT ifnull(sum(n), 0), count(sid), ifnull(sum(sid IS NOT NULL AND human), 0) "
 	"FROM (SELECT e.subscriber_id AS sid, count(*) AS n, "
-	"             max(CASE WHEN json_extract(e.detail, '$.ua') IS 'machine' THEN 0 "
-	"                      WHEN e.at > ?3 + ?2 THEN 1 "
-	"                      ELSE ifnull(e.at > (SELECT d.sent_at FROM deliveries d "
-	"                                          WHERE d.issue_id = ?1 "
-	"                                          AND d.subscriber_id = e.subscriber_id) + ?2, "
-	"                                  1) END) AS human "
+	"             max(CASE WHEN e.at > ?3 + ?2 THEN NOT " REPORT_SQL_MACHINE_UA("e") " "
+	"                      ELSE NOT " REPORT_SQL_MACHINE_OPEN("e") " END) AS human "
 	"      FROM events e WHERE e.issue_id = ?1 AND e.kind = 'open' "
 	"      GROUP BY e.subscriber_id)";
 
@@ -294,7 +292,8 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 	if (rc != SQLITE_ROW)
 		return db_error(db, err, "read delivery times");
 
-	if (ledger_counts(db, r->issue_id, &r->deliveries, err) < 0)
+	if (ledger_counts(db, r->issue_id, &r->deliveries, err) < 0 ||
+	    audience_sent_get(db, r->issue_id, &r->audience, err) < 0)
 		return -1;
 	r->delivered = r->deliveries.sent;
 
@@ -333,6 +332,17 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 	r->rates.complaint = ratio(r->bounces.complaints, r->delivered);
 	r->rates.bounce = ratio(r->bounces.hard + r->bounces.soft,
 	                        r->delivered + r->deliveries.bounced);
+
+	/* a subject test's per-variant figures are subjecttest.c's */
+	if (!(r->subject_test = calloc(1, sizeof *r->subject_test)))
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	if (subjecttest_load(db, r->issue_id, r->subject_test, err) < 0 ||
+	    (r->subject_test->n && subjecttest_figures(db, r->subject_test, err) < 0))
+		return -1;
+	if (!r->subject_test->n) {
+		free(r->subject_test);
+		r->subject_test = NULL;
+	}
 	return 0;
 }
 
@@ -361,6 +371,9 @@ report_clear(struct report *r)
 	for (i = 0; i < r->clicks.n_links; i++)
 		free(r->clicks.links[i].url);
 	free(r->clicks.links);
+	if (r->subject_test)
+		subjecttest_clear(r->subject_test);
+	free(r->subject_test);
 	memset(r, 0, sizeof *r);
 }
 
@@ -415,11 +428,47 @@ reasons_json(const struct report *r)
 	return a;
 }
 
+int
+report_audience_text(const struct report *r, struct buf *out)
+{
+	const struct audience_sent *a = &r->audience;
+	json_t *lists, *v;
+	size_t i;
+
+	if (!a->found)
+		return buf_adds(out, "not recorded (the send has not started, or started "
+		                "before herald kept it)");
+	if (!(lists = json_loads(a->lists, 0, NULL)))
+		return -1;
+	if (buf_adds(out, json_array_size(lists) == 1 ? "list " : "lists ") < 0)
+		goto oom;
+	json_array_foreach(lists, i, v)
+		if (buf_addf(out, "%s%s", i ? ", " : "", json_string_value(v)) < 0)
+			goto oom;
+	json_decref(lists);
+	if (a->segment[0] && buf_addf(out, "; segment %s: %s", a->segment, a->expr) < 0)
+		return -1;
+	if (!a->segment[0] && a->expr[0] && buf_addf(out, "; where: %s", a->expr) < 0)
+		return -1;
+	if (a->sunset_after)
+		return buf_addf(out, "; sunset after %lld%s", a->sunset_after % 86400 ?
+		                a->sunset_after / 3600 : a->sunset_after / 86400,
+		                a->sunset_after % 86400 ? "h" : "d");
+	if (a->sunset_skipped)
+		return buf_adds(out, "; sunset not applied (the filter targets engagement)");
+	return 0;
+oom:
+	json_decref(lists);
+	return -1;
+}
+
+static int audience_json(json_t *j, const struct report *r);
+
 json_t *
 report_json(const struct issue *is, const struct report *r)
 {
 	const struct ledger_counts *c = &r->deliveries;
-	json_t *links, *reasons;
+	json_t *links, *reasons, *j;
 
 	if (!(links = links_json(r)))
 		return NULL;
@@ -428,7 +477,7 @@ report_json(const struct issue *is, const struct report *r)
 		return NULL;
 	}
 	/* "o" steals `links` and `reasons`, also when json_pack fails */
-	return json_pack("{s:{s:I, s:s, s:s}, s:I,"
+	j = json_pack("{s:{s:I, s:s, s:s}, s:I,"
 	                 " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	                 " s:{s:I, s:I, s:I, s:I},"
 	                 " s:{s:I, s:I, s:o},"
@@ -458,6 +507,38 @@ report_json(const struct issue *is, const struct report *r)
 	                 "unsubscribe_rate", report_round_rate(r->rates.unsubscribe),
 	                 "complaint_rate", report_round_rate(r->rates.complaint),
 	                 "bounce_rate", report_round_rate(r->rates.bounce));
+	if (j && audience_json(j, r) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	if (j && r->subject_test &&
+	    json_object_set_new(j, "subject_test", subjecttest_json(r->subject_test)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* `skipped` and `audience` (report.h), added to `j`; -1 out of memory. */
+static int
+audience_json(json_t *j, const struct report *r)
+{
+	const struct audience_sent *a = &r->audience;
+	json_t *lists, *o;
+
+	if (json_object_set_new(j, "skipped", json_pack("{s:I}", "unengaged",
+	                        (json_int_t)a->unengaged)) < 0)
+		return -1;
+	if (!a->found)
+		return json_object_set_new(j, "audience", json_null());
+	if (!(lists = json_loads(a->lists, 0, NULL)))
+		return -1;
+	o = json_pack("{s:o, s:s?, s:s?, s:I, s:b}", "lists", lists,
+	              "segment", a->segment[0] ? a->segment : NULL,
+	              "where", a->expr[0] ? a->expr : NULL,
+	              "sunset_after", (json_int_t)a->sunset_after,
+	              "sunset_skipped", a->sunset_skipped);
+	return json_object_set_new(j, "audience", o);
 }
 
 char *

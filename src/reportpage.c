@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "herald/subjecttest.h"
 #include "herald/tmpl.h"
 
 /* Colours: text #1f2937 on white (14.7:1); opens #1d4ed8 (6.7:1) and clicks
@@ -97,6 +98,48 @@ static void
 h_card(struct html *h, const char *value, const char *label)
 {
 	h_addf(h, "<div class=\"card\"><b>%s</b><span>%s</span></div>\n", value, label);
+}
+
+/* A subject test: one row per variant (data-variant, and data-key as in
+ * subjecttest_json()'s variants), the winner marked in words, and why. */
+static void
+h_subject_test(struct html *h, const struct subjecttest *t)
+{
+	size_t i;
+
+	h_addf(h, "<h2>Subject test</h2>\n<p class=\"test\" data-state=\"%s\">%d%% of the "
+	       "audience got the variants; %lld were held back for the winner. ",
+	       t->state, t->share, t->holdout);
+	if (t->winner) {
+		h_addf(h, "<strong>Variant %d won</strong>: ", t->winner);
+		h_esc(h, t->why);
+	} else
+		h_add(h, "The winner is not picked yet.");
+	h_add(h, "</p>\n<table class=\"variants\">\n<thead><tr><th scope=\"col\">#</th>"
+	      "<th scope=\"col\">Subject</th><th scope=\"col\">Recipients</th>"
+	      "<th scope=\"col\">Sent</th><th scope=\"col\">Human opens</th>"
+	      "<th scope=\"col\">Clicks</th><th scope=\"col\">Open rate</th>"
+	      "<th scope=\"col\">Click rate</th></tr></thead>\n<tbody>\n");
+	for (i = 0; i < t->n; i++) {
+		const struct subjecttest_variant *v = &t->v[i];
+		double o = v->sent ? (double)v->opens_human / (double)v->sent : 0,
+		       c = v->sent ? (double)v->clicks / (double)v->sent : 0;
+
+		h_addf(h, "<tr data-variant=\"%zu\"><td class=\"n\">%zu%s</td><td>", i + 1, i + 1,
+		       t->winner == (int)i + 1 ? " (won)" : "");
+		h_esc(h, v->subject);
+		h_addf(h, "</td><td class=\"n\" data-key=\"recipients\">%lld</td>"
+		       "<td class=\"n\" data-key=\"sent\">%lld</td>"
+		       "<td class=\"n\" data-key=\"opens_human\">%lld</td>"
+		       "<td class=\"n\" data-key=\"clicks\">%lld</td>"
+		       "<td class=\"n\" data-key=\"open_rate\" data-value=\"%.4f\">%.1f%%</td>"
+		       "<td class=\"n\" data-key=\"click_rate\" data-value=\"%.4f\">%.1f%%</td>"
+		       "</tr>\n", v->recipients, v->sent, v->opens_human, v->clicks,
+		       report_round_rate(o), o * 100.0, report_round_rate(c), c * 100.0);
+	}
+	h_add(h, "</tbody>\n</table>\n<p class=\"note\">The winner has the most unique clicks "
+	      "per delivered copy; human opens only break a tie, as machine opens (Apple Mail "
+	      "Privacy Protection) make opens unreliable.</p>\n");
 }
 
 /* The local-time formats of the page; an enum rather than a format
@@ -295,6 +338,17 @@ h_page(struct html *h, const struct issue *is, const struct report *r, long long
 		       local_time(is->started_at, WHEN_STAMP, when, sizeof when));
 	h_addf(h, " · report made %s</p>\n",
 	       local_time(now, WHEN_STAMP, when, sizeof when));
+	{
+		/* as the send took it: a segment may have changed since */
+		struct buf aud = BUF_INIT(1u << 16);
+
+		if (report_audience_text(r, &aud) < 0)
+			h->failed = 1;
+		h_add(h, "<p class=\"meta audience\">Audience: ");
+		h_esc(h, buf_str(&aud));
+		h_add(h, "</p>\n");
+		buf_free(&aud);
+	}
 
 	h_add(h, "<section class=\"cards\">\n");
 	snprintf(num, sizeof num, "%lld", r->delivered);
@@ -319,6 +373,8 @@ h_page(struct html *h, const struct issue *is, const struct report *r, long long
 	h_count(h, "deliveries.bounced", "Bounced at sending", c->bounced);
 	h_count(h, "deliveries.failed", "Failed", c->failed);
 	h_count(h, "deliveries.skipped", "Skipped (left during the send)", c->skipped);
+	h_count(h, "skipped.unengaged", "Skipped: unengaged (left out by the sunset rule)",
+	        r->audience.unengaged);
 	h_count(h, "deliveries.pending", "Pending", c->pending);
 	h_count(h, "deliveries.sending", "Sending", c->sending);
 	h_count(h, "opens.total", "Opens (events)", r->opens.total);
@@ -346,6 +402,9 @@ h_page(struct html *h, const struct issue *is, const struct report *r, long long
 	h_rate(h, "rates.bounce_rate", "Bounce rate", r->rates.bounce,
 	       "(hard + soft) / (delivered + bounced)");
 	h_add(h, "</tbody>\n</table>\n");
+
+	if (r->subject_test)
+		h_subject_test(h, r->subject_test);
 
 	h_add(h, "<h2>Clicks per link</h2>\n");
 	if (!r->clicks.n_links) {

@@ -14,8 +14,9 @@
  * the rule returns) and collect what the user wrote as parameters.
  *
  * Invariants (tests/unit/test_segment.c cites them):
- *   (1) Only string literals of this file, and numbers it formats itself
- *       (parameter numbers, REPORT_PREFETCH_SECS), reach the SQL text;
+ *   (1) Only string literals of this file and of the headers it uses
+ *       (engagement.h, report.h), and numbers it formats itself
+ *       (parameter numbers), reach the SQL text;
  *       every value, key, list id and time from the expression is a
  *       parameter ?N, N > SEGMENT_PARAM_BASE.
  *   (2) Every term's SQL is 0 or 1, never NULL: comparisons are wrapped
@@ -40,6 +41,7 @@
 #include "herald/audience.h"
 #include "herald/buf.h"
 #include "herald/db.h"
+#include "herald/engagement.h"
 #include "herald/issue.h"
 #include "herald/report.h"
 #include "herald/suggest.h"
@@ -62,6 +64,7 @@ struct segment {
 	char             *sql;    /* owned */
 	struct seg_param *params; /* ?(SEGMENT_PARAM_BASE + 1) is params[0] */
 	size_t            n_params, cap_params;
+	int               engagement; /* it has an `engaged` term */
 };
 
 enum tok_kind { T_END, T_WORD, T_STRING, T_OP, T_LPAREN, T_RPAREN, T_COMMA };
@@ -1001,14 +1004,13 @@ parse_term(struct parser *p)
 		if (next(p) < 0 || parse_span(p, "engaged", &secs) < 0 ||
 		    span_params(p, secs, frag, sizeof frag) < 0)
 			return -1;
-		/* report.h's machine open: ua "machine", or at most
-		 * REPORT_PREFETCH_SECS after (or before) that delivery's sent_at */
+		/* engagement.h (1): a click or an open that is not report.h's
+		 * machine open; the audience's sunset rule leaves an expression
+		 * with this term alone (audience.h) */
+		p->seg->engagement = 1;
 		return emit(p, "s.id IN (SELECT e.subscriber_id FROM events e "
-		            "WHERE e.subscriber_id IS NOT NULL AND e.at %s AND (e.kind = 'click' "
-		            "OR (e.kind = 'open' AND json_extract(e.detail, '$.ua') IS NOT 'machine' "
-		            "AND NOT ifnull(e.at <= (SELECT d.sent_at FROM deliveries d "
-		            "WHERE d.issue_id = e.issue_id AND d.subscriber_id = e.subscriber_id) + %d, "
-		            "0))))", frag, REPORT_PREFETCH_SECS);
+		            "WHERE e.subscriber_id IS NOT NULL AND e.at %s AND e.kind IN ('open', "
+		            "'click') AND " ENGAGEMENT_SQL_ACT("e") ")", frag);
 	}
 	if (is_word(p, "received")) {
 		p->cost = COST_SET;
@@ -1297,6 +1299,12 @@ const char *
 segment_sql(const struct segment *seg)
 {
 	return seg->sql;
+}
+
+int
+segment_targets_engagement(const struct segment *seg)
+{
+	return seg && seg->engagement;
 }
 
 size_t

@@ -42,6 +42,8 @@
 #include "herald/ratelimit.h"
 #include "herald/relayuse.h"
 #include "herald/smtp.h"
+#include "herald/subjecttest.h"
+#include "herald/tmpl.h"
 #include "herald/token.h"
 #include "herald/transfer.h"
 
@@ -844,12 +846,15 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	struct message_ctx mctx;
 	struct mid_ctx mid;
 	struct loop L;
+	struct subjecttest test;
+	struct tmpl *variants[SUBJECTTEST_VARIANTS_MAX] = { NULL };
 	long long n = 0;
 	int ret = -1, have_ctx = 0;
 	size_t i;
 
 	memset(rep, 0, sizeof *rep);
 	memset(&L, 0, sizeof L);
+	memset(&test, 0, sizeof test);
 	L.db = db;
 	L.cfg = cfg;
 	L.opts = opts;
@@ -873,6 +878,13 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 	if (message_ctx_init(&mctx, cfg, &L.key, &is, &l, err) < 0)
 		goto out;
 	have_ctx = 1;
+	/* a subject test's variants, for the copies of its test groups and
+	 * (the winner's) of its holdout: ledger.h (7) */
+	if (subjecttest_load(db, is.id, &test, err) < 0 ||
+	    subjecttest_compile(&test, variants, err) < 0)
+		goto out;
+	mctx.variants = variants;
+	mctx.n_variants = test.n;
 	if (message_dkim_open(cfg, &L.dkim, err) < 0)
 		goto out;
 	mctx.dkim = L.dkim;
@@ -962,6 +974,9 @@ out:
 	relayuse_close(L.usage);
 	if (have_ctx)
 		message_ctx_free(&mctx);
+	for (i = 0; i < SUBJECTTEST_VARIANTS_MAX; i++)
+		tmpl_free(variants[i]);
+	subjecttest_clear(&test);
 	dkim_signer_free(L.dkim);
 	issue_clear(&is);
 	explicit_bzero(&L.key, sizeof L.key);

@@ -565,6 +565,49 @@ subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id
 	return subscription_unsubscribe_issue(db, list_id, subscriber_id, 0, source, err);
 }
 
+/* Rule (9)'s reach, on a subscriptions row's list_id COL: the token's list LIST and
+ * every list of issue ISSUE (SQL operands).  One text for the change and
+ * for the page that says what it will change. */
+#define UNSUBSCRIBE_SCOPE(COL, LIST, ISSUE) \
+	"(" COL " = " LIST " OR " COL " IN (SELECT sc.list_id FROM issue_lists sc " \
+	"WHERE sc.issue_id = " ISSUE "))"
+
+int
+subscription_unsubscribe_scope(sqlite3 *db, long long list_id, long long subscriber_id,
+                               long long issue_id, struct buf *titles, size_t *n,
+                               struct herr *err)
+{
+	sqlite3_stmt *st;
+	const char *t;
+	int rc;
+
+	*n = 0;
+	/* the token's list first, then the issue's in its order */
+	if (db_prepare(db, &st,
+	               "SELECT CASE WHEN l.title <> '' THEN l.title ELSE l.name END FROM "
+	               "subscriptions sub JOIN lists l ON l.id = sub.list_id "
+	               "LEFT JOIN issue_lists il ON il.list_id = l.id AND il.issue_id = ?3 "
+	               "WHERE sub.subscriber_id = ?2 AND sub.status != 'unsubscribed' AND "
+	               UNSUBSCRIBE_SCOPE("sub.list_id", "?1", "?3")
+	               " ORDER BY l.id <> ?1, il.position", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_int64(st, 2, subscriber_id);
+	sqlite3_bind_int64(st, 3, issue_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!(t = (const char *)sqlite3_column_text(st, 0)) ||
+		    (*n && buf_addc(titles, '\x1f') < 0) || buf_adds(titles, t) < 0) {
+			sqlite3_finalize(st);
+			return herr_set(err, EX_OSERR, NULL, "out of memory");
+		}
+		(*n)++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "read the lists of an unsubscribe");
+	return 0;
+}
+
 int
 subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber_id,
                             long long issue_id, const char *source, int *changed,
@@ -582,9 +625,8 @@ subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber
 	*changed = 0;
 	if (db_prepare(db, &st,
 	               "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?3 "
-	               "WHERE subscriber_id = ?2 AND status != 'unsubscribed' AND (list_id = ?1 "
-	               "OR list_id IN (SELECT list_id FROM issue_lists WHERE issue_id = ?4)) "
-	               "RETURNING list_id", err) < 0)
+	               "WHERE subscriber_id = ?2 AND status != 'unsubscribed' AND "
+	               UNSUBSCRIBE_SCOPE("list_id", "?1", "?4") " RETURNING list_id", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	sqlite3_bind_int64(st, 2, subscriber_id);
@@ -600,8 +642,7 @@ subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber
 		/* Either not on the lists (an error) or already unsubscribed
 		 * (fine: unsubscribing must be idempotent, RFC 8058 §3.2). */
 		if (db_prepare(db, &st, "SELECT 1 FROM subscriptions WHERE subscriber_id = ?2 AND "
-		               "(list_id = ?1 OR list_id IN (SELECT list_id FROM issue_lists "
-		               "WHERE issue_id = ?3))", err) < 0)
+		               UNSUBSCRIBE_SCOPE("list_id", "?1", "?3"), err) < 0)
 			return -1;
 		sqlite3_bind_int64(st, 1, list_id);
 		sqlite3_bind_int64(st, 2, subscriber_id);

@@ -42,6 +42,7 @@ static const struct {
 	{ "view_url",        TMPL_FIELD_VIEW_URL },
 	{ "open_pixel",      TMPL_FIELD_OPEN_PIXEL },
 	{ "link.N",          TMPL_FIELD_LINK },   /* matched by LINK_PREFIX */
+	{ "lists",           TMPL_FIELD_LISTS },
 };
 #define N_FIELDS (sizeof tmpl_fields / sizeof tmpl_fields[0])
 
@@ -530,6 +531,9 @@ tmpl_merge(const struct tmpl *t, const struct tmpl_vars *v,
 		case TMPL_FIELD_LINK:
 			if (v->links && s->key >= 1 && s->key <= v->n_links)
 				val = v->links[s->key - 1];
+			break;
+		case TMPL_FIELD_LISTS:
+			val = v->lists;
 			break;
 		}
 		if (val && s->field != TMPL_FIELD_FIRST_NAME)

@@ -80,7 +80,7 @@ static int
 render_archive(struct web_server *s, sqlite3 *db, long long id, char **out, size_t *len,
                struct herr *err)
 {
-	struct message_recipient rcpt = { 0, "", "", NULL, 1 };
+	struct message_recipient rcpt = { 0, "", "", NULL, 1, 0, NULL };
 	struct buf subject = BUF_INIT(1u << 16), html = BUF_INIT(MESSAGE_MAX),
 	           text = BUF_INIT(MESSAGE_MAX);
 	struct message_ctx m;

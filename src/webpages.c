@@ -67,6 +67,14 @@ para_addr(struct buf *b, const char *before, const char *email, const char *afte
 	       buf_adds(b, "</p>\n") < 0 ? -1 : 0;
 }
 
+/* The lists a multi-list unsubscribe reaches, as their own paragraph. */
+static int
+para_close_lists(struct buf *b, const char *lists)
+{
+	return buf_adds(b, "<p class=\"lists\">") < 0 || esc(b, lists) < 0 ||
+	       buf_adds(b, ".</p>\n") < 0 ? -1 : 0;
+}
+
 /* One button posting action=VALUE to the page's own URL. */
 static int
 button(struct buf *b, const char *value, const char *label)
@@ -100,20 +108,29 @@ webpage_notice(struct buf *b, const char *lang, const char *heading, const char 
 
 int
 webpage_unsubscribe_ask(struct buf *b, const char *lang, const char *list_title,
-                        const char *email)
+                        size_t n_lists, const char *email)
 {
 	return heading_with(b, lang, "Unsubscribe from ", list_title) < 0 ||
-	       para_addr(b, "The address ", email, " will get no more mail from this list.") < 0 ||
+	       (n_lists > 1
+	        ? para_addr(b, "This issue was sent to ", email, " through several lists. "
+	                    "Unsubscribing removes the address from all of them: ") < 0 ||
+	          para_close_lists(b, list_title) < 0
+	        : para_addr(b, "The address ", email,
+	                    " will get no more mail from this list.") < 0) ||
 	       button(b, "unsubscribe", "Unsubscribe") < 0 ||
 	       page_close(b) < 0 ? -1 : 0;
 }
 
 int
 webpage_unsubscribed(struct buf *b, const char *lang, const char *list_title,
-                     const char *email)
+                     size_t n_lists, const char *email)
 {
 	return heading_with(b, lang, "You have been unsubscribed from ", list_title) < 0 ||
-	       para_addr(b, "We will send no more of this list to ", email, ".") < 0 ||
+	       (n_lists > 1
+	        ? para_addr(b, "This issue was sent to ", email, " through several lists. "
+	                    "The address was removed from all of them: ") < 0 ||
+	          para_close_lists(b, list_title) < 0
+	        : para_addr(b, "We will send no more of this list to ", email, ".") < 0) ||
 	       buf_adds(b, "<p>Was that a mistake?</p>\n") < 0 ||
 	       button(b, "resubscribe", "Subscribe again") < 0 ||
 	       page_close(b) < 0 ? -1 : 0;

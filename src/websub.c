@@ -13,6 +13,7 @@
 
 #include "herald/address.h"
 #include "herald/db.h"
+#include "herald/message.h"
 #include "herald/subscriber.h"
 #include "herald/utf8.h"
 #include "herald/webpages.h"
@@ -43,9 +44,10 @@ enum MHD_Result
 web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_method m,
                    const struct web_route *r, const struct request *rq)
 {
-	struct buf page = BUF_INIT(1u << 16);
+	struct buf page = BUF_INIT(1u << 16), lists = BUF_INIT(1u << 16);
 	struct web_form *form = NULL;
 	struct subscriber sub;
+	size_t n_lists = 0;
 	struct web_thread *t;
 	struct list l;
 	struct token tok;
@@ -85,11 +87,34 @@ web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_
 	}
 	if (load_pair(t, &tok, &sub, &l, &err) < 0)
 		return web_db_failed(s, c, &err, "unsubscribe page");
+	/* the lists this unsubscribe ends (rule (9)), named on both pages;
+	 * taken before it ends them */
+	if (m != WEB_POST || !resubscribe) {
+		struct buf titles = BUF_INIT(1u << 15);
+
+		rc = subscription_unsubscribe_scope(t->db, l.id, sub.id, (long long)tok.issue_id,
+		                                    &titles, &n_lists, &err);
+		if (rc == 0 && n_lists > 1 && message_lists_phrase(buf_str(&titles), &lists) < 0)
+			rc = herr_set(&err, EX_OSERR, NULL, "out of memory");
+		buf_free(&titles);
+		if (rc < 0) {
+			subscriber_clear(&sub);
+			buf_free(&lists);
+			return web_db_failed(s, c, &err, "unsubscribe page");
+		}
+	}
+	if (n_lists <= 1 && buf_adds(&lists, title_of(&l)) < 0) {
+		subscriber_clear(&sub);
+		buf_free(&lists);
+		return MHD_NO;
+	}
 	if (m != WEB_POST)
-		rc = webpage_unsubscribe_ask(&page, s->cfg->lang, title_of(&l), sub.email);
+		rc = webpage_unsubscribe_ask(&page, s->cfg->lang, buf_str(&lists), n_lists,
+		                             sub.email);
 	else if (resubscribe) {
 		if (subscription_confirm(t->db, l.id, sub.id, "web", &err) < 0) {
 			subscriber_clear(&sub);
+			buf_free(&lists);
 			if (err.code == EX_DATAERR)
 				return web_queue_notice(s, c, MHD_HTTP_OK, "We cannot send to this address",
 				                    "Mail to this address was refused or reported, so we "
@@ -106,11 +131,13 @@ web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_
 		                                   &err) < 0 &&
 		    err.code != EX_NOINPUT) {
 			subscriber_clear(&sub);
+			buf_free(&lists);
 			return web_db_failed(s, c, &err, "unsubscribe");
 		}
-		rc = webpage_unsubscribed(&page, s->cfg->lang, title_of(&l), sub.email);
+		rc = webpage_unsubscribed(&page, s->cfg->lang, buf_str(&lists), n_lists, sub.email);
 	}
 	subscriber_clear(&sub);
+	buf_free(&lists);
 	return web_queue_page_or_fail(s, c, rc, &page);
 }
 

@@ -19,9 +19,23 @@
  * where the issue says {{attr.organization}}?" for issue.c's checks at
  * `issue new`, `issue schedule` and the start of a send.
  *
+ * SUNSET: with [audience] sunset_after set (audience_set_sunset(), once
+ * per process by the CLI's setup, as db_set_now() sets the clock), the
+ * rule leaves out the unengaged (engagement.h (3)): people who were sent
+ * issues over the whole span and engaged with none.  It is one more
+ * exclusion in audience_sql(), so the snapshot, the counts and `issue
+ * audience` agree.  EXCEPT: an audience whose filter has an `engaged` term
+ * (segment_targets_engagement(): `where: not engaged 365d`, or a saved
+ * segment that says it) targets engagement itself and is left as its
+ * filter says; the sunset rule does not apply to it.  When a send starts,
+ * audience_record() keeps how many the rule left out, and the audience's
+ * definition as it was (lists, segment and its expression, or where:), in
+ * the send_audiences table (sql/011_engagement.sql) for `herald stats`.
+ *
  * PARAMETERS: audience_sql() uses ?1 (the list ids, as one JSON array
- * bound by audience_bind()) and the segment's ?101 and up (segment.h), so
- * a statement around it may use ?2 to ?100 for its own values.
+ * bound by audience_bind()), ?99 and ?100 (AUDIENCE_PARAM_SUNSET: the
+ * sunset's span start and now) and the segment's ?101 and up (segment.h),
+ * so a statement around it may use ?2 to ?98 for its own values.
  */
 #ifndef HERALD_AUDIENCE_H
 #define HERALD_AUDIENCE_H
@@ -58,6 +72,8 @@
 	"WHERE il.issue_id = " ISSUE " AND sub.status = 'confirmed') " \
 	"AND " SUPPRESS_SQL_NOT("s.email_key") ")"
 
+#define AUDIENCE_PARAM_SUNSET 99 /* ?99: now - sunset_after; ?100: now */
+
 #define AUDIENCE_KEY_MAX   128
 #define AUDIENCE_LISTS_MAX 32  /* lists of one audience (an issue's lists:) */
 
@@ -69,6 +85,15 @@ struct audience {
 	struct segment *seg;                          /* NULL: everyone on the lists */
 };
 #define AUDIENCE_INIT { { 0 }, 0, NULL }
+
+/* [audience] sunset_after in seconds, 0 (the default) for off; for every
+ * audience this process evaluates afterwards. */
+void audience_set_sunset(long long sunset_after);
+/* The span set, 0 when off. */
+long long audience_sunset(void);
+/* 1 when the sunset rule applies to `a`: it is on and a's filter does not
+ * target engagement (head comment). */
+int audience_sunset_applies(const struct audience *a);
 
 /* Add a list (again: ignored).  EX_DATAERR past AUDIENCE_LISTS_MAX. */
 int audience_add_list(struct audience *a, long long list_id, struct herr *err);
@@ -90,6 +115,40 @@ int audience_bind(const struct audience *a, sqlite3_stmt *st, struct herr *err);
 
 /* How many people the audience is now. */
 int audience_count(sqlite3 *db, const struct audience *a, long long *n, struct herr *err);
+
+/* How many people the sunset rule leaves out of the audience now: those
+ * the rule without it would take who are unengaged.  0 when it does not
+ * apply. */
+int audience_count_unengaged(sqlite3 *db, const struct audience *a, long long *n,
+                             struct herr *err);
+
+/*
+ * Record the audience of issue `issue_id` as its send starts: its lists'
+ * names, `segment` (a saved segment's name, or NULL) with that segment's
+ * expression as saved now, or `where` (an inline expression, or NULL), the
+ * sunset span applied (0: off, or not applied) and how many it left out.
+ * Inside the transaction that takes the snapshot (issue.c), so the count
+ * is of the same moment.  A second call for one issue changes nothing.
+ */
+int audience_record(sqlite3 *db, long long issue_id, const struct audience *a,
+                    const char *segment, const char *where, struct herr *err);
+
+/* The record of one send, as audience_record() kept it. */
+struct audience_sent {
+	int       found;                 /* 0: the send has not started (or
+	                                    started before herald kept this) */
+	char      lists[AUDIENCE_LISTS_MAX * 68]; /* JSON array of list names */
+	char      segment[65];           /* "" when none */
+	char      expr[4097];            /* the segment's expression or where:, "" */
+	long long sunset_after;          /* seconds; 0: not applied */
+	int       sunset_skipped;        /* on, but the filter targets engagement */
+	long long unengaged;             /* left out by the sunset rule */
+	long long at;                    /* when the send started */
+};
+
+/* Read the record of issue `issue_id` into *out (out->found 0 when none). */
+int audience_sent_get(sqlite3 *db, long long issue_id, struct audience_sent *out,
+                      struct herr *err);
 
 /* One person of the audience, for audience_each's callback; the pointers
  * are valid only during the call. */

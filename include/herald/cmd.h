@@ -89,6 +89,10 @@ void cmd_progress_init(struct cmd_progress *p, int quiet);
 void cmd_progress(void *ctx, const struct sendjob_progress *p);
 /* The one-line summary of a send of one issue. */
 void cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep);
+/* Move issue_id's subject test on now (subjecttest_advance()) and, unless
+ * quiet, say when its winner will be picked or which won and why.  A no-op
+ * for an issue without a test.  -1 with env->err set on a database error. */
+int cmd_subject_test_step(struct cmd_env *env, long long issue_id);
 
 /* Helpers shared by the commands (src/cmd/common.c). */
 

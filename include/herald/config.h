@@ -124,6 +124,9 @@ struct config {
 	char *bounce_soft_window_text; /* [bounce] soft_window: ... within this long */
 	long  bounce_soft_window;/*   parsed: seconds */
 
+	char *sunset_after_text; /* [audience] sunset_after, as written ("off") */
+	long  sunset_after;      /*   parsed: seconds, 0 = off (audience.h) */
+
 	char *html_template;     /* [render] html_template, or NULL for the built-in one */
 	char *text_template;     /* [render] text_template, or NULL */
 	char *lang;              /* [render] lang, default "en" */

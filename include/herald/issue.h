@@ -15,6 +15,9 @@
  *   tracking: true
  *   line_breaks: keep
  *   allow_missing: [organization]
+ *   subject_variants: ["No.16: 47 councils", "What 47 councils learnt"]
+ *   test_share: 20%
+ *   test_wait: 4h
  *   ---
  *
  * line_breaks: `keep` (the default) makes every line break inside a
@@ -39,7 +42,16 @@
  * (plain, or quoted without escapes), else FILE:LINE and the column in the
  * expression.
  *
- * Keys are single scalars (allow_missing and lists may be lists); an
+ * A subject test (subjecttest.h): `subject_variants:` lists 2 to 5
+ * subjects, each checked as `subject:` is (one line, no control
+ * characters, at most 998 bytes, known merge fields), none twice;
+ * `test_share:` (1%-50%, default 20%) of the audience gets them, split at
+ * random but reproducibly, and after `test_wait:` (1m-7d, default 4h) from
+ * the end of those sends the rest gets the winner.  `subject:` may then be
+ * left out: the first variant names the issue.
+ *
+ * Keys are single scalars (allow_missing, lists and subject_variants may
+ * be lists); an
  * unknown or repeated key, a missing subject or list, a control character
  * or line break in any value (header injection) or an unknown merge field
  * is an error at `issue new` naming file:line.
@@ -115,6 +127,11 @@ struct issue_source {
 	int      hard_breaks; /* line_breaks: keep (1, the default) | commonmark (0) */
 	char   **allow_missing; /* allow_missing: field names, "attr.KEY" or "name" */
 	size_t   n_allow_missing;
+	char   **variants;   /* subject_variants:, in order (n_variants of them) */
+	size_t   n_variants;
+	unsigned variants_line;
+	int      test_share; /* percent; -1: not given */
+	long     test_wait;  /* seconds; -1: not given */
 };
 
 /* Read and check FILE.md (front matter syntax, UTF-8, sizes).  Frees
@@ -236,7 +253,9 @@ int issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err
 
 /* The next issue after `after_id` that `herald run` should work on now:
  * scheduled and due, or sending with rows pending, in flight, or deferred
- * and due (or nothing left, to be marked sent).  0 when none. */
+ * and due (or nothing left, to be marked sent).  A subject test's holdout
+ * is not pending work before its winner is recorded (ledger.h (7)).  0
+ * when none. */
 int issue_next_due(sqlite3 *db, long long after_id, long long now, long long *id,
                    struct herr *err);
 

@@ -29,7 +29,10 @@
  *       again with the same Message-ID;
  *   (6) someone who unsubscribed or was blocked after the snapshot is
  *       `skipped` at claim time, never mailed: no longer confirmed on any
- *       of the issue's lists (audience.h AUDIENCE_SQL_ISSUE_MEMBER).
+ *       of the issue's lists (audience.h AUDIENCE_SQL_ISSUE_MEMBER);
+ *   (7) a holdout row of a subject test (deliveries.variant 0,
+ *       subjecttest.h) is not claimed before the test's winner is
+ *       recorded; it then goes out, once, with the winner's subject.
  */
 #ifndef HERALD_LEDGER_H
 #define HERALD_LEDGER_H
@@ -52,8 +55,12 @@ struct ledger_row {
 	long long subscriber_id;
 	int       attempts;        /* including this one */
 	char      email[512];
+	int       variant;         /* (7) the subject test's variant it gets, 1-based;
+	                              0: the issue's subject */
 	char     *name;            /* owned; freed by ledger_row_clear() */
 	char     *attributes;
+	char     *lists;           /* owned: titles of the issue's lists the reader
+	                              is on, 0x1f between them (message.h) */
 };
 void ledger_row_clear(struct ledger_row *r);
 

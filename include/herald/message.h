@@ -55,6 +55,9 @@ struct message_ctx {
 	char         list_id_value[400];  /* List-Id header value */
 	struct tmpl *subject, *html, *text;
 	const struct dkim_signer *dkim; /* set by the caller, or NULL: unsigned */
+	struct tmpl *const *variants; /* subject-test subjects (subjecttest.h), set by
+	                                 the caller, who frees them; n_variants of them */
+	size_t       n_variants;
 	int          tracking;      /* the issue tracks opens and clicks */
 	int          public_list;   /* the web copy is listed in the archive */
 	char       **links;         /* the issue's links (links JSON), as written */
@@ -76,6 +79,11 @@ struct message_recipient {
 	const char *name;
 	const char *attributes;    /* JSON object text, or NULL */
 	int         untracked;     /* a preview or test copy: no pixel, direct links */
+	int         variant;       /* 1-based: the subject of m->variants it gets;
+	                              0: the issue's subject */
+	const char *lists;         /* {{lists}}: titles of the issue's lists they are
+	                              on, 0x1f between them (ledger.h); NULL or "":
+	                              the issue's first list */
 };
 
 enum message_kind {
@@ -150,6 +158,12 @@ int message_envelope_from(const struct config *cfg, const struct token_key *key,
 struct json_t;
 int message_load_attrs(const char *json, struct json_t **obj, struct tmpl_attr **attrs,
                        size_t *n);
+
+/* "A", "A and B", "A, B and C" from list titles with 0x1f between them,
+ * appended to `out`: {{lists}} in the footer (the reader's lists among the
+ * issue's, ledger.h) and the unsubscribe page (subscriber.h rule (9)) name
+ * lists in the same words.  -1 when `out` is full. */
+int message_lists_phrase(const char *joined, struct buf *out);
 
 /* The unsubscribe URL for a subscriber of a list (and issue). */
 int message_unsubscribe_url(const struct config *cfg, const struct token_key *key,

@@ -61,6 +61,15 @@
  * complaints, reasons: [{class, reason, count, status, diagnostic}]} and
  * `rates` {open_rate, click_rate, click_to_open_rate, unsubscribe_rate,
  * complaint_rate, bounce_rate}, in that order and always all present.
+ * After them: `skipped` {unengaged: the people the sunset rule left out
+ * when the send started} and `audience`, the definition as it was then:
+ * {lists: [names], segment: name or null, where: the segment's expression
+ * or the inline where: or null, sunset_after: seconds or 0 (off, or not
+ * applied because the filter targets engagement), sunset_skipped: bool};
+ * `audience` is null when the send has not started or started before
+ * herald kept it (sql/011_engagement.sql).  An issue with a subject test
+ * adds `subject_test` (subjecttest_json(): each variant's recipients,
+ * sent, unique human opens and clicks, rates, the winner and why).
  * Counts are integers, rates reals: fractions rounded to 4 decimals.
  * Later features add keys beside these and never rename them.
  *
@@ -72,14 +81,34 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "herald/audience.h"
 #include "herald/herr.h"
 #include "herald/ledger.h"
 
 struct issue;  /* issue.h */
+struct subjecttest; /* subjecttest.h */
 struct json_t; /* jansson's json_t */
 
 #define REPORT_HOURS         72 /* the chart covers the first three days */
 #define REPORT_PREFETCH_SECS 2  /* an open this soon after delivery is a machine */
+
+#define REPORT_STR_(x) #x
+#define REPORT_STR(x)  REPORT_STR_(x)
+/*
+ * SQL: true when open event E (a table alias of events, as a string) is a
+ * machine open, the definition above; the one text of that rule, used here
+ * (opens_sql), by segment.c (`engaged SPAN`) and by engagement.c (a
+ * subscriber's last open, the sunset rule).  It looks up E's delivery by
+ * the deliveries primary key; an event of no issue, or of no delivery or
+ * no sent_at, is judged by its ua alone.  Never NULL.  _UA is its first
+ * half, the server's flag, for a caller that knows the timing half is
+ * false without the lookup (opens_sql: opens long after the last send).
+ */
+#define REPORT_SQL_MACHINE_UA(E) "json_extract(" E ".detail, '$.ua') IS 'machine'"
+#define REPORT_SQL_MACHINE_OPEN(E) \
+	"(" REPORT_SQL_MACHINE_UA(E) " OR ifnull(" E ".at <= " \
+	"(SELECT mo_d.sent_at FROM deliveries mo_d WHERE mo_d.issue_id = " E ".issue_id " \
+	"AND mo_d.subscriber_id = " E ".subscriber_id) + " REPORT_STR(REPORT_PREFETCH_SECS) ", 0))"
 
 struct report_link {
 	int        n;       /* 1-based place in issues.links (the N of /c/TOKEN/N) */
@@ -124,6 +153,11 @@ struct report {
 	int       hours;                  /* hours in the series, 0..REPORT_HOURS */
 	long long hour_opens[REPORT_HOURS];  /* open events in [start+h*3600, +3600) */
 	long long hour_clicks[REPORT_HOURS]; /* click events, likewise */
+	struct audience_sent audience;    /* the audience as the send took it:
+	                                     its definition, and the unengaged
+	                                     left out (audience.h) */
+	struct subjecttest *subject_test; /* owned: the issue's subject test with
+	                                     its figures (subjecttest.h); NULL: none */
 };
 
 /*
@@ -134,6 +168,12 @@ struct report {
  * there is no such issue, or a database error.
  */
 int report_compute(sqlite3 *db, long long issue_id, struct report *r, struct herr *err);
+
+/* The audience as the send took it, one line for people: "lists news,
+ * research; where: engaged 90d; sunset after 365d" (r->audience), appended
+ * to `out`.  -1 when `out` is full or memory runs out. */
+struct buf;
+int report_audience_text(const struct report *r, struct buf *out);
 
 /* Free what report_compute() allocated; *r is zeroed. */
 void report_clear(struct report *r);

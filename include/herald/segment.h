@@ -76,7 +76,8 @@
  *   (6) "Machine open" is report.h's: an open whose detail.ua is
  *       "machine", or at most REPORT_PREFETCH_SECS after that subscriber's
  *       deliveries.sent_at of that issue (or before it); such opens do not
- *       make a subscriber engaged.  Clicks always do.
+ *       make a subscriber engaged.  Clicks always do.  `engaged` is
+ *       engagement.h's (1), written once there (ENGAGEMENT_SQL_ACT).
  *
  * Errors (EX_DATAERR) name the place as WHERE:LINE:COLUMN, WHERE being the
  * caller's name for the text ("--where", "segment NAME", "issue.md"), and
@@ -147,6 +148,11 @@ int segment_compile_at(sqlite3 *db, const char *expr, const char *where, int lin
 
 /* The boolean SQL over alias `s`, parenthesised; valid until segment_free. */
 const char *segment_sql(const struct segment *seg);
+
+/* 1 when the expression has an `engaged` term (negated or not): it
+ * targets engagement itself, so audience.h's sunset rule stays out of
+ * its way (a re-engagement issue's `where: not engaged 365d`). */
+int segment_targets_engagement(const struct segment *seg);
 
 /* How many parameters segment_sql() has (?101 .. ?(100 + N)). */
 size_t segment_n_params(const struct segment *seg);

@@ -54,6 +54,7 @@
 #include <stddef.h>
 
 #include "herald/address.h"
+#include "herald/buf.h"
 #include "herald/herr.h"
 #include "herald/list.h"
 #include "herald/tmpl.h"
@@ -170,6 +171,14 @@ int subscription_unsubscribe_issue(sqlite3 *db, long long list_id, long long sub
 int subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber_id,
                                 long long issue_id, const char *source, int *changed,
                                 struct herr *err);
+
+/* What rule (9) would end now for this subscriber, for the page that asks
+ * and the one that confirms: the titles (else names) of the lists the
+ * token's list and issue reach that they are still on, the token's list
+ * first, 0x1f between them, appended to `titles`; *n how many. */
+int subscription_unsubscribe_scope(sqlite3 *db, long long list_id, long long subscriber_id,
+                                   long long issue_id, struct buf *titles, size_t *n,
+                                   struct herr *err);
 
 /* Confirm a subscription (double opt-in) or take someone back who had
  * unsubscribed; records a 'confirm' or 'subscribe' event with `source`.

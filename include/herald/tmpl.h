@@ -20,6 +20,10 @@
  *   link.N           the issue's Nth link, direct or through the click
  *                    redirect; message.c puts these in place of the links
  *                    it found, templates do not write them
+ *   lists            the titles of the issue's lists this reader is on,
+ *                    "Newsletter and Research": why they get the mail (the
+ *                    footer); for a copy for nobody in particular, the
+ *                    issue's first list
  * An empty or absent value (NULL, "", a missing attribute) is replaced by
  * the fallback when one is given, and by nothing otherwise.
  *
@@ -61,6 +65,7 @@ enum tmpl_field {
 	TMPL_FIELD_VIEW_URL,
 	TMPL_FIELD_OPEN_PIXEL,
 	TMPL_FIELD_LINK,
+	TMPL_FIELD_LISTS,
 };
 
 /* One "{{...}}" found by tmpl_scan(). Pointers point into the scanned text. */
@@ -121,6 +126,7 @@ struct tmpl_vars {
 	const char *open_pixel;
 	const char *const *links;     /* links[i] is {{link.<i+1>}} */
 	size_t      n_links;
+	const char *lists;            /* {{lists}} */
 };
 
 /*

@@ -17,12 +17,16 @@
 /* A heading and one paragraph: errors and simple notices. */
 int webpage_notice(struct buf *b, const char *lang, const char *heading, const char *text);
 
-/* GET /u/TOKEN: "Unsubscribe from TITLE?" for `email`, with the button. */
+/* GET /u/TOKEN: "Unsubscribe from TITLE?" for `email`, with the button.
+ * `list_title` names the `n_lists` lists unsubscribing ends ("News and
+ * Research": subscriber.h rule (9)); with more than one the page says
+ * that the issue came through them all and the reader leaves them all. */
 int webpage_unsubscribe_ask(struct buf *b, const char *lang, const char *list_title,
-                            const char *email);
-/* After the form: "You have been unsubscribed from TITLE", "Subscribe again". */
+                            size_t n_lists, const char *email);
+/* After the form: "You have been unsubscribed from TITLE", "Subscribe again";
+ * `n_lists` as above. */
 int webpage_unsubscribed(struct buf *b, const char *lang, const char *list_title,
-                         const char *email);
+                         size_t n_lists, const char *email);
 /* After "Subscribe again": "You are subscribed again". */
 int webpage_resubscribed(struct buf *b, const char *lang, const char *list_title,
                          const char *email);

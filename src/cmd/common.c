@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "herald/audience.h"
 #include "herald/cmd.h"
 #include "herald/db.h"
 
@@ -102,6 +103,8 @@ cmd_setup(struct cmd_env *env, int flags)
 		env->have_cfg = 1; /* config_load() initialises it even when it fails */
 		if (config_load(env->config_path, &env->cfg, &env->err) < 0)
 			return -1;
+		/* every audience this process takes follows [audience] */
+		audience_set_sunset(env->cfg.sunset_after);
 	}
 	if ((flags & CMD_NEED_DB) && cmd_open_db(env, 0) < 0)
 		return -1;

@@ -17,6 +17,7 @@
 #include "herald/mailsend.h"
 #include "herald/message.h"
 #include "herald/smtp.h"
+#include "herald/subjecttest.h"
 #include "herald/subscriber.h"
 #include "herald/token.h"
 
@@ -37,7 +38,8 @@ const char cmd_issue_usage[] =
 	"\n"
 	"new renders FILE.md (Markdown with front matter: subject, preheader, from,\n"
 	"reply_to, list or lists, segment or where, allow_html, tracking,\n"
-	"line_breaks, allow_missing) once and prints the new issue's id; unknown\n"
+	"line_breaks, allow_missing, and for a subject-line test subject_variants,\n"
+	"test_share, test_wait) once and prints the new issue's id; unknown\n"
 	"merge fields are errors here, not blanks in the mail, and fields the\n"
 	"readers lack are counted (schedule and send refuse one that none of them\n"
 	"has).  --list, repeated, replaces the front matter's lists.  The audience\n"
@@ -253,26 +255,59 @@ id_and_flag(int argc, char **argv, const char *flag, long long *id, int *has_fla
 	return 0;
 }
 
+/* The subject test's lines of `issue show`: the variants, then where the
+ * test stands. */
+static void
+print_subject_test(const struct subjecttest *t)
+{
+	char when[32];
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		printf("%-10s %zu: %s%s\n", i ? "" : "variants", i + 1, t->v[i].subject,
+		       t->winner == (int)i + 1 ? "  (won)" : "");
+	printf("test       %d%% of the audience, the winner %ld min after they were sent: ",
+	       t->share, t->wait / 60);
+	if (t->winner)
+		printf("decided %s: %s\n", cmd_time(t->decided_at, when, sizeof when), t->why);
+	else if (t->done_at)
+		printf("the winner is picked at %s\n", cmd_time(t->done_at + t->wait, when,
+		                                                  sizeof when));
+	else if (t->holdout || t->v[0].recipients)
+		printf("the test groups are being sent\n");
+	else
+		printf("not started\n");
+}
+
 static int
 issue_show(int argc, char **argv, struct cmd_env *env)
 {
 	struct issue is;
 	struct ledger_counts c;
+	struct subjecttest test;
 	long long id;
 	char t[32];
 	int json, rc;
 
+	memset(&test, 0, sizeof test);
 	if ((rc = id_and_flag(argc, argv, "--json", &id, &json, env)) != 0)
 		return rc;
 	if (issue_get(env->db, id, &is, &env->err) < 0)
 		return -1;
-	if (ledger_counts(env->db, id, &c, &env->err) < 0) {
+	if (ledger_counts(env->db, id, &c, &env->err) < 0 ||
+	    subjecttest_load(env->db, id, &test, &env->err) < 0 ||
+	    (test.n && subjecttest_figures(env->db, &test, &env->err) < 0)) {
+		subjecttest_clear(&test);
 		issue_clear(&is);
 		return -1;
 	}
 	if (json) {
 		json_t *j = issue_json(&is, &c);
 		long long n;
+
+		if (j && test.n)
+			json_object_set_new(j, "subject_test", subjecttest_json(&test));
+		subjecttest_clear(&test);
 
 		/* the audience now, while it is still to be taken */
 		if (j && !is.started_at) {
@@ -289,6 +324,9 @@ issue_show(int argc, char **argv, struct cmd_env *env)
 	}
 	printf("issue      %lld (%s)\n", is.id, is.status);
 	printf("subject    %s\n", is.subject);
+	if (test.n)
+		print_subject_test(&test);
+	subjecttest_clear(&test);
 	printf("preheader  %s\n", is.preheader[0] ? is.preheader : "-");
 	printf("%-10s %s\n", is.n_lists > 1 ? "lists" : "list", lists_of(&is));
 	printf("audience   ");

@@ -14,6 +14,7 @@
 #include "herald/issue.h"
 #include "herald/lock.h"
 #include "herald/sendjob.h"
+#include "herald/subjecttest.h"
 
 const char cmd_run_usage[] =
 	"usage: herald run [--max-time SECONDS]\n"
@@ -24,7 +25,12 @@ const char cmd_run_usage[] =
 	"due, or cleanly at --max-time.  Prints nothing when nothing was due.  Only\n"
 	"one run or send at a time: a second exits at once with status 75.  An\n"
 	"issue that cannot go (a merge field none of its recipients has) is named\n"
-	"on stderr and left scheduled; the others go, and run exits 65.\n";
+	"on stderr and left scheduled; the others go, and run exits 65.\n"
+	"\n"
+	"Subject tests: when an issue's test groups have been sent and its\n"
+	"test_wait is over, run picks the winning subject (unique clicks per\n"
+	"delivered copy, human opens to break a tie) and sends it to the rest;\n"
+	"before that it says when it will decide and leaves them alone.\n";
 
 int
 cmd_run(int argc, char **argv, struct cmd_env *env)
@@ -61,6 +67,20 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 	cmd_progress_init(&prog, env->quiet);
 	so.progress = cmd_progress;
 	so.ctx = &prog;
+	/* subject tests whose wait is over are decided before the sends, so
+	 * that their holdout is due below; the others say when they will be */
+	for (id = 0;;) {
+		if (subjecttest_next_open(env->db, id, &id, &env->err) < 0) {
+			lock_release(&lock);
+			return -1;
+		}
+		if (!id)
+			break;
+		if (cmd_subject_test_step(env, id) < 0) {
+			lock_release(&lock);
+			return -1;
+		}
+	}
 	for (;;) {
 		if (*so.stop || (so.deadline && db_now_f() >= so.deadline))
 			break;
@@ -91,6 +111,11 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 		}
 		if (!env->quiet)
 			cmd_send_summary(stdout, id, &rep);
+		/* a test whose groups this send finished: when it decides */
+		if (cmd_subject_test_step(env, id) < 0) {
+			rc = -1;
+			break;
+		}
 		if (rep.end == SENDJOB_STOPPED || rep.end == SENDJOB_DEADLINE ||
 		    rep.end == SENDJOB_WINDOW)
 			break; /* the relays' windows hold for the other issues too */

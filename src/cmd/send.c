@@ -10,6 +10,7 @@
 #include "herald/db.h"
 #include "herald/lock.h"
 #include "herald/sendjob.h"
+#include "herald/subjecttest.h"
 
 const char cmd_send_usage[] =
 	"usage: herald send ID\n"
@@ -97,6 +98,49 @@ cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep)
 	}
 }
 
+/* "3h 59m", "12m", "40s" */
+static void
+span_text(long long s, char *out, size_t size)
+{
+	if (s < 0)
+		s = 0;
+	if (s >= 86400)
+		snprintf(out, size, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(out, size, "%lldh %lldm", s / 3600, s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(out, size, "%lldm", s / 60);
+	else
+		snprintf(out, size, "%llds", s);
+}
+
+int
+cmd_subject_test_step(struct cmd_env *env, long long issue_id)
+{
+	enum subjecttest_phase phase;
+	struct subjecttest t;
+	char when[32], left[32];
+	long long now = db_now();
+	int decided_now, rc = 0;
+
+	if (subjecttest_advance(env->db, issue_id, now, &t, &phase, &decided_now, &env->err) < 0) {
+		subjecttest_clear(&t);
+		return -1;
+	}
+	if (phase == SUBJECTTEST_WAITING && !env->quiet) {
+		if ((rc = subjecttest_figures(env->db, &t, &env->err)) == 0) {
+			span_text(t.done_at + t.wait - now, left, sizeof left);
+			printf("issue %lld: subject test: %lld held back; the winner is picked at %s "
+			       "(in %s), by the first 'herald run' after that\n", issue_id, t.holdout,
+			       cmd_time(t.done_at + t.wait, when, sizeof when), left);
+		}
+	} else if (decided_now && !env->quiet)
+		printf("issue %lld: subject test decided: %s; %lld held back get variant %d: %s\n",
+		       issue_id, t.why, t.holdout, t.winner, t.v[t.winner - 1].subject);
+	subjecttest_clear(&t);
+	return rc;
+}
+
 int
 cmd_send(int argc, char **argv, struct cmd_env *env)
 {
@@ -121,12 +165,22 @@ cmd_send(int argc, char **argv, struct cmd_env *env)
 	snprintf(what, sizeof what, "issue %lld", opts.issue_id);
 	opts.warn = env->quiet ? NULL : cmd_warn;
 	opts.warn_ctx = what;
+	/* a subject test whose wait is over is decided first, so that this
+	 * send takes its holdout; after it, say when the test will be */
+	if (cmd_subject_test_step(env, opts.issue_id) < 0) {
+		lock_release(&lock);
+		return -1;
+	}
 	rc = sendjob_run(env->db, &env->cfg, &opts, &rep, &env->err);
-	lock_release(&lock);
 	if (rc < 0 && (env->err.code == EX_NOINPUT || env->err.code == EX_DATAERR) &&
-	    !rep.attempted)
+	    !rep.attempted) {
+		lock_release(&lock);
 		return rc; /* nothing was sent: the error says it all */
+	}
 	if (!env->quiet || rc < 0)
 		cmd_send_summary(rc < 0 ? stderr : stdout, opts.issue_id, &rep);
+	if (rc == 0 && cmd_subject_test_step(env, opts.issue_id) < 0)
+		rc = -1;
+	lock_release(&lock);
 	return rc;
 }

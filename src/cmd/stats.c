@@ -18,6 +18,7 @@
 #include "herald/issue.h"
 #include "herald/report.h"
 #include "herald/reportpage.h"
+#include "herald/subjecttest.h"
 
 const char cmd_stats_usage[] =
 	"usage: herald stats ID [--json] [--html FILE]\n"
@@ -34,7 +35,10 @@ const char cmd_stats_usage[] =
 	"Definitions: unique counts subscribers, total counts events.  An open is\n"
 	"a machine open when the server saw a proxy or prefetching client, or when\n"
 	"it came within 2 s of the delivery; human opens are subscribers with at\n"
-	"least one other open, and the open rate is unique human opens / delivered.\n";
+	"least one other open, and the open rate is unique human opens / delivered.\n"
+	"An issue with a subject test also shows each variant's figures and which\n"
+	"won and why.  The audience is shown as the send took it; skipped: unengaged\n"
+	"counts the people [audience] sunset_after left out of it.\n";
 
 /* --- text ------------------------------------------------------------- */
 
@@ -50,19 +54,51 @@ text_rate(const char *label, double v, const char *how)
 	printf("  %-18s %5.1f%%  %s\n", label, v * 100.0, how);
 }
 
+/* A subject test: each variant's figures, the winner and why. */
+static void
+print_subject_test(const struct subjecttest *t)
+{
+	size_t i;
+
+	printf("\nsubject test: %d%% of the audience, %lld held back (%lld sent)\n", t->share,
+	       t->holdout, t->holdout_sent);
+	printf("  %-8s %10s %8s %12s %8s %9s %10s  %s\n", "variant", "recipients", "sent",
+	       "human opens", "clicks", "open rate", "click rate", "subject");
+	for (i = 0; i < t->n; i++) {
+		const struct subjecttest_variant *v = &t->v[i];
+
+		printf("  %-8zu %10lld %8lld %12lld %8lld %8.1f%% %9.1f%%  %s%s\n", i + 1,
+		       v->recipients, v->sent, v->opens_human, v->clicks,
+		       v->sent ? 100.0 * (double)v->opens_human / (double)v->sent : 0.0,
+		       v->sent ? 100.0 * (double)v->clicks / (double)v->sent : 0.0, v->subject,
+		       t->winner == (int)i + 1 ? "  (won)" : "");
+	}
+	if (t->winner)
+		printf("  winner: variant %d: %s\n", t->winner, t->why);
+	else
+		printf("  winner: not picked yet\n");
+}
+
 static void
 print_text(const struct issue *is, const struct report *r)
 {
 	const struct ledger_counts *c = &r->deliveries;
 	size_t i;
 
+	struct buf aud = BUF_INIT(1u << 16);
+
 	printf("issue %lld: %s [%s]\n", is->id, is->subject, is->status);
+	if (report_audience_text(r, &aud) == 0)
+		printf("  audience       %s\n", buf_str(&aud));
+	buf_free(&aud);
 	text_row("recipients", c->total);
 	text_row("sent", c->sent);
 	text_row("deferred", c->deferred);
 	text_row("bounced", c->bounced);
 	text_row("failed", c->failed);
 	text_row("skipped", c->skipped);
+	/* not in the ledger at all: the sunset rule left them out (audience.h) */
+	printf("  %-14s %8lld\n", "skipped: unengaged", r->audience.unengaged);
 	text_row("pending", c->pending);
 	text_row("sending", c->sending);
 	printf("\n");
@@ -91,6 +127,8 @@ print_text(const struct issue *is, const struct report *r)
 	text_rate("unsubscribe rate", r->rates.unsubscribe, "unsubscribes / delivered");
 	text_rate("complaint rate", r->rates.complaint, "complaints / delivered");
 	text_rate("bounce rate", r->rates.bounce, "(hard + soft) / (delivered + bounced)");
+	if (r->subject_test)
+		print_subject_test(r->subject_test);
 }
 
 /* --- JSON and HTML ---------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include "herald/cmd.h"
 #include "herald/csvimport.h"
 #include "herald/db.h"
+#include "herald/engagement.h"
 #include "herald/ledger.h"
 #include "herald/list.h"
 #include "herald/segment.h"
@@ -24,6 +25,7 @@
 const char cmd_sub_usage[] =
 	"usage: herald sub add ADDR --list NAME [--name N] [--attr K=V]... [--unconfirmed]\n"
 	"       herald sub ls [--list NAME] [--status S] [--where EXPR] [--json]\n"
+	"       herald sub ls --unengaged [--json]\n"
 	"       herald sub show ADDR [--json]\n"
 	"       herald sub rm ADDR\n"
 	"       herald sub unsubscribe ADDR --list NAME\n"
@@ -43,7 +45,11 @@ const char cmd_sub_usage[] =
 	"bad.  A bulk import never resubscribes someone who unsubscribed.  export\n"
 	"writes CSV (default: confirmed members) that import reads back.  ls --where\n"
 	"EXPR lists the active subscribers a segment matches (with --list, those of\n"
-	"the list's audience: confirmed and mailable); see 'herald segment --help'.\n";
+	"the list's audience: confirmed and mailable); see 'herald segment --help'.\n"
+	"ls --unengaged lists the active subscribers the [audience] sunset_after\n"
+	"rule leaves out of every campaign now: sent issues over the whole span and\n"
+	"engaged with none.  show prints the last human open, the last click and\n"
+	"the last issue sent.\n";
 
 #define MAX_ATTRS 64
 
@@ -251,6 +257,53 @@ sub_ls_where(const char *expr, const char *list_name, int json, struct cmd_env *
 	return 0;
 }
 
+/* sub ls --unengaged: who the sunset rule leaves out now. */
+static int
+print_unengaged(void *ctx, const struct engagement_row *r)
+{
+	struct ls_ctx *c = ctx;
+	char t1[32], t2[32];
+
+	c->n++;
+	if (c->arr)
+		return json_array_append_new(c->arr,
+		        json_pack("{s:I, s:s, s:s, s:I, s:I}", "id", (json_int_t)r->id,
+		                  "email", r->email, "name", r->name,
+		                  "first_sent_at", (json_int_t)r->first_sent_at,
+		                  "last_sent_at", (json_int_t)r->last_sent_at));
+	if (c->n == 1)
+		printf("%-40s %-28s %-17s %s\n", "EMAIL", "NAME", "FIRST SENT", "LAST SENT");
+	cmd_print_cell(r->email, 40);
+	cmd_print_cell(r->name, 28);
+	cmd_print_cell(cmd_time(r->first_sent_at, t1, sizeof t1), 17);
+	printf("%s\n", cmd_time(r->last_sent_at, t2, sizeof t2));
+	return 0;
+}
+
+static int
+sub_ls_unengaged(int json, struct cmd_env *env)
+{
+	struct ls_ctx c = { NULL, 0 };
+
+	if (env->cfg.sunset_after <= 0)
+		return herr_set(&env->err, EX_CONFIG, env->config_path, "[audience] sunset_after "
+		                "is off: nobody is left out as unengaged");
+	if (json && !(c.arr = json_array()))
+		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	if (engagement_each_unengaged(env->db, env->cfg.sunset_after, db_now(), print_unengaged,
+	                              &c, &env->err) < 0) {
+		json_decref(c.arr);
+		if (!env->err.code)
+			herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+		return -1;
+	}
+	if (c.arr)
+		return cmd_print_json(c.arr);
+	if (!env->quiet)
+		printf("%ld unengaged subscriber%s\n", c.n, c.n == 1 ? "" : "s");
+	return 0;
+}
+
 static int
 sub_ls(int argc, char **argv, struct cmd_env *env)
 {
@@ -259,12 +312,13 @@ sub_ls(int argc, char **argv, struct cmd_env *env)
 		{ "status", required_argument, NULL, 's' },
 		{ "where", required_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "unengaged", no_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *list_name = NULL, *status = NULL, *where = NULL;
 	struct ls_ctx c = { NULL, 0 };
 	struct list l;
-	int ch, json = 0;
+	int ch, json = 0, unengaged = 0;
 
 	while ((ch = getopt_long(argc, argv, "l:s:", opts, NULL)) != -1) {
 		switch (ch) {
@@ -272,8 +326,14 @@ sub_ls(int argc, char **argv, struct cmd_env *env)
 		case 's': status = optarg; break;
 		case 'w': where = optarg; break;
 		case 'j': json = 1; break;
+		case 'u': unengaged = 1; break;
 		default: return cmd_usage(cmd_sub_usage, 1);
 		}
+	}
+	if (unengaged) {
+		if (optind != argc || list_name || status || where)
+			return cmd_usage_error(cmd_sub_usage, "sub ls --unengaged takes only --json");
+		return sub_ls_unengaged(json, env);
 	}
 	if (where && optind == argc && !status)
 		return sub_ls_where(where, list_name, json, env);
@@ -372,12 +432,64 @@ add_bounce(void *ctx, const struct bouncelog_entry *e)
 	return 0;
 }
 
+/* {at, issue} or null: an engagement fact. */
+static json_t *
+fact_json(long long at, long long issue)
+{
+	if (!at)
+		return json_null();
+	return json_pack("{s:I, s:I}", "at", (json_int_t)at, "issue",
+	                 (json_int_t)issue);
+}
+
+/* engagement.h (2) and, when the sunset is on, (3).  NULL when out of
+ * memory: json_pack's "o" then fails the whole object. */
+static json_t *
+engagement_json(const struct engagement *e, int sunset_on)
+{
+	json_t *sent = e->last_sent_at
+	               ? json_pack("{s:I, s:I, s:s}", "at", (json_int_t)e->last_sent_at, "issue",
+	                           (json_int_t)e->last_sent_issue, "subject",
+	                           e->last_sent_subject ? e->last_sent_subject : "")
+	               : json_null();
+
+	return json_pack("{s:o, s:o, s:o, s:o}", "last_open", fact_json(e->last_open_at,
+	                 e->last_open_issue), "last_click", fact_json(e->last_click_at,
+	                 e->last_click_issue), "last_issue", sent,
+	                 "unengaged", sunset_on ? json_boolean(e->unengaged) : json_null());
+}
+
+static void
+print_fact(const char *label, long long at, long long issue)
+{
+	char t[32];
+
+	printf("%-11s %s", label, at ? cmd_time(at, t, sizeof t) : "never");
+	if (at && issue)
+		printf(" (issue #%lld)", issue);
+	putchar('\n');
+}
+
+static void
+print_engagement(const struct engagement *e, int sunset_on)
+{
+	print_fact("last open", e->last_open_at, e->last_open_issue);
+	print_fact("last click", e->last_click_at, e->last_click_issue);
+	print_fact("last issue", e->last_sent_at, e->last_sent_issue);
+	if (e->last_sent_at)
+		printf("            %s\n", e->last_sent_subject ? e->last_sent_subject : "");
+	if (sunset_on)
+		printf("unengaged   %s\n", e->unengaged ? "yes (left out of campaigns by "
+		       "[audience] sunset_after)" : "no");
+}
+
 static int
 sub_show(int argc, char **argv, struct cmd_env *env)
 {
 	struct subscriber s;
 	const char *addr = NULL;
 	json_t *obj = NULL, *subs = NULL, *dels = NULL, *bounces = NULL;
+	struct engagement eng = ENGAGEMENT_INIT;
 	char t[32], hit[SUPPRESS_PATTERN_MAX];
 	int i, json = 0, ret = -1, suppressed = 0;
 
@@ -393,7 +505,8 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 		return cmd_usage_error(cmd_sub_usage, "sub show needs an ADDR");
 	if (subscriber_get(env->db, addr, &s, &env->err) < 0)
 		return -1;
-	if ((suppressed = suppress_check(env->db, key_of(s.email), hit, &env->err)) < 0)
+	if ((suppressed = suppress_check(env->db, key_of(s.email), hit, &env->err)) < 0 ||
+	    engagement_get(env->db, s.id, env->cfg.sunset_after, db_now(), &eng, &env->err) < 0)
 		goto out;
 	if (json) {
 		subs = json_array();
@@ -409,6 +522,7 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 			printf("suppressed  yes (%s)\n", hit);
 		printf("attributes  %s\n", s.attributes);
 		printf("created     %s\n", cmd_time(s.created_at, t, sizeof t));
+		print_engagement(&eng, env->cfg.sunset_after > 0);
 		printf("lists:\n");
 	}
 	if (subscriber_each_subscription(env->db, s.id, add_subscription, &subs, &env->err) < 0)
@@ -422,13 +536,14 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 	if (bouncelog_each(env->db, s.id, 0, 20, add_bounce, &bounces, &env->err) < 0)
 		goto out;
 	if (json) {
-		obj = json_pack("{s:I, s:s, s:s, s:s, s:s?, s:o, s:I, s:I, s:o, s:o, s:o}",
+		obj = json_pack("{s:I, s:s, s:s, s:s, s:s?, s:o, s:I, s:I, s:o, s:o, s:o, s:o}",
 		                "id", (json_int_t)s.id, "email", s.email, "name", s.name,
 		                "status", s.status, "suppressed", suppressed ? hit : NULL,
 		                "attributes", attrs_json(s.attributes),
 		                "created_at", (json_int_t)s.created_at,
 		                "updated_at", (json_int_t)s.updated_at,
-		                "subscriptions", subs, "deliveries", dels, "bounces", bounces);
+		                "subscriptions", subs, "deliveries", dels, "bounces", bounces,
+		                "engagement", engagement_json(&eng, env->cfg.sunset_after > 0));
 		subs = dels = bounces = NULL;
 		ret = cmd_print_json(obj);
 		goto out;
@@ -441,6 +556,7 @@ out:
 	json_decref(subs);
 	json_decref(dels);
 	json_decref(bounces);
+	engagement_clear(&eng);
 	subscriber_clear(&s);
 	return ret;
 }

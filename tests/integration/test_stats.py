@@ -58,6 +58,9 @@ ZERO = {
     "bounces": {"hard": 0, "soft": 0, "complaints": 0, "reasons": []},
     "rates": {"open_rate": 0.0, "click_rate": 0.0, "click_to_open_rate": 0.0,
               "unsubscribe_rate": 0.0, "complaint_rate": 0.0, "bounce_rate": 0.0},
+    # the sunset rule's count and the audience as sent: none before a send
+    "skipped": {"unengaged": 0},
+    "audience": None,
 }
 
 
@@ -259,6 +262,10 @@ def test_stats_report():
             "rates": {"open_rate": 0.375, "click_rate": 0.5, "click_to_open_rate": 0.6667,
                       "unsubscribe_rate": 0.25, "complaint_rate": 0.125,
                       "bounce_rate": 0.4444},
+            # no [audience] sunset_after: nobody left out; the audience as sent
+            "skipped": {"unengaged": 0},
+            "audience": {"lists": ["newsletter"], "segment": None, "where": None,
+                         "sunset_after": 0, "sunset_skipped": False},
         }
         st = stats_json(w, iid)
         # the bounces table holds bad-1's rejection at SMTP time (the events
@@ -341,8 +348,10 @@ def test_stats_report():
         check("JST" in doc, "time zone not named")
 
         # the tables: every figure of the JSON, and the links
+        # (the audience is a definition, not figures: one line of text)
+        check("Audience: list newsletter</p>" in doc, "the page lacks the audience")
         for k1, v1 in want.items():
-            if k1 in ("issue", "clicks") or not isinstance(v1, (dict, int)):
+            if k1 in ("issue", "clicks", "audience") or not isinstance(v1, (dict, int)):
                 continue
             items = v1.items() if isinstance(v1, dict) else [(None, v1)]
             for k2, v in items:

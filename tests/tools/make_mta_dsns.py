@@ -94,7 +94,7 @@ REMOTE_RULES = [
     {"stage": "eod", "match": "^spam@",
      "reply": "550 5.7.1 Message rejected as spam by content filter"},
     {"stage": "eod", "match": "^gone@",
-     "reply": "550 5.1.1 <gone@remote.test>: user unknown"},
+     "reply": "550 <gone@remote.test>: user unknown"},
 ]
 BUSY_GREETING = "421 4.7.0 mx.busy.test Error: too many connections from 127.0.0.1"
 

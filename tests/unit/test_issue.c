@@ -677,7 +677,8 @@ test_issue_create_stores_rendered_issue(void **state)
 	assert_non_null(strstr(is.text, "[1] https://example.org/report?a=1&b=2\n"
 	                                "[2] https://example.org/other\n"));
 	assert_null(strstr(is.text, "[3]"));                /* the same URL, one number */
-	assert_non_null(strstr(is.text, "subscribed to The News"));
+	/* the reader's lists, merged per recipient (message.h) */
+	assert_non_null(strstr(is.text, "subscribed to\n{{lists}}."));
 	assert_string_equal(is.links,
 	                    "[\"https://example.org/report?a=1&b=2\",\"https://example.org/other\"]");
 	assert_string_equal(is.allow_missing, "[\"attr.organization\"]");

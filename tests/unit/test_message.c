@@ -206,7 +206,7 @@ teardown(void **state)
 }
 
 static const struct message_recipient ADA_BASE = { 0, "ada@example.org", "Ada Lovelace",
-	"{\"organisation\":\"Lambeth & <Co>\"}", 0 };
+	"{\"organisation\":\"Lambeth & <Co>\"}", 0, 0, NULL };
 
 static struct message_recipient
 ada(struct fixture *f)
@@ -221,7 +221,7 @@ static struct message_recipient
 bob(struct fixture *f)
 {
 	struct message_recipient r = { f->bob, "bob@example.org", "Bob Jones",
-	                               "{\"tracking\":\"no\"}", 0 };
+	                               "{\"tracking\":\"no\"}", 0, 0, NULL };
 
 	return r;
 }

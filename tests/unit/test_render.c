@@ -564,6 +564,7 @@ test_render_page_default_templates(void **state)
 	sub.unsubscribe_url = "https://x.test/u/abc";
 	sub.view_url = "https://x.test/archive/16";
 	sub.open_pixel = "<img src=\"https://x.test/o/t.gif\">";
+	sub.lists = "News & Views and Research"; /* the reader's lists (message.c) */
 	herr_clear(&err);
 	assert_int_equal(render_page(tpl, len, "newsletter.html", 1, &v,
 	    "<p>Body</p>", &page, &err), 0);
@@ -577,7 +578,7 @@ test_render_page_default_templates(void **state)
 	    "<title>Issue 16 for Tom &amp; Jerry</title>"));
 	assert_non_null(strstr(mail.data, "<p>Body</p>"));
 	assert_non_null(strstr(mail.data, "In short</div>"));
-	assert_non_null(strstr(mail.data, "subscribed to news."));
+	assert_non_null(strstr(mail.data, "subscribed to News &amp; Views and Research."));
 	assert_non_null(strstr(mail.data, "1 Main St<br>\nLeeds"));
 	assert_non_null(strstr(mail.data,
 	    "<a href=\"https://x.test/u/abc\""));
@@ -601,7 +602,8 @@ test_render_page_default_templates(void **state)
 	    "Body\n"
 	    "\n"
 	    "-- \n"
-	    "You are receiving this because you subscribed to news.\n"
+	    "You are receiving this because you subscribed to\n"
+	    "News & Views and Research.\n"
 	    "1 Main St\n"
 	    "Leeds\n"
 	    "\n"
@@ -744,7 +746,9 @@ test_render_page_text_footer_wraps(void **state)
 	free(tpl);
 	assert_true(!strncmp(page.data, code, strlen(code)));
 	assert_non_null(strstr(page.data, "\n-- \n"));
-	assert_non_null(strstr(page.data, "You are receiving this because you subscribed to What"));
+	/* the reader's lists are merged per recipient, on a line of their own */
+	assert_non_null(strstr(page.data, "You are receiving this because you subscribed to\n"
+	                                  "{{lists}}.\n"));
 	assert_non_null(strstr(page.data, "1 Example Street,"));
 	for (p = page.data + strlen(code); (nl = strchr(p, '\n')); p = nl + 1)
 		assert_true(code_points(p, (size_t)(nl - p)) <= 72);

@@ -664,7 +664,16 @@ contract_json(const struct issue *is, const struct report *r, char **text_out)
 	assert_true(json_is_object(j));
 	keys_of(j, keys, sizeof keys);
 	assert_string_equal(keys, "issue,recipients,deliveries,opens,clicks,unsubscribes,bounces,"
-	                          "rates");
+	                          "rates,skipped,audience");
+	/* the sunset's count and the audience at send time (null: no send) */
+	o = member(j, "skipped", JSON_OBJECT);
+	member(o, "unengaged", JSON_INTEGER);
+	if (!json_is_null(json_object_get(j, "audience"))) {
+		o = member(j, "audience", JSON_OBJECT);
+		keys_of(o, keys, sizeof keys);
+		assert_string_equal(keys, "lists,segment,where,sunset_after,sunset_skipped");
+		member(o, "lists", JSON_ARRAY);
+	}
 	o = member(j, "issue", JSON_OBJECT);
 	keys_of(o, keys, sizeof keys);
 	assert_string_equal(keys, "id,subject,status");
@@ -910,7 +919,11 @@ test_report_json_text_exact(void **state)
 		"    \"unsubscribe_rate\": 0.0,\n"
 		"    \"complaint_rate\": 0.0,\n"
 		"    \"bounce_rate\": 0.25\n"
-		"  }\n"
+		"  },\n"
+		"  \"skipped\": {\n"
+		"    \"unengaged\": 0\n"
+		"  },\n"
+		"  \"audience\": null\n"
 		"}";
 	struct report_link link = { 1, (char *)"https://example.org/?a=1&b={{email}}", 1, 1 };
 	struct issue is;

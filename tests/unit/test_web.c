@@ -495,7 +495,7 @@ test_webpage_escapes(void **state)
 	struct webpage_issue is = { 7, "<script>alert(1)</script>", "A & B", 1795701157 };
 
 	(void)state;
-	assert_int_equal(webpage_unsubscribe_ask(&b, "fr", "<b>News</b>", "x\"@example.org"), 0);
+	assert_int_equal(webpage_unsubscribe_ask(&b, "fr", "<b>News</b>", 1, "x\"@example.org"), 0);
 	assert_non_null(strstr(b.data, "<html lang=\"fr\">"));
 	assert_non_null(strstr(b.data, "<title>Unsubscribe from &lt;b&gt;News&lt;/b&gt;</title>"));
 	assert_non_null(strstr(b.data, "x&quot;@example.org"));
@@ -505,7 +505,7 @@ test_webpage_escapes(void **state)
 	assert_null(strstr(b.data, "action=\""));
 	assert_non_null(strstr(b.data, "name=\"action\" value=\"unsubscribe\">Unsubscribe</button>"));
 	buf_reset(&b);
-	assert_int_equal(webpage_unsubscribed(&b, NULL, "T", "a@example.org"), 0);
+	assert_int_equal(webpage_unsubscribed(&b, NULL, "T", 1, "a@example.org"), 0);
 	assert_non_null(strstr(b.data, "<html lang=\"en\">"));
 	assert_non_null(strstr(b.data, "value=\"resubscribe\">Subscribe again</button>"));
 	buf_reset(&b);
