@@ -16,7 +16,14 @@
 #      machine), clicks from 5%, a soft bounce for 1%;
 #   4. each expression below, RUNS times (default 3): `herald segment count
 #      --where EXPR [--list news]` under GNU time -v; the median wall time
-#      (and CPU time) and the largest peak RSS are reported, with the count.
+#      (and CPU time) and the largest peak RSS are reported, with the count;
+#   5. a send's snapshot (target: under 5 s at 1M): an issue with `lists:
+#      [news]` and `where:` the headline expression, and one with the whole
+#      list (every subscriber a pending delivery), each by bench_snapshot
+#      (bench/snapshot.c, built with -DHERALD_BENCH=ON) runs the transaction
+#      a send starts with - the merge-field check against the audience and a
+#      pending delivery for each person - and prints recipients, wall time
+#      and peak RSS.  Nothing is sent.
 # The first expression is the headline figure (target: under 1 s at 1M):
 # three attribute terms, so every subscriber's JSON is parsed.  Progress goes
 # to stderr, the table to stdout, and the last line is the same as JSON.
@@ -60,10 +67,11 @@ if [ -n "${HERALD_BENCH_BUILD:-}" ]; then
 	herald=$(cd "$HERALD_BENCH_BUILD" && pwd)/herald
 else
 	say "building herald (Release) in build-bench/"
-	cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release >&2
-	cmake --build "$root/build-bench" -j"$(nproc)" --target herald >&2
+	cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release -DHERALD_BENCH=ON >&2
+	cmake --build "$root/build-bench" -j"$(nproc)" --target herald bench_snapshot >&2
 	herald=$root/build-bench/herald
 fi
+snapshot=$(dirname "$herald")/bench_snapshot
 [ -x "$herald" ] || { say "no herald at $herald"; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/herald-segbench.XXXXXX")
@@ -175,7 +183,27 @@ for k in "${!exprs[@]}"; do
 		headline_cpu=$cpu
 	fi
 done
-json+="]}"
+json+="]"
+if [ -x "$snapshot" ]; then
+	# The headline audience, then the whole list (a million pending rows).
+	for w in "${exprs[0]}" ""; do
+		say "a send's snapshot: lists: [news]${w:+, where: $w}"
+		{
+			printf -- '---\nsubject: Snapshot bench\nlists: [news]\n'
+			[ -n "$w" ] && printf 'where: %s\n' "$w"
+			printf -- '---\nHello {{first_name | there}}.\n'
+		} > issue.md
+		iid=$(h issue new issue.md)
+		snap=$("$snapshot" herald.db "$iid")
+		snap_s=$(printf '%s' "$snap" | sed -n 's/.*"wall_s": \([0-9.]*\).*/\1/p')
+		printf 'snapshot, lists: [news]%s: %s (target < 5 s: %s)\n' "${w:+, where: the headline expression}" \
+			"$snap" "$(echo "$snap_s < 5" | bc | sed 's/1/met/; s/0/NOT met/')"
+		json+=", \"snapshot_${w:+where}${w:-list}\": $snap"
+	done
+else
+	say "no $snapshot (configure with -DHERALD_BENCH=ON): snapshot not measured"
+fi
+json+="}"
 printf 'database %d MB, import %s s, load average %s; headline (three attribute terms, all subscribers): %.2f s wall, %.2f s CPU (target < 1 s: %s)\n' \
 	"$db_mb" "$import_s" "$(cut -d' ' -f1-3 /proc/loadavg)" "$headline" "$headline_cpu" \
 	"$(echo "$headline < 1" | bc | sed 's/1/met/; s/0/NOT met/')"

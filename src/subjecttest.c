@@ -597,7 +597,7 @@ fail:
 int
 subjecttest_compile(const struct subjecttest *t, struct tmpl **out, struct herr *err)
 {
-	char where[32];
+	char where[48]; /* "subject variant " and any size_t */
 	size_t i;
 
 	for (i = 0; i < SUBJECTTEST_VARIANTS_MAX; i++)

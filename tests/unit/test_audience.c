@@ -158,6 +158,66 @@ listing(struct fixture *f, const long long *ids, size_t n, const char *expr, str
 	audience_clear(&a);
 }
 
+/*
+ * The query plan of the audience a snapshot takes (two lists, a segment
+ * with attribute and engagement terms, sunset on): subscriptions are
+ * searched by their primary key or an index, subscribers and suppressions
+ * by key, events and deliveries by an index - never a full scan of any
+ * table but the one the rows come from.  The plan is printed on failure.
+ */
+static void plan_check(struct fixture *f, const struct audience *a);
+
+static void
+test_audience_query_plan_uses_indexes(void **state)
+{
+	static const long long ids[] = { 1, 2 };
+	struct fixture *f = *state;
+	struct audience a;
+
+	/* sunset applies (the filter does not target engagement) ... */
+	make(f, &a, ids, 2, "attr.role = \"social worker\" and not bounced_soft_within 30d "
+	     "and received 30d");
+	audience_set_sunset(365 * 86400LL);
+	assert_true(audience_sunset_applies(&a));
+	plan_check(f, &a);
+	audience_clear(&a);
+	/* ... and a segment of engagement terms */
+	make(f, &a, ids, 2, "engaged 180d or attr.role = \"social worker\"");
+	plan_check(f, &a);
+	audience_set_sunset(0);
+	audience_clear(&a);
+}
+
+static void
+plan_check(struct fixture *f, const struct audience *a)
+{
+	struct buf sql, plan;
+	sqlite3_stmt *st;
+	int scans = 0;
+
+	buf_init(&sql, 1 << 20);
+	buf_init(&plan, 1 << 20);
+	assert_int_equal(buf_adds(&sql, "EXPLAIN QUERY PLAN SELECT s.id FROM subscribers s WHERE "),
+	                 0);
+	assert_int_equal(audience_sql(a, &sql), 0);
+	assert_int_equal(sqlite3_prepare_v2(f->db, buf_str(&sql), -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+
+		buf_adds(&plan, d);
+		buf_addc(&plan, '\n');
+		/* "SCAN s" is the rows themselves and json_each the list ids;
+		 * any other SCAN without an index reads a whole table */
+		if (!strncmp(d, "SCAN ", 5) && strcmp(d, "SCAN s") && !strstr(d, "INDEX"))
+			scans++;
+	}
+	sqlite3_finalize(st);
+	if (scans)
+		fail_msg("%d full scans in the audience plan:\n%s", scans, buf_str(&plan));
+	buf_free(&sql);
+	buf_free(&plan);
+}
+
 static void
 test_audience_one_list(void **state)
 {
@@ -456,6 +516,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_audience_matches_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audience_one_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audience_query_plan_uses_indexes, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_audience_union_each_person_once, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_audience_segment_filters, setup, teardown),

@@ -1,0 +1,11 @@
+-- 012_events_by_kind_time.sql - engagement over a time span without reading
+-- every event ever recorded.
+--
+-- Segments (`engaged 180d`), the sunset rule ([audience] sunset_after) and
+-- the engagement facts of `sub show` ask "who opened or clicked anything
+-- since T": without this index SQLite scans the whole events table once per
+-- question, and that table grows by every open and click of every issue.
+-- With it the question is a range search on (kind, at), covering
+-- subscriber_id, so the rows themselves are never read.  The cost is one
+-- more index entry per event the web writer inserts (batched, bench/web.sh).
+CREATE INDEX events_by_kind_time ON events(kind, at, subscriber_id);
