@@ -127,7 +127,7 @@ apply_complaint(sqlite3 *db, long long id, struct counts *c, struct herr *err)
 
 	if (mark_subscriber(db, id, "complained", c, err) < 0)
 		return -1;
-	if (subscription_unsubscribe_all(db, id, &n, err) < 0)
+	if (subscription_unsubscribe_all(db, id, "complaint", &n, err) < 0)
 		return -1;
 	c->unsubscribed += n;
 	if (db_prepare(db, &st, "SELECT email_key FROM subscribers WHERE id = ?1", err) < 0)

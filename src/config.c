@@ -79,6 +79,11 @@ static const struct key keys[] = {
 	{ "bounce",   "soft_limit",      KEY_LONG,      F(bounce_soft_limit),  "3", 1, 1000 },
 	{ "bounce",   "soft_window",     KEY_STRING,    F(bounce_soft_window_text), "30d", 0, 0 },
 	{ "audience", "sunset_after",    KEY_STRING,    F(sunset_after_text),  "off", 0, 0 },
+	{ "privacy",  "store_ip",        KEY_STRING,    F(store_ip_text),      "yes", 0, 0 },
+	{ "tracking", "mode",            KEY_STRING,    F(tracking_mode_text), "on", 0, 0 },
+	{ "retention", "events",         KEY_STRING,    F(retention_events_text), "off", 0, 0 },
+	{ "retention", "deliveries",     KEY_STRING,    F(retention_deliveries_text), "off", 0, 0 },
+	{ "retention", "inbound",        KEY_STRING,    F(retention_inbound_text), "off", 0, 0 },
 	{ "render",   "html_template",   KEY_PATH,      F(html_template),      NULL, 0, 0 },
 	{ "render",   "text_template",   KEY_PATH,      F(text_template),      NULL, 0, 0 },
 	{ "render",   "lang",            KEY_STRING,    F(lang),               "en", 0, 0 },
@@ -622,6 +627,36 @@ config_parse_duration(const char *s)
 	return n;
 }
 
+long long
+config_parse_period(const char *s)
+{
+	static const struct {
+		const char *unit;
+		long long   secs;
+	} units[] = {
+		{ "d", 86400 }, { "day", 86400 }, { "days", 86400 },
+		{ "w", 604800 }, { "week", 604800 }, { "weeks", 604800 },
+		{ "month", 2629746 }, { "months", 2629746 },
+		{ "y", 31556952 }, { "year", 31556952 }, { "years", 31556952 },
+	};
+	char *end;
+	long long n;
+	size_t i;
+
+	if (!strcasecmp(s, "off"))
+		return 0;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno || end == s || n <= 0 || n > 1000)
+		return -1;
+	while (*end == ' ')
+		end++;
+	for (i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (!strcasecmp(end, units[i].unit))
+			return n * units[i].secs;
+	return -1;
+}
+
 static int
 is_loopback_url(const char *url)
 {
@@ -831,6 +866,44 @@ validate(struct parse *p)
 		problem(c, LINE("audience", "sunset_after"),
 		        "'sunset_after' must be off or a duration of a day or more such as "
 		        "365d, not '%s'", c->sunset_after_text);
+	if (!strcasecmp(c->store_ip_text, "yes"))
+		c->store_ip = CONFIG_STORE_IP_YES;
+	else if (!strcasecmp(c->store_ip_text, "truncated"))
+		c->store_ip = CONFIG_STORE_IP_TRUNCATED;
+	else if (!strcasecmp(c->store_ip_text, "no"))
+		c->store_ip = CONFIG_STORE_IP_NO;
+	else
+		problem(c, LINE("privacy", "store_ip"),
+		        "'store_ip' must be yes, truncated or no, not '%s'", c->store_ip_text);
+	if (!strcasecmp(c->tracking_mode_text, "on"))
+		c->tracking_mode = CONFIG_TRACKING_ON;
+	else if (!strcasecmp(c->tracking_mode_text, "consent"))
+		c->tracking_mode = CONFIG_TRACKING_CONSENT;
+	else if (!strcasecmp(c->tracking_mode_text, "anonymous"))
+		c->tracking_mode = CONFIG_TRACKING_ANONYMOUS;
+	else if (!strcasecmp(c->tracking_mode_text, "off"))
+		c->tracking_mode = CONFIG_TRACKING_OFF;
+	else
+		problem(c, LINE("tracking", "mode"),
+		        "'mode' must be on, consent, anonymous or off, not '%s'",
+		        c->tracking_mode_text);
+	/* a day at least: retention is about months, and a typo such as
+	 * "25" (seconds) must not empty the events table */
+	if ((c->retention_events = config_parse_period(c->retention_events_text)) < 0 ||
+	    (c->retention_events > 0 && c->retention_events < 86400))
+		problem(c, LINE("retention", "events"),
+		        "'events' must be off or a period of a day or more such as 25 months, "
+		        "not '%s'", c->retention_events_text);
+	if ((c->retention_deliveries = config_parse_period(c->retention_deliveries_text)) < 0 ||
+	    (c->retention_deliveries > 0 && c->retention_deliveries < 86400))
+		problem(c, LINE("retention", "deliveries"),
+		        "'deliveries' must be off or a period of a day or more such as 25 months, "
+		        "not '%s'", c->retention_deliveries_text);
+	if ((c->retention_inbound = config_parse_period(c->retention_inbound_text)) < 0 ||
+	    (c->retention_inbound > 0 && c->retention_inbound < 86400))
+		problem(c, LINE("retention", "inbound"),
+		        "'inbound' must be off or a period of a day or more such as 90 days, "
+		        "not '%s'", c->retention_inbound_text);
 	if (c->bounce_mailbox) {
 		const char *u = c->bounce_mailbox;
 

@@ -1394,6 +1394,30 @@ transition(sqlite3 *db, long long id, const char *sql, long long at, const char 
 	return -1;
 }
 
+/* A welcome issue (welcome.h) has no snapshot to take: its rows come one
+ * by one from welcome_enqueue().  Scheduling or starting it would mail the
+ * whole list at once, so both are refused. */
+static int
+refuse_welcome(sqlite3 *db, long long id, const char *what, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc, welcome = 0;
+
+	if (db_prepare(db, &st, "SELECT kind = 'welcome' FROM issues WHERE id = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		welcome = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(db, err, "read issue kind");
+	if (welcome)
+		return herr_set(err, EX_DATAERR, NULL,
+		                "cannot %s issue %lld: it is a list's welcome mail, sent to each new "
+		                "subscriber by itself", what, id);
+	return 0;
+}
+
 int
 issue_schedule(sqlite3 *db, long long id, long long at,
                void (*warn)(void *ctx, const char *msg), void *warn_ctx, struct herr *err)
@@ -1401,6 +1425,8 @@ issue_schedule(sqlite3 *db, long long id, long long at,
 	struct issue is;
 	int rc = 0;
 
+	if (refuse_welcome(db, id, "schedule", err) < 0)
+		return -1;
 	if (issue_get(db, id, &is, err) < 0)
 		return -1;
 	/* before its send has started, the audience is still to be taken:
@@ -1489,6 +1515,8 @@ issue_start_send(sqlite3 *db, const struct issue *start,
 	struct issue is;
 	int started;
 
+	if (refuse_welcome(db, id, "start sending", err) < 0)
+		return -1;
 	/* The audience as of now, taken once: (4) checks the one the
 	 * snapshot takes.  The check comes before the write lock is taken: it
 	 * reads the whole audience.  An issue whose send had started has its
@@ -1683,4 +1711,24 @@ bad:
 	return herr_set(err, EX_USAGE, NULL,
 	                "invalid time '%s': use ISO 8601, e.g. 2026-12-01T09:00 or "
 	                "2026-12-01T09:00:00+01:00", s);
+}
+
+int
+issue_welcome_start(sqlite3 *db, long long id, struct herr *err)
+{
+	/* (6): a draft just made from the welcome file, never sent */
+	return transition(db, id,
+	                  "UPDATE issues SET kind = 'welcome', status = 'sending', started_at = ?2 "
+	                  "WHERE id = ?1 AND status = 'draft' AND kind = 'campaign' AND NOT EXISTS "
+	                  "(SELECT 1 FROM deliveries WHERE issue_id = ?1)",
+	                  db_now(), "make a welcome mail of", err);
+}
+
+int
+issue_welcome_reopen(sqlite3 *db, long long id, struct herr *err)
+{
+	/* (6): only a sent welcome moves; sending, paused and cancelled stay */
+	return db_run2(db, "UPDATE issues SET status = 'sending', finished_at = NULL "
+	               "WHERE id = ?1 AND kind = 'welcome' AND status = 'sent'",
+	               id, 0, NULL, "reopen welcome mail", err);
 }

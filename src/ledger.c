@@ -113,6 +113,30 @@ ledger_snapshot(sqlite3 *db, long long issue_id, const struct audience *a, long 
 }
 
 int
+ledger_add(sqlite3 *db, long long issue_id, long long subscriber_id, int *added,
+           struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	/* (8): the primary key makes a second add a no-op, never a second row */
+	if (db_prepare(db, &st, "INSERT INTO deliveries (issue_id, subscriber_id, status, "
+	               "created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3) "
+	               "ON CONFLICT DO NOTHING", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, issue_id);
+	sqlite3_bind_int64(st, 2, subscriber_id);
+	sqlite3_bind_int64(st, 3, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "queue welcome delivery");
+	if (added)
+		*added = sqlite3_changes(db) == 1;
+	return 0;
+}
+
+int
 ledger_retry_failed(sqlite3 *db, long long issue_id, long long *n, struct herr *err)
 {
 	return db_run2(db,

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "herald/mime.h"
+#include "herald/tracking.h"
 
 int
 message_id_for(const struct token_key *key, const char *domain, long long issue_id,
@@ -46,6 +47,22 @@ message_unsubscribe_url(const struct config *cfg, const struct token_key *key,
 	if (token_make(key, &t, tok) < 0)
 		return -1;
 	len = snprintf(out, size, "%s/u/%s", cfg->base_url, tok);
+	return (len < 0 || (size_t)len >= size) ? -1 : 0;
+}
+
+int
+message_preferences_url(const struct config *cfg, const struct token_key *key,
+                        long long subscriber_id, long long list_id, long long issue_id,
+                        char *out, size_t size)
+{
+	struct token t = { TOKEN_PREFERENCES, (unsigned long long)subscriber_id,
+	                   (unsigned long long)list_id, (unsigned long long)issue_id };
+	char tok[TOKEN_MAX];
+	int len;
+
+	if (token_make(key, &t, tok) < 0)
+		return -1;
+	len = snprintf(out, size, "%s/p/%s", cfg->base_url, tok);
 	return (len < 0 || (size_t)len >= size) ? -1 : 0;
 }
 
@@ -267,6 +284,7 @@ message_ctx_init(struct message_ctx *m, const struct config *cfg,
 	m->issue_id = is->id;
 	m->list_id = is->list_id;
 	m->tracking = is->tracking;
+	m->tracking_mode = is->tracking ? CONFIG_TRACKING_ON : CONFIG_TRACKING_OFF;
 	m->public_list = l->public;
 	snprintf(m->list_name, sizeof m->list_name, "%s", is->list_name);
 	snprintf(m->list_title, sizeof m->list_title, "%s", l->title[0] ? l->title : l->name);
@@ -441,7 +459,7 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 {
 	struct token t = { TOKEN_CLICK, (unsigned long long)r->subscriber_id,
 	                   (unsigned long long)m->list_id, (unsigned long long)m->issue_id };
-	char unsub[512], view[512], pixel[700], tok[TOKEN_MAX], **links = NULL;
+	char unsub[512], prefs[512], view[512], pixel[700], tok[TOKEN_MAX], **links = NULL;
 	struct buf lb = BUF_INIT(1u << 20), why = BUF_INIT(1u << 16),
 	           why_text = BUF_INIT(1u << 16);
 	struct tmpl_vars v;
@@ -449,16 +467,21 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	struct tmpl_attr *attrs = NULL;
 	size_t n_attrs = 0, i;
 	int ret = -1, tracked;
+	enum tracking_copy how;
 
 	if (message_unsubscribe_url(m->cfg, m->key, r->subscriber_id, m->list_id, m->issue_id,
 	                            unsub, sizeof unsub) < 0 ||
+	    message_preferences_url(m->cfg, m->key, r->subscriber_id, m->list_id, m->issue_id,
+	                            prefs, sizeof prefs) < 0 ||
 	    message_view_url(m->cfg, m->key, m->issue_id, m->list_id, m->public_list, view,
 	                     sizeof view) < 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot make the message's links");
 	/* A copy for nobody in particular (the web archive, a preview) has no
 	 * one to unsubscribe: its link goes to the archive instead of a 404. */
-	if (!r->subscriber_id)
+	if (!r->subscriber_id) {
 		snprintf(unsub, sizeof unsub, "%s/archive", m->cfg->base_url);
+		snprintf(prefs, sizeof prefs, "%s/archive", m->cfg->base_url);
+	}
 	if (message_load_attrs(r->attributes, &obj, &attrs, &n_attrs) < 0) {
 		herr_set(err, EX_DATAERR, r->email, "subscriber attributes are not a JSON object");
 		goto out;
@@ -467,6 +490,7 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	v.name = r->name;
 	v.email = r->email;
 	v.unsubscribe_url = unsub;
+	v.preferences_url = prefs;
 	v.attrs = attrs;
 	v.n_attrs = n_attrs;
 	v.view_url = view;
@@ -476,16 +500,23 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 	}
 	v.lists = buf_str(&why);
 	/* Only real deliveries are tracked: not previews, not test sends, not
-	 * a stand-in recipient (id 0). */
-	tracked = m->tracking && r->subscriber_id && !r->untracked &&
-	          !message_tracking_refused(r->attributes);
+	 * a stand-in recipient (id 0); the issue, the mode and the person
+	 * decide together, the strictest winning (tracking.h).  An anonymous
+	 * copy's tokens name no one: subscriber 0, a kind of their own. */
+	how = tracking_decide(m->tracking, m->tracking_mode, r->subscriber_id, r->untracked,
+	                      r->attributes);
+	tracked = how != TRACKING_NONE;
+	if (how == TRACKING_ANONYMOUS) {
+		t.kind = TOKEN_CLICK_ANON;
+		t.subscriber_id = 0;
+	}
 	pixel[0] = '\0';
 	if (tracked) {
 		if (token_make(m->key, &t, tok) < 0) {
 			herr_set(err, EX_SOFTWARE, NULL, "cannot make the tracking token");
 			goto out;
 		}
-		t.kind = TOKEN_OPEN;
+		t.kind = how == TRACKING_ANONYMOUS ? TOKEN_OPEN_ANON : TOKEN_OPEN;
 		{
 			char otok[TOKEN_MAX];
 
@@ -520,7 +551,10 @@ message_merge(const struct message_ctx *m, const struct message_recipient *r,
 			size_t k = i % m->n_links;
 
 			off[i] = lb.len;
-			if ((i < m->n_links && tracked && is_web_url(m->links[k]))
+			/* a link with merge fields is the reader's own: an
+			 * anonymous redirect could not rebuild it, so it goes direct */
+			if ((i < m->n_links && tracked && is_web_url(m->links[k]) &&
+			     (how == TRACKING_PERSON || !strstr(m->links[k], "{{")))
 			        ? buf_addf(&lb, "%s/c/%s/%zu", m->cfg->base_url, tok, k + 1)
 			        : tmpl_merge(m->link_tmpl[k], &v, TMPL_URL, &lb)) {
 				free(off);

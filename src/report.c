@@ -6,6 +6,8 @@
  * subscriber.c) and `herald bounce` write.  Also owns the JSON object of
  * the figures, the contract `herald stats --json` prints (report_json()).
  * Called by src/cmd/stats.c; reportpage.c renders the same figures as HTML.
+ * Once retention has removed an issue's rows, the figures counted from
+ * them come from issue_figures instead (report_thaw(), reportfreeze.c).
  *
  * Every query is a prepared statement with the issue id bound, restricted
  * to one issue through an index (sql/003_tracking.sql):
@@ -94,7 +96,7 @@ static const char complaints_sql[] =
 
 /* When the issue started sending (NULL: never). */
 static const char start_sql[] =
-	"SELECT started_at FROM issues WHERE id = ?1";
+	"SELECT started_at, ifnull(tracking_mode, '') FROM issues WHERE id = ?1";
 
 /* The first and last delivery: the series' start when started_at is not
  * set, and the bound of the prefetch lookups in opens_sql. */
@@ -270,8 +272,11 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 	if (prepare(db, &st, start_sql, r->issue_id, 0, 0, err) < 0)
 		return -1;
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		r->start = sqlite3_column_int64(st, 0); /* NULL reads as 0: never sent */
+		snprintf(r->tracking_mode, sizeof r->tracking_mode, "%s",
+		         (const char *)sqlite3_column_text(st, 1));
+	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE)
 		return herr_set(err, EX_NOINPUT, NULL, "no issue %lld", r->issue_id);
@@ -313,6 +318,7 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 
 	if (one_row(db, unsubscribes_sql, r->issue_id, 0, 0, &r->unsubscribes, 1,
 	            "count unsubscribes", err) < 0 ||
+	    prefs_survey_counts_issue(db, r->issue_id, r->leave_reasons, err) < 0 ||
 	    one_row(db, bounces_sql, r->issue_id, 0, 0, v, 2, "count bounces", err) < 0 ||
 	    one_row(db, complaints_sql, r->issue_id, 0, 0, &r->bounces.complaints, 1,
 	            "count complaints", err) < 0)
@@ -325,14 +331,6 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 	if (load_series(db, r, err) < 0)
 		return -1;
 
-	r->rates.open = ratio(r->opens.human, r->delivered);
-	r->rates.click = ratio(r->clicks.unique, r->delivered);
-	r->rates.click_to_open = ratio(r->clicks.unique, r->opens.unique);
-	r->rates.unsubscribe = ratio(r->unsubscribes, r->delivered);
-	r->rates.complaint = ratio(r->bounces.complaints, r->delivered);
-	r->rates.bounce = ratio(r->bounces.hard + r->bounces.soft,
-	                        r->delivered + r->deliveries.bounced);
-
 	/* a subject test's per-variant figures are subjecttest.c's */
 	if (!(r->subject_test = calloc(1, sizeof *r->subject_test)))
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
@@ -343,6 +341,19 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 		free(r->subject_test);
 		r->subject_test = NULL;
 	}
+
+	/* retention kept the figures before removing rows (report.h) */
+	if (report_thaw(db, r, err) < 0)
+		return -1;
+	r->delivered = r->deliveries.sent;
+
+	r->rates.open = ratio(r->opens.human, r->delivered);
+	r->rates.click = ratio(r->clicks.unique, r->delivered);
+	r->rates.click_to_open = ratio(r->clicks.unique, r->opens.unique);
+	r->rates.unsubscribe = ratio(r->unsubscribes, r->delivered);
+	r->rates.complaint = ratio(r->bounces.complaints, r->delivered);
+	r->rates.bounce = ratio(r->bounces.hard + r->bounces.soft,
+	                        r->delivered + r->deliveries.bounced);
 	return 0;
 }
 
@@ -463,6 +474,7 @@ oom:
 }
 
 static int audience_json(json_t *j, const struct report *r);
+static int leave_reasons_json(json_t *j, const struct report *r);
 
 json_t *
 report_json(const struct issue *is, const struct report *r)
@@ -511,12 +523,41 @@ report_json(const struct issue *is, const struct report *r)
 		json_decref(j);
 		return NULL;
 	}
+	if (j && leave_reasons_json(j, r) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	/* `tracking` (report.h): no unique count under anonymous tracking */
+	if (j && json_object_set_new(j, "tracking", json_pack("{s:s?, s:b}", "mode",
+	                             r->tracking_mode[0] ? r->tracking_mode : NULL, "unique",
+	                             strcmp(r->tracking_mode, "anonymous") != 0)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
 	if (j && r->subject_test &&
 	    json_object_set_new(j, "subject_test", subjecttest_json(r->subject_test)) < 0) {
 		json_decref(j);
 		return NULL;
 	}
 	return j;
+}
+
+/* `leave_reasons` (report.h), added to `j`; -1 out of memory. */
+static int
+leave_reasons_json(json_t *j, const struct report *r)
+{
+	json_t *o = json_object();
+	int i;
+
+	if (!o)
+		return -1;
+	for (i = 0; i < PREFS_N_REASONS; i++)
+		if (json_object_set_new(o, prefs_reason_name((enum prefs_reason)i),
+		                        json_integer((json_int_t)r->leave_reasons[i])) < 0) {
+			json_decref(o);
+			return -1;
+		}
+	return json_object_set_new(j, "leave_reasons", o);
 }
 
 /* `skipped` and `audience` (report.h), added to `j`; -1 out of memory. */

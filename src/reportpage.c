@@ -336,6 +336,13 @@ h_page(struct html *h, const struct issue *is, const struct report *r, long long
 	if (is->started_at)
 		h_addf(h, " · send started %s",
 		       local_time(is->started_at, WHEN_STAMP, when, sizeof when));
+	/* the [tracking] mode the send went under (report.h `tracking`) */
+	if (r->tracking_mode[0]) {
+		h_add(h, " · tracking ");
+		h_esc(h, r->tracking_mode);
+		if (!strcmp(r->tracking_mode, "anonymous"))
+			h_add(h, " (events name no one: no unique counts)");
+	}
 	h_addf(h, " · report made %s</p>\n",
 	       local_time(now, WHEN_STAMP, when, sizeof when));
 	{
@@ -384,6 +391,16 @@ h_page(struct html *h, const struct issue *is, const struct report *r, long long
 	h_count(h, "clicks.total", "Clicks (events)", r->clicks.total);
 	h_count(h, "clicks.unique", "Unique clicks (subscribers)", r->clicks.unique);
 	h_count(h, "unsubscribes", "Unsubscribes", r->unsubscribes);
+	for (i = 0; i < PREFS_N_REASONS; i++) {
+		char key[48], label[80];
+
+		/* the survey's answers (prefs.h): fixed words, nothing to escape */
+		snprintf(key, sizeof key, "leave_reasons.%s",
+		         prefs_reason_name((enum prefs_reason)i));
+		snprintf(label, sizeof label, "… leaving: %s",
+		         prefs_reason_label((enum prefs_reason)i));
+		h_count(h, key, label, r->leave_reasons[i]);
+	}
 	h_count(h, "bounces.hard", "Hard bounces", r->bounces.hard);
 	h_count(h, "bounces.soft", "Soft bounces", r->bounces.soft);
 	h_count(h, "bounces.complaints", "Complaints", r->bounces.complaints);

@@ -43,6 +43,7 @@
 #include "herald/relayuse.h"
 #include "herald/smtp.h"
 #include "herald/subjecttest.h"
+#include "herald/tracking.h"
 #include "herald/tmpl.h"
 #include "herald/token.h"
 #include "herald/transfer.h"
@@ -903,6 +904,10 @@ sendjob_run(sqlite3 *db, const struct config *cfg, const struct sendjob_opts *op
 			goto out;
 		rep->started = !is.started_at;
 	}
+	/* the mode the send goes under, fixed on the issue at its start
+	 * (tracking.h): a resumed send keeps the one it began with */
+	if (tracking_issue_mode(db, is.id, cfg->tracking_mode, &mctx.tracking_mode, err) < 0)
+		goto out;
 	if (ledger_open(db, is.id, &L.led, err) < 0 || relayuse_open(db, &L.usage, err) < 0)
 		goto out;
 	ledger_set_retry(L.led, cfg->retry, cfg->n_retry, cfg->retry_window);

@@ -4,30 +4,90 @@
  */
 #include "herald/subimport.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "herald/db.h"
+#include "herald/issue.h"
+
+/* The columns of a dated consent from another system (subimport.h): the
+ * consent itself, never attributes.  Matched as the header is, regardless
+ * of case (csvimport.h has trimmed the names). */
+#define COLUMN_CONSENT_AT     "consent_at"
+#define COLUMN_CONSENT_SOURCE "consent_source"
 
 struct import_ctx {
 	struct subscriber_writer       *w;
 	const struct subimport_opts    *o;
 	const struct subimport_handler *h;
 	struct subimport_report        *rep;
+	char source[CONSENT_SOURCE_MAX];  /* "import FILE": the import as the source */
+	char brought[CONSENT_SOURCE_MAX]; /* "imported from FILE": a dated consent's detail */
 };
+
+/*
+ * The row's consent (consent.h) and its attributes without the consent
+ * columns.  With consent_at or consent_source (a consent another system
+ * recorded), that time and those words, and the file that brought them as
+ * the detail; without, the import itself, now.  -1 with the reason in
+ * `bad` when consent_at is not an ISO 8601 time or lies in the future.
+ */
+static int
+row_consent(const struct import_ctx *c, const struct csvimport_row *row,
+            struct consent_ctx *cc, struct tmpl_attr *attrs, size_t *n_attrs, char *bad,
+            size_t size)
+{
+	const char *at = "", *source = "";
+	struct herr terr;
+	size_t i, n = 0;
+
+	for (i = 0; i < row->n_attrs && i < CSVIMPORT_COLUMNS_MAX; i++) {
+		if (!strcasecmp(row->attr_keys[i], COLUMN_CONSENT_AT))
+			at = row->attr_values[i];
+		else if (!strcasecmp(row->attr_keys[i], COLUMN_CONSENT_SOURCE))
+			source = row->attr_values[i];
+		else {
+			attrs[n].key = row->attr_keys[i];
+			attrs[n++].value = row->attr_values[i];
+		}
+	}
+	*n_attrs = n;
+	memset(cc, 0, sizeof *cc);
+	cc->source = *source ? source : c->source;
+	if (*at || *source)
+		cc->text = c->brought;
+	if (!*at)
+		return 0;
+	herr_clear(&terr);
+	if (issue_parse_time(at, &cc->at, &terr) < 0) {
+		snprintf(bad, size, "consent_at: %s", terr.msg);
+		return -1;
+	}
+	if (cc->at > db_now()) {
+		snprintf(bad, size, "consent_at '%s' is in the future", at);
+		return -1;
+	}
+	return 0;
+}
 
 static int
 import_row(void *ctx, const struct csvimport_row *row, struct herr *err)
 {
 	struct import_ctx *c = ctx;
 	struct tmpl_attr attrs[CSVIMPORT_COLUMNS_MAX];
+	struct consent_ctx consent;
 	struct signup_req req;
 	struct signup_result res;
 	struct herr rerr;
+	char bad[HERR_MSG_MAX + 32];
 	size_t i;
 
-	for (i = 0; i < row->n_attrs && i < CSVIMPORT_COLUMNS_MAX; i++) {
-		attrs[i].key = row->attr_keys[i];
-		attrs[i].value = row->attr_values[i];
+	if (row_consent(c, row, &consent, attrs, &i, bad, sizeof bad) < 0) {
+		if (c->h->bad)
+			c->h->bad(c->h->ctx, row->line, bad);
+		c->rep->bad++;
+		return 0;
 	}
 	memset(&req, 0, sizeof req);
 	req.addr = &row->address;
@@ -36,6 +96,9 @@ import_row(void *ctx, const struct csvimport_row *row, struct herr *err)
 	req.n_attrs = i;
 	req.unconfirmed = c->o->unconfirmed;
 	req.source = SIGNUP_IMPORT;
+	req.consent = &consent;
+	req.welcome = c->o->welcome;
+	req.erased_key = c->o->erased_key;
 	herr_clear(&rerr);
 	if (subscriber_signup_in(c->w, c->o->list, &req, &res, &rerr) < 0) {
 		if (rerr.code != EX_DATAERR) {
@@ -49,7 +112,8 @@ import_row(void *ctx, const struct csvimport_row *row, struct herr *err)
 	}
 	c->rep->counts[res.res]++;
 	if ((res.res == SUBSCRIBE_SKIPPED_UNSUBSCRIBED || res.res == SUBSCRIBE_SKIPPED_BLOCKED ||
-	     res.res == SUBSCRIBE_SKIPPED_SUPPRESSED) && c->h->skipped)
+	     res.res == SUBSCRIBE_SKIPPED_SUPPRESSED || res.res == SUBSCRIBE_SKIPPED_ERASED) &&
+	    c->h->skipped)
 		c->h->skipped(c->h->ctx, row->line, row->address.addr, res.res);
 	return 0;
 }
@@ -82,10 +146,20 @@ subimport_run(sqlite3 *db, const struct subimport_opts *o, const struct subimpor
 	struct import_ctx c;
 
 	memset(rep, 0, sizeof *rep);
+	/* rule (10) fails closed: without the secret no erased address
+	 * could be recognised, and a stale file would bring them back */
+	if (!o->erased_key)
+		return herr_set(err, EX_SOFTWARE, NULL, "an import needs the token secret to "
+		                "skip erased addresses");
 	memset(&c, 0, sizeof c);
 	c.o = o;
 	c.h = h;
 	c.rep = rep;
+	/* consent.h (2): the file as the admin named it */
+	snprintf(c.source, sizeof c.source, "import %s",
+	         o->path && strcmp(o->path, "-") ? o->path : "(standard input)");
+	snprintf(c.brought, sizeof c.brought, "imported from %s",
+	         o->path && strcmp(o->path, "-") ? o->path : "standard input");
 	ch.row = import_row;
 	ch.bad = import_bad;
 	ch.note = import_note;

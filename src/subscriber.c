@@ -12,6 +12,10 @@
 
 #include "herald/db.h"
 #include "herald/eventlog.h"
+#include "herald/privacy.h"
+#include "herald/tracking.h"
+#include "herald/welcome.h"
+#include "herald/utf8.h"
 
 struct subscriber_writer {
 	sqlite3      *db;
@@ -36,6 +40,7 @@ struct subscribe_req {
 	long long               id;          /* OUT: the subscriber, 0 when skipped */
 	char                    status[16];  /* OUT: the subscription's status after */
 	int                     moved;       /* OUT: the subscription was made or changed */
+	char                    was[16];     /* OUT: its status before, "" when new */
 };
 
 void
@@ -249,6 +254,7 @@ subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_r
 			snprintf(sub_status, sizeof sub_status, "%s",
 			         (const char *)sqlite3_column_text(w->sub_find, 0));
 		sqlite3_reset(w->sub_find);
+		snprintf(r->was, sizeof r->was, "%s", sub_status);
 		if (!strcmp(sub_status, "unsubscribed") && !r->resubscribe) {
 			*res = SUBSCRIBE_SKIPPED_UNSUBSCRIBED;
 			r->id = id;
@@ -324,15 +330,43 @@ out:
 	return ret;
 }
 
+/* The consent record (consent.h) of a sign-up that made or changed a
+ * subscription: 'confirm' when an admin or an import confirmed an
+ * unconfirmed one, else 'subscribe' (new, or renewed after leaving). */
+static int
+signup_consent(sqlite3 *db, const struct list *l, const struct signup_req *r,
+               const struct subscribe_req *req, struct herr *err)
+{
+	struct consent_ctx c;
+
+	memset(&c, 0, sizeof c);
+	if (r->consent)
+		c = *r->consent;
+	if (!c.source)
+		c.source = r->source == SIGNUP_ADMIN ? "cli" :
+		           r->source == SIGNUP_IMPORT ? "import" : "web form";
+	return consent_record(db, !strcmp(req->was, "unconfirmed") ? "confirm" : "subscribe",
+	                      req->id, l->id, &c, NULL, err);
+}
+
 int
 subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
                      const struct signup_req *r, struct signup_result *out,
                      struct herr *err)
 {
 	struct subscribe_req req;
-	int known;
+	int known, erased = 0;
 
 	memset(out, 0, sizeof *out);
+	/* rule (10), for addresses herald does not know (again) */
+	if (r->erased_key && ((known = subscriber_known(w, r->addr, err)) < 0 ||
+	                      (!known && (erased = privacy_erased_check(w->db, r->erased_key,
+	                                                                r->addr->key, err)) < 0)))
+		return -1;
+	if (erased == 2 || (erased && r->source == SIGNUP_IMPORT)) {
+		out->res = erased == 2 ? SUBSCRIBE_SKIPPED_SUPPRESSED : SUBSCRIBE_SKIPPED_ERASED;
+		return 0;
+	}
 	memset(&req, 0, sizeof req);
 	req.addr = r->addr;
 	req.name = r->name;
@@ -354,7 +388,10 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 			return -1;
 		if (known)
 			req.name = NULL;
-		req.confirmed = !l->double_opt_in;
+		/* `unconfirmed`: a new address given in the preference centre
+		 * (prefs.h) waits for its own confirmation even on a single
+		 * opt-in list */
+		req.confirmed = !l->double_opt_in && !r->unconfirmed;
 		/* rule (8): anyone can post an address, so the form only ever
 		 * creates a subscription; one that exists (unconfirmed, or
 		 * unsubscribed: a withdrawn consent) changes only when the
@@ -380,6 +417,14 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 	if (r->source == SIGNUP_WEB && req.moved && !strcmp(req.status, "confirmed") &&
 	    eventlog_record_source(w->db, "subscribe", 0, req.id, l->id,
 	                           "web", err) < 0)
+		return -1;
+	if (req.moved && signup_consent(w->db, l, r, &req, err) < 0)
+		return -1;
+	/* welcome.h (1), (2): confirmed by this sign-up, in its transaction;
+	 * an import only when asked */
+	if (req.moved && !strcmp(req.status, "confirmed") &&
+	    (r->source != SIGNUP_IMPORT || r->welcome) &&
+	    welcome_enqueue(w->db, l->id, req.id, NULL, err) < 0)
 		return -1;
 	return 0;
 }
@@ -414,8 +459,72 @@ fail:
 }
 
 int
+subscriber_set_name_in(sqlite3 *db, long long id, const char *name, int *changed,
+                       struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*changed = 0;
+	/* rule (3), and text a page or a header can carry */
+	if (utf8_invalid_at((const unsigned char *)name, strlen(name)) != strlen(name))
+		return herr_set(err, EX_DATAERR, NULL, "the name is not valid UTF-8");
+	if (subscriber_check_text("the name", name, SUBSCRIBER_NAME_MAX, err) < 0)
+		return -1;
+	if (db_prepare(db, &st, "UPDATE subscribers SET name = ?2, updated_at = ?3 "
+	               "WHERE id = ?1 AND name IS NOT ?2", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "rename subscriber");
+	*changed = sqlite3_changes(db) > 0;
+	return 0;
+}
+
+int
+subscriber_set_tracking_consent(sqlite3 *db, long long id, int yes, int *changed,
+                                struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*changed = 0;
+	/* the attribute tracking.h reads, as a CSV column would write it */
+	if (db_prepare(db, &st, "UPDATE subscribers SET attributes = json_set(attributes, "
+	               "'$.tracking_consent', ?2), updated_at = ?3 WHERE id = ?1 AND "
+	               "json_extract(attributes, '$.tracking_consent') IS NOT ?2", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, yes ? "yes" : "no", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "set tracking consent");
+	*changed = sqlite3_changes(db) > 0;
+	return 0;
+}
+
+int
+subscriber_tracking_consent(sqlite3 *db, long long id, int *yes, struct herr *err)
+{
+	struct subscriber s;
+
+	if (subscriber_get_by_id(db, id, &s, err) < 0)
+		return -1;
+	*yes = tracking_consented(s.attributes);
+	subscriber_clear(&s);
+	return 0;
+}
+
+int
 subscriber_reactivate(sqlite3 *db, long long id, char *was, struct herr *err)
 {
+	static const struct consent_ctx admin = { .source = "admin" };
 	struct subscriber s;
 	struct address a;
 	struct herr ignored;
@@ -438,9 +547,19 @@ subscriber_reactivate(sqlite3 *db, long long id, char *was, struct herr *err)
 		subscriber_clear(&s);
 		return -1;
 	}
+	rc = !strcmp(s.status, "active");
 	subscriber_clear(&s);
-	return db_run2(db, "UPDATE subscribers SET status = 'active', updated_at = ?2 WHERE id = ?1",
-	               id, db_now(), NULL, "reactivate subscriber", err);
+	if (rc)
+		return 0; /* nothing to take back */
+	if (db_begin(db, err) < 0)
+		return -1;
+	if (db_run2(db, "UPDATE subscribers SET status = 'active', updated_at = ?2 WHERE id = ?1",
+	            id, db_now(), NULL, "reactivate subscriber", err) < 0 ||
+	    consent_record(db, "reactivate", id, 0, &admin, NULL, err) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	return db_commit(db, err);
 }
 
 static void
@@ -543,12 +662,47 @@ subscriber_mark(sqlite3 *db, long long id, const char *status, int *changed, str
 }
 
 int
-subscription_unsubscribe_all(sqlite3 *db, long long subscriber_id, long long *n,
-                             struct herr *err)
+subscription_unsubscribe_all(sqlite3 *db, long long subscriber_id, const char *how,
+                             long long *n, struct herr *err)
 {
-	return db_run2(db, "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = ?2 "
-	               "WHERE subscriber_id = ?1 AND status != 'unsubscribed'", subscriber_id,
-	               db_now(), n, "unsubscribe from every list", err);
+	struct consent_ctx c;
+	sqlite3_stmt *st;
+	long long *ended = NULL, *grown;
+	size_t n_ended = 0, i;
+	int rc;
+
+	*n = 0;
+	if (db_prepare(db, &st, "UPDATE subscriptions SET status = 'unsubscribed', "
+	               "unsubscribed_at = ?2 WHERE subscriber_id = ?1 AND "
+	               "status != 'unsubscribed' RETURNING list_id", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, subscriber_id);
+	sqlite3_bind_int64(st, 2, db_now());
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!(grown = realloc(ended, (n_ended + 1) * sizeof *ended))) {
+			sqlite3_finalize(st);
+			free(ended);
+			return herr_set(err, EX_OSERR, NULL, "out of memory");
+		}
+		ended = grown;
+		ended[n_ended++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(ended);
+		return db_error(db, err, "unsubscribe from every list");
+	}
+	/* consent.h: each list's consent ended, and how */
+	memset(&c, 0, sizeof c);
+	c.source = how;
+	for (i = 0; i < n_ended; i++)
+		if (consent_record(db, "unsubscribe", subscriber_id, ended[i], &c, NULL, err) < 0) {
+			free(ended);
+			return -1;
+		}
+	free(ended);
+	*n = (long long)n_ended;
+	return 0;
 }
 
 int
@@ -613,6 +767,7 @@ subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber
                             long long issue_id, const char *source, int *changed,
                             struct herr *err)
 {
+	struct consent_ctx how;
 	sqlite3_stmt *st;
 	long long now = db_now(), ended[64];
 	size_t n = 0, i;
@@ -654,9 +809,12 @@ subscription_unsubscribe_in(sqlite3 *db, long long list_id, long long subscriber
 		return 0;
 	}
 	*changed = 1;
+	memset(&how, 0, sizeof how);
+	how.source = consent_unsubscribe_how(source);
 	for (i = 0; i < n; i++)
 		if (eventlog_record_source(db, "unsubscribe", issue_id, subscriber_id, ended[i],
-		                           source, err) < 0)
+		                           source, err) < 0 ||
+		    consent_record(db, "unsubscribe", subscriber_id, ended[i], &how, NULL, err) < 0)
 			return -1;
 	return 0;
 }
@@ -707,8 +865,9 @@ subscription_status(sqlite3 *db, long long list_id, long long subscriber_id, cha
 /* subscription_confirm() inside the caller's transaction. */
 static int
 confirm_in(sqlite3 *db, long long list_id, long long subscriber_id, const char *source,
-           struct herr *err)
+           const struct consent_ctx *c, struct herr *err)
 {
+	struct consent_ctx cc;
 	struct subscriber s;
 	sqlite3_stmt *st;
 	char status[16];
@@ -735,6 +894,18 @@ confirm_in(sqlite3 *db, long long list_id, long long subscriber_id, const char *
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_error(db, err, "confirm subscription");
+	/* welcome.h (1): confirmed now, in the confirming transaction */
+	if (welcome_enqueue(db, list_id, subscriber_id, NULL, err) < 0)
+		return -1;
+	/* consent.h: the reader's consent, renewed or confirmed */
+	memset(&cc, 0, sizeof cc);
+	if (c)
+		cc = *c;
+	if (!cc.source)
+		cc.source = source;
+	if (consent_record(db, !strcmp(status, "unsubscribed") ? "subscribe" : "confirm",
+	                   subscriber_id, list_id, &cc, NULL, err) < 0)
+		return -1;
 	return eventlog_record_source(db, !strcmp(status, "unsubscribed") ? "subscribe" : "confirm",
 	                              0, subscriber_id, list_id, source, err);
 }
@@ -743,9 +914,17 @@ int
 subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
                      const char *source, struct herr *err)
 {
+	return subscription_confirm_consent(db, list_id, subscriber_id, source, NULL, err);
+}
+
+int
+subscription_confirm_consent(sqlite3 *db, long long list_id, long long subscriber_id,
+                             const char *source, const struct consent_ctx *c,
+                             struct herr *err)
+{
 	if (db_begin(db, err) < 0)
 		return -1;
-	if (confirm_in(db, list_id, subscriber_id, source, err) < 0) {
+	if (confirm_in(db, list_id, subscriber_id, source, c, err) < 0) {
 		db_rollback(db);
 		return -1;
 	}
@@ -809,6 +988,22 @@ int
 confirmation_use(sqlite3 *db, long long confirm_id, long long subscriber_id, long long list_id,
                  long ttl, enum confirm_state *st, struct herr *err)
 {
+	return confirmation_use_consent(db, confirm_id, subscriber_id, list_id, ttl, NULL, st,
+	                                err);
+}
+
+int
+confirmation_use_consent(sqlite3 *db, long long confirm_id, long long subscriber_id,
+                         long long list_id, long ttl, const struct consent_ctx *c,
+                         enum confirm_state *st, struct herr *err)
+{
+	struct consent_ctx cc;
+
+	memset(&cc, 0, sizeof cc);
+	if (c)
+		cc = *c;
+	if (!cc.source)
+		cc.source = "confirmation link";
 	if (db_begin(db, err) < 0)
 		return -1;
 	/* read and marked under the write lock: a link followed twice at once
@@ -821,7 +1016,7 @@ confirmation_use(sqlite3 *db, long long confirm_id, long long subscriber_id, lon
 	}
 	if (db_run2(db, "UPDATE confirmations SET used_at = ?2 WHERE id = ?1", confirm_id,
 	            db_now(), NULL, "use confirmation", err) < 0 ||
-	    confirm_in(db, list_id, subscriber_id, "web", err) < 0)
+	    confirm_in(db, list_id, subscriber_id, "web", &cc, err) < 0)
 		goto fail;
 	return db_commit(db, err);
 fail:

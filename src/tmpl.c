@@ -39,6 +39,7 @@ static const struct {
 	{ "email",           TMPL_FIELD_EMAIL },
 	{ "attr.KEY",        TMPL_FIELD_ATTR },   /* matched by ATTR_PREFIX */
 	{ "unsubscribe_url", TMPL_FIELD_UNSUBSCRIBE_URL },
+	{ "preferences_url", TMPL_FIELD_PREFERENCES_URL },
 	{ "view_url",        TMPL_FIELD_VIEW_URL },
 	{ "open_pixel",      TMPL_FIELD_OPEN_PIXEL },
 	{ "link.N",          TMPL_FIELD_LINK },   /* matched by LINK_PREFIX */
@@ -449,7 +450,7 @@ static int
 field_is_url(int field)
 {
 	return field == TMPL_FIELD_UNSUBSCRIBE_URL || field == TMPL_FIELD_VIEW_URL ||
-	       field == TMPL_FIELD_LINK;
+	       field == TMPL_FIELD_LINK || field == TMPL_FIELD_PREFERENCES_URL;
 }
 
 static int
@@ -522,6 +523,9 @@ tmpl_merge(const struct tmpl *t, const struct tmpl_vars *v,
 			break;
 		case TMPL_FIELD_VIEW_URL:
 			val = v->view_url;
+			break;
+		case TMPL_FIELD_PREFERENCES_URL:
+			val = v->preferences_url;
 			break;
 		case TMPL_FIELD_OPEN_PIXEL:
 			/* herald's own markup: copied, never escaped */

@@ -2,7 +2,8 @@
  * web.c - herald serve: the HTTP endpoint subscribers reach (see web.h).
  *
  * Owns the libmicrohttpd daemon and its callbacks, the routing of each
- * request to its handler (webtrack.c, websub.c, webarchive.c), the
+ * request to its handler (webtrack.c, websub.c, webarchive.c, webprefs.c,
+ * webprivacy.c), the
  * per-thread database connections, the cache of issues' links, the
  * sign-up rate limiters and the responses every handler queues; the mail
  * thread is webmail.c's, the pages' HTML webpages.c's (webint.h lists
@@ -109,7 +110,7 @@ web_thread_db(struct web_server *s)
 	            &err) < 0 ||
 	    (s->cfg->db_sync_full && db_set_synchronous_full(t->db, &err) < 0) ||
 	    db_prepare(t->db, &t->rows_exist,
-	               "SELECT EXISTS (SELECT 1 FROM subscribers WHERE id = ?1) AND "
+	               "SELECT (?1 = 0 OR EXISTS (SELECT 1 FROM subscribers WHERE id = ?1)) AND "
 	               "EXISTS (SELECT 1 FROM issues WHERE id = ?2 AND list_id = ?3)", &err) < 0) {
 		web_log(s, "cannot open the database: %s", err.msg);
 		db_close(t->db);
@@ -125,7 +126,8 @@ web_thread_db(struct web_server *s)
 }
 
 /* 1 when the token's subscriber and issue exist and the issue is on the
- * token's list (invariant 1), 0 when not, -1 when the database failed. */
+ * token's list (invariant 1), 0 when not, -1 when the database failed.
+ * Subscriber 0 is an anonymous token's (tracking.h): no one to look up. */
 int
 web_rows_exist(struct web_thread *t, const struct token *tok)
 {
@@ -370,6 +372,12 @@ dispatch(struct web_server *s, struct MHD_Connection *c, enum web_method m,
 		return web_handle_archive_index(s, c, r);
 	case WEB_ROUTE_ARCHIVE:
 		return web_handle_archive(s, c, r);
+	case WEB_ROUTE_PREFERENCES:
+		return web_handle_preferences(s, c, m, r, rq);
+	case WEB_ROUTE_PRIVACY_EXPORT:
+	case WEB_ROUTE_PRIVACY_FORGET:
+	case WEB_ROUTE_PRIVACY_ERASE:
+		return web_handle_privacy(s, c, m, r, rq);
 	case WEB_ROUTE_NONE:
 		break;
 	}

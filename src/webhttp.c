@@ -225,6 +225,23 @@ web_route(enum web_method m, const char *path, struct web_route *r)
 		r->kind = path[1] == 'u' ? WEB_ROUTE_UNSUBSCRIBE : WEB_ROUTE_CONFIRM;
 		r->token = rest;
 		r->token_len = strlen(rest);
+	} else if (starts(path, "/p/", &rest) && token_chars(rest, strlen(rest))) {
+		r->kind = WEB_ROUTE_PREFERENCES;
+		r->token = rest;
+		r->token_len = strlen(rest);
+	} else if (starts(path, "/p/", &rest) && (slash = strchr(rest, '/')) &&
+	           token_chars(rest, (size_t)(slash - rest)) &&
+	           (!strcmp(slash, "/export") || !strcmp(slash, "/forget"))) {
+		r->kind = slash[1] == 'e' ? WEB_ROUTE_PRIVACY_EXPORT : WEB_ROUTE_PRIVACY_FORGET;
+		r->allow = post_only;
+		r->token = rest;
+		r->token_len = (size_t)(slash - rest);
+	} else if (starts(path, "/erase/", &rest)) {
+		if (!token_chars(rest, strlen(rest)))
+			goto not_found;
+		r->kind = WEB_ROUTE_PRIVACY_ERASE;
+		r->token = rest;
+		r->token_len = strlen(rest);
 	} else if (!strcmp(path, "/subscribe")) {
 		r->kind = WEB_ROUTE_SUBSCRIBE;
 		r->allow = post_only;
@@ -599,6 +616,37 @@ web_client_key(const struct sockaddr *peer, const char *real_ip,
 		key_v4(&a4, out, size);
 	else
 		key_v6(&a6, out, size);
+}
+
+void
+web_client_ip(const struct sockaddr *peer, const char *real_ip,
+              const struct config_cidr *proxies, size_t n_proxies, char *out, size_t size)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	char s[INET6_ADDRSTRLEN];
+
+	out[0] = '\0';
+	if (!peer || (peer->sa_family != AF_INET && peer->sa_family != AF_INET6))
+		return;
+	/* the rule of web_client_key(): only a configured proxy is believed */
+	if (web_peer_is_proxy(peer, proxies, n_proxies) && real_ip && *real_ip) {
+		if (inet_pton(AF_INET, real_ip, a) == 1 && inet_ntop(AF_INET, a, s, sizeof s)) {
+			snprintf(out, size, "%s", s);
+			return;
+		}
+		if (inet_pton(AF_INET6, real_ip, a) == 1 && inet_ntop(AF_INET6, a, s, sizeof s)) {
+			snprintf(out, size, "%s", s);
+			return;
+		}
+	}
+	if (peer->sa_family == AF_INET &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, s,
+	              sizeof s))
+		snprintf(out, size, "%s", s);
+	else if (peer->sa_family == AF_INET6 &&
+	         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr,
+	                   s, sizeof s))
+		snprintf(out, size, "%s", s);
 }
 
 int

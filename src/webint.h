@@ -9,6 +9,11 @@
  *   websub.c      handlers: unsubscribe (and RFC 8058 one-click), confirm,
  *                 sign-up
  *   webarchive.c  handlers: the web archive and an issue's web copy
+ *   webprefs.c    handlers: the preference centre (/p/TOKEN) and the
+ *                 leaving survey's answers (also from /u/TOKEN); the
+ *                 forms' nonce (include/herald/webprefs.h)
+ *   webprivacy.c  handlers: "download my data" and "delete me" of the
+ *                 preference centre, and the mailed erase link (privacy.h)
  *   webmail.c     the thread that sends confirmation mail (mailsend.h)
  *   webconn.c     the watch over connections: a deadline for each header
  *                 block (slowloris), a cap on one client's connections
@@ -165,6 +170,21 @@ enum MHD_Result web_handle_archive_index(struct web_server *s, struct MHD_Connec
                                          const struct web_route *r);
 enum MHD_Result web_handle_archive(struct web_server *s, struct MHD_Connection *c,
                                    const struct web_route *r);
+/* ---- webprefs.c ---- */
+enum MHD_Result web_handle_preferences(struct web_server *s, struct MHD_Connection *c,
+                                       enum web_method m, const struct web_route *r,
+                                       const struct request *rq);
+/* POST action=survey on a page of the token `r` names (its subscriber
+ * `tok`): checks the form's nonce, stores the answer (prefs.h), answers
+ * with a page.  A wrong or missing nonce is 403 and stores nothing. */
+enum MHD_Result web_survey_post(struct web_server *s, struct MHD_Connection *c,
+                                struct web_thread *t, const struct web_route *r,
+                                const struct token *tok, const struct web_form *form);
+
+/* ---- webprivacy.c ---- */
+enum MHD_Result web_handle_privacy(struct web_server *s, struct MHD_Connection *c,
+                                   enum web_method m, const struct web_route *r,
+                                   const struct request *rq);
 
 /* ---- webconn.c ---- */
 
@@ -192,6 +212,17 @@ int webmail_start(struct web_server *s, struct webmail **out, struct herr *err);
  * queue is full or stopping. */
 int webmail_enqueue(struct webmail *m, long long subscriber_id, long long confirm_id,
                     const struct list *l, const char *email, const char *name);
+/* Any other single mail: `build` runs on the mail thread with its database
+ * connection and DKIM signer and writes the message for mailsend_one();
+ * `ctx` (malloc()ed) is its argument, free()d after, also when the queue
+ * refuses it (-1: full or stopping).  `what` names the mail in the log. */
+struct message_out;
+struct dkim_signer;
+typedef int (*webmail_build_fn)(void *ctx, const struct config *cfg, sqlite3 *db,
+                                const struct dkim_signer *dkim, struct buf *out,
+                                struct message_out *mo, struct herr *err);
+int webmail_enqueue_build(struct webmail *m, webmail_build_fn build, void *ctx,
+                          const char *what);
 /* Send what is queued (for at most a while), stop the thread, free
  * everything; how many went and failed over the server's life.  NULL ok. */
 void webmail_stop(struct webmail *m, long long *sent, long long *failed);

@@ -5,6 +5,9 @@
  * SMTP.  The queue is bounded (a full queue is a 503 for the sign-up);
  * at stop, what is queued gets MAIL_STOP_WAIT seconds.  A mail that cannot
  * go is logged with the relay's words (web_opts.log) and counted.
+ * Other single mails of the server (privacy.h's export and erase links)
+ * come as a builder (webmail_build_fn) run here, with this thread's
+ * database connection and DKIM signer.
  */
 #include "webint.h"
 
@@ -27,6 +30,8 @@ struct mail_job {
 	struct list      list;
 	char             email[512];
 	char             name[SUBSCRIBER_NAME_MAX + 1];
+	webmail_build_fn build;        /* set: a builder's mail, not a confirmation */
+	void            *ctx;          /* its argument, free()d after */
 };
 
 struct webmail {
@@ -55,12 +60,15 @@ mail_send(struct webmail *m, const struct mail_job *j)
 	struct herr err;
 
 	herr_clear(&err);
-	if (message_build_confirm(cfg, &m->s->key, mailsend_dkim(m->send), &j->list,
-	                          j->subscriber_id, j->confirm_id, j->email, j->name, db_now(),
-	                          &msg, &mo, &err) < 0 ||
+	memset(&mo, 0, sizeof mo);
+	if ((j->build ? j->build(j->ctx, cfg, m->db, mailsend_dkim(m->send), &msg, &mo, &err)
+	              : message_build_confirm(cfg, &m->s->key, mailsend_dkim(m->send), &j->list,
+	                                      j->subscriber_id, j->confirm_id, j->email, j->name,
+	                                      db_now(), &msg, &mo, &err)) < 0 ||
 	    mailsend_one(m->send, mo.mail_from, mo.rcpt.ascii, msg.data, msg.len, &res,
 	                 &err) < 0) {
-		web_log(m->s, "confirmation mail to %s: %s", j->email, err.msg);
+		web_log(m->s, "%s mail to %s: %s", j->build ? j->email : "confirmation",
+		        j->build ? mo.rcpt.addr : j->email, err.msg);
 		atomic_fetch_add(&m->failed, 1);
 	} else
 		atomic_fetch_add(&m->sent, 1);
@@ -95,6 +103,7 @@ mail_main(void *arg)
 			atomic_fetch_add(&m->failed, 1);
 		} else
 			mail_send(m, j);
+		free(j->ctx);
 		free(j);
 		pthread_mutex_lock(&m->mu);
 	}
@@ -110,6 +119,7 @@ webmail_free(struct webmail *m)
 
 	while ((j = m->head)) {
 		m->head = j->next;
+		free(j->ctx);
 		free(j);
 	}
 	mailsend_close(m->send);
@@ -161,6 +171,37 @@ webmail_enqueue(struct webmail *m, long long subscriber_id, long long confirm_id
 	pthread_mutex_lock(&m->mu);
 	if (m->queued >= MAIL_QUEUE_MAX || m->stopping) {
 		pthread_mutex_unlock(&m->mu);
+		free(j);
+		return -1;
+	}
+	if (m->tail)
+		m->tail->next = j;
+	else
+		m->head = j;
+	m->tail = j;
+	m->queued++;
+	pthread_cond_signal(&m->wake);
+	pthread_mutex_unlock(&m->mu);
+	return 0;
+}
+
+int
+webmail_enqueue_build(struct webmail *m, webmail_build_fn build, void *ctx, const char *what)
+{
+	struct mail_job *j;
+
+	if (!(j = calloc(1, sizeof *j))) {
+		free(ctx);
+		return -1;
+	}
+	j->build = build;
+	j->ctx = ctx;
+	/* a builder's mail is logged by what it is; the address is its own */
+	snprintf(j->email, sizeof j->email, "%s", what);
+	pthread_mutex_lock(&m->mu);
+	if (m->queued >= MAIL_QUEUE_MAX || m->stopping) {
+		pthread_mutex_unlock(&m->mu);
+		free(ctx);
 		free(j);
 		return -1;
 	}

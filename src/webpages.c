@@ -6,7 +6,11 @@
  * written here is emitted raw; everything else goes through esc().  The
  * buttons are real <button>s in a <form method="post"> without an action,
  * so the form posts back to the URL the page was served from (the token is
- * in that URL, not in a hidden field), whatever prefix a proxy adds.
+ * in that URL, not in a hidden field), whatever prefix a proxy adds.  The
+ * preference centre's two data forms are the exception: they post to
+ * TOKEN/export and TOKEN/forget, relative to /p/TOKEN for the same reason.
+ * Forms of a token's pages that change something carry the page's nonce
+ * (webprefs.h) in a hidden field.
  */
 #include "herald/webpages.h"
 
@@ -28,7 +32,14 @@ static const char style[] =
 	"button:focus{outline:3px solid #76a9fa;outline-offset:2px}"
 	"ul{padding:0;list-style:none}li{margin:0 0 .8rem}"
 	"a{color:#1a56db}time{color:#52606d;font-size:.9rem;display:block}"
-	".addr{font-weight:600;word-break:break-all}";
+	".addr{font-weight:600;word-break:break-all}"
+	/* the preference centre's and the survey's forms */
+	"fieldset{border:0;padding:0;margin:0 0 1rem}legend{font-weight:600;margin:0 0 .5rem}"
+	"label{display:block;margin:0 0 .5rem}"
+	"input[type=text]{font:inherit;width:100%;box-sizing:border-box;padding:.4rem;"
+	"border:1px solid #9aa5b1;border-radius:4px}"
+	"h2{font-size:1.1rem;margin:2rem 0 .8rem}.small{font-size:.9rem;color:#52606d}"
+	"form.inline{display:inline-block;margin:0 .5rem .5rem 0}";
 
 static int
 esc(struct buf *b, const char *s)
@@ -121,9 +132,45 @@ webpage_unsubscribe_ask(struct buf *b, const char *lang, const char *list_title,
 	       page_close(b) < 0 ? -1 : 0;
 }
 
+/* <input type="hidden" name="nonce" value="NONCE"> (webprefs.h) */
+static int
+nonce_field(struct buf *b, const char *nonce)
+{
+	return buf_adds(b, "<input type=\"hidden\" name=\"nonce\" value=\"") < 0 ||
+	       esc(b, nonce) < 0 || buf_adds(b, "\">\n") < 0 ? -1 : 0;
+}
+
+/* The optional "Why are you leaving?" (prefs.h), posting action=survey
+ * with the page's nonce to the page's own URL. */
+static int
+survey_form(struct buf *b, const char *nonce)
+{
+	static const char *const choices[][2] = {
+		{ "too_many", "Too many mails" },
+		{ "not_relevant", "Not relevant to me" },
+		{ "never_signed_up", "I never signed up" },
+		{ "other", "Other:" },
+	};
+	size_t i;
+
+	if (buf_adds(b, "<form method=\"post\">\n") < 0 || nonce_field(b, nonce) < 0 ||
+	    buf_adds(b, "<fieldset>\n<legend>Why are you leaving? (optional)</legend>\n"
+	             "<p class=\"small\">You are unsubscribed already; answering changes "
+	             "nothing but helps us.</p>\n") < 0)
+		return -1;
+	for (i = 0; i < sizeof choices / sizeof choices[0]; i++)
+		if (buf_addf(b, "<label><input type=\"radio\" name=\"reason\" value=\"%s\"> "
+		             "%s</label>\n", choices[i][0], choices[i][1]) < 0)
+			return -1;
+	return buf_adds(b, "<label>In a few words: <input type=\"text\" name=\"note\" "
+	                "maxlength=\"300\"></label>\n</fieldset>\n<button type=\"submit\" "
+	                "name=\"action\" value=\"survey\">Send my answer</button>\n"
+	                "</form>\n");
+}
+
 int
 webpage_unsubscribed(struct buf *b, const char *lang, const char *list_title,
-                     size_t n_lists, const char *email)
+                     size_t n_lists, const char *email, const char *nonce)
 {
 	return heading_with(b, lang, "You have been unsubscribed from ", list_title) < 0 ||
 	       (n_lists > 1
@@ -133,6 +180,7 @@ webpage_unsubscribed(struct buf *b, const char *lang, const char *list_title,
 	        : para_addr(b, "We will send no more of this list to ", email, ".") < 0) ||
 	       buf_adds(b, "<p>Was that a mistake?</p>\n") < 0 ||
 	       button(b, "resubscribe", "Subscribe again") < 0 ||
+	       (nonce && survey_form(b, nonce) < 0) ||
 	       page_close(b) < 0 ? -1 : 0;
 }
 
@@ -213,6 +261,57 @@ webpage_subscribed(struct buf *b, const char *lang, const char *list_title, cons
 }
 
 int
+webpage_preferences(struct buf *b, const char *lang, const struct webpage_prefs *p)
+{
+	size_t i;
+
+	if (page_open(b, lang, "Your subscriptions") < 0 ||
+	    (p->notice && (buf_adds(b, "<p class=\"notice\"><strong>") < 0 ||
+	                   esc(b, p->notice) < 0 || buf_adds(b, "</strong></p>\n") < 0)) ||
+	    para_addr(b, "The lists ", p->email, " can receive. Tick what you want, untick "
+	              "what you do not, and save.") < 0 ||
+	    buf_adds(b, "<form method=\"post\">\n") < 0 || nonce_field(b, p->nonce) < 0 ||
+	    buf_adds(b, "<fieldset>\n<legend>Lists</legend>\n") < 0)
+		return -1;
+	if (!p->n && buf_adds(b, "<p>There are no lists to choose from.</p>\n") < 0)
+		return -1;
+	for (i = 0; i < p->n; i++)
+		if (buf_addf(b, "<label><input type=\"checkbox\" name=\"list\" value=\"%lld\"%s> ",
+		             p->lists[i].id, p->lists[i].checked ? " checked" : "") < 0 ||
+		    esc(b, p->lists[i].title) < 0 ||
+		    (p->lists[i].waiting &&
+		     buf_adds(b, " <span class=\"small\">(waiting for your confirmation)</span>") < 0) ||
+		    buf_adds(b, "</label>\n") < 0)
+			return -1;
+	if (buf_adds(b, "</fieldset>\n<label>Your name <input type=\"text\" name=\"name\" "
+	             "maxlength=\"256\" autocomplete=\"name\" value=\"") < 0 ||
+	    esc(b, p->name) < 0 ||
+	    buf_adds(b, "\"></label>\n<label>Your address <input type=\"text\" name=\"email\" "
+	             "inputmode=\"email\" autocomplete=\"email\" value=\"") < 0 ||
+	    esc(b, p->email) < 0 ||
+	    buf_adds(b, "\"></label>\n<p class=\"small\">A new address gets a confirmation "
+	             "message first: nothing changes for it until it is confirmed, and this "
+	             "address keeps its lists.</p>\n<button type=\"submit\" name=\"action\" "
+	             "value=\"save\">Save my choices</button>\n</form>\n") < 0 ||
+	    buf_adds(b, "<h2>Leave everything</h2>\n<form method=\"post\">\n") < 0 ||
+	    nonce_field(b, p->nonce) < 0 ||
+	    buf_adds(b, "<button type=\"submit\" name=\"action\" value=\"leave_all\">"
+	             "Unsubscribe from everything</button>\n</form>\n") < 0 ||
+	    (p->survey && survey_form(b, p->nonce) < 0))
+		return -1;
+	/* the reader's data: handled by /p/TOKEN/export and /p/TOKEN/forget,
+	 * relative to this page's URL (/p/TOKEN) whatever prefix a proxy adds */
+	if (buf_adds(b, "<h2>Your data</h2>\n<form class=\"inline\" method=\"post\" action=\"") < 0 ||
+	    esc(b, p->token) < 0 || buf_adds(b, "/export\">\n") < 0 || nonce_field(b, p->nonce) < 0 ||
+	    buf_adds(b, "<button type=\"submit\">Download my data</button>\n</form>\n"
+	             "<form class=\"inline\" method=\"post\" action=\"") < 0 ||
+	    esc(b, p->token) < 0 || buf_adds(b, "/forget\">\n") < 0 || nonce_field(b, p->nonce) < 0 ||
+	    buf_adds(b, "<button type=\"submit\">Delete me</button>\n</form>\n") < 0)
+		return -1;
+	return page_close(b);
+}
+
+int
 webpage_archive(struct buf *b, const char *lang, const char *href_prefix,
                 const struct webpage_issue *v, size_t n)
 {
@@ -242,4 +341,17 @@ webpage_archive(struct buf *b, const char *lang, const char *href_prefix,
 			return -1;
 	}
 	return buf_adds(b, "</ul>\n") < 0 || page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_erase_ask(struct buf *b, const char *lang, const char *email)
+{
+	return page_open(b, lang, "Delete your data") < 0 ||
+	       para_addr(b, "Everything we hold about ", email, " will be deleted: the "
+	                 "subscriptions, the name, and the history of the mail we sent.") < 0 ||
+	       buf_adds(b, "<p>We keep only the numbers of past mailings, linked to nobody, "
+	                "and a coded fingerprint of the address so that an old spreadsheet "
+	                "cannot sign you up again. This cannot be undone.</p>\n") < 0 ||
+	       button(b, "erase", "Delete my data") < 0 ||
+	       page_close(b) < 0 ? -1 : 0;
 }

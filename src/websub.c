@@ -2,14 +2,21 @@
  * websub.c - herald serve's subscriber pages: unsubscribe (/u/TOKEN, with
  * RFC 8058 §3.2 one-click POST), confirm (/confirm/TOKEN) and sign-up
  * (POST /subscribe).  Each state change is one core call (subscriber.h)
- * in its own transaction, written before the answer (web.c invariant 4);
- * a sign-up's page never tells whether the address was known (invariant 6).
+ * in its own transaction, written before the answer (web.c invariant 4),
+ * with the request's client address and User-Agent for its consent record
+ * (consent.h); a sign-up's page never tells whether the address was known
+ * (invariant 6).  After an unsubscribe the page offers the leaving survey
+ * (POST action=survey with the page's nonce, answered by webprefs.c).
+ * A sign-up form's ticked checkbox tracking_consent sets that attribute
+ * ([tracking] mode = consent, tracking.h).
  */
 #include "webint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "herald/address.h"
 #include "herald/db.h"
@@ -17,6 +24,7 @@
 #include "herald/subscriber.h"
 #include "herald/utf8.h"
 #include "herald/webpages.h"
+#include "herald/webprefs.h"
 
 /* ---- unsubscribe and confirm ---- */
 
@@ -40,19 +48,45 @@ title_of(const struct list *l)
 	return l->title[0] ? l->title : l->name;
 }
 
+/* The reader's own request as consent (consent.h (5)): the client's
+ * address by the [web] trusted_proxies rule into `ip` (CONSENT_IP_MAX), its
+ * User-Agent, and [privacy] store_ip, which the core applies when it
+ * writes the record. */
+static void
+consent_of(struct web_server *s, struct MHD_Connection *c, const char *source,
+           const char *text, char *ip, struct consent_ctx *out)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	web_client_ip(ci ? ci->client_addr : NULL,
+	              MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP"),
+	              s->cfg->proxies, s->cfg->n_proxies, ip, CONSENT_IP_MAX);
+	memset(out, 0, sizeof *out);
+	out->source = source;
+	out->text = text;
+	out->ip = ip;
+	out->user_agent = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                              MHD_HTTP_HEADER_USER_AGENT);
+	out->store_ip = s->cfg->store_ip;
+}
+
 enum MHD_Result
 web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_method m,
                    const struct web_route *r, const struct request *rq)
 {
 	struct buf page = BUF_INIT(1u << 16), lists = BUF_INIT(1u << 16);
 	struct web_form *form = NULL;
+	struct consent_ctx cc;
 	struct subscriber sub;
+	char ip[CONSENT_IP_MAX];
 	size_t n_lists = 0;
 	struct web_thread *t;
 	struct list l;
 	struct token tok;
 	struct herr err;
 	const char *v, *ctype;
+	char nonce[WEBPREFS_NONCE_MAX];
 	int rc, one_click = 0, resubscribe = 0;
 
 	herr_clear(&err);
@@ -70,6 +104,14 @@ web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_
 			one_click = (v = web_form_get(form, "List-Unsubscribe")) && !strcmp(v, "One-Click");
 			resubscribe = !one_click && (v = web_form_get(form, "action")) &&
 			              !strcmp(v, "resubscribe");
+			/* the optional answer after leaving (webprefs.c): never
+			 * an unsubscribe of its own */
+			if (!one_click && (v = web_form_get(form, "action")) && !strcmp(v, "survey")) {
+				enum MHD_Result ret = web_survey_post(s, c, t, r, &tok, form);
+
+				free(form);
+				return ret;
+			}
 		}
 		free(form);
 		if (one_click) {
@@ -112,7 +154,8 @@ web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_
 		rc = webpage_unsubscribe_ask(&page, s->cfg->lang, buf_str(&lists), n_lists,
 		                             sub.email);
 	else if (resubscribe) {
-		if (subscription_confirm(t->db, l.id, sub.id, "web", &err) < 0) {
+		consent_of(s, c, "unsubscribe page", title_of(&l), ip, &cc);
+		if (subscription_confirm_consent(t->db, l.id, sub.id, "web", &cc, &err) < 0) {
 			subscriber_clear(&sub);
 			buf_free(&lists);
 			if (err.code == EX_DATAERR)
@@ -134,7 +177,11 @@ web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_
 			buf_free(&lists);
 			return web_db_failed(s, c, &err, "unsubscribe");
 		}
-		rc = webpage_unsubscribed(&page, s->cfg->lang, buf_str(&lists), n_lists, sub.email);
+		/* the survey's form carries the nonce of this page's token */
+		rc = webprefs_nonce_make(&s->key, r->token, r->token_len, (long long)time(NULL),
+		                         nonce) < 0 ? -1 :
+		     webpage_unsubscribed(&page, s->cfg->lang, buf_str(&lists), n_lists, sub.email,
+		                          nonce);
 	}
 	subscriber_clear(&sub);
 	buf_free(&lists);
@@ -152,6 +199,7 @@ web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_meth
                    const struct web_route *r, const struct request *rq)
 {
 	struct buf page = BUF_INIT(1u << 16);
+	struct consent_ctx cc;
 	enum confirm_state cs;
 	struct subscriber sub;
 	struct web_thread *t;
@@ -159,7 +207,7 @@ web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_meth
 	struct list l;
 	struct token tok;
 	struct herr err;
-	char status[16];
+	char status[16], ip[CONSENT_IP_MAX];
 	long long cid;
 	int rc, resend = 0;
 
@@ -188,6 +236,7 @@ web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_meth
 		subscriber_clear(&sub);
 		return web_db_failed(s, c, &err, "confirm");
 	}
+	consent_of(s, c, "confirmation link", title_of(&l), ip, &cc);
 	if (!strcmp(status, "confirmed"))
 		rc = webpage_confirmed(&page, s->cfg->lang, title_of(&l), sub.email);
 	else if (resend) {
@@ -213,8 +262,8 @@ web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_meth
 		rc = webpage_confirm_expired(&page, s->cfg->lang, title_of(&l), sub.email);
 	else if (m != WEB_POST)
 		rc = webpage_confirm_ask(&page, s->cfg->lang, title_of(&l), sub.email);
-	else if (confirmation_use(t->db, (long long)tok.issue_id, sub.id, l.id,
-	                          s->cfg->confirm_ttl, &cs, &err) < 0) {
+	else if (confirmation_use_consent(t->db, (long long)tok.issue_id, sub.id, l.id,
+	                                  s->cfg->confirm_ttl, &cc, &cs, &err) < 0) {
 		subscriber_clear(&sub);
 		if (err.code == EX_DATAERR)
 			return web_queue_notice(s, c, MHD_HTTP_OK, "We cannot send to this address",
@@ -242,9 +291,13 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 	struct list l;
 	struct herr err;
 	const char *email, *name, *list_name;
-	char key[128], msg[HERR_MSG_MAX + 2];
+	char key[128], msg[HERR_MSG_MAX + 2], ip[CONSENT_IP_MAX];
+	struct consent_ctx cc;
 	struct signup_req req;
 	struct signup_result res;
+	/* the form's checkbox tracking_consent: the attribute tracking.h reads */
+	static const struct tmpl_attr consent_yes = { "tracking_consent", "yes" };
+	const char *tc;
 	int rc;
 
 	herr_clear(&err);
@@ -318,6 +371,15 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 	req.addr = &a;
 	req.name = name && *name ? name : NULL;
 	req.source = SIGNUP_WEB;
+	req.erased_key = &s->key;  /* subscriber.h rule (10) */
+	/* ticked: any value but "no" (browsers send "on"); unticked, the form
+	 * sends nothing and an earlier answer stands */
+	if ((tc = web_form_get(form, "tracking_consent")) && *tc && strcasecmp(tc, "no")) {
+		req.attrs = &consent_yes;
+		req.n_attrs = 1;
+	}
+	consent_of(s, c, "web form", title_of(&l), ip, &cc);
+	req.consent = &cc;
 	rc = subscriber_signup(t->db, &l, &req, &res, &err);
 	free(form);
 	if (rc < 0)

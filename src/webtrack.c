@@ -3,6 +3,8 @@
  * redirects (/c/TOKEN/N): web.c's invariants (1) an event only for a valid
  * token whose rows exist, and only on GET; (2) a redirect only to one of
  * the token's issue's own links; (4) events go to the event writer.
+ * The anonymous kinds (TOKEN_OPEN_ANON, TOKEN_CLICK_ANON, tracking.h) name
+ * no subscriber, and their events are recorded with none.
  */
 #include "webint.h"
 
@@ -47,7 +49,9 @@ web_handle_open(struct web_server *s, struct MHD_Connection *c, enum web_method 
 
 	/* a mail client must never see a broken image: the GIF whatever
 	 * the token, and nothing recorded when it is not a valid one */
-	if (m == WEB_GET && web_check_token(s, r->token, r->token_len, TOKEN_OPEN, &tok) == 0 &&
+	if (m == WEB_GET &&
+	    (web_check_token(s, r->token, r->token_len, TOKEN_OPEN, &tok) == 0 ||
+	     web_check_token(s, r->token, r->token_len, TOKEN_OPEN_ANON, &tok) == 0) &&
 	    (t = web_thread_db(s)) && web_rows_exist(t, &tok) == 1)
 		record(s, c, "open", &tok, 0);
 	return MHD_queue_response(c, MHD_HTTP_OK,
@@ -129,7 +133,8 @@ web_handle_click(struct web_server *s, struct MHD_Connection *c, enum web_method
 	enum MHD_Result ret;
 
 	herr_clear(&err);
-	if (web_check_token(s, r->token, r->token_len, TOKEN_CLICK, &tok) < 0)
+	if (web_check_token(s, r->token, r->token_len, TOKEN_CLICK, &tok) < 0 &&
+	    web_check_token(s, r->token, r->token_len, TOKEN_CLICK_ANON, &tok) < 0)
 		return web_not_found(s, c);
 	if (!(t = web_thread_db(s)))
 		return web_unavailable(s, c);
@@ -137,6 +142,10 @@ web_handle_click(struct web_server *s, struct MHD_Connection *c, enum web_method
 		return web_db_failed(s, c, &err, "click");
 	/* invariant (2): the token's own issue, one of its links */
 	if (il->list_id != (long long)tok.list_id || r->n < 1 || (size_t)r->n > il->n)
+		return web_not_found(s, c);
+	/* a link with merge fields never went through an anonymous redirect
+	 * (message.c): there is no one to merge it for */
+	if (tok.kind == TOKEN_CLICK_ANON && il->tmpl[r->n - 1])
 		return web_not_found(s, c);
 	if (click_target(s, t, il, &tok, (size_t)r->n - 1, &loc, &err) < 0) {
 		buf_free(&loc);

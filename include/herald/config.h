@@ -66,6 +66,23 @@ int config_cidr_match(const struct config_cidr *c, int family, const unsigned ch
 
 #define CONFIG_RETRY_MAX 16
 
+/* [privacy] store_ip: how much of a web client's address a consent record
+ * keeps (consent.h). */
+enum config_store_ip {
+	CONFIG_STORE_IP_YES,        /* as the server saw it (default) */
+	CONFIG_STORE_IP_TRUNCATED,  /* its /24 (IPv4) or /48 (IPv6) */
+	CONFIG_STORE_IP_NO,         /* none */
+};
+
+/* [tracking] mode: who is tracked, and how (tracking.h).  In order of
+ * strictness: a later one never tracks more than an earlier one. */
+enum config_tracking {
+	CONFIG_TRACKING_ON,         /* per person, as always (default) */
+	CONFIG_TRACKING_CONSENT,    /* per person, only with tracking_consent = yes */
+	CONFIG_TRACKING_ANONYMOUS,  /* per issue and link, never per person */
+	CONFIG_TRACKING_OFF,        /* no pixel, no redirects */
+};
+
 struct config {
 	char *path;              /* the file read, as given */
 	char *dir;               /* its directory, for relative paths */
@@ -127,6 +144,19 @@ struct config {
 	char *sunset_after_text; /* [audience] sunset_after, as written ("off") */
 	long  sunset_after;      /*   parsed: seconds, 0 = off (audience.h) */
 
+	char *store_ip_text;     /* [privacy] store_ip, as written ("yes") */
+	enum config_store_ip store_ip; /*   parsed */
+
+	char *tracking_mode_text; /* [tracking] mode, as written ("on") */
+	enum config_tracking tracking_mode; /*   parsed */
+
+	char *retention_events_text;     /* [retention] events, as written ("off") */
+	long long retention_events;      /*   parsed: seconds, 0 = kept for ever */
+	char *retention_deliveries_text; /* [retention] deliveries */
+	long long retention_deliveries;
+	char *retention_inbound_text;    /* [retention] inbound */
+	long long retention_inbound;
+
 	char *html_template;     /* [render] html_template, or NULL for the built-in one */
 	char *text_template;     /* [render] text_template, or NULL */
 	char *lang;              /* [render] lang, default "en" */
@@ -176,6 +206,12 @@ int config_read_password_file(const char *path, char *out, size_t out_size,
 
 /* Parse a duration: "90", "90s", "5m", "1h", "3d" -> seconds; -1 if bad. */
 long config_parse_duration(const char *s);
+
+/* Parse a retention period: "off" (0), or a number and a unit, with or
+ * without a space: d, day(s), w, week(s), month(s), y, year(s); a month is
+ * 30.436875 days (a twelfth of a Gregorian year), a year 365.2425 days.
+ * Seconds, or -1 if bad.  ([retention], retention.h) */
+long long config_parse_period(const char *s);
 
 /* Resolve `p` against the config's directory into a new string (free it),
  * or NULL when out of memory. */

@@ -78,6 +78,8 @@
  *     sending
  *   sending                           sent       issue_finish()        (2)
  *   sent                              sending    issue_retry_failed()  (3)
+ *   draft (just made, kind campaign)  sending    issue_welcome_start() (6)
+ *   sent (kind welcome)               sending    issue_welcome_reopen() (6)
  *
  * Invariants (tests cite them by number):
  *   (1) an issue enters `sending` from draft or scheduled only together
@@ -92,6 +94,10 @@
  *       the audience the start checks is the one it snapshots;
  *   (5) sent and cancelled issues are never sent; a paused one only after
  *       issue_resume().
+ *   (6) a welcome issue (kind 'welcome', welcome.h) has no snapshot: it
+ *       enters `sending` when made, its rows are added one by one by
+ *       welcome_enqueue() (ledger.h (8)), which reopens it from `sent`;
+ *       issue_schedule() and issue_start_send() refuse it (EX_DATAERR).
  */
 #ifndef HERALD_ISSUE_H
 #define HERALD_ISSUE_H
@@ -250,6 +256,15 @@ int issue_finish(sqlite3 *db, long long id, int *finished, struct herr *err);
  * bounced ones stay); a sent issue with failed rows goes back to sending,
  * in the same transaction.  *n: how many. */
 int issue_retry_failed(sqlite3 *db, long long id, long long *n, struct herr *err);
+
+/* (6): the draft `id`, just made from a welcome file, becomes its list's
+ * welcome issue: kind 'welcome', `sending` with no rows yet.  In the
+ * caller's transaction (welcome_set()). */
+int issue_welcome_start(sqlite3 *db, long long id, struct herr *err);
+/* (6): a welcome issue that is `sent` goes back to `sending` (a row was
+ * just added); any other issue or state is left alone.  In the caller's
+ * transaction (welcome_enqueue()). */
+int issue_welcome_reopen(sqlite3 *db, long long id, struct herr *err);
 
 /* The next issue after `after_id` that `herald run` should work on now:
  * scheduled and due, or sending with rows pending, in flight, or deferred

@@ -21,7 +21,8 @@
  *   (2) a row is claimed and its attempt counted in one committed
  *       transaction before any byte of its message goes to the relay;
  *   (3) the rows of an issue are all created in one transaction when its
- *       send starts (the snapshot); later subscribers are never added;
+ *       send starts (the snapshot); later subscribers are never added
+ *       (but to a welcome issue, (8));
  *   (4) an issue becomes `sent` only when none of its rows is pending,
  *       sending or deferred;
  *   (5) a row found in `sending` when a send starts was in flight when a
@@ -32,7 +33,10 @@
  *       of the issue's lists (audience.h AUDIENCE_SQL_ISSUE_MEMBER);
  *   (7) a holdout row of a subject test (deliveries.variant 0,
  *       subjecttest.h) is not claimed before the test's winner is
- *       recorded; it then goes out, once, with the winner's subject.
+ *       recorded; it then goes out, once, with the winner's subject;
+ *   (8) a welcome issue (welcome.h) has no snapshot: ledger_add() adds one
+ *       pending row in the transaction that confirms the subscription,
+ *       at most once per subscriber and list (the welcomes table).
  */
 #ifndef HERALD_LEDGER_H
 #define HERALD_LEDGER_H
@@ -72,6 +76,12 @@ struct ledger;
  * `sending`. */
 int ledger_snapshot(sqlite3 *db, long long issue_id, const struct audience *a, long long *n,
                     struct herr *err);
+
+/* (8): one pending row of a welcome issue for `subscriber_id`, inside the
+ * caller's transaction; *added: 0 when the row was there already (may be
+ * NULL). */
+int ledger_add(sqlite3 *db, long long issue_id, long long subscriber_id, int *added,
+               struct herr *err);
 
 /* failed -> pending for the whole issue, attempts counted afresh (the
  * retry window starts again); *n says how many.  Inside the caller's

@@ -59,6 +59,10 @@ struct message_ctx {
 	                                 the caller, who frees them; n_variants of them */
 	size_t       n_variants;
 	int          tracking;      /* the issue tracks opens and clicks */
+	enum config_tracking tracking_mode; /* how (tracking.h): on for an issue
+	                               that tracks, off for one that does not,
+	                               by message_ctx_init(); a send sets the
+	                               mode stored on the issue */
 	int          public_list;   /* the web copy is listed in the archive */
 	char       **links;         /* the issue's links (links JSON), as written */
 	struct tmpl **link_tmpl;    /* each compiled: links may hold merge fields */
@@ -164,6 +168,12 @@ int message_load_attrs(const char *json, struct json_t **obj, struct tmpl_attr *
  * issue's, ledger.h) and the unsubscribe page (subscriber.h rule (9)) name
  * lists in the same words.  -1 when `out` is full. */
 int message_lists_phrase(const char *joined, struct buf *out);
+
+/* The preference centre's URL for a subscriber, reached from the mail of
+ * a list (and issue): BASE/p/TOKEN, a TOKEN_PREFERENCES (token.h). */
+int message_preferences_url(const struct config *cfg, const struct token_key *key,
+                            long long subscriber_id, long long list_id, long long issue_id,
+                            char *out, size_t size);
 
 /* The unsubscribe URL for a subscriber of a list (and issue). */
 int message_unsubscribe_url(const struct config *cfg, const struct token_key *key,

@@ -26,6 +26,9 @@
  *                  subscribers among them.
  *   unsubscribes   distinct subscribers with an unsubscribe event carrying
  *                  this issue's id (from the links in this issue's mail).
+ *   leave_reasons  answers to the optional "Why are you leaving?" given
+ *                  from a link in this issue's mail, per reason (prefs.h:
+ *                  too_many, not_relevant, never_signed_up, other).
  *   bounces.hard   distinct subscribers with a bounce event of this issue
  *                  whose detail.class is "hard" (SMTP-time rejections and
  *                  hard DSNs);
@@ -70,10 +73,26 @@
  * herald kept it (sql/011_engagement.sql).  An issue with a subject test
  * adds `subject_test` (subjecttest_json(): each variant's recipients,
  * sent, unique human opens and clicks, rates, the winner and why).
+ * `leave_reasons` {too_many, not_relevant, never_signed_up, other}: the
+ * answers above, always all present.
+ * `tracking` {mode, unique}: the [tracking] mode the send went under
+ * ("on", "consent", "anonymous", "off"; null before the send started or
+ * when it started before herald kept it) and whether unique counts can
+ * be made (false under anonymous: its events name no one, so every
+ * unique figure, and the rates built on them, stay 0; under consent they
+ * count only the people who agreed, against all delivered).
  * Counts are integers, rates reals: fractions rounded to 4 decimals.
  * Later features add keys beside these and never rename them.
  *
  * The HTML page of the same figures is reportpage.h's.
+ *
+ * Kept figures (sql/017_tracking_retention.sql, retention.h): before
+ * retention first removes any event or delivery of an issue,
+ * report_freeze() stores the figures that depend on those rows in
+ * issue_figures; report_compute() then takes them from there (deliveries
+ * by status, opens, clicks per link, unsubscribes, bounces, the series,
+ * the subject test's counts), so the issue's stats stay what they were.
+ * Later events of that issue are no longer counted.
  */
 #ifndef HERALD_REPORT_H
 #define HERALD_REPORT_H
@@ -84,6 +103,7 @@
 #include "herald/audience.h"
 #include "herald/herr.h"
 #include "herald/ledger.h"
+#include "herald/prefs.h"
 
 struct issue;  /* issue.h */
 struct subjecttest; /* subjecttest.h */
@@ -141,6 +161,7 @@ struct report {
 		size_t              n_links;
 	} clicks;
 	long long unsubscribes;
+	long long leave_reasons[PREFS_N_REASONS]; /* by enum prefs_reason */
 	struct {
 		long long hard, soft, complaints;
 		struct report_reason reasons[REPORT_REASONS_MAX]; /* most frequent first */
@@ -158,6 +179,8 @@ struct report {
 	                                     left out (audience.h) */
 	struct subjecttest *subject_test; /* owned: the issue's subject test with
 	                                     its figures (subjecttest.h); NULL: none */
+	char      tracking_mode[12];      /* tracking.h: "on" ... "off"; "": not known */
+	int       frozen;                 /* the figures are issue_figures' (above) */
 };
 
 /*
@@ -174,6 +197,18 @@ int report_compute(sqlite3 *db, long long issue_id, struct report *r, struct her
  * to `out`.  -1 when `out` is full or memory runs out. */
 struct buf;
 int report_audience_text(const struct report *r, struct buf *out);
+
+/*
+ * Keep issue `issue_id`'s figures in issue_figures (above), unless they
+ * are kept already (*kept = 0 then, else 1).  Computes them in the
+ * caller's transaction, which must be a write transaction (retention.c
+ * takes BEGIN IMMEDIATE), so no event can slip in between the count and
+ * the row.  Owned by reportfreeze.c.
+ */
+int report_freeze(sqlite3 *db, long long issue_id, int *kept, struct herr *err);
+/* Overwrite the row-dependent figures of r->issue_id with its kept ones,
+ * if any (r->frozen = 1 then).  Called by report_compute(). */
+int report_thaw(sqlite3 *db, struct report *r, struct herr *err);
 
 /* Free what report_compute() allocated; *r is zeroed. */
 void report_clear(struct report *r);

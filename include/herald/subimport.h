@@ -8,6 +8,15 @@
  * suppressed address).  What each row came to is reported through the
  * callbacks, with its line, for the caller to print; bad rows are skipped
  * and counted, never fatal.  CSV parsing is csvimport.h's.
+ *
+ * Consent (consent.h): each subscription the import makes or changes is
+ * recorded with the source "import FILE" at the import's time, unless the
+ * row carries a consent from another system in the optional columns
+ * consent_at (ISO 8601, as issue_parse_time() reads it; not in the
+ * future) and consent_source (that system's words): then those, with
+ * "imported from FILE" as the detail.  They are not attributes; a bad
+ * consent_at makes the row bad.  `sub export --with-consent` writes both
+ * columns, so an export imported elsewhere keeps them.
  */
 #ifndef HERALD_SUBIMPORT_H
 #define HERALD_SUBIMPORT_H
@@ -26,7 +35,12 @@ struct subimport_opts {
 	const struct list              *list;
 	const struct csvimport_columns *columns; /* NULL: "email" and "name" */
 	int                             unconfirmed;
+	int                             welcome; /* queue the list's welcome (welcome.h (2)) */
 	int                             dry_run;
+	const struct token_key         *erased_key; /* the token secret: erased
+	                                               addresses are skipped
+	                                               (subscriber.h rule 10);
+	                                               required */
 };
 
 struct subimport_report {

@@ -26,11 +26,22 @@
  *   (9) unsubscribing from an issue's mail (its token names the issue)
  *       ends the subscriptions of every list the issue was sent through,
  *       one 'unsubscribe' event each (subscription_unsubscribe_in()).
+ *  (10) an erased address (privacy.h) is never brought back by a bulk
+ *       import; an explicit sign-up (`sub add`, the form) may, as the
+ *       person's new consent, unless it was suppressed when erased.  The
+ *       check needs the token secret (signup_req.erased_key).
  *
  * Every way in goes through subscriber_signup() (one address, its own
  * transaction: `sub add`, the web form, the API) or subscriber_signup_in()
  * (many, in the caller's transaction: CSV import, bulk API calls); the
- * source decides rules (2) and (6) and is recorded with the event.
+ * source decides rules (2) and (6) and is recorded with the event.  A
+ * subscription that becomes confirmed (either way in, or
+ * subscription_confirm()) queues the list's welcome mail in the same
+ * transaction: welcome_enqueue(), welcome.h.
+ *
+ * Every edge below also writes a consent record (consent.h) in the same
+ * transaction: how, when, and for the reader's own web requests from
+ * where (struct consent_ctx, passed down by the caller that saw it).
  *
  * A subscription's states, and who moves it along each edge:
  *
@@ -55,6 +66,7 @@
 
 #include "herald/address.h"
 #include "herald/buf.h"
+#include "herald/consent.h"
 #include "herald/herr.h"
 #include "herald/list.h"
 #include "herald/tmpl.h"
@@ -79,7 +91,8 @@ enum subscribe_result {
 	SUBSCRIBE_UNCHANGED,   /* already there with the same data */
 	SUBSCRIBE_SKIPPED_UNSUBSCRIBED, /* rule (2) */
 	SUBSCRIBE_SKIPPED_BLOCKED,      /* rule (1) */
-	SUBSCRIBE_SKIPPED_SUPPRESSED,   /* rule (5) */
+	SUBSCRIBE_SKIPPED_SUPPRESSED,   /* rule (5), (10) */
+	SUBSCRIBE_SKIPPED_ERASED,       /* rule (10) */
 	SUBSCRIBE_N_RESULTS
 };
 
@@ -95,8 +108,17 @@ struct signup_req {
 	const char             *name;     /* NULL or "": none given */
 	const struct tmpl_attr *attrs;    /* merged into existing attributes */
 	size_t                  n_attrs;  /* empty values are not stored */
-	int                     unconfirmed; /* admin, import: add as unconfirmed */
+	int                     unconfirmed; /* admin, import, and a web sign-up on
+	                                        the reader's behalf (a new address
+	                                        in the preference centre, prefs.h):
+	                                        add as unconfirmed */
 	enum signup_source      source;
+	const struct consent_ctx *consent; /* how consent was given; NULL or a NULL
+	                              source: "cli", "import", "web form" by `source` */
+	int                     welcome;  /* import: queue the list's welcome mail
+	                                     (welcome.h (2)); the others always do */
+	const struct token_key *erased_key; /* the token secret, for rule (10);
+	                                       NULL: erased addresses not checked */
 };
 
 struct signup_result {
@@ -128,9 +150,28 @@ int subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 int subscriber_signup(sqlite3 *db, const struct list *l, const struct signup_req *r,
                       struct signup_result *out, struct herr *err);
 
+/* A reader's new name (the preference centre, prefs.h), in the caller's
+ * transaction: EX_DATAERR when it breaks rule (3) or is not UTF-8;
+ * "" clears it.  *changed: whether it differed. */
+int subscriber_set_name_in(sqlite3 *db, long long id, const char *name, int *changed,
+                           struct herr *err);
+
+/* The reader's answer to "may we see what you open and click?" for
+ * [tracking] mode = consent (tracking.h): sets the attribute
+ * tracking_consent to "yes" or "no", in the caller's transaction or its
+ * own statement.  For the preference centre and the API; a CSV column and
+ * the sign-up form's checkbox write the same attribute.  *changed: whether
+ * it differed. */
+int subscriber_set_tracking_consent(sqlite3 *db, long long id, int yes, int *changed,
+                                    struct herr *err);
+/* Whether subscriber `id` has consented (tracking_consented()); EX_NOINPUT
+ * when there is no such subscriber. */
+int subscriber_tracking_consent(sqlite3 *db, long long id, int *yes, struct herr *err);
+
 /* Rule (7): blocked, bounced or complained -> active, the subscriptions as
- * they were.  EX_DATAERR while the address or its domain is suppressed,
- * naming the pattern; `was` gets the former status (16 bytes). */
+ * they were, with a 'reactivate' consent record (source "admin").
+ * EX_DATAERR while the address or its domain is suppressed, naming the
+ * pattern; `was` gets the former status (16 bytes). */
 int subscriber_reactivate(sqlite3 *db, long long id, char *was, struct herr *err);
 
 /* Check a name / attribute key / attribute value against rule (3).
@@ -152,13 +193,15 @@ int subscriber_block(sqlite3 *db, long long id, struct herr *err);
  * caller's transaction (bouncelog.c). */
 int subscriber_mark(sqlite3 *db, long long id, const char *status, int *changed,
                     struct herr *err);
-/* Off every list at once (a complaint), without an event each; *n: how
- * many subscriptions ended.  In the caller's transaction. */
-int subscription_unsubscribe_all(sqlite3 *db, long long subscriber_id, long long *n,
-                                 struct herr *err);
+/* Off every list at once (a complaint), without an event each but with a
+ * consent record each whose source is `how` ("complaint"); *n: how many
+ * subscriptions ended.  In the caller's transaction. */
+int subscription_unsubscribe_all(sqlite3 *db, long long subscriber_id, const char *how,
+                                 long long *n, struct herr *err);
 
 /* Mark the subscription unsubscribed and record an 'unsubscribe' event with
- * `source` ("cli", "web", "one-click", ...).  Returns 0, or -1 with EX_NOINPUT
+ * `source` ("cli", "web", "one-click", ...), and a consent record saying
+ * how (consent_unsubscribe_how(source)).  Returns 0, or -1 with EX_NOINPUT
  * when the subscriber is not on the list. */
 int subscription_unsubscribe(sqlite3 *db, long long list_id, long long subscriber_id,
                              const char *source, struct herr *err);
@@ -187,6 +230,11 @@ int subscription_unsubscribe_scope(sqlite3 *db, long long list_id, long long sub
  * Confirming an already confirmed subscription changes nothing. */
 int subscription_confirm(sqlite3 *db, long long list_id, long long subscriber_id,
                          const char *source, struct herr *err);
+/* The same with the consent record's how and where (`c`, NULL: the event's
+ * `source` as how, no client). */
+int subscription_confirm_consent(sqlite3 *db, long long list_id, long long subscriber_id,
+                                 const char *source, const struct consent_ctx *c,
+                                 struct herr *err);
 
 /*
  * Confirmation links.  Each confirmation mail has a row (its id travels in
@@ -208,11 +256,17 @@ int confirmation_new(sqlite3 *db, long long subscriber_id, long long list_id, lo
 int confirmation_state(sqlite3 *db, long long confirm_id, long long subscriber_id,
                        long long list_id, long ttl, enum confirm_state *st, struct herr *err);
 /* Follow the link: when open, mark it used and confirm the subscription
- * (as subscription_confirm(), source "web") in one transaction; *st says
- * what it was (nothing changes unless CONFIRM_OPEN).  EX_DATAERR when the
- * address may not be mailed (rule 1). */
+ * (as subscription_confirm(), source "web", with a consent record whose
+ * source is "confirmation link") in one transaction; *st says what it was
+ * (nothing changes unless CONFIRM_OPEN).  EX_DATAERR when the address may
+ * not be mailed (rule 1). */
 int confirmation_use(sqlite3 *db, long long confirm_id, long long subscriber_id,
                      long long list_id, long ttl, enum confirm_state *st, struct herr *err);
+/* The same with the consent record's how and where (`c`: the web request
+ * that followed the link; a NULL source is "confirmation link"). */
+int confirmation_use_consent(sqlite3 *db, long long confirm_id, long long subscriber_id,
+                             long long list_id, long ttl, const struct consent_ctx *c,
+                             enum confirm_state *st, struct herr *err);
 
 /* The subscription's status ("confirmed", ...) into `status` (16 bytes);
  * EX_NOINPUT when there is none. */

@@ -13,6 +13,8 @@
  *   attr.KEY         the subscriber attribute KEY (from CSV columns or --attr);
  *                    KEY is any run of characters but '|', '}' and spaces
  *   unsubscribe_url  the subscriber's one-click unsubscribe page
+ *   preferences_url  the subscriber's preference centre ("manage your
+ *                    subscription", /p/TOKEN)
  *   view_url         the issue's web copy ("view in browser")
  *   open_pixel       the open-tracking image tag, or nothing when tracking
  *                    is off; inserted as it is, never escaped (it is HTML
@@ -51,7 +53,8 @@ enum tmpl_escape {
 	TMPL_URL,  /* values and fallbacks percent-encoded (RFC 3986 §2.1, all
 	              but unreserved characters): a merge field inside a link;
 	              except the fields that are URLs herald made
-	              (unsubscribe_url, view_url, link.N), copied as they are:
+	              (unsubscribe_url, preferences_url, view_url, link.N),
+	              copied as they are:
 	              in a link they are the link */
 };
 
@@ -66,6 +69,7 @@ enum tmpl_field {
 	TMPL_FIELD_OPEN_PIXEL,
 	TMPL_FIELD_LINK,
 	TMPL_FIELD_LISTS,
+	TMPL_FIELD_PREFERENCES_URL,
 };
 
 /* One "{{...}}" found by tmpl_scan(). Pointers point into the scanned text. */
@@ -127,6 +131,7 @@ struct tmpl_vars {
 	const char *const *links;     /* links[i] is {{link.<i+1>}} */
 	size_t      n_links;
 	const char *lists;            /* {{lists}} */
+	const char *preferences_url;  /* {{preferences_url}} */
 };
 
 /*

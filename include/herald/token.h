@@ -38,6 +38,11 @@ enum token_kind {
 	TOKEN_BOUNCE      = 4,
 	TOKEN_CONFIRM     = 5,
 	TOKEN_VIEW        = 6, /* the web copy of an issue of a list that is not public */
+	TOKEN_PREFERENCES = 7, /* the preference centre /p/TOKEN: subscriber, the
+	                          mail's list and issue (message.c, webprefs.c) */
+	TOKEN_OPEN_ANON   = 8, /* [tracking] mode = anonymous (tracking.h): the */
+	TOKEN_CLICK_ANON  = 9, /* pixel and redirects, subscriber always 0, so
+	                          one token serves every copy of the issue */
 };
 
 struct token {

@@ -14,6 +14,11 @@
  *   GET  /confirm/TOKEN       double opt-in page; POST confirms
  *   GET  /archive             the sent issues of public lists
  *   GET  /archive/ID[/TOKEN]  one issue as a reader without data sees it
+ *   GET  /p/TOKEN             the preference centre (changes nothing); POST
+ *                             saves it with the page's nonce (webprefs.h)
+ *   POST /p/TOKEN/export      mail the reader their data (privacy.h)
+ *   POST /p/TOKEN/forget      mail the reader a link to erase them
+ *   GET  /erase/CODE          that link's page; POST erases (once)
  *
  * Opens and clicks never write SQLite on a request thread: they go to the
  * batched event writer (eventlog.h).  State changes (unsubscribe, confirm,
@@ -133,6 +138,10 @@ enum web_route_kind {
 	WEB_ROUTE_CONFIRM,       /* /confirm/TOKEN */
 	WEB_ROUTE_ARCHIVE_INDEX, /* /archive or /archive/ */
 	WEB_ROUTE_ARCHIVE,       /* /archive/ID or /archive/ID/TOKEN */
+	WEB_ROUTE_PREFERENCES,   /* /p/TOKEN (webprefs.c) */
+	WEB_ROUTE_PRIVACY_EXPORT, /* POST /p/TOKEN/export (webprivacy.c) */
+	WEB_ROUTE_PRIVACY_FORGET, /* POST /p/TOKEN/forget */
+	WEB_ROUTE_PRIVACY_ERASE,  /* /erase/CODE, the link the forget mail holds */
 };
 
 enum web_method {
@@ -158,7 +167,7 @@ enum web_method web_method(const char *method);
  * base64 characters; numbers are decimal without sign or leading zero. */
 void web_route(enum web_method m, const char *path, struct web_route *r);
 
-#define WEB_FORM_FIELDS 16
+#define WEB_FORM_FIELDS 48   /* the preference centre: a checkbox per list (prefs.h) */
 
 struct web_form_field {
 	const char *name;
@@ -205,6 +214,13 @@ int web_limiter_hit(struct web_limiter *l, const char *key, double now);
 void web_client_key(const struct sockaddr *peer, const char *real_ip,
                     const struct config_cidr *proxies, size_t n_proxies, char *out,
                     size_t size);
+/* The client's address itself, as text ("192.0.2.7", "2001:db8::1"), by
+ * the same trust rule: a configured proxy's valid X-Real-IP, else the
+ * peer.  "" when there is no peer.  For consent records (consent.h), which
+ * cut it as [privacy] store_ip says. */
+void web_client_ip(const struct sockaddr *peer, const char *real_ip,
+                   const struct config_cidr *proxies, size_t n_proxies, char *out,
+                   size_t size);
 /* Percent-decode `s` in place (a URL path), leaving %XX that would decode
  * to a control byte (NUL included) as it is; the new length. */
 size_t web_unescape(char *s);

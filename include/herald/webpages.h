@@ -24,9 +24,10 @@ int webpage_notice(struct buf *b, const char *lang, const char *heading, const c
 int webpage_unsubscribe_ask(struct buf *b, const char *lang, const char *list_title,
                             size_t n_lists, const char *email);
 /* After the form: "You have been unsubscribed from TITLE", "Subscribe again";
- * `n_lists` as above. */
+ * `n_lists` as above.  With a `nonce` (webprefs.h), the optional "Why are
+ * you leaving?" form below (POST action=survey). */
 int webpage_unsubscribed(struct buf *b, const char *lang, const char *list_title,
-                         size_t n_lists, const char *email);
+                         size_t n_lists, const char *email, const char *nonce);
 /* After "Subscribe again": "You are subscribed again". */
 int webpage_resubscribed(struct buf *b, const char *lang, const char *list_title,
                          const char *email);
@@ -48,6 +49,35 @@ int webpage_check_inbox(struct buf *b, const char *lang, const char *list_title,
 /* POST /subscribe to a single opt-in list: "You are subscribed". */
 int webpage_subscribed(struct buf *b, const char *lang, const char *list_title,
                        const char *email);
+
+/* One list on the preference centre's page. */
+struct webpage_pref_list {
+	long long   id;          /* the checkbox's value (field "list") */
+	const char *title;
+	int         checked;     /* subscribed, or waiting for confirmation */
+	int         waiting;     /* unconfirmed: "waiting for your confirmation" */
+};
+
+struct webpage_prefs {
+	const char *email, *name;
+	const char *token;       /* the page's token: the export and forget forms
+	                            post to TOKEN/export and TOKEN/forget */
+	const char *nonce;       /* every form's hidden `nonce` (webprefs.h) */
+	const struct webpage_pref_list *lists;
+	size_t      n;
+	const char *notice;      /* NULL, or a paragraph above it all ("saved") */
+	int         survey;      /* the reader just left a list: the survey form */
+};
+
+/* GET /p/TOKEN, and the answer to its POST: the address, the name, a
+ * checkbox per list, "Save my choices" (action=save), "Unsubscribe from
+ * everything" (action=leave_all), maybe the survey, and the two forms of
+ * the reader's data ("Download my data", "Delete me"). */
+int webpage_preferences(struct buf *b, const char *lang, const struct webpage_prefs *p);
+
+/* GET /erase/CODE (the link of the "delete me" mail): what erasing
+ * `email` means, and the button that does it (POST action=erase). */
+int webpage_erase_ask(struct buf *b, const char *lang, const char *email);
 
 struct webpage_issue {
 	long long   id;

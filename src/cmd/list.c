@@ -8,10 +8,12 @@
 
 #include "herald/cmd.h"
 #include "herald/list.h"
+#include "herald/prefs.h"
+#include "herald/welcome.h"
 
 const char cmd_list_usage[] =
 	"usage: herald list create NAME [--title TITLE] [--double-opt-in] [--public] [--signup]\n"
-	"       herald list set NAME [--title TITLE] [--double-opt-in|--single-opt-in] [--public|--private] [--signup|--no-signup]\n"
+	"       herald list set NAME [--title TITLE] [--double-opt-in|--single-opt-in] [--public|--private] [--signup|--no-signup] [--welcome FILE.md|--no-welcome]\n"
 	"       herald list ls [--json]\n"
 	"       herald list show NAME [--json]\n"
 	"       herald list rm NAME [--force]\n"
@@ -20,7 +22,14 @@ const char cmd_list_usage[] =
 	"web form (herald serve) take sign-ups for the list, off by default;\n"
 	"--double-opt-in makes them confirm by mail; --public lists the issues in\n"
 	"the web archive.  set changes only what it names.  rm refuses a list that\n"
-	"has issues unless --force.\n";
+	"has issues unless --force.\n"
+	"\n"
+	"--welcome FILE.md makes FILE.md (an issue file, read as 'issue new' reads\n"
+	"it) the list's welcome mail: sent once to each subscriber confirmed from\n"
+	"now on (after their confirmation on a double opt-in list), by 'herald\n"
+	"run' or 'herald serve', never to imported ones unless 'sub import\n"
+	"--welcome'.  A new file replaces it for those still to join; --no-welcome\n"
+	"stops it.  show says its issue id (for 'herald stats') and how many got it.\n";
 
 static json_t *
 list_json(const struct list *l)
@@ -36,9 +45,11 @@ list_json(const struct list *l)
 	                 "issues", (json_int_t)l->n_issues);
 }
 
-/* The options of create and set into `s`; create takes only the "on" forms. */
+/* The options of create and set into `s`; create takes only the "on" forms.
+ * set's --welcome FILE.md goes to *welcome ("" for --no-welcome). */
 static int
-parse_settings(int argc, char **argv, int create, struct list_settings *s)
+parse_settings(int argc, char **argv, int create, struct list_settings *s,
+               const char **welcome)
 {
 	static const struct option opts[] = {
 		{ "title", required_argument, NULL, 't' },
@@ -48,11 +59,16 @@ parse_settings(int argc, char **argv, int create, struct list_settings *s)
 		{ "private", no_argument, NULL, 'P' },
 		{ "signup", no_argument, NULL, 's' },
 		{ "no-signup", no_argument, NULL, 'S' },
+		{ "welcome", required_argument, NULL, 'w' },
+		{ "no-welcome", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
+		if (create && (ch == 'w' || ch == 'W'))
+			return cmd_usage_error(cmd_list_usage, "a welcome mail is set with "
+			                       "'list set NAME --welcome FILE.md'");
 		if (create && (ch == 'D' || ch == 'P' || ch == 'S'))
 			return cmd_usage_error(cmd_list_usage, "list create takes --double-opt-in, "
 			                       "--public and --signup; the rest are for list set");
@@ -64,6 +80,15 @@ parse_settings(int argc, char **argv, int create, struct list_settings *s)
 		case 'P': s->public = 0; break;
 		case 's': s->signup = 1; break;
 		case 'S': s->signup = 0; break;
+		case 'w':
+		case 'W':
+			if (*welcome)
+				return cmd_usage_error(cmd_list_usage, "give --welcome FILE.md or "
+				                       "--no-welcome once");
+			*welcome = ch == 'w' ? optarg : "";
+			if (ch == 'w' && !*optarg)
+				return cmd_usage_error(cmd_list_usage, "--welcome needs a FILE.md");
+			break;
 		default: return cmd_usage(cmd_list_usage, 1);
 		}
 	}
@@ -77,10 +102,11 @@ static int
 list_create_cmd(int argc, char **argv, struct cmd_env *env)
 {
 	struct list_settings s = { "", 0, 0, 0 };
+	const char *welcome = NULL;
 	long long id;
 	int rc;
 
-	if ((rc = parse_settings(argc, argv, 1, &s)) != 0)
+	if ((rc = parse_settings(argc, argv, 1, &s, &welcome)) != 0)
 		return rc;
 	if (list_create_with(env->db, argv[optind], &s, &id, &env->err) < 0)
 		return -1;
@@ -93,14 +119,25 @@ static int
 list_set_cmd(int argc, char **argv, struct cmd_env *env)
 {
 	struct list_settings s = LIST_SETTINGS_UNCHANGED;
+	const char *welcome = NULL, *name;
+	long long wid = 0;
 	int rc;
 
-	if ((rc = parse_settings(argc, argv, 0, &s)) != 0)
+	if ((rc = parse_settings(argc, argv, 0, &s, &welcome)) != 0)
 		return rc;
-	if (list_set(env->db, argv[optind], &s, &env->err) < 0)
+	name = argv[optind];
+	if (list_set(env->db, name, &s, &env->err) < 0)
 		return -1;
-	if (!env->quiet)
-		printf("changed list '%s'\n", argv[optind]);
+	if (welcome && *welcome &&
+	    welcome_set(env->db, &env->cfg, name, welcome, cmd_warn, (void *)welcome, &wid,
+	                &env->err) < 0)
+		return -1;
+	if (welcome && !*welcome && welcome_clear(env->db, name, &env->err) < 0)
+		return -1;
+	if (!env->quiet && wid)
+		printf("changed list '%s': welcome mail is issue %lld\n", name, wid);
+	else if (!env->quiet)
+		printf("changed list '%s'%s\n", name, welcome ? ": no welcome mail" : "");
 	return 0;
 }
 
@@ -157,13 +194,33 @@ list_ls_cmd(int argc, char **argv, struct cmd_env *env)
 	return 0;
 }
 
+/* The answers to "Why are you leaving?" about the list (prefs.h): the
+ * object {too_many, not_relevant, never_signed_up, other}, or NULL. */
+static json_t *
+leave_reasons_json(const long long *leave)
+{
+	json_t *o = json_object();
+	int i;
+
+	for (i = 0; o && i < PREFS_N_REASONS; i++)
+		if (json_object_set_new(o, prefs_reason_name((enum prefs_reason)i),
+		                        json_integer((json_int_t)leave[i])) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	return o;
+}
+
 static int
 list_show_cmd(int argc, char **argv, struct cmd_env *env)
 {
+	long long leave[PREFS_N_REASONS];
 	struct list l;
+	struct welcome_info wi;
 	const char *name = NULL;
 	char t[32];
 	int i, json = 0;
+	json_t *o;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -175,10 +232,29 @@ list_show_cmd(int argc, char **argv, struct cmd_env *env)
 	}
 	if (!name)
 		return cmd_usage_error(cmd_list_usage, "list show needs a NAME");
-	if (list_get(env->db, name, &l, &env->err) < 0)
+	if (list_get(env->db, name, &l, &env->err) < 0 ||
+	    welcome_get(env->db, l.id, &wi, &env->err) < 0 ||
+	    prefs_survey_counts_list(env->db, l.id, leave, &env->err) < 0)
 		return -1;
-	if (json)
-		return cmd_print_json(list_json(&l));
+	if (json) {
+		if (!(o = list_json(&l)))
+			return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+		if (json_object_set_new(o, "welcome", !wi.issue_id ? json_null() :
+		        json_pack("{s:I, s:s, s:s, s:I, s:I, s:I}", "issue", (json_int_t)wi.issue_id,
+		                  "subject", wi.subject, "status", wi.status,
+		                  "sent", (json_int_t)wi.counts.sent,
+		                  "waiting", (json_int_t)(wi.counts.pending + wi.counts.sending +
+		                                          wi.counts.deferred),
+		                  "total", (json_int_t)wi.counts.total)) < 0) {
+			json_decref(o);
+			return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+		}
+		if (json_object_set_new(o, "leave_reasons", leave_reasons_json(leave)) < 0) {
+			json_decref(o);
+			return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+		}
+		return cmd_print_json(o);
+	}
 	printf("list          %s (id %lld)\n", l.name, l.id);
 	printf("title         %s\n", l.title[0] ? l.title : "-");
 	printf("double opt-in %s\n", l.double_opt_in ? "yes" : "no");
@@ -188,6 +264,17 @@ list_show_cmd(int argc, char **argv, struct cmd_env *env)
 	printf("subscribers   %lld confirmed, %lld unconfirmed, %lld unsubscribed\n",
 	       l.n_confirmed, l.n_unconfirmed, l.n_unsubscribed);
 	printf("issues        %lld\n", l.n_issues);
+	printf("leaving       ");
+	for (i = 0; i < PREFS_N_REASONS; i++)
+		printf("%s%s %lld", i ? ", " : "", prefs_reason_label((enum prefs_reason)i), leave[i]);
+	printf("\n");
+	if (wi.issue_id)
+		printf("welcome       issue %lld \"%s\" (%s): %lld sent, %lld waiting, "
+		       "%lld not delivered\n", wi.issue_id, wi.subject, wi.status, wi.counts.sent,
+		       wi.counts.pending + wi.counts.sending + wi.counts.deferred,
+		       wi.counts.bounced + wi.counts.failed + wi.counts.skipped);
+	else
+		printf("welcome       -\n");
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "herald/db.h"
 #include "herald/issue.h"
 #include "herald/lock.h"
+#include "herald/retention.h"
 #include "herald/sendjob.h"
 #include "herald/subjecttest.h"
 
@@ -20,6 +21,7 @@ const char cmd_run_usage[] =
 	"usage: herald run [--max-time SECONDS]\n"
 	"\n"
 	"The cron entry point.  Sends every scheduled issue whose time has come,\n"
+	"the lists' welcome mails waiting for new subscribers (list set --welcome),\n"
 	"resumes every interrupted send, and retries deferred deliveries whose\n"
 	"retry time has come, one issue after another; exits when nothing more is\n"
 	"due, or cleanly at --max-time.  Prints nothing when nothing was due.  Only\n"
@@ -30,7 +32,33 @@ const char cmd_run_usage[] =
 	"Subject tests: when an issue's test groups have been sent and its\n"
 	"test_wait is over, run picks the winning subject (unique clicks per\n"
 	"delivered copy, human opens to break a tie) and sends it to the rest;\n"
-	"before that it says when it will decide and leaves them alone.\n";
+	"before that it says when it will decide and leaves them alone.\n"
+	"\n"
+	"Retention: after the sends, run removes events, deliveries and inbound\n"
+	"mail older than [retention] allows, in batches of 5,000 rows, keeping\n"
+	"each issue's figures first so that its stats do not change.\n";
+
+/* [retention]: remove what is too old, say what went (retention.h). */
+static int
+retention(struct cmd_env *env, const struct sendjob_opts *so)
+{
+	struct retention_policy p;
+	struct retention_report rep;
+	int rc;
+
+	retention_policy_from(&env->cfg, &p);
+	if (!retention_enabled(&p) || *so->stop)
+		return 0;
+	p.stop = so->stop;
+	p.deadline = so->deadline;
+	rc = retention_run(env->db, &p, db_now(), &rep, &env->err);
+	if (!env->quiet && (rep.events || rep.deliveries || rep.inbound || rep.kept))
+		printf("retention: removed %lld events, %lld deliveries, %lld inbound messages; "
+		       "kept the figures of %lld issues; %lld transactions, longest %.1f ms%s\n",
+		       rep.events, rep.deliveries, rep.inbound, rep.kept, rep.batches,
+		       rep.longest_ms, rep.stopped ? "; stopped, the rest goes next run" : "");
+	return rc;
+}
 
 int
 cmd_run(int argc, char **argv, struct cmd_env *env)
@@ -120,6 +148,9 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 		    rep.end == SENDJOB_WINDOW)
 			break; /* the relays' windows hold for the other issues too */
 	}
+	/* after the sends, so it never delays one (retention.h) */
+	if (rc == 0 && retention(env, &so) < 0)
+		rc = -1;
 	lock_release(&lock);
 	return rc == 0 && refused ? EX_DATAERR : rc;
 }

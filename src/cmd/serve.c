@@ -9,7 +9,13 @@
 #include <time.h>
 
 #include "herald/cmd.h"
+#include "herald/db.h"
+#include "herald/sendjob.h"
 #include "herald/web.h"
+#include "herald/welcome.h"
+
+#define WELCOME_EVERY   2.0   /* seconds between looks for welcome mail to send */
+#define WELCOME_BACKOFF 60.0  /* after a relay error or full relay windows */
 
 const char cmd_serve_usage[] =
 	"usage: herald serve [--listen ADDR:PORT]\n"
@@ -23,7 +29,9 @@ const char cmd_serve_usage[] =
 	"\"herald serve: listening on URL\" once it accepts connections.  Opens and\n"
 	"clicks are written in batches; SIGTERM or SIGINT stops it: it finishes the\n"
 	"requests in flight, sends queued confirmation mails, writes every event\n"
-	"and exits 0.  It takes no lock: it runs beside `herald run`.\n";
+	"and exits 0.  It takes no lock: it runs beside `herald run`, but for\n"
+	"sending the lists' welcome mails (list set --welcome), which it does\n"
+	"every few seconds under the send lock when `herald run` is not.\n";
 
 static void
 log_line(void *ctx, const char *line)
@@ -55,6 +63,8 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 	struct web_server *ws;
 	struct web_summary sum;
 	volatile sig_atomic_t *stop;
+	struct welcome_run wr;
+	double next_welcome = 0;
 	int ch, rc;
 
 	memset(&wo, 0, sizeof wo);
@@ -78,6 +88,21 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 		struct timespec ts = { 0, 100 * 1000000L };
 
 		nanosleep(&ts, NULL);
+		if (*stop || db_now_f() < next_welcome)
+			continue;
+		next_welcome = db_now_f() + WELCOME_EVERY;
+		if (welcome_send_due(env->db, &env->cfg, stop, &wr, &env->err) < 0) {
+			/* the rows stay pending: say why, and try again later */
+			fprintf(stderr, "herald serve: welcome mail: %s\n", env->err.msg);
+			herr_clear(&env->err);
+			next_welcome = db_now_f() + WELCOME_BACKOFF;
+			continue;
+		}
+		if (wr.end == SENDJOB_WINDOW)
+			next_welcome = db_now_f() + WELCOME_BACKOFF;
+		if (wr.attempted)
+			fprintf(stderr, "herald serve: welcome mail: %lld sent, %lld not (yet)\n",
+			        wr.sent, wr.attempted - wr.sent);
 	}
 	rc = web_stop(ws, &sum, &env->err);
 	fprintf(stderr, "herald serve: stopped: %llu requests served, %lld events written, "

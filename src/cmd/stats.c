@@ -88,6 +88,11 @@ print_text(const struct issue *is, const struct report *r)
 	struct buf aud = BUF_INIT(1u << 16);
 
 	printf("issue %lld: %s [%s]\n", is->id, is->subject, is->status);
+	/* the [tracking] mode the send went under (report.h `tracking`) */
+	printf("  %-14s %s%s\n", "tracking", r->tracking_mode[0] ? r->tracking_mode : "not recorded",
+	       !strcmp(r->tracking_mode, "anonymous") ? " (events name no one: no unique counts)"
+	       : !strcmp(r->tracking_mode, "consent") ? " (only readers who agreed are counted)"
+	       : "");
 	if (report_audience_text(r, &aud) == 0)
 		printf("  audience       %s\n", buf_str(&aud));
 	buf_free(&aud);
@@ -112,6 +117,12 @@ print_text(const struct issue *is, const struct report *r)
 		printf("    link %-4d %8lld  total, %lld unique  %s\n", r->clicks.links[i].n,
 		       r->clicks.links[i].total, r->clicks.links[i].unique, r->clicks.links[i].url);
 	text_row("unsubscribes", r->unsubscribes);
+	/* the answers to "Why are you leaving?" from this issue's mail (prefs.h) */
+	printf("    %-12s", "leaving:");
+	for (i = 0; i < PREFS_N_REASONS; i++)
+		printf("%s %s %lld", i ? "," : "", prefs_reason_label((enum prefs_reason)i),
+		       r->leave_reasons[i]);
+	printf("\n");
 	printf("  %-14s %8lld  hard, %lld soft\n", "bounces", r->bounces.hard, r->bounces.soft);
 	text_row("complaints", r->bounces.complaints);
 	for (i = 0; i < r->bounces.n_reasons; i++) {

@@ -3,20 +3,25 @@
  */
 #include <csv.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "herald/bouncelog.h"
 #include "herald/cmd.h"
+#include "herald/consent.h"
 #include "herald/csvimport.h"
 #include "herald/db.h"
 #include "herald/engagement.h"
 #include "herald/ledger.h"
 #include "herald/list.h"
+#include "herald/privacy.h"
 #include "herald/segment.h"
 #include "herald/subimport.h"
 #include "herald/subscriber.h"
@@ -28,12 +33,14 @@ const char cmd_sub_usage[] =
 	"       herald sub ls --unengaged [--json]\n"
 	"       herald sub show ADDR [--json]\n"
 	"       herald sub rm ADDR\n"
-	"       herald sub unsubscribe ADDR --list NAME\n"
+	"       herald sub unsubscribe ADDR --list NAME [--reason TEXT]\n"
 	"       herald sub block ADDR\n"
 	"       herald sub reactivate ADDR\n"
-	"       herald sub import --list NAME FILE.csv [--dry-run] [--unconfirmed]"
+	"       herald sub import --list NAME FILE.csv [--dry-run] [--unconfirmed] [--welcome]"
 	" [--email-column COL] [--name-column COL]\n"
-	"       herald sub export --list NAME [--status S]\n"
+	"       herald sub export --list NAME [--status S] [--with-consent]\n"
+	"       herald sub export-data ADDR [--out FILE.json]\n"
+	"       herald sub forget ADDR --by TEXT\n"
 	"\n"
 	"Addresses are one subscriber regardless of case; the first spelling is\n"
 	"kept.  S is confirmed, unconfirmed or unsubscribed.  import reads a CSV with\n"
@@ -42,14 +49,26 @@ const char cmd_sub_usage[] =
 	"from columns of other names (\"Email Address\", matched regardless of case)\n"
 	"instead.  Bad rows are reported as FILE:LINE: reason and skipped; the\n"
 	"good rows go in one transaction; the exit status is 65 when any row was\n"
-	"bad.  A bulk import never resubscribes someone who unsubscribed.  export\n"
+	"bad.  A bulk import never resubscribes someone who unsubscribed, and\n"
+	"sends no welcome mail (list set --welcome) unless --welcome.  export\n"
 	"writes CSV (default: confirmed members) that import reads back.  ls --where\n"
 	"EXPR lists the active subscribers a segment matches (with --list, those of\n"
 	"the list's audience: confirmed and mailable); see 'herald segment --help'.\n"
+	"show also prints the consent history: each sign-up, confirmation,\n"
+	"unsubscribe and reactivation with when, how (source), the text or list\n"
+	"title shown, and for web requests the client address ([privacy] store_ip)\n"
+	"and browser.  unsubscribe --reason records why they left.  export\n"
+	"--with-consent adds the columns consent_at (ISO 8601, UTC) and\n"
+	"consent_source of each subscription's latest sign-up; import reads them\n"
+	"back as a dated consent from another system (without them, the import\n"
+	"itself is recorded as the source).\n"
 	"ls --unengaged lists the active subscribers the [audience] sunset_after\n"
 	"rule leaves out of every campaign now: sent issues over the whole span and\n"
 	"engaged with none.  show prints the last human open, the last click and\n"
-	"the last issue sent.\n";
+	"the last issue sent.  export-data writes everything herald holds about a\n"
+	"person as one JSON document (README: Privacy and data protection); forget\n"
+	"erases them, keeping the issues' counts and a keyed hash of the address\n"
+	"that later imports skip, and logs when and --by whom, never whom.\n";
 
 #define MAX_ATTRS 64
 
@@ -63,6 +82,8 @@ result_word(enum subscribe_result r)
 	case SUBSCRIBE_SKIPPED_UNSUBSCRIBED: return "skipped (unsubscribed earlier)";
 	case SUBSCRIBE_SKIPPED_BLOCKED: return "skipped (address is blocked, bounced or complained)";
 	case SUBSCRIBE_SKIPPED_SUPPRESSED: return "skipped (address or domain is suppressed)";
+	case SUBSCRIBE_SKIPPED_ERASED:
+		return "skipped (erased on request: only a new sign-up of their own brings them back)";
 	case SUBSCRIBE_N_RESULTS: break;
 	}
 	return "?";
@@ -94,6 +115,7 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 	int ch, unconfirmed = 0;
 	struct signup_req req;
 	struct signup_result res;
+	struct token_key key;
 	struct address a;
 	struct list l;
 
@@ -131,7 +153,8 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 		if (!*attrs[i].value)
 			return cmd_usage_error(cmd_sub_usage, "--attr %s= has no value", attrs[i].key);
 	if (address_parse(argv[optind], &a, &env->err) < 0 ||
-	    list_get(env->db, list_name, &l, &env->err) < 0)
+	    list_get(env->db, list_name, &l, &env->err) < 0 ||
+	    token_key_load(env->cfg.secret_file, &key, &env->err) < 0)
 		return -1;
 	memset(&req, 0, sizeof req);
 	req.addr = &a;
@@ -140,6 +163,7 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 	req.n_attrs = n_attrs;
 	req.unconfirmed = unconfirmed;
 	req.source = SIGNUP_ADMIN;
+	req.erased_key = &key;
 	if (subscriber_signup(env->db, &l, &req, &res, &env->err) < 0)
 		return herr_wrap(&env->err, "%s", a.addr);
 	if (res.res == SUBSCRIBE_SKIPPED_BLOCKED || res.res == SUBSCRIBE_SKIPPED_SUPPRESSED)
@@ -483,6 +507,35 @@ print_engagement(const struct engagement *e, int sunset_on)
 		       "[audience] sunset_after)" : "no");
 }
 
+/* One consent record (consent.h): a JSON object, or lines under
+ * "consent:".  NULL columns are JSON nulls and are not printed. */
+static int
+add_consent(void *ctx, const struct consent_entry *e)
+{
+	json_t *arr = *(json_t **)ctx;
+	char t[32];
+
+	if (arr)
+		return json_array_append_new(arr, json_pack("{s:s, s:s?, s:I, s:I, s:s, s:s, s:s?, "
+		        "s:s?, s:s?}", "kind", e->kind, "list", e->list_id ? e->list_name : NULL,
+		        "at", (json_int_t)e->at, "recorded_at", (json_int_t)e->recorded_at,
+		        "source", e->source, "detail", e->detail, "ip", e->ip,
+		        "user_agent", e->user_agent, "reason", e->reason));
+	printf("  %s  %-11s %-20s %s\n", cmd_time(e->at, t, sizeof t), e->kind,
+	       e->list_id ? e->list_name : "-", e->source);
+	if (e->detail[0])
+		printf("      shown: %s\n", e->detail);
+	if (e->ip || e->user_agent)
+		printf("      from: %s%s%s\n", e->ip ? e->ip : "-", e->user_agent ? "  " : "",
+		       e->user_agent ? e->user_agent : "");
+	if (e->reason)
+		printf("      reason: %s\n", e->reason);
+	/* a consent from another system: when herald learnt of it */
+	if (e->recorded_at != e->at)
+		printf("      recorded %s\n", cmd_time(e->recorded_at, t, sizeof t));
+	return 0;
+}
+
 static int
 sub_show(int argc, char **argv, struct cmd_env *env)
 {
@@ -490,6 +543,7 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 	const char *addr = NULL;
 	json_t *obj = NULL, *subs = NULL, *dels = NULL, *bounces = NULL;
 	struct engagement eng = ENGAGEMENT_INIT;
+	json_t *consent = NULL;
 	char t[32], hit[SUPPRESS_PATTERN_MAX];
 	int i, json = 0, ret = -1, suppressed = 0;
 
@@ -535,6 +589,15 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 		printf("bounces and complaints:\n");
 	if (bouncelog_each(env->db, s.id, 0, 20, add_bounce, &bounces, &env->err) < 0)
 		goto out;
+	if (!json)
+		printf("consent:\n");
+	else if (!(consent = json_array()))
+		goto oom;
+	if (consent_each(env->db, s.id, add_consent, &consent, &env->err) < 0) {
+		if (!env->err.code)
+			goto oom;   /* add_consent could not build its object */
+		goto out;
+	}
 	if (json) {
 		obj = json_pack("{s:I, s:s, s:s, s:s, s:s?, s:o, s:I, s:I, s:o, s:o, s:o, s:o}",
 		                "id", (json_int_t)s.id, "email", s.email, "name", s.name,
@@ -545,6 +608,13 @@ sub_show(int argc, char **argv, struct cmd_env *env)
 		                "subscriptions", subs, "deliveries", dels, "bounces", bounces,
 		                "engagement", engagement_json(&eng, env->cfg.sunset_after > 0));
 		subs = dels = bounces = NULL;
+		/* set_new takes the array, also when it fails */
+		if (json_object_set_new(obj, "consent", consent) < 0) {
+			consent = NULL;
+			json_decref(obj);
+			goto oom;
+		}
+		consent = NULL;
 		ret = cmd_print_json(obj);
 		goto out;
 	}
@@ -556,6 +626,7 @@ out:
 	json_decref(subs);
 	json_decref(dels);
 	json_decref(bounces);
+	json_decref(consent);
 	engagement_clear(&eng);
 	subscriber_clear(&s);
 	return ret;
@@ -623,24 +694,29 @@ sub_unsubscribe(int argc, char **argv, struct cmd_env *env)
 {
 	static const struct option opts[] = {
 		{ "list", required_argument, NULL, 'l' },
+		{ "reason", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *list_name = NULL;
+	const char *list_name = NULL, *reason = NULL;
 	struct subscriber s;
 	struct list l;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "l:", opts, NULL)) != -1) {
-		if (ch != 'l')
-			return cmd_usage(cmd_sub_usage, 1);
-		list_name = optarg;
+		switch (ch) {
+		case 'l': list_name = optarg; break;
+		case 'r': reason = optarg; break;
+		default: return cmd_usage(cmd_sub_usage, 1);
+		}
 	}
 	if (optind + 1 != argc || !list_name)
 		return cmd_usage_error(cmd_sub_usage, "sub unsubscribe needs ADDR and --list NAME");
 	if (list_get(env->db, list_name, &l, &env->err) < 0 ||
 	    subscriber_get(env->db, argv[optind], &s, &env->err) < 0)
 		return -1;
-	if (subscription_unsubscribe(env->db, l.id, s.id, "cli", &env->err) < 0) {
+	/* the reason is the consent record's (consent.h (6)), given after */
+	if (subscription_unsubscribe(env->db, l.id, s.id, "cli", &env->err) < 0 ||
+	    (reason && consent_set_reason(env->db, s.id, l.id, reason, &env->err) < 0)) {
 		herr_wrap(&env->err, "%s on '%s'", s.email, l.name);
 		subscriber_clear(&s);
 		return -1;
@@ -678,6 +754,7 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		{ "list", required_argument, NULL, 'l' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "unconfirmed", no_argument, NULL, 'u' },
+		{ "welcome", no_argument, NULL, 'w' },
 		{ "email-column", required_argument, NULL, 'E' },
 		{ "name-column", required_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
@@ -687,6 +764,7 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 	struct subimport_handler h;
 	struct subimport_report rep;
 	struct subimport_opts o;
+	struct token_key key;
 	struct list l;
 	long good, skipped;
 	int ch, rc;
@@ -697,6 +775,7 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		case 'l': list_name = optarg; break;
 		case 'n': o.dry_run = 1; break;
 		case 'u': o.unconfirmed = 1; break;
+		case 'w': o.welcome = 1; break;
 		case 'E': cols.email = optarg; break;
 		case 'N': cols.name = optarg; break;
 		default: return cmd_usage(cmd_sub_usage, 1);
@@ -709,7 +788,8 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 		return cmd_usage_error(cmd_sub_usage, "--email-column and --name-column need a "
 		                       "column name");
 	path = argv[optind];
-	if (list_get(env->db, list_name, &l, &env->err) < 0)
+	if (list_get(env->db, list_name, &l, &env->err) < 0 ||
+	    token_key_load(env->cfg.secret_file, &key, &env->err) < 0)
 		return -1;
 	if (!strcmp(path, "-"))
 		o.fp = stdin;
@@ -723,6 +803,7 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 	h.note = import_note;
 	h.skipped = import_skipped;
 	h.ctx = (void *)path;
+	o.erased_key = &key;
 	rc = subimport_run(env->db, &o, &h, &rep, &env->err);
 	if (o.fp != stdin)
 		fclose(o.fp);
@@ -731,7 +812,7 @@ sub_import(int argc, char **argv, struct cmd_env *env)
 	good = rep.counts[SUBSCRIBE_ADDED] + rep.counts[SUBSCRIBE_UPDATED] +
 	       rep.counts[SUBSCRIBE_UNCHANGED];
 	skipped = rep.counts[SUBSCRIBE_SKIPPED_UNSUBSCRIBED] + rep.counts[SUBSCRIBE_SKIPPED_BLOCKED] +
-	          rep.counts[SUBSCRIBE_SKIPPED_SUPPRESSED];
+	          rep.counts[SUBSCRIBE_SKIPPED_SUPPRESSED] + rep.counts[SUBSCRIBE_SKIPPED_ERASED];
 	if (!env->quiet || rep.bad)
 		fprintf(rep.bad ? stderr : stdout,
 		        "%s%s: %ld added, %ld updated, %ld unchanged, %ld skipped, %ld bad row%s%s\n",
@@ -749,6 +830,9 @@ struct export_ctx {
 	char  **keys;
 	size_t  n_keys;
 	int     failed;
+	struct consent_reader *consent;  /* --with-consent */
+	long long list_id;
+	struct herr *err;
 };
 
 static int
@@ -782,12 +866,29 @@ export_member(void *ctx, const struct member *m)
 	size_t i;
 
 	csv_field(m->sub->email, 0);
-	csv_field(m->sub->name, c->n_keys == 0);
+	csv_field(m->sub->name, c->n_keys == 0 && !c->consent);
 	for (i = 0; i < c->n_keys; i++) {
 		v = json_object_get(attrs, c->keys[i]);
-		csv_field(json_is_string(v) ? json_string_value(v) : "", i + 1 == c->n_keys);
+		csv_field(json_is_string(v) ? json_string_value(v) : "",
+		          i + 1 == c->n_keys && !c->consent);
 	}
 	json_decref(attrs);
+	if (c->consent) {
+		char source[CONSENT_SOURCE_MAX], at[32] = "";
+		long long t;
+		time_t tt;
+		struct tm tm;
+
+		if (consent_reader_latest(c->consent, c->list_id, m->sub->id, &t, source,
+		                          sizeof source, c->err) < 0)
+			return -1;
+		/* ISO 8601 in UTC, as import's consent_at reads it back */
+		tt = (time_t)t;
+		if (t && gmtime_r(&tt, &tm))
+			strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		csv_field(at, 0);
+		csv_field(source, 1);
+	}
 	return ferror(stdout) ? -1 : 0;
 }
 
@@ -797,18 +898,20 @@ sub_export(int argc, char **argv, struct cmd_env *env)
 	static const struct option opts[] = {
 		{ "list", required_argument, NULL, 'l' },
 		{ "status", required_argument, NULL, 's' },
+		{ "with-consent", no_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *list_name = NULL, *status = "confirmed";
-	struct export_ctx c = { NULL, 0, 0 };
+	struct export_ctx c = { NULL, 0, 0, NULL, 0, NULL };
 	struct list l;
 	size_t i;
-	int ch, ret = -1;
+	int ch, ret = -1, with_consent = 0;
 
 	while ((ch = getopt_long(argc, argv, "l:s:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': list_name = optarg; break;
 		case 's': status = optarg; break;
+		case 'c': with_consent = 1; break;
 		default: return cmd_usage(cmd_sub_usage, 1);
 		}
 	}
@@ -818,10 +921,18 @@ sub_export(int argc, char **argv, struct cmd_env *env)
 		return -1;
 	if (subscriber_attr_keys(env->db, l.id, status, collect_key, &c, &env->err) < 0)
 		goto out;
+	c.list_id = l.id;
+	c.err = &env->err;
+	if (with_consent && consent_reader_open(env->db, &c.consent, &env->err) < 0)
+		goto out;
 	csv_field("email", 0);
-	csv_field("name", c.n_keys == 0);
+	csv_field("name", c.n_keys == 0 && !c.consent);
 	for (i = 0; i < c.n_keys; i++)
-		csv_field(c.keys[i], i + 1 == c.n_keys);
+		csv_field(c.keys[i], i + 1 == c.n_keys && !c.consent);
+	if (c.consent) {
+		csv_field("consent_at", 0);
+		csv_field("consent_source", 1);
+	}
 	if (subscriber_each_member(env->db, l.id, status, export_member, &c, &env->err) < 0)
 		goto out;
 	if (fflush(stdout) != 0) {
@@ -830,12 +941,100 @@ sub_export(int argc, char **argv, struct cmd_env *env)
 	}
 	ret = 0;
 out:
+	consent_reader_close(c.consent);
 	for (i = 0; i < c.n_keys; i++)
 		free(c.keys[i]);
 	free(c.keys);
 	if (ret < 0 && !env->err.code)
 		herr_set(&env->err, EX_IOERR, NULL, "export failed");
 	return ret;
+}
+
+/* --- a person's data: export and erasure (privacy.h) --- */
+
+static int
+sub_export_data(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL;
+	struct address a;
+	json_t *doc;
+	FILE *fp;
+	int ch, rc, fd;
+
+	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (ch != 'o')
+			return cmd_usage(cmd_sub_usage, 1);
+		out = optarg;
+	}
+	if (optind + 1 != argc)
+		return cmd_usage_error(cmd_sub_usage, "sub export-data needs exactly one ADDR");
+	if (address_parse(argv[optind], &a, &env->err) < 0 ||
+	    privacy_export(env->db, &a, db_now(), &doc, &env->err) < 0)
+		return -1;
+	if (!out)
+		return cmd_print_json(doc);
+	/* the person's data: a new file is readable by its owner only */
+	if ((fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+	    !(fp = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		json_decref(doc);
+		return herr_set(&env->err, EX_CANTCREAT, out, "cannot write: %s", strerror(errno));
+	}
+	rc = json_dumpf(doc, fp, JSON_INDENT(2));
+	json_decref(doc);
+	if (rc < 0 || fputc('\n', fp) == EOF || fclose(fp) != 0)
+		return herr_set(&env->err, EX_IOERR, out, "write error: %s", strerror(errno));
+	if (!env->quiet)
+		printf("wrote everything herald holds about %s to %s\n", a.addr, out);
+	return 0;
+}
+
+static int
+sub_forget(int argc, char **argv, struct cmd_env *env)
+{
+	static const struct option opts[] = {
+		{ "by", required_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct privacy_forget_result res;
+	const char *by = NULL;
+	struct token_key key;
+	struct address a;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "b:", opts, NULL)) != -1) {
+		if (ch != 'b')
+			return cmd_usage(cmd_sub_usage, 1);
+		by = optarg;
+	}
+	if (optind + 1 != argc || !by)
+		return cmd_usage_error(cmd_sub_usage, "sub forget needs ADDR and --by TEXT "
+		                       "(who erases, for the erasure log)");
+	if (address_parse(argv[optind], &a, &env->err) < 0 ||
+	    token_key_load(env->cfg.secret_file, &key, &env->err) < 0)
+		return -1;
+	rc = privacy_forget(env->db, &key, &a, by, db_now(), &res, &env->err);
+	explicit_bzero(&key, sizeof key);
+	if (rc < 0)
+		return -1;
+	if (!env->quiet) {
+		printf("erased %s%s; %lld delivery, event and bounce record%s kept for the "
+		       "issues' figures, linked to nobody\n", a.addr,
+		       res.subscriber ? "" : " (not a subscriber: what named the address)",
+		       res.kept, res.kept == 1 ? "" : "s");
+		if (res.suppressed)
+			printf("its suppression is kept as a keyed hash only: no sign-up can bring "
+			       "the address back\n");
+		if (!res.checkpointed)
+			printf("note: another process is reading the database, so the erased bytes "
+			       "may stay in %s-wal until its next checkpoint\n", env->cfg.db_path);
+	}
+	return 0;
 }
 
 int
@@ -849,6 +1048,7 @@ cmd_sub(int argc, char **argv, struct cmd_env *env)
 		{ "unsubscribe", sub_unsubscribe }, { "block", sub_block },
 		{ "reactivate", sub_reactivate },
 		{ "import", sub_import }, { "export", sub_export },
+		{ "export-data", sub_export_data }, { "forget", sub_forget },
 	};
 	size_t i;
 

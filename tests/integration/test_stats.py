@@ -61,6 +61,10 @@ ZERO = {
     # the sunset rule's count and the audience as sent: none before a send
     "skipped": {"unengaged": 0},
     "audience": None,
+    # the answers to "Why are you leaving?" from this issue's mail (prefs.h)
+    "leave_reasons": {"too_many": 0, "not_relevant": 0, "never_signed_up": 0, "other": 0},
+    # the [tracking] mode the send went under (tracking.h): none before a send
+    "tracking": {"mode": None, "unique": True},
 }
 
 
@@ -266,6 +270,9 @@ def test_stats_report():
             "skipped": {"unengaged": 0},
             "audience": {"lists": ["newsletter"], "segment": None, "where": None,
                          "sunset_after": 0, "sunset_skipped": False},
+            "leave_reasons": {"too_many": 0, "not_relevant": 0, "never_signed_up": 0,
+                              "other": 0},
+            "tracking": {"mode": "on", "unique": True},
         }
         st = stats_json(w, iid)
         # the bounces table holds bad-1's rejection at SMTP time (the events
@@ -350,8 +357,11 @@ def test_stats_report():
         # the tables: every figure of the JSON, and the links
         # (the audience is a definition, not figures: one line of text)
         check("Audience: list newsletter</p>" in doc, "the page lacks the audience")
+        # the tracking mode is a fact of the send, on the meta line
+        check(" · tracking on · " in doc, "the page lacks the tracking mode")
         for k1, v1 in want.items():
-            if k1 in ("issue", "clicks", "audience") or not isinstance(v1, (dict, int)):
+            if k1 in ("issue", "clicks", "audience", "tracking") or \
+                    not isinstance(v1, (dict, int)):
                 continue
             items = v1.items() if isinstance(v1, dict) else [(None, v1)]
             for k2, v in items:

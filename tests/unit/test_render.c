@@ -562,6 +562,7 @@ test_render_page_default_templates(void **state)
 	v.postal_address = "1 Main St\nLeeds";
 	sub.name = "Tom & Jerry";
 	sub.unsubscribe_url = "https://x.test/u/abc";
+	sub.preferences_url = "https://x.test/p/def";
 	sub.view_url = "https://x.test/archive/16";
 	sub.open_pixel = "<img src=\"https://x.test/o/t.gif\">";
 	sub.lists = "News & Views and Research"; /* the reader's lists (message.c) */
@@ -582,6 +583,8 @@ test_render_page_default_templates(void **state)
 	assert_non_null(strstr(mail.data, "1 Main St<br>\nLeeds"));
 	assert_non_null(strstr(mail.data,
 	    "<a href=\"https://x.test/u/abc\""));
+	/* the preference centre beside the unsubscribe link */
+	assert_non_null(strstr(mail.data, "<a href=\"https://x.test/p/def\""));
 	assert_non_null(strstr(mail.data, "<a href=\"https://x.test/archive/16\""));
 	/* the pixel is herald's markup: inserted as it is, not escaped */
 	assert_non_null(strstr(mail.data, "<img src=\"https://x.test/o/t.gif\">\n</body>"));
@@ -611,7 +614,10 @@ test_render_page_default_templates(void **state)
 	    "https://x.test/archive/16\n"
 	    "\n"
 	    "Unsubscribe:\n"
-	    "https://x.test/u/abc\n");
+	    "https://x.test/u/abc\n"
+	    "\n"
+	    "Manage your subscription:\n"
+	    "https://x.test/p/def\n");
 	buf_free(&page);
 	buf_free(&mail);
 }

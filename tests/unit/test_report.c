@@ -664,7 +664,11 @@ contract_json(const struct issue *is, const struct report *r, char **text_out)
 	assert_true(json_is_object(j));
 	keys_of(j, keys, sizeof keys);
 	assert_string_equal(keys, "issue,recipients,deliveries,opens,clicks,unsubscribes,bounces,"
-	                          "rates,skipped,audience");
+	                          "rates,skipped,audience,leave_reasons,tracking");
+	/* the answers to "Why are you leaving?" (prefs.h), every reason */
+	o = member(j, "leave_reasons", JSON_OBJECT);
+	keys_of(o, keys, sizeof keys);
+	assert_string_equal(keys, "too_many,not_relevant,never_signed_up,other");
 	/* the sunset's count and the audience at send time (null: no send) */
 	o = member(j, "skipped", JSON_OBJECT);
 	member(o, "unengaged", JSON_INTEGER);
@@ -923,7 +927,17 @@ test_report_json_text_exact(void **state)
 		"  \"skipped\": {\n"
 		"    \"unengaged\": 0\n"
 		"  },\n"
-		"  \"audience\": null\n"
+		"  \"audience\": null,\n"
+		"  \"leave_reasons\": {\n"
+		"    \"too_many\": 2,\n"
+		"    \"not_relevant\": 0,\n"
+		"    \"never_signed_up\": 0,\n"
+		"    \"other\": 1\n"
+		"  },\n"
+		"  \"tracking\": {\n"
+		"    \"mode\": null,\n"
+		"    \"unique\": true\n"
+		"  }\n"
 		"}";
 	struct report_link link = { 1, (char *)"https://example.org/?a=1&b={{email}}", 1, 1 };
 	struct issue is;
@@ -956,6 +970,8 @@ test_report_json_text_exact(void **state)
 	snprintf(r.bounces.reasons[0].diagnostic, sizeof r.bounces.reasons[0].diagnostic,
 	         "550 5.1.1 user unknown");
 	r.bounces.n_reasons = 1;
+	r.leave_reasons[PREFS_TOO_MANY] = 2;
+	r.leave_reasons[PREFS_OTHER] = 1;
 	r.rates.open = 2.0 / 3.0;
 	r.rates.click = 1.0 / 3.0;
 	r.rates.click_to_open = 1.0 / 3.0;

@@ -1124,14 +1124,14 @@ test_subscription_unsubscribe_all_ends_every_list(void **state)
 	signup(f, &f->extra, "ada@example.org", NULL, SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
 	other = signup(f, &f->news, "bob@example.org", NULL, SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
 	assert_int_equal(subscription_unsubscribe(f->db, f->extra.id, id, "cli", &err), 0);
-	assert_int_equal(subscription_unsubscribe_all(f->db, id, &n, &err), 0);
+	assert_int_equal(subscription_unsubscribe_all(f->db, id, "complaint", &n, &err), 0);
 	assert_int_equal(n, 2);   /* the third had ended already */
 	assert_string_equal(sub_status(f, &f->news, id, buf), "unsubscribed");
 	assert_string_equal(sub_status(f, &f->digest, id, buf), "unsubscribed");
 	assert_string_equal(sub_status(f, &f->news, other, buf), "confirmed");
 	/* without an event each (the one from 'cli' only) */
 	assert_int_equal(count(f, "SELECT count(*) FROM events WHERE kind = 'unsubscribe'"), 1);
-	assert_int_equal(subscription_unsubscribe_all(f->db, id, &n, &err), 0);
+	assert_int_equal(subscription_unsubscribe_all(f->db, id, "complaint", &n, &err), 0);
 	assert_int_equal(n, 0);
 }
 

@@ -142,7 +142,8 @@ test_tmpl_compile_unknown_field(void **state)
 	assert_int_equal(err.code, EX_DATAERR);
 	assert_string_equal(err.where, "newsletter.md:23:8");
 	assert_string_equal(err.msg, "unknown merge field 'nmae' (known: name, "
-	    "first_name, email, attr.KEY, unsubscribe_url, view_url, open_pixel, lists)");
+	    "first_name, email, attr.KEY, unsubscribe_url, preferences_url, view_url, "
+	    "open_pixel, lists)");
 
 	/* attr. needs a key, and keys hold no spaces. */
 	herr_clear(&err);

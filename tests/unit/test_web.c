@@ -505,9 +505,16 @@ test_webpage_escapes(void **state)
 	assert_null(strstr(b.data, "action=\""));
 	assert_non_null(strstr(b.data, "name=\"action\" value=\"unsubscribe\">Unsubscribe</button>"));
 	buf_reset(&b);
-	assert_int_equal(webpage_unsubscribed(&b, NULL, "T", 1, "a@example.org"), 0);
+	assert_int_equal(webpage_unsubscribed(&b, NULL, "T", 1, "a@example.org", NULL), 0);
 	assert_non_null(strstr(b.data, "<html lang=\"en\">"));
 	assert_non_null(strstr(b.data, "value=\"resubscribe\">Subscribe again</button>"));
+	assert_null(strstr(b.data, "value=\"survey\""));
+	/* with a nonce: the optional survey, the nonce in a hidden field */
+	buf_reset(&b);
+	assert_int_equal(webpage_unsubscribed(&b, NULL, "T", 1, "a@example.org", "ab\"c"), 0);
+	assert_non_null(strstr(b.data, "<input type=\"hidden\" name=\"nonce\" value=\"ab&quot;c\">"));
+	assert_non_null(strstr(b.data, "name=\"action\" value=\"survey\""));
+	assert_non_null(strstr(b.data, "Why are you leaving? (optional)"));
 	buf_reset(&b);
 	assert_int_equal(webpage_archive(&b, "en", "archive/", &is, 1), 0);
 	assert_non_null(strstr(b.data, "<a href=\"archive/7\">&lt;script&gt;alert(1)&lt;/script&gt;"));
