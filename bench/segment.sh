@@ -198,7 +198,8 @@ if [ -x "$snapshot" ]; then
 		snap_s=$(printf '%s' "$snap" | sed -n 's/.*"wall_s": \([0-9.]*\).*/\1/p')
 		printf 'snapshot, lists: [news]%s: %s (target < 5 s: %s)\n' "${w:+, where: the headline expression}" \
 			"$snap" "$(echo "$snap_s < 5" | bc | sed 's/1/met/; s/0/NOT met/')"
-		json+=", \"snapshot_${w:+where}${w:-list}\": $snap"
+		if [ -n "$w" ]; then key=snapshot_where; else key=snapshot_list; fi
+		json+=", \"$key\": $snap"
 	done
 else
 	say "no $snapshot (configure with -DHERALD_BENCH=ON): snapshot not measured"
