@@ -383,11 +383,16 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 		req.resubscribe = 0;
 		break;
 	case SIGNUP_WEB:
-		/* rule (6): a known subscriber keeps their name */
+		/* rule (6): a known subscriber keeps their name and their
+		 * attributes (tracking_consent among them: a form anyone can
+		 * post must not give consent on someone's behalf) */
 		if ((known = subscriber_known(w, r->addr, err)) < 0)
 			return -1;
-		if (known)
+		if (known) {
 			req.name = NULL;
+			req.attrs = NULL;
+			req.n_attrs = 0;
+		}
 		/* `unconfirmed`: a new address given in the preference centre
 		 * (prefs.h) waits for its own confirmation even on a single
 		 * opt-in list */

@@ -13,7 +13,8 @@
  *   (4) the spelling of the address first given is kept for sending.
  *   (5) an address or domain in the suppression table (suppress.h) is
  *       never subscribed, not even by an admin's `sub add`;
- *   (6) a sign-up on the public form never renames someone known: anyone
+ *   (6) a sign-up on the public form never renames someone known nor
+ *       changes their attributes (tracking_consent among them): anyone
  *       can post an address;
  *   (7) an address that is blocked, bounced or complained comes back only
  *       through an admin's `sub reactivate`, and never while suppressed;

@@ -867,22 +867,40 @@ test_subscriber_signup_web_single_opt_in_confirms_with_event(void **state)
  * (Once a bug: any SUBSCRIBE_UPDATED ending confirmed recorded one.)
  */
 static void
-test_subscriber_signup_web_attribute_change_is_no_new_subscribe_event(void **state)
+test_subscriber_signup_web_never_changes_known_attributes(void **state)
 {
 	struct fixture *f = *state;
-	struct tmpl_attr attr[1] = { { "organisation", "Leeds" } };
+	struct tmpl_attr attr[2] = { { "organisation", "Leeds" }, { "tracking_consent", "yes" } };
 	struct signup_result res;
+	struct subscriber s;
 	struct herr err;
 	long long id;
 	char buf[16];
 
 	id = signup(f, &f->news, "ada@example.org", "Ada", SIGNUP_WEB, 0, SUBSCRIBE_ADDED);
 	assert_int_equal(events(f, "subscribe", id, f->news.id), 1);
-	assert_int_equal(signup_full(f, &f->news, "ada@example.org", NULL, attr, 1, SIGNUP_WEB, 0,
+	/* rule (6): anyone can post her address with attributes - consent to
+	 * tracking among them - and nothing of hers changes */
+	assert_int_equal(signup_full(f, &f->news, "ada@example.org", NULL, attr, 2, SIGNUP_WEB, 0,
 	                             &res, &err), 0);
-	assert_int_equal(res.res, SUBSCRIBE_UPDATED);
+	assert_int_equal(res.res, SUBSCRIBE_UNCHANGED);
+	assert_int_equal(subscriber_get(f->db, "ada@example.org", &s, &err), 0);
+	assert_null(strstr(s.attributes ? s.attributes : "", "Leeds"));
+	assert_null(strstr(s.attributes ? s.attributes : "", "tracking_consent"));
+	subscriber_clear(&s);
 	assert_string_equal(sub_status(f, &f->news, id, buf), "confirmed");
 	assert_int_equal(events(f, "subscribe", id, f->news.id), 1);
+	/* a new address takes the form's attributes */
+	assert_int_equal(signup_full(f, &f->news, "new@example.org", NULL, attr, 2, SIGNUP_WEB, 0,
+	                             &res, &err), 0);
+	assert_int_equal(res.res, SUBSCRIBE_ADDED);
+	assert_int_equal(subscriber_get(f->db, "new@example.org", &s, &err), 0);
+	assert_non_null(strstr(s.attributes, "tracking_consent"));
+	subscriber_clear(&s);
+	/* an admin may change them */
+	assert_int_equal(signup_full(f, &f->news, "ada@example.org", NULL, attr, 1, SIGNUP_ADMIN, 0,
+	                             &res, &err), 0);
+	assert_int_equal(res.res, SUBSCRIBE_UPDATED);
 }
 
 /* (none) -> confirmed by an admin, even on a double opt-in list; imports and
@@ -1267,7 +1285,7 @@ main(void)
 		T(test_subscriber_reactivate_brings_back_blocked_and_complained),
 		T(test_subscriber_signup_web_double_opt_in_waits_unconfirmed),
 		T(test_subscriber_signup_web_single_opt_in_confirms_with_event),
-		T(test_subscriber_signup_web_attribute_change_is_no_new_subscribe_event),
+		T(test_subscriber_signup_web_never_changes_known_attributes),
 		T(test_subscriber_signup_admin_and_import_confirm_without_event),
 		T(test_subscriber_signup_never_downgrades_confirmed),
 		T(test_subscriber_signup_upgrades_unconfirmed_only_for_admin),
