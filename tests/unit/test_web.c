@@ -296,7 +296,7 @@ static void
 test_web_form_parse_malformed(void **state)
 {
 	struct web_form f;
-	char many[200];
+	char many[16 * (WEB_FORM_FIELDS + 1)];
 	size_t i, o = 0;
 
 	(void)state;
