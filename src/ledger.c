@@ -147,6 +147,68 @@ ledger_retry_failed(sqlite3 *db, long long issue_id, long long *n, struct herr *
 }
 
 int
+ledger_set_variants(sqlite3 *db, long long issue_id, const long long *ids, const int *variant,
+                    size_t n, struct herr *err)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int rc;
+
+	if (db_run2(db, "UPDATE deliveries SET variant = 0 WHERE issue_id = ?1", issue_id, 0,
+	            NULL, "split the recipients", err) < 0 ||
+	    db_prepare(db, &st, "UPDATE deliveries SET variant = ?3 WHERE issue_id = ?1 "
+	               "AND subscriber_id = ?2", err) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!variant[i])
+			continue;
+		sqlite3_bind_int64(st, 1, issue_id);
+		sqlite3_bind_int64(st, 2, ids[i]);
+		sqlite3_bind_int(st, 3, variant[i]);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_error(db, err, "split the recipients");
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int
+ledger_move_subscriber(sqlite3 *db, long long from, long long to, long long *n,
+                       struct herr *err)
+{
+	return db_run2(db, "UPDATE deliveries SET subscriber_id = ?2 WHERE subscriber_id = ?1",
+	               from, to, n, "move deliveries", err);
+}
+
+int
+ledger_prune(sqlite3 *db, long long issue_id, long long before, long long limit, long long *n,
+             struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_prepare(db, &st,
+	               "DELETE FROM deliveries WHERE issue_id = ?1 AND subscriber_id IN "
+	               "(SELECT subscriber_id FROM deliveries WHERE issue_id = ?1 "
+	               " AND status IN ('sent', 'bounced', 'failed', 'skipped') "
+	               " AND coalesce(sent_at, updated_at) < ?2 LIMIT ?3)", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, issue_id);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int64(st, 3, limit);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "remove old deliveries");
+	*n = sqlite3_changes(db);
+	return 0;
+}
+
+int
 ledger_recover(sqlite3 *db, long long issue_id, long long *n, struct herr *err)
 {
 	return db_run2(db,

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "herald/db.h"
+#include "herald/ledger.h"
 #include "herald/message.h"
 #include "herald/mime.h"
 #include "herald/subscriber.h"
@@ -580,8 +581,7 @@ forget_in(sqlite3 *db, const struct token_key *key, const struct address *a, con
 		            "lower(hex(randomblob(16))), '', '{}', 'blocklisted', 0, 0)", err) < 0)
 			return herr_wrap(err, "make the tombstone");
 		tomb = sqlite3_last_insert_rowid(db);
-		if (run(db, "UPDATE deliveries SET subscriber_id = ?2 WHERE subscriber_id = ?1",
-		        sid, tomb, &n, "move deliveries", err) < 0)
+		if (ledger_move_subscriber(db, sid, tomb, &n, err) < 0)
 			return -1;
 		res->kept += n;
 		if (run(db, "UPDATE events SET subscriber_id = ?2, detail = CASE WHEN kind IN "

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "herald/db.h"
+#include "herald/ledger.h"
 #include "herald/report.h"
 
 /* The issues with rows retention may remove whose figures are not kept
@@ -46,13 +47,6 @@ static const char *const event_kinds[] = {
 static const char frozen_sql[] =
 	"SELECT f.issue_id FROM issue_figures f JOIN issues i ON i.id = f.issue_id "
 	"WHERE i.status IN ('sent', 'cancelled') ORDER BY f.issue_id";
-
-/* Only final rows: the ledger never looks at them again (ledger.h). */
-static const char deliveries_sql[] =
-	"DELETE FROM deliveries WHERE issue_id = ?1 AND subscriber_id IN "
-	"(SELECT subscriber_id FROM deliveries WHERE issue_id = ?1 "
-	" AND status IN ('sent', 'bounced', 'failed', 'skipped') "
-	" AND coalesce(sent_at, updated_at) < ?2 LIMIT ?3)";
 
 static const char inbound_sql[] =
 	"DELETE FROM inbound WHERE id IN (SELECT id FROM inbound WHERE received_at < ?1 "
@@ -245,36 +239,38 @@ static int
 remove_deliveries(sqlite3 *db, const struct retention_policy *p, long long now,
                   struct retention_report *rep, struct herr *err)
 {
-	sqlite3_stmt *st;
 	long long *ids, n;
 	size_t n_ids, i;
+	double t0;
 
 	if (p->deliveries <= 0)
 		return 0;
 	if (ids_of(db, frozen_sql, 0, 0, &ids, &n_ids, err) < 0)
 		return -1;
-	if (db_prepare(db, &st, deliveries_sql, err) < 0) {
-		free(ids);
-		return -1;
-	}
 	for (i = 0; i < n_ids; i++) {
-		sqlite3_bind_int64(st, 1, ids[i]);
-		sqlite3_bind_int64(st, 2, now - p->deliveries);
 		do {
 			if (should_stop(p, rep))
 				goto done;
-			if (batch(db, st, 3, p->batch, rep, &n, "remove old deliveries", err) < 0) {
-				sqlite3_finalize(st);
-				free(ids);
-				return -1;
+			/* ledger.c owns the rows: one batch, one transaction */
+			t0 = mono_ms();
+			if (db_begin(db, err) < 0)
+				goto fail;
+			if (ledger_prune(db, ids[i], now - p->deliveries, p->batch, &n, err) < 0) {
+				db_rollback(db);
+				goto fail;
 			}
+			if (db_commit(db, err) < 0)
+				goto fail;
+			timed(rep, t0);
 			rep->deliveries += n;
 		} while (n >= p->batch);
 	}
 done:
-	sqlite3_finalize(st);
 	free(ids);
 	return 0;
+fail:
+	free(ids);
+	return -1;
 }
 
 static int

@@ -20,6 +20,7 @@
 
 #include "herald/config.h"
 #include "herald/db.h"
+#include "herald/ledger.h"
 #include "herald/report.h"
 #include "herald/tmpl.h"
 
@@ -233,7 +234,7 @@ subjecttest_assign(sqlite3 *db, long long issue_id, long long *tested, struct he
 	sqlite3_stmt *st = NULL;
 	long long *ids = NULL, *nids;
 	int *variant = NULL, rc, ret = -1;
-	size_t n = 0, cap = 0, i;
+	size_t n = 0, cap = 0;
 
 	*tested = 0;
 	if (subjecttest_load(db, issue_id, &t, err) < 0)
@@ -269,24 +270,8 @@ subjecttest_assign(sqlite3 *db, long long issue_id, long long *tested, struct he
 	}
 	*tested = (long long)subjecttest_split(issue_id, ids, n, t.share, t.n, variant);
 	/* everyone is the holdout (0) first, then the test groups are marked */
-	if (db_run2(db, "UPDATE deliveries SET variant = 0 WHERE issue_id = ?1", issue_id, 0,
-	            NULL, "split the recipients", err) < 0 ||
-	    db_prepare(db, &st, "UPDATE deliveries SET variant = ?3 WHERE issue_id = ?1 "
-	               "AND subscriber_id = ?2", err) < 0)
+	if (ledger_set_variants(db, issue_id, ids, variant, n, err) < 0)
 		goto out;
-	for (i = 0; i < n; i++) {
-		if (!variant[i])
-			continue;
-		sqlite3_bind_int64(st, 1, issue_id);
-		sqlite3_bind_int64(st, 2, ids[i]);
-		sqlite3_bind_int(st, 3, variant[i]);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			db_error(db, err, "split the recipients");
-			goto out;
-		}
-	}
 	ret = 0;
 out:
 	sqlite3_finalize(st);

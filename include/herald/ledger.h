@@ -87,6 +87,21 @@ int ledger_add(sqlite3 *db, long long issue_id, long long subscriber_id, int *ad
  * retry window starts again); *n says how many.  Inside the caller's
  * transaction (issue_retry_failed() reopens a sent issue in the same). */
 int ledger_retry_failed(sqlite3 *db, long long issue_id, long long *n, struct herr *err);
+/* (7): a subject test's split, in the snapshot's transaction: every row of
+ * the issue is the holdout (variant 0), then ids[i] gets variant[i] where
+ * that is not 0 (subjecttest.c decides who). */
+int ledger_set_variants(sqlite3 *db, long long issue_id, const long long *ids,
+                        const int *variant, size_t n, struct herr *err);
+/* Erasure (privacy.h): every row of subscriber `from` becomes `to`'s (the
+ * tombstone that keeps the counts); *n how many.  In the caller's
+ * transaction. */
+int ledger_move_subscriber(sqlite3 *db, long long from, long long to, long long *n,
+                           struct herr *err);
+/* Retention (retention.h): remove at most `limit` rows of issue `issue_id`
+ * that are final (sent, bounced, failed, skipped) and older than `before`;
+ * *n how many.  The ledger never looks at a final row again. */
+int ledger_prune(sqlite3 *db, long long issue_id, long long before, long long limit,
+                 long long *n, struct herr *err);
 
 /* (5): in-flight rows back to pending; *n says how many. */
 int ledger_recover(sqlite3 *db, long long issue_id, long long *n, struct herr *err);
