@@ -201,6 +201,13 @@ prefs_save(sqlite3 *db, const struct prefs_list *lists, size_t n,
 			goto fail;
 		out->renamed = changed;
 	}
+	/* the reader's own consent to tracking, given or withdrawn here */
+	if (c->tracking_consent >= 0 && !c->leave_all) {
+		if (subscriber_set_tracking_consent(db, c->subscriber_id, c->tracking_consent,
+		                                    &changed, err) < 0)
+			goto fail;
+		out->tracking_changed = changed;
+	}
 	for (i = 0; i < n; i++) {
 		const struct prefs_list *p = &lists[i];
 		int on = !strcmp(p->status, "confirmed") || !strcmp(p->status, "unconfirmed");

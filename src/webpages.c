@@ -283,7 +283,14 @@ webpage_preferences(struct buf *b, const char *lang, const struct webpage_prefs 
 		     buf_adds(b, " <span class=\"small\">(waiting for your confirmation)</span>") < 0) ||
 		    buf_adds(b, "</label>\n") < 0)
 			return -1;
-	if (buf_adds(b, "</fieldset>\n<label>Your name <input type=\"text\" name=\"name\" "
+	if (buf_adds(b, "</fieldset>\n") < 0 ||
+	    (p->tracking_shown &&
+	     buf_addf(b, "<fieldset>\n<legend>Tracking</legend>\n<label><input type=\"checkbox\" "
+	              "name=\"tracking_consent\" value=\"yes\"%s> Count when I open a mail or "
+	              "follow a link in it</label>\n</fieldset>\n",
+	              p->tracking_consent ? " checked" : "") < 0))
+		return -1;
+	if (buf_adds(b, "<label>Your name <input type=\"text\" name=\"name\" "
 	             "maxlength=\"256\" autocomplete=\"name\" value=\"") < 0 ||
 	    esc(b, p->name) < 0 ||
 	    buf_adds(b, "\"></label>\n<label>Your address <input type=\"text\" name=\"email\" "

@@ -140,6 +140,15 @@ prefs_page(struct web_server *s, struct MHD_Connection *c, const struct web_rout
 	p.n = i;
 	p.notice = notice;
 	p.survey = survey;
+	if (s->cfg->tracking_mode == CONFIG_TRACKING_CONSENT) {
+		struct herr err;
+		struct web_thread *t = web_thread_db(s);
+
+		p.tracking_shown = 1;
+		if (!t || subscriber_tracking_consent(t->db, sub->id, &p.tracking_consent,
+		                                      &err) < 0)
+			return web_unavailable(s, c);
+	}
 	return web_queue_page_or_fail(s, c, webpage_preferences(&page, s->cfg->lang, &p), &page);
 }
 
@@ -287,9 +296,14 @@ web_handle_preferences(struct web_server *s, struct MHD_Connection *c, enum web_
 	memset(&ch, 0, sizeof ch);
 	ch.erased_key = &s->key;  /* subscriber.h rule (10) */
 	ch.subscriber_id = sub.id;
+	ch.tracking_consent = -1;
 	if (action && !strcmp(action, "leave_all"))
 		ch.leave_all = 1;
 	else {
+		/* the checkbox is on the page only in consent mode: an unticked
+		 * box sends nothing, so its absence withdraws the consent */
+		if (s->cfg->tracking_mode == CONFIG_TRACKING_CONSENT)
+			ch.tracking_consent = web_form_get(form, "tracking_consent") != NULL;
 		name = web_form_get(form, "name");
 		email = web_form_get(form, "email");
 		if (ticked_lists(form, ticked, &ch.n_ticked) < 0) {

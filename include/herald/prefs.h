@@ -79,6 +79,9 @@ struct prefs_change {
 	const long long      *ticked;    /* ids of the lists ticked on the form */
 	size_t                n_ticked;
 	int                   leave_all; /* rule (2): the ticks are ignored */
+	/* -1: unchanged; 0/1: the reader's consent to tracking ([tracking]
+	 * mode = consent), subscriber_set_tracking_consent() */
+	int                   tracking_consent;
 	/* The token secret: sign-ups check it against the erased
 	 * (subscriber.h rule (10)); NULL skips that check (tests only). */
 	const struct token_key *erased_key;
@@ -95,6 +98,7 @@ struct prefs_mail {
 
 struct prefs_result {
 	int               renamed;
+	int               tracking_changed; /* tracking_consent changed */
 	size_t            left;       /* subscriptions ended */
 	size_t            joined;     /* subscriptions confirmed at once */
 	struct prefs_mail mails[2 * PREFS_LISTS_MAX];

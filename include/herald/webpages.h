@@ -67,6 +67,8 @@ struct webpage_prefs {
 	size_t      n;
 	const char *notice;      /* NULL, or a paragraph above it all ("saved") */
 	int         survey;      /* the reader just left a list: the survey form */
+	int         tracking_shown;   /* [tracking] mode = consent: the checkbox */
+	int         tracking_consent; /* its state: the reader's tracking_consent */
 };
 
 /* GET /p/TOKEN, and the answer to its POST: the address, the name, a

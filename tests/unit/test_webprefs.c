@@ -175,6 +175,7 @@ test_prefs_lists_and_save(void **state)
 	/* tick the digest (double opt-in: a mail, unconfirmed), keep the news,
 	 * try the hidden list (rule 1: not shown, not changed), rename */
 	memset(&c, 0, sizeof c);
+	c.tracking_consent = -1;
 	c.subscriber_id = f->reader;
 	ticked[0] = f->digest.id;
 	ticked[1] = f->hidden.id;
@@ -206,6 +207,7 @@ test_prefs_lists_and_save(void **state)
 	/* rule (2): leave everything */
 	herr_clear(&err);
 	memset(&c, 0, sizeof c);
+	c.tracking_consent = -1;
 	c.subscriber_id = f->reader;
 	c.leave_all = 1;
 	assert_int_equal(prefs_save(f->db, lists, n, &c, &res, &err), 0);
@@ -231,6 +233,7 @@ test_prefs_new_address_waits(void **state)
 	assert_int_equal(prefs_lists(f->db, f->reader, &lists, &n, &err), 0);
 	assert_int_equal(address_parse("new@example.org", &to, &err), 0);
 	memset(&c, 0, sizeof c);
+	c.tracking_consent = -1;
 	c.subscriber_id = f->reader;
 	ticked[0] = f->news.id;
 	c.ticked = ticked;
@@ -298,7 +301,7 @@ static void
 test_webpage_preferences_escapes(void **state)
 {
 	struct webpage_pref_list l[2] = { { 3, "<b>News</b>", 1, 0 }, { 9, "A & B", 1, 1 } };
-	struct webpage_prefs p = { "a\"@example.org", "<Tom>", "TOK", "N0NCE", l, 2, NULL, 1 };
+	struct webpage_prefs p = { "a\"@example.org", "<Tom>", "TOK", "N0NCE", l, 2, NULL, 1, 0, 0 };
 	struct buf b = BUF_INIT(1u << 17);
 
 	(void)state;
@@ -322,7 +325,51 @@ test_webpage_preferences_escapes(void **state)
 			k++, q++;
 		assert_int_equal(k, 5);
 	}
+	/* no tracking checkbox unless [tracking] mode = consent shows it */
+	assert_null(strstr(b.data, "name=\"tracking_consent\""));
 	buf_free(&b);
+	p.tracking_shown = 1;
+	p.tracking_consent = 1;
+	assert_int_equal(webpage_preferences(&b, "en", &p), 0);
+	assert_non_null(strstr(b.data, "name=\"tracking_consent\" value=\"yes\" checked>"));
+	buf_free(&b);
+	p.tracking_consent = 0;
+	assert_int_equal(webpage_preferences(&b, "en", &p), 0);
+	assert_non_null(strstr(b.data, "name=\"tracking_consent\" value=\"yes\">"));
+	buf_free(&b);
+}
+
+/* The reader gives and withdraws consent to tracking on the page; -1
+ * leaves it alone; "leave all" does not touch it. */
+static void
+test_prefs_save_tracking_consent(void **state)
+{
+	struct fixture *f = *state;
+	struct prefs_list *lists;
+	struct prefs_change c;
+	struct prefs_result res;
+	struct herr err;
+	size_t n;
+	int yes = -1;
+
+	assert_int_equal(prefs_lists(f->db, f->reader, &lists, &n, &err), 0);
+	memset(&c, 0, sizeof c);
+	c.subscriber_id = f->reader;
+	c.tracking_consent = 1;
+	assert_int_equal(prefs_save(f->db, lists, n, &c, &res, &err), 0);
+	assert_int_equal(res.tracking_changed, 1);
+	assert_int_equal(subscriber_tracking_consent(f->db, f->reader, &yes, &err), 0);
+	assert_int_equal(yes, 1);
+	c.tracking_consent = -1;
+	assert_int_equal(prefs_save(f->db, lists, n, &c, &res, &err), 0);
+	assert_int_equal(res.tracking_changed, 0);
+	assert_int_equal(subscriber_tracking_consent(f->db, f->reader, &yes, &err), 0);
+	assert_int_equal(yes, 1);
+	c.tracking_consent = 0;
+	assert_int_equal(prefs_save(f->db, lists, n, &c, &res, &err), 0);
+	assert_int_equal(subscriber_tracking_consent(f->db, f->reader, &yes, &err), 0);
+	assert_int_equal(yes, 0);
+	free(lists);
 }
 
 int
@@ -335,6 +382,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_prefs_new_address_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefs_survey, setup, teardown),
 		cmocka_unit_test(test_webpage_preferences_escapes),
+		cmocka_unit_test_setup_teardown(test_prefs_save_tracking_consent, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
