@@ -397,6 +397,46 @@ def test_survey_needs_a_recent_leaving_and_is_counted():
     check(re.search(r'data-key="leave_reasons.too_many">1<', html), "stats --html")
 
 
+def test_tracking_consent_checkbox_in_consent_mode():
+    """[tracking] mode = consent: the page shows a Tracking checkbox with the
+    reader's consent; saving it ticked gives it, unticked withdraws it (the
+    attribute tracking.h reads); the first world (mode on) shows none."""
+    setup()
+    check('name="tracking_consent"' not in expect(curl(prefs_url(S.readers[4])), 200).text,
+          "a tracking checkbox in mode on")
+    with World(extra_config="[tracking]\nmode = consent\n") as w:
+        w.init()
+        smtp = w.smtp()
+        w.ok("list", "create", "news", "--title", "WWC News", "--signup")
+        who = "tc@example.org"
+        w.subscribe([who], "news")
+        w.ok("send", w.new_issue("Consent issue", "news", "Hello.\n"))
+        msg = [m for _, m, _ in smtp.messages()][0]
+        html = msg.get_body(("html",)).get_content()
+        srv = w.serve()
+        try:
+            url = srv.url + re.findall(r'href="%s(/p/%s)"' % (re.escape(BASE), TOKEN_RE),
+                                       html)[0]
+
+            def consent():
+                return w.sql("SELECT json_extract(attributes, '$.tracking_consent') FROM "
+                             "subscribers WHERE email = ?", who)[0][0]
+
+            r = expect(curl(url), 200)
+            check('name="tracking_consent" value="yes">' in r.text, "unticked box: %s",
+                  r.text[:2000])
+            news = str(w.sql("SELECT id FROM lists WHERE name = 'news'")[0][0])
+            r = expect(post(url, [("nonce", nonce_of(r)), ("action", "save"), ("list", news),
+                                  ("tracking_consent", "yes")]), 200)
+            check(consent() == "yes", "consent after ticking: %r", consent())
+            check('name="tracking_consent" value="yes" checked>' in r.text, "box not ticked")
+            r = expect(post(url, [("nonce", nonce_of(r)), ("action", "save"),
+                                  ("list", news)]), 200)
+            check(consent() == "no", "consent after unticking: %r", consent())
+        finally:
+            check(srv.stop() == 0, "the consent-mode server")
+
+
 def teardown():
     if hasattr(S, "w"):
         if getattr(S, "srv", None) is not None and S.srv.poll() is None:
