@@ -521,12 +521,7 @@ begin rewrite
         self.stop()
 
     def log_tail(self, n=40):
-        try:
-            with open(self.log, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return ""
-        return "--- %s (last %d lines)\n%s\n" % (self.log, n, "\n".join(lines[-n:]))
+        return mtaroot.log_tail(self.log, n)
 
     def wait_for_mail(self, maildir, n, timeout=30):
         return mtaroot.wait_for_files(os.path.join(maildir, "new"), n, timeout,

@@ -252,6 +252,17 @@ def stop_processes(find, first_signal=None, grace=10):
     raise RuntimeError("processes %s survive SIGKILL" % sorted(pids))
 
 
+def log_tail(path, n=40):
+    """The last n lines of an MTA's log file, for an error message ("" when
+    it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return "--- %s (last %d lines)\n%s\n" % (path, n, "\n".join(lines[-n:]))
+
+
 def wait_for_files(directory, n, timeout, what=""):
     """The first n files in DIRECTORY (oldest first by mtime, then name);
     TimeoutError when fewer arrive in time."""

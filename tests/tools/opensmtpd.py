@@ -267,12 +267,7 @@ class OpenSMTPD:
         self.stop()
 
     def log_tail(self, n=40):
-        try:
-            with open(self.log, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return ""
-        return "--- %s (last %d lines)\n%s\n" % (self.log, n, "\n".join(lines[-n:]))
+        return mtaroot.log_tail(self.log, n)
 
 
 def start(tmpdir, **options):
