@@ -5,11 +5,16 @@ Headless Debian chromium through chromium-driver and python3-selenium, as
 test_browser.py: the reader opens the "Manage your subscription" link of a
 mail the test SMTP server received, ticks a list, unticks another, saves
 with the button, and the database says exactly that (the nonce travelled
-in the form, nothing else needed); the page has no Content-Security-Policy
-violation.  Screenshots go to $HERALD_ARTIFACTS, else <build dir>/
+in the form, nothing else needed); answers the optional "Why are you
+leaving?" form shown after that unsubscribe; asks for "Download my data"
+(the page shows none of it, the mail brings it); asks "Delete me", follows
+the link of the confirmation mail in the browser and presses the button,
+and the address is gone from the database.  No page has a
+Content-Security-Policy violation.  Screenshots go to $HERALD_ARTIFACTS, else <build dir>/
 test-artifacts.  Exits 77 (skip) when chromium, chromedriver or selenium is
 missing.
 """
+import json
 import os
 import re
 import shutil
@@ -82,7 +87,7 @@ def click(xpath):
 def setup():
     w = E.w = World()
     w.init()
-    smtp = w.smtp()
+    smtp = E.smtp = w.smtp()
     w.ok("list", "create", "newsletter", "--title", "WWC News", "--public", "--signup")
     w.ok("list", "create", "research", "--title", "Research Digest", "--signup")
     w.ok("sub", "add", WHO, "--list", "newsletter", "--name", "Zoë Müller")
@@ -126,12 +131,83 @@ def test_tick_save_and_the_database_follows():
     src = E.w.sql("SELECT json_extract(detail, '$.source') FROM events WHERE kind = "
                   "'unsubscribe'")
     check(src == [("preferences",)], "unsubscribe events %s", src)
+    no_csp_violation()
+
+
+def no_csp_violation():
     try:
         logs = E.driver.get_log("browser")
     except Exception:
         logs = []
     v = [e["message"] for e in logs if "Content Security Policy" in e.get("message", "")]
     check(not v, "CSP violations: %s", v)
+
+
+def wait_text(words):
+    WebDriverWait(E.driver, 20, ignored_exceptions=(StaleElementReferenceException,)
+                  ).until(lambda d: words in body_text())
+
+
+def mails_to_who():
+    return [m for _, m, _ in E.smtp.messages()
+            if m["To"].addresses[0].addr_spec.lower() == WHO.lower()]
+
+
+def wait_mails(n, what):
+    deadline = time.time() + 20
+    while len(mails_to_who()) < n:
+        check(time.time() < deadline, "no %s after 20 s", what)
+        time.sleep(0.2)
+    return mails_to_who()[n - 1]
+
+
+def test_survey_after_leaving():
+    # the page of the save above offers the survey; answering is optional
+    check("Why are you leaving?" in body_text(), "no survey: %r", body_text())
+    click("//input[@type='radio' and @name='reason' and @value='other']")
+    E.driver.find_element(By.XPATH, "//input[@name='note']").send_keys("Wrong team")
+    click("//button[normalize-space(.)='Send my answer']")
+    wait_text("Thank you")
+    rows = E.w.sql("SELECT reason, note FROM leave_answers")
+    check(rows == [("other", "Wrong team")], "leave_answers %s", rows)
+    no_csp_violation()
+
+
+def test_download_my_data_comes_by_mail():
+    n = len(mails_to_who())
+    E.driver.get(E.srv.url + E.prefs[len(BASE):])
+    click("//button[normalize-space(.)='Download my data']")
+    wait_text("on its way")
+    text = body_text()
+    check("Zoë Müller" not in text and "{" not in text, "the page shows data: %r", text)
+    m = wait_mails(n + 1, "export mail")
+    body = m.get_body(("plain",)).get_content()
+    doc = json.loads(body[body.index("\n{") + 1:body.rindex("\n}") + 2])
+    check(doc["subscriber"]["email"] == WHO and doc["subscriber"]["name"] == "Zoë Müller",
+          "export %s", doc["subscriber"])
+    no_csp_violation()
+
+
+def test_delete_me_needs_the_mail_then_erases():
+    n = len(mails_to_who())
+    E.driver.get(E.srv.url + E.prefs[len(BASE):])
+    click("//button[normalize-space(.)='Delete me']")
+    wait_text("Check your inbox")
+    m = wait_mails(n + 1, "erase mail")
+    check(E.w.sql("SELECT count(*) FROM subscribers WHERE email = ?", WHO) == [(1,)],
+          "erased before the mail's link was followed")
+    codes = re.findall(r"%s(/erase/[0-9a-f]{32})\b" % re.escape(BASE),
+                       m.get_body(("plain",)).get_content())
+    check(len(codes) == 1, "erase links %s", codes)
+    E.driver.get(E.srv.url + codes[0])
+    check("Delete my data" in body_text(), "erase page: %r", body_text())
+    E.driver.save_screenshot(os.path.join(ARTIFACTS, "browser-erase.png"))
+    click("//button[normalize-space(.)='Delete my data']")
+    wait_text("has been deleted")
+    check(E.w.sql("SELECT count(*) FROM subscribers WHERE email_key = ?", WHO.lower()) == [(0,)],
+          "still a subscriber")
+    check(E.w.sql("SELECT count(*) FROM erased") == [(1,)], "no erasure hash kept")
+    no_csp_violation()
 
 
 def teardown():
@@ -150,7 +226,11 @@ def main():
             print("FAIL setup: %s: %s" % (type(e).__name__, e))
             sys.exit(1)
         run_tests([("tick_save_and_the_database_follows",
-                    test_tick_save_and_the_database_follows)])
+                    test_tick_save_and_the_database_follows),
+                   ("survey_after_leaving", test_survey_after_leaving),
+                   ("download_my_data_comes_by_mail", test_download_my_data_comes_by_mail),
+                   ("delete_me_needs_the_mail_then_erases",
+                    test_delete_me_needs_the_mail_then_erases)])
     finally:
         teardown()
 
