@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "herald/db.h"
+#include "herald/utf8.h"
 
 int
 list_name_check(const char *name, struct herr *err)
@@ -27,23 +28,48 @@ list_name_check(const char *name, struct herr *err)
 	return 0;
 }
 
+/* A title or consent text goes into pages and mail headers' words:
+ * UTF-8, no control character (CR/LF among them), not too long. */
 static int
-check_title(const char *title, struct herr *err)
+check_text(const char *what, const char *text, size_t max, struct herr *err)
 {
 	const char *p;
+	size_t len;
 
-	for (p = title ? title : ""; *p; p++)
+	if (!text)
+		return 0;
+	for (p = text; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return herr_set(err, EX_DATAERR, NULL,
-			                "list title contains a control character");
+			return herr_set(err, EX_DATAERR, NULL, "list %s contains a control character",
+			                what);
+	len = strlen(text);
+	if (utf8_invalid_at((const unsigned char *)text, len) != len)
+		return herr_set(err, EX_DATAERR, NULL, "list %s is not valid UTF-8", what);
+	if (len > max)
+		return herr_set(err, EX_DATAERR, NULL, "list %s is %zu bytes; at most %zu", what,
+		                len, max);
 	return 0;
+}
+
+static int
+check_settings(const struct list_settings *s, struct herr *err)
+{
+	return check_text("title", s->title, sizeof ((struct list *)0)->title - 1, err) < 0 ||
+	       check_text("consent text", s->consent_text, LIST_CONSENT_TEXT_MAX, err) < 0
+	       ? -1 : 0;
+}
+
+const char *
+list_consent_shown(const struct list *l)
+{
+	return l->consent_text[0] ? l->consent_text : l->title[0] ? l->title : l->name;
 }
 
 int
 list_create(sqlite3 *db, const char *name, const char *title, int double_opt_in,
             int public, long long *id_out, struct herr *err)
 {
-	struct list_settings s = { title, double_opt_in != 0, public != 0, 0 };
+	struct list_settings s = { title, double_opt_in != 0, public != 0, 0, NULL };
 
 	return list_create_with(db, name, &s, id_out, err);
 }
@@ -55,11 +81,11 @@ list_create_with(sqlite3 *db, const char *name, const struct list_settings *s,
 	sqlite3_stmt *st;
 	int rc;
 
-	if (list_name_check(name, err) < 0 || check_title(s->title, err) < 0)
+	if (list_name_check(name, err) < 0 || check_settings(s, err) < 0)
 		return -1;
 	if (db_prepare(db, &st,
-	               "INSERT INTO lists (name, title, double_opt_in, public, signup, created_at) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", err) < 0)
+	               "INSERT INTO lists (name, title, double_opt_in, public, signup, created_at, "
+	               "consent_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", err) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, s->title ? s->title : "", -1, SQLITE_STATIC);
@@ -67,6 +93,7 @@ list_create_with(sqlite3 *db, const char *name, const struct list_settings *s,
 	sqlite3_bind_int(st, 4, s->public > 0);
 	sqlite3_bind_int(st, 5, s->signup > 0);
 	sqlite3_bind_int64(st, 6, db_now());
+	sqlite3_bind_text(st, 7, s->consent_text ? s->consent_text : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT)
@@ -84,12 +111,13 @@ list_set(sqlite3 *db, const char *name, const struct list_settings *s, struct he
 	sqlite3_stmt *st;
 	int rc;
 
-	if (check_title(s->title, err) < 0)
+	if (check_settings(s, err) < 0)
 		return -1;
 	if (db_prepare(db, &st,
 	               "UPDATE lists SET title = coalesce(?2, title), "
 	               "double_opt_in = coalesce(?3, double_opt_in), public = coalesce(?4, public), "
-	               "signup = coalesce(?5, signup) WHERE name = ?1", err) < 0)
+	               "signup = coalesce(?5, signup), consent_text = coalesce(?6, consent_text) "
+	               "WHERE name = ?1", err) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (s->title)
@@ -100,6 +128,8 @@ list_set(sqlite3 *db, const char *name, const struct list_settings *s, struct he
 		sqlite3_bind_int(st, 4, s->public != 0);
 	if (s->signup >= 0)
 		sqlite3_bind_int(st, 5, s->signup != 0);
+	if (s->consent_text)
+		sqlite3_bind_text(st, 6, s->consent_text, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -114,7 +144,8 @@ list_set(sqlite3 *db, const char *name, const struct list_settings *s, struct he
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'confirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unconfirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unsubscribed'), " \
-	"(SELECT count(*) FROM issue_lists il WHERE il.list_id = l.id), l.signup FROM lists l "
+	"(SELECT count(*) FROM issue_lists il WHERE il.list_id = l.id), l.signup, l.consent_text " \
+	"FROM lists l "
 
 static void
 row_to_list(sqlite3_stmt *st, struct list *l)
@@ -131,6 +162,8 @@ row_to_list(sqlite3_stmt *st, struct list *l)
 	l->n_unsubscribed = sqlite3_column_int64(st, 8);
 	l->n_issues = sqlite3_column_int64(st, 9);
 	l->signup = sqlite3_column_int(st, 10);
+	snprintf(l->consent_text, sizeof l->consent_text, "%s",
+	         (const char *)sqlite3_column_text(st, 11));
 }
 
 static int

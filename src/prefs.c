@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/consent.h"
 #include "herald/db.h"
 #include "herald/list.h"
 #include "herald/subscriber.h"
@@ -72,7 +73,7 @@ prefs_lists(sqlite3 *db, long long subscriber_id, struct prefs_list **out, size_
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	if (db_prepare(db, &st,
 	               "SELECT l.id, l.name, CASE WHEN l.title <> '' THEN l.title ELSE l.name END, "
-	               "ifnull(s.status, ''), l.double_opt_in, l.signup FROM lists l "
+	               "ifnull(s.status, ''), l.double_opt_in, l.signup, l.consent_text FROM lists l "
 	               "LEFT JOIN subscriptions s ON s.list_id = l.id AND s.subscriber_id = ?1 "
 	               "WHERE s.status IS NOT NULL OR l.signup = 1 "
 	               "ORDER BY 3, l.id LIMIT ?2", err) < 0) {
@@ -93,6 +94,8 @@ prefs_lists(sqlite3 *db, long long subscriber_id, struct prefs_list **out, size_
 		snprintf(p->status, sizeof p->status, "%s", t ? t : "");
 		p->double_opt_in = sqlite3_column_int(st, 4);
 		p->signup = sqlite3_column_int(st, 5);
+		t = (const char *)sqlite3_column_text(st, 6);
+		snprintf(p->consent_text, sizeof p->consent_text, "%s", t ? t : "");
 		(*n)++;
 	}
 	sqlite3_finalize(st);
@@ -145,20 +148,25 @@ prefs_needs_mail(const struct prefs_list *lists, size_t n, const struct prefs_ch
 static int
 signup(struct subscriber_writer *w, sqlite3 *db, const struct prefs_list *p,
        const struct address *a, const char *name, int new_address,
-       const struct token_key *erased_key, struct prefs_result *out, struct herr *err)
+       const struct prefs_change *c, struct prefs_result *out, struct herr *err)
 {
+	static const struct consent_ctx bare = { .source = "preferences" };
 	struct signup_result res;
 	struct signup_req req;
+	struct consent_ctx how;
 	struct list l;
 
 	if (list_get_by_id(db, p->id, &l, err) < 0)
 		return -1;
+	how = c->consent ? *c->consent : bare;
+	how.text = list_consent_shown(&l);
 	memset(&req, 0, sizeof req);
+	req.consent = &how;
 	req.addr = a;
 	req.name = name && *name ? name : NULL;
 	req.source = SIGNUP_WEB;
 	req.unconfirmed = new_address;
-	req.erased_key = erased_key;  /* subscriber.h rule (10) */
+	req.erased_key = c->erased_key;  /* subscriber.h rule (10) */
 	if (subscriber_signup_in(w, &l, &req, &res, err) < 0)
 		return -1;
 	if (res.confirm_mail && out->n_mails < sizeof out->mails / sizeof out->mails[0]) {
@@ -218,7 +226,7 @@ prefs_save(sqlite3 *db, const struct prefs_list *lists, size_t n,
 				goto fail;
 			out->left += (size_t)changed;
 		} else if (is_ticked(c, p->id) && strcmp(p->status, "confirmed") &&
-		           signup(w, db, p, &a, NULL, 0, c->erased_key, out, err) < 0)
+		           signup(w, db, p, &a, NULL, 0, c, out, err) < 0)
 			goto fail;
 	}
 	/* a new address: its own sign-up to what the reader keeps, each
@@ -227,7 +235,7 @@ prefs_save(sqlite3 *db, const struct prefs_list *lists, size_t n,
 		for (i = 0; i < n; i++)
 			if (is_ticked(c, lists[i].id) &&
 			    signup(w, db, &lists[i], c->new_addr, c->name ? c->name : me.name, 1,
-			           c->erased_key, out, err) < 0)
+			           c, out, err) < 0)
 				goto fail;
 	subscriber_writer_close(w);
 	w = NULL;

@@ -368,6 +368,8 @@ dispatch(struct web_server *s, struct MHD_Connection *c, enum web_method m,
 		return web_handle_confirm(s, c, m, r, rq);
 	case WEB_ROUTE_SUBSCRIBE:
 		return web_handle_subscribe(s, c, rq);
+	case WEB_ROUTE_SIGNUP_PAGE:
+		return web_handle_signup_page(s, c, r);
 	case WEB_ROUTE_ARCHIVE_INDEX:
 		return web_handle_archive_index(s, c, r);
 	case WEB_ROUTE_ARCHIVE:

@@ -245,6 +245,15 @@ web_route(enum web_method m, const char *path, struct web_route *r)
 	} else if (!strcmp(path, "/subscribe")) {
 		r->kind = WEB_ROUTE_SUBSCRIBE;
 		r->allow = post_only;
+	} else if (starts(path, "/subscribe/", &rest)) {
+		/* a list name (list.h: a-z 0-9 . _ -), checked by the handler */
+		n = strlen(rest);
+		if (!n || n > 64 || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+			goto not_found;
+		r->kind = WEB_ROUTE_SIGNUP_PAGE;
+		r->allow = get_only;
+		r->token = rest;
+		r->token_len = n;
 	} else if (!strcmp(path, "/archive") || !strcmp(path, "/archive/")) {
 		r->kind = WEB_ROUTE_ARCHIVE_INDEX;
 		r->allow = get_only;

@@ -152,6 +152,15 @@ enum MHD_Result web_db_failed(struct web_server *s, struct MHD_Connection *c,
 enum MHD_Result web_queue_page_or_fail(struct web_server *s, struct MHD_Connection *c, int rc,
                                        struct buf *page);
 
+/* The reader's own request as consent (consent.h (5)): `source`, `text`
+ * (what the page showed), the client's address by the [web]
+ * trusted_proxies rule into `ip` (CONSENT_IP_MAX bytes), its User-Agent,
+ * and [privacy] store_ip, which the core applies when it writes the
+ * record.  websub.c. */
+struct consent_ctx;
+void web_consent_of(struct web_server *s, struct MHD_Connection *c, const char *source,
+                    const char *text, char *ip, struct consent_ctx *out);
+
 /* ---- the handlers ---- */
 
 enum MHD_Result web_handle_open(struct web_server *s, struct MHD_Connection *c,
@@ -166,6 +175,8 @@ enum MHD_Result web_handle_confirm(struct web_server *s, struct MHD_Connection *
                                    const struct request *rq);
 enum MHD_Result web_handle_subscribe(struct web_server *s, struct MHD_Connection *c,
                                      const struct request *rq);
+enum MHD_Result web_handle_signup_page(struct web_server *s, struct MHD_Connection *c,
+                                       const struct web_route *r);
 enum MHD_Result web_handle_archive_index(struct web_server *s, struct MHD_Connection *c,
                                          const struct web_route *r);
 enum MHD_Result web_handle_archive(struct web_server *s, struct MHD_Connection *c,

@@ -281,6 +281,9 @@ webpage_preferences(struct buf *b, const char *lang, const struct webpage_prefs 
 		    esc(b, p->lists[i].title) < 0 ||
 		    (p->lists[i].waiting &&
 		     buf_adds(b, " <span class=\"small\">(waiting for your confirmation)</span>") < 0) ||
+		    (p->lists[i].consent_text && *p->lists[i].consent_text &&
+		     (buf_adds(b, "<br><span class=\"small\">") < 0 ||
+		      esc(b, p->lists[i].consent_text) < 0 || buf_adds(b, "</span>") < 0)) ||
 		    buf_adds(b, "</label>\n") < 0)
 			return -1;
 	if (buf_adds(b, "</fieldset>\n") < 0 ||
@@ -348,6 +351,33 @@ webpage_archive(struct buf *b, const char *lang, const char *href_prefix,
 			return -1;
 	}
 	return buf_adds(b, "</ul>\n") < 0 || page_close(b) < 0 ? -1 : 0;
+}
+
+int
+webpage_signup_form(struct buf *b, const struct webpage_signup *f)
+{
+	return buf_adds(b, "<form method=\"post\" action=\"") < 0 || esc(b, f->action) < 0 ||
+	       buf_adds(b, "\" accept-charset=\"utf-8\">\n<input type=\"hidden\" name=\"list\" "
+	                "value=\"") < 0 || esc(b, f->list_name) < 0 ||
+	       buf_adds(b, "\">\n<label>Your e-mail address <input type=\"email\" name=\"email\" "
+	                "required maxlength=\"254\" autocomplete=\"email\"></label>\n"
+	                "<label>Your name (optional) <input type=\"text\" name=\"name\" "
+	                "maxlength=\"256\" autocomplete=\"name\"></label>\n") < 0 ||
+	       (f->tracking_shown &&
+	        buf_adds(b, "<label><input type=\"checkbox\" name=\"tracking_consent\" "
+	                 "value=\"yes\"> Count when I open a mail or follow a link in it "
+	                 "(optional)</label>\n") < 0) ||
+	       (f->consent_text && *f->consent_text &&
+	        (buf_adds(b, "<p class=\"small consent\">") < 0 || esc(b, f->consent_text) < 0 ||
+	         buf_adds(b, "</p>\n") < 0)) ||
+	       buf_adds(b, "<button type=\"submit\">Subscribe</button>\n</form>\n") < 0 ? -1 : 0;
+}
+
+int
+webpage_signup(struct buf *b, const char *lang, const struct webpage_signup *f)
+{
+	return heading_with(b, lang, "Subscribe to ", f->list_title) < 0 ||
+	       webpage_signup_form(b, f) < 0 || page_close(b) < 0 ? -1 : 0;
 }
 
 int

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "herald/address.h"
+#include "herald/consent.h"
 #include "herald/prefs.h"
 #include "herald/subscriber.h"
 #include "herald/webpages.h"
@@ -128,6 +129,7 @@ prefs_page(struct web_server *s, struct MHD_Connection *c, const struct web_rout
 	for (i = 0; i < n && i < PREFS_LISTS_MAX; i++) {
 		pl[i].id = lists[i].id;
 		pl[i].title = lists[i].title;
+		pl[i].consent_text = lists[i].consent_text;
 		pl[i].waiting = !strcmp(lists[i].status, "unconfirmed");
 		pl[i].checked = pl[i].waiting || !strcmp(lists[i].status, "confirmed");
 	}
@@ -245,13 +247,14 @@ web_handle_preferences(struct web_server *s, struct MHD_Connection *c, enum web_
 	struct prefs_result *res = NULL;
 	struct web_form *form = NULL;
 	struct prefs_change ch;
+	struct consent_ctx cc;
 	struct subscriber sub;
 	struct address mine, to;
 	struct web_thread *t;
 	struct token tok;
 	struct herr err;
 	const char *action, *name, *email, *notice;
-	char key[128], msg[HERR_MSG_MAX + 64];
+	char key[128], msg[HERR_MSG_MAX + 64], ip[CONSENT_IP_MAX];
 	enum MHD_Result ret;
 	size_t n = 0;
 	int new_address = 0;
@@ -295,6 +298,8 @@ web_handle_preferences(struct web_server *s, struct MHD_Connection *c, enum web_
 	}
 	memset(&ch, 0, sizeof ch);
 	ch.erased_key = &s->key;  /* subscriber.h rule (10) */
+	web_consent_of(s, c, "preferences", NULL, ip, &cc);
+	ch.consent = &cc;
 	ch.subscriber_id = sub.id;
 	ch.tracking_consent = -1;
 	if (action && !strcmp(action, "leave_all"))

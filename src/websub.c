@@ -48,12 +48,9 @@ title_of(const struct list *l)
 	return l->title[0] ? l->title : l->name;
 }
 
-/* The reader's own request as consent (consent.h (5)): the client's
- * address by the [web] trusted_proxies rule into `ip` (CONSENT_IP_MAX), its
- * User-Agent, and [privacy] store_ip, which the core applies when it
- * writes the record. */
-static void
-consent_of(struct web_server *s, struct MHD_Connection *c, const char *source,
+/* webint.h */
+void
+web_consent_of(struct web_server *s, struct MHD_Connection *c, const char *source,
            const char *text, char *ip, struct consent_ctx *out)
 {
 	const union MHD_ConnectionInfo *ci;
@@ -154,7 +151,7 @@ web_handle_unsubscribe(struct web_server *s, struct MHD_Connection *c, enum web_
 		rc = webpage_unsubscribe_ask(&page, s->cfg->lang, buf_str(&lists), n_lists,
 		                             sub.email);
 	else if (resubscribe) {
-		consent_of(s, c, "unsubscribe page", title_of(&l), ip, &cc);
+		web_consent_of(s, c, "unsubscribe page", list_consent_shown(&l), ip, &cc);
 		if (subscription_confirm_consent(t->db, l.id, sub.id, "web", &cc, &err) < 0) {
 			subscriber_clear(&sub);
 			buf_free(&lists);
@@ -236,7 +233,7 @@ web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_meth
 		subscriber_clear(&sub);
 		return web_db_failed(s, c, &err, "confirm");
 	}
-	consent_of(s, c, "confirmation link", title_of(&l), ip, &cc);
+	web_consent_of(s, c, "confirmation link", list_consent_shown(&l), ip, &cc);
 	if (!strcmp(status, "confirmed"))
 		rc = webpage_confirmed(&page, s->cfg->lang, title_of(&l), sub.email);
 	else if (resend) {
@@ -279,6 +276,40 @@ web_handle_confirm(struct web_server *s, struct MHD_Connection *c, enum web_meth
 }
 
 /* ---- sign-up ---- */
+
+/* GET /subscribe/NAME: the form of a --signup list, posting to /subscribe
+ * by a relative URL so that a proxy's path prefix stays; any other name is
+ * a 404, as POST /subscribe treats it. */
+enum MHD_Result
+web_handle_signup_page(struct web_server *s, struct MHD_Connection *c,
+                       const struct web_route *r)
+{
+	struct buf page = BUF_INIT(1u << 14);
+	struct webpage_signup f;
+	struct web_thread *t;
+	struct herr err;
+	struct list l;
+	char name[65];
+
+	herr_clear(&err);
+	snprintf(name, sizeof name, "%.*s", (int)r->token_len, r->token);
+	if (list_name_check(name, &err) < 0)
+		return web_not_found(s, c);
+	if (!(t = web_thread_db(s)))
+		return web_unavailable(s, c);
+	if (list_get(t->db, name, &l, &err) < 0 || !l.signup) {
+		if (err.code == EX_NOINPUT || !err.code)
+			return web_not_found(s, c);
+		return web_db_failed(s, c, &err, "sign-up page");
+	}
+	memset(&f, 0, sizeof f);
+	f.list_name = l.name;
+	f.list_title = title_of(&l);
+	f.consent_text = l.consent_text;  /* none set: the title above is what was shown */
+	f.action = "../subscribe";
+	f.tracking_shown = s->cfg->tracking_mode == CONFIG_TRACKING_CONSENT;
+	return web_queue_page_or_fail(s, c, webpage_signup(&page, s->cfg->lang, &f), &page);
+}
 
 enum MHD_Result
 web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struct request *rq)
@@ -378,7 +409,7 @@ web_handle_subscribe(struct web_server *s, struct MHD_Connection *c, const struc
 		req.attrs = &consent_yes;
 		req.n_attrs = 1;
 	}
-	consent_of(s, c, "web form", title_of(&l), ip, &cc);
+	web_consent_of(s, c, "web form", list_consent_shown(&l), ip, &cc);
 	req.consent = &cc;
 	rc = subscriber_signup(t->db, &l, &req, &res, &err);
 	free(form);

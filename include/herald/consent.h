@@ -15,7 +15,8 @@
  *       confirmed), unsubscribe, reactivate (an admin took back a blocked,
  *       bounced or complained address; no list);
  *   (2) source: how.  Sign-ups: "web form", "cli" (`sub add`), "import
- *       FILE", "api", "admin"; "confirmation link" and "unsubscribe page"
+ *       FILE", "api", "admin", "preferences" (a list ticked in the
+ *       preference centre); "confirmation link" and "unsubscribe page"
  *       (its "subscribe again" button) for the reader's confirmations;
  *       unsubscribes: "one-click header" (RFC 8058), "page", "mailto"
  *       (RFC 2369), "complaint", "admin" (consent_unsubscribe_how() maps
@@ -24,7 +25,8 @@
  *       consent_source column);
  *   (3) at: when consent was given or withdrawn (an import's consent_at),
  *       recorded_at: when herald wrote it;
- *   (4) detail: the consent text or list title shown, "" when none;
+ *   (4) detail: the consent text or list title shown, "" when none (web
+ *       sign-ups: list_consent_shown() of list.h);
  *   (5) ip and user_agent: web sign-ups and confirmations only.  The
  *       address is cut as [privacy] store_ip says at the one write
  *       (consent_record()), so no caller can store more than allowed.

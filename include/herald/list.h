@@ -3,7 +3,9 @@
  *
  * A list name is what scripts and front matter use ("newsletter"): 1-64
  * characters of a-z 0-9 . _ -, checked here and by a CHECK in sql/.  The
- * title is the human name shown in mails and pages.
+ * title is the human name shown in mails and pages.  The consent text is
+ * what its sign-up form says the reader agrees to (sql/018_consent_text.sql);
+ * list_consent_shown() is the one answer to "what did a web sign-up see".
  */
 #ifndef HERALD_LIST_H
 #define HERALD_LIST_H
@@ -12,10 +14,13 @@
 
 #include "herald/herr.h"
 
+#define LIST_CONSENT_TEXT_MAX 1000  /* bytes; the CHECK of sql/018 */
+
 struct list {
 	long long id;
 	char      name[65];
 	char      title[256];
+	char      consent_text[LIST_CONSENT_TEXT_MAX + 1]; /* "" when none set */
 	int       double_opt_in;
 	int       public;        /* its issues are in the web archive */
 	int       signup;        /* herald serve's form takes sign-ups for it */
@@ -40,8 +45,14 @@ struct list_settings {
 	int         double_opt_in;
 	int         public;
 	int         signup;
+	const char *consent_text;  /* NULL: unchanged (set) or none (create); "" clears */
 };
-#define LIST_SETTINGS_UNCHANGED { NULL, -1, -1, -1 }
+#define LIST_SETTINGS_UNCHANGED { NULL, -1, -1, -1, NULL }
+
+/* What a web sign-up to `l` was shown to agree to: its consent text, else
+ * its title, else its name.  The consent record of a form sign-up keeps
+ * it (consent.h (4)). */
+const char *list_consent_shown(const struct list *l);
 
 int list_create_with(sqlite3 *db, const char *name, const struct list_settings *s,
                      long long *id_out, struct herr *err);

@@ -48,6 +48,9 @@
 
 #include "herald/address.h"
 #include "herald/herr.h"
+#include "herald/list.h"
+
+struct consent_ctx;
 
 struct token_key; /* token.h */
 
@@ -60,6 +63,7 @@ struct prefs_list {
 	long long id;
 	char      name[65];
 	char      title[256];     /* the title, else the name */
+	char      consent_text[LIST_CONSENT_TEXT_MAX + 1]; /* list.h; "" when none */
 	char      status[16];     /* the reader's subscription; "" when none */
 	int       double_opt_in;
 	int       signup;
@@ -85,6 +89,10 @@ struct prefs_change {
 	/* The token secret: sign-ups check it against the erased
 	 * (subscriber.h rule (10)); NULL skips that check (tests only). */
 	const struct token_key *erased_key;
+	/* How the reader asked (consent.h (5): source "preferences", client
+	 * address, User-Agent); a list ticked here records it with the list's
+	 * consent text (list_consent_shown()).  NULL: the source alone. */
+	const struct consent_ctx *consent;
 };
 
 /* A confirmation mail the save asks for: the caller sends it (webmail.c)

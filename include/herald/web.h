@@ -134,7 +134,8 @@ enum web_route_kind {
 	WEB_ROUTE_OPEN,          /* /o/TOKEN.gif (token may be malformed: still the GIF) */
 	WEB_ROUTE_CLICK,         /* /c/TOKEN/N */
 	WEB_ROUTE_UNSUBSCRIBE,   /* /u/TOKEN */
-	WEB_ROUTE_SUBSCRIBE,     /* /subscribe */
+	WEB_ROUTE_SUBSCRIBE,     /* POST /subscribe */
+	WEB_ROUTE_SIGNUP_PAGE,   /* GET /subscribe/NAME: the hosted form (token: NAME) */
 	WEB_ROUTE_CONFIRM,       /* /confirm/TOKEN */
 	WEB_ROUTE_ARCHIVE_INDEX, /* /archive or /archive/ */
 	WEB_ROUTE_ARCHIVE,       /* /archive/ID or /archive/ID/TOKEN */

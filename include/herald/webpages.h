@@ -50,10 +50,26 @@ int webpage_check_inbox(struct buf *b, const char *lang, const char *list_title,
 int webpage_subscribed(struct buf *b, const char *lang, const char *list_title,
                        const char *email);
 
+/* A list's sign-up form: e-mail, name, the tracking checkbox when
+ * [tracking] mode = consent, the consent text above the button, posting
+ * `list` to `action` (POST /subscribe; web.h). */
+struct webpage_signup {
+	const char *list_name;
+	const char *list_title;    /* the title, else the name */
+	const char *consent_text;  /* the list's consent text; "" or NULL: none */
+	const char *action;        /* the form's action URL */
+	int         tracking_shown;
+};
+/* The <form> alone, for an organisation's own page (`herald list form`). */
+int webpage_signup_form(struct buf *b, const struct webpage_signup *f);
+/* GET /subscribe/NAME: the hosted page holding that form. */
+int webpage_signup(struct buf *b, const char *lang, const struct webpage_signup *f);
+
 /* One list on the preference centre's page. */
 struct webpage_pref_list {
 	long long   id;          /* the checkbox's value (field "list") */
 	const char *title;
+	const char *consent_text; /* what ticking it agrees to (list.h); "" or NULL: none */
 	int         checked;     /* subscribed, or waiting for confirmation */
 	int         waiting;     /* unconfirmed: "waiting for your confirmation" */
 };

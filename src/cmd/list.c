@@ -1,21 +1,24 @@
 /*
- * list.c - `herald list create|ls|show|rm`.
+ * list.c - `herald list create|set|ls|show|form|rm`.
  */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "herald/buf.h"
 #include "herald/cmd.h"
 #include "herald/list.h"
 #include "herald/prefs.h"
+#include "herald/webpages.h"
 #include "herald/welcome.h"
 
 const char cmd_list_usage[] =
-	"usage: herald list create NAME [--title TITLE] [--double-opt-in] [--public] [--signup]\n"
-	"       herald list set NAME [--title TITLE] [--double-opt-in|--single-opt-in] [--public|--private] [--signup|--no-signup] [--welcome FILE.md|--no-welcome]\n"
+	"usage: herald list create NAME [--title TITLE] [--double-opt-in] [--public] [--signup] [--consent-text TEXT]\n"
+	"       herald list set NAME [--title TITLE] [--double-opt-in|--single-opt-in] [--public|--private] [--signup|--no-signup] [--consent-text TEXT] [--welcome FILE.md|--no-welcome]\n"
 	"       herald list ls [--json]\n"
 	"       herald list show NAME [--json]\n"
+	"       herald list form NAME\n"
 	"       herald list rm NAME [--force]\n"
 	"\n"
 	"NAME is 1-64 characters of a-z, 0-9, '.', '_' and '-'.  --signup lets the\n"
@@ -23,6 +26,13 @@ const char cmd_list_usage[] =
 	"--double-opt-in makes them confirm by mail; --public lists the issues in\n"
 	"the web archive.  set changes only what it names.  rm refuses a list that\n"
 	"has issues unless --force.\n"
+	"\n"
+	"--consent-text TEXT is what the sign-up form says the reader agrees to\n"
+	"('I agree to receive the monthly newsletter...'; at most 1000 bytes, ''\n"
+	"clears it): shown by the hosted form (GET /subscribe/NAME), 'list form'\n"
+	"and the preference centre, and kept in each web sign-up's consent record\n"
+	"(the title is kept when there is none).  form prints the HTML of a\n"
+	"sign-up form for your own site, posting to [web] base_url/subscribe.\n"
 	"\n"
 	"--welcome FILE.md makes FILE.md (an issue file, read as 'issue new' reads\n"
 	"it) the list's welcome mail: sent once to each subscriber confirmed from\n"
@@ -34,10 +44,10 @@ const char cmd_list_usage[] =
 static json_t *
 list_json(const struct list *l)
 {
-	return json_pack("{s:I, s:s, s:s, s:b, s:b, s:b, s:I, s:{s:I, s:I, s:I}, s:I}",
+	return json_pack("{s:I, s:s, s:s, s:b, s:b, s:b, s:s, s:I, s:{s:I, s:I, s:I}, s:I}",
 	                 "id", (json_int_t)l->id, "name", l->name, "title", l->title,
 	                 "double_opt_in", l->double_opt_in, "public", l->public,
-	                 "signup", l->signup,
+	                 "signup", l->signup, "consent_text", l->consent_text,
 	                 "created_at", (json_int_t)l->created_at, "subscribers",
 	                 "confirmed", (json_int_t)l->n_confirmed,
 	                 "unconfirmed", (json_int_t)l->n_unconfirmed,
@@ -61,6 +71,7 @@ parse_settings(int argc, char **argv, int create, struct list_settings *s,
 		{ "no-signup", no_argument, NULL, 'S' },
 		{ "welcome", required_argument, NULL, 'w' },
 		{ "no-welcome", no_argument, NULL, 'W' },
+		{ "consent-text", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -80,6 +91,7 @@ parse_settings(int argc, char **argv, int create, struct list_settings *s,
 		case 'P': s->public = 0; break;
 		case 's': s->signup = 1; break;
 		case 'S': s->signup = 0; break;
+		case 'c': s->consent_text = optarg; break;
 		case 'w':
 		case 'W':
 			if (*welcome)
@@ -101,7 +113,7 @@ parse_settings(int argc, char **argv, int create, struct list_settings *s,
 static int
 list_create_cmd(int argc, char **argv, struct cmd_env *env)
 {
-	struct list_settings s = { "", 0, 0, 0 };
+	struct list_settings s = { "", 0, 0, 0, NULL };
 	const char *welcome = NULL;
 	long long id;
 	int rc;
@@ -260,6 +272,7 @@ list_show_cmd(int argc, char **argv, struct cmd_env *env)
 	printf("double opt-in %s\n", l.double_opt_in ? "yes" : "no");
 	printf("public        %s\n", l.public ? "yes" : "no");
 	printf("web sign-up   %s\n", l.signup ? "yes" : "no");
+	printf("consent text  %s\n", l.consent_text[0] ? l.consent_text : "- (the title is recorded)");
 	printf("created       %s\n", cmd_time(l.created_at, t, sizeof t));
 	printf("subscribers   %lld confirmed, %lld unconfirmed, %lld unsubscribed\n",
 	       l.n_confirmed, l.n_unconfirmed, l.n_unsubscribed);
@@ -276,6 +289,41 @@ list_show_cmd(int argc, char **argv, struct cmd_env *env)
 	else
 		printf("welcome       -\n");
 	return 0;
+}
+
+/* The sign-up form for the organisation's own page; the same HTML as the
+ * hosted page's (webpages.c), posting to [web] base_url/subscribe. */
+static int
+list_form_cmd(int argc, char **argv, struct cmd_env *env)
+{
+	struct buf html = BUF_INIT(4096), action = BUF_INIT(256);
+	struct webpage_signup f;
+	struct list l;
+	int rc = 0;
+
+	if (argc != 2 || argv[1][0] == '-')
+		return cmd_usage_error(cmd_list_usage, "list form needs exactly one NAME");
+	if (list_get(env->db, argv[1], &l, &env->err) < 0)
+		return -1;
+	if (!l.signup)
+		cmd_warn((void *)l.name, "the list takes no web sign-ups yet: the form is refused "
+		         "until 'herald list set NAME --signup'");
+	if (!env->cfg.base_url || !*env->cfg.base_url)
+		return herr_set(&env->err, EX_CONFIG, NULL, "[web] base_url is not set: the form "
+		                "needs the address it posts to");
+	memset(&f, 0, sizeof f);
+	f.list_name = l.name;
+	f.list_title = l.title[0] ? l.title : l.name;
+	f.consent_text = l.consent_text;
+	f.tracking_shown = env->cfg.tracking_mode == CONFIG_TRACKING_CONSENT;
+	if (buf_addf(&action, "%s/subscribe", env->cfg.base_url) < 0 ||
+	    (f.action = buf_str(&action), webpage_signup_form(&html, &f) < 0))
+		rc = herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	else
+		fputs(buf_str(&html), stdout);
+	buf_free(&html);
+	buf_free(&action);
+	return rc;
 }
 
 static int
@@ -316,5 +364,7 @@ cmd_list(int argc, char **argv, struct cmd_env *env)
 		return list_show_cmd(argc - 1, argv + 1, env);
 	if (!strcmp(argv[1], "rm"))
 		return list_rm_cmd(argc - 1, argv + 1, env);
+	if (!strcmp(argv[1], "form"))
+		return list_form_cmd(argc - 1, argv + 1, env);
 	return cmd_usage_error(cmd_list_usage, "unknown verb 'list %s'", argv[1]);
 }

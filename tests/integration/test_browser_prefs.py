@@ -9,8 +9,9 @@ in the form, nothing else needed); answers the optional "Why are you
 leaving?" form shown after that unsubscribe; asks for "Download my data"
 (the page shows none of it, the mail brings it); asks "Delete me", follows
 the link of the confirmation mail in the browser and presses the button,
-and the address is gone from the database.  No page has a
-Content-Security-Policy violation.  Screenshots go to $HERALD_ARTIFACTS, else <build dir>/
+and the address is gone from the database; signs a new reader up on the
+hosted form GET /subscribe/NAME, whose consent text and User-Agent the
+consent record keeps.  No page has a Content-Security-Policy violation.  Screenshots go to $HERALD_ARTIFACTS, else <build dir>/
 test-artifacts.  Exits 77 (skip) when chromium, chromedriver or selenium is
 missing.
 """
@@ -210,6 +211,26 @@ def test_delete_me_needs_the_mail_then_erases():
     no_csp_violation()
 
 
+def test_hosted_signup_form():
+    text = "Yes, send me the Research Digest. I can leave at any time."
+    E.w.ok("list", "set", "research", "--consent-text", text)
+    E.driver.get(E.srv.url + "/subscribe/research")
+    check("Subscribe to Research Digest" in body_text() and text in body_text(),
+          "hosted form: %r", body_text())
+    E.driver.find_element(By.XPATH, "//input[@name='email']").send_keys("new.one@example.net")
+    E.driver.find_element(By.XPATH, "//input[@name='name']").send_keys("Ny Läsare")
+    click("//button[normalize-space(.)='Subscribe']")
+    wait_text("You are subscribed")
+    rows = E.w.sql("SELECT c.kind, c.source, c.detail, c.ip, c.user_agent FROM consent_log c "
+                   "JOIN subscribers s ON s.id = c.subscriber_id WHERE s.email = ?",
+                   "new.one@example.net")
+    check(len(rows) == 1 and rows[0][:4] == ("subscribe", "web form", text, "127.0.0.1") and
+          "HeadlessChrome" in rows[0][4], "consent record %s", rows)
+    check(E.w.sql("SELECT name FROM subscribers WHERE email = ?", "new.one@example.net") ==
+          [("Ny Läsare",)], "the name was not kept")
+    no_csp_violation()
+
+
 def teardown():
     if getattr(E, "driver", None):
         E.driver.quit()
@@ -230,7 +251,8 @@ def main():
                    ("survey_after_leaving", test_survey_after_leaving),
                    ("download_my_data_comes_by_mail", test_download_my_data_comes_by_mail),
                    ("delete_me_needs_the_mail_then_erases",
-                    test_delete_me_needs_the_mail_then_erases)])
+                    test_delete_me_needs_the_mail_then_erases),
+                   ("hosted_signup_form", test_hosted_signup_form)])
     finally:
         teardown()
 

@@ -19,7 +19,13 @@ wrong address fails here:
   - unsubscribing through the one-click POST, the page and the mailto
     records "one-click header", "page" and "mailto";
   - `sub export --with-consent` writes consent_at and consent_source, and
-    importing that file elsewhere keeps them (a second export is the same).
+    importing that file elsewhere keeps them (a second export is the same);
+  - a list's --consent-text: `list show` prints it; `list form` and the
+    hosted GET /subscribe/NAME show it (and the tracking checkbox in
+    [tracking] mode = consent, never for a list without --signup); a web
+    sign-up and a list ticked in the preference centre record it as what
+    was shown, with the client; text with a control character or over
+    1000 bytes is refused (65) and changes nothing.
 """
 import csv
 import io
@@ -253,6 +259,69 @@ def test_export_with_consent_round_trip():
             check(details == [("imported from " + path,)], "details %s", details)
 
 
+CONSENT = "I agree to receive the monthly e-newsletter & can leave at any time."
+
+
+def test_consent_text_shown_and_recorded():
+    with World(extra_config="[tracking]\nmode = consent\n") as w:
+        w.init()
+        smtp = w.smtp()
+        w.ok("list", "create", "news", "--title", "WWC News", "--signup",
+             "--consent-text", CONSENT)
+        w.ok("list", "create", "digest", "--title", "The Digest", "--signup")
+        w.ok("list", "create", "staff", "--title", "Staff only")
+        check("consent text  " + CONSENT in w.ok("list", "show", "news").stdout_text,
+              "list show")
+        check(json.loads(w.ok("list", "show", "digest", "--json").stdout_text)
+              ["consent_text"] == "", "list show --json of a list without one")
+        # refused: a control character, too long; nothing changes
+        for bad in ("line one\nline two", "x" * 1001):
+            r = w.run("list", "set", "news", "--consent-text", bad)
+            check(r.returncode == 65 and "consent text" in r.stderr_text, "rc %d %s",
+                  r.returncode, r.stderr_text)
+        check(w.sql("SELECT consent_text FROM lists WHERE name = 'news'") == [(CONSENT,)],
+              "a refused text changed the list")
+        form = w.ok("list", "form", "news").stdout_text
+        check('action="%s/subscribe"' % BASE in form and
+              'name="list" value="news"' in form and
+              CONSENT.replace("&", "&amp;") in form and 'name="tracking_consent"' in form,
+              "list form:\n%s", form)
+        r = w.run("list", "form", "staff")
+        check(r.returncode == 0 and "takes no web sign-ups" in r.stderr_text,
+              "list form of a list without --signup: %d %s", r.returncode, r.stderr_text)
+        srv = w.serve()
+        page = expect(curl(srv.url + "/subscribe/news"), 200).text
+        check("Subscribe to WWC News" in page and CONSENT.replace("&", "&amp;") in page and
+              'action="../subscribe"' in page and 'name="tracking_consent"' in page,
+              "hosted form: %s", page)
+        for name in ("staff", "nosuchlist", "NEWS"):
+            expect(curl(srv.url + "/subscribe/" + name), 404)
+        expect(curl(srv.url + "/subscribe/news", "POST", data="email=a%40b.org"), 405)
+        who = "reader@example.net"
+        r = curl(srv.url + "/subscribe", "POST", ua=UA, data=urllib.parse.urlencode(
+            {"email": who, "list": "news", "tracking_consent": "on"}))
+        expect(r, 200)
+        check(records(w, who) == [("subscribe", "news", "web form", CONSENT, "127.0.0.1", UA,
+                                   None)], "sign-up records %s", records(w, who))
+        # the preference centre: digest has no text, so its title is recorded
+        iid = w.new_issue("Hello", "news", "Hello.\n")
+        w.ok("send", iid)
+        msg = wait_until(lambda: [m for _, m, _ in smtp.messages()], 15, "the issue")[0]
+        link = re.findall(r'href="%s(/p/[A-Za-z0-9_-]+)"' % re.escape(BASE),
+                          msg.get_body(("html",)).get_content())[0]
+        text = expect(curl(srv.url + link), 200).text
+        nonce = re.findall(r'name="nonce" value="([^"]+)"', text)[0]
+        check(CONSENT.replace("&", "&amp;") in text, "preference centre lacks the text")
+        ids = dict(w.sql("SELECT name, id FROM lists"))
+        expect(curl(srv.url + link, "POST", ua="Prefs Browser/1", data=urllib.parse.urlencode(
+            [("nonce", nonce), ("action", "save"), ("list", ids["news"]),
+             ("list", ids["digest"]), ("tracking_consent", "yes")])), 200)
+        got = records(w, who)
+        check(got[-1] == ("subscribe", "digest", "preferences", "The Digest", "127.0.0.1",
+                          "Prefs Browser/1", None), "preference centre record %s", got)
+        check(srv.stop() == 0, "serve exit status")
+
+
 if __name__ == "__main__":
     run_tests([
         ("web_signup_and_confirmation_record_client",
@@ -263,4 +332,5 @@ if __name__ == "__main__":
          test_import_with_and_without_consent_columns),
         ("unsubscribe_ways_record_how", test_unsubscribe_ways_record_how),
         ("export_with_consent_round_trip", test_export_with_consent_round_trip),
+        ("consent_text_shown_and_recorded", test_consent_text_shown_and_recorded),
     ])

@@ -202,6 +202,9 @@ test_web_route_paths(void **state)
 	assert_int_equal(r.kind, WEB_ROUTE_CONFIRM);
 	web_route(WEB_POST, "/subscribe", &r);
 	assert_int_equal(r.kind, WEB_ROUTE_SUBSCRIBE);
+	web_route(WEB_GET, "/subscribe/news.letter_2-b", &r);
+	assert_int_equal(r.kind, WEB_ROUTE_SIGNUP_PAGE);
+	assert_int_equal(r.token_len, 15);
 
 	web_route(WEB_GET, "/archive", &r);
 	assert_int_equal(r.kind, WEB_ROUTE_ARCHIVE_INDEX);
@@ -229,6 +232,8 @@ test_web_route_rejects(void **state)
 		"/c/EwEBATOy=kxCXtmBnMNYsnw/1", "/c//1", "/c/EwEBATOykxCXtmBnMNYsnw",
 		"/u/", "/u/a/b", "/u/a b", "/u/a.b", "/confirm/", "/archive/0", "/archive/x",
 		"/archive/1/", "/archive/1/a/b", "/subscribe/", "/SUBSCRIBE", "/o/.gif",
+		"/subscribe/News", "/subscribe/a/b", "/subscribe/a%20b",
+		"/subscribe/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 		/* a token longer than any token_make() writes */
 		"/u/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 	};
@@ -251,6 +256,9 @@ test_web_route_rejects(void **state)
 	web_route(WEB_GET, "/subscribe", &r);
 	assert_int_equal(r.status, 405);
 	assert_string_equal(r.allow, "POST");
+	web_route(WEB_POST, "/subscribe/news", &r);
+	assert_int_equal(r.status, 405);
+	assert_string_equal(r.allow, "GET, HEAD");
 	web_route(WEB_OTHER, "/u/EQEBAY3JOOwbcjDkGT-cdQ", &r);
 	assert_int_equal(r.status, 405);
 	assert_string_equal(r.allow, "GET, HEAD, POST");

@@ -102,8 +102,8 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	struct list_settings news = { "The News", 0, 0, 1 }, digest = { "The Digest", 1, 0, 1 },
-	                     hidden = { "Hidden", 0, 0, 0 };
+	struct list_settings news = { "The News", 0, 0, 1, NULL }, digest = { "The Digest", 1, 0, 1, NULL },
+	                     hidden = { "Hidden", 0, 0, 0, NULL };
 	struct signup_req r;
 	struct signup_result res;
 	struct address a;
@@ -297,10 +297,37 @@ test_prefs_survey(void **state)
 	assert_int_equal(c[PREFS_OTHER], 0);
 }
 
+/* The sign-up form: every text escaped, the checkbox only when asked. */
+static void
+test_webpage_signup_escapes(void **state)
+{
+	struct webpage_signup f = { "news", "<i>News</i>", "I agree \"<b>\" & more", "../subscribe",
+	                            0 };
+	struct buf b = BUF_INIT(1u << 12);
+
+	(void)state;
+	assert_int_equal(webpage_signup(&b, "en", &f), 0);
+	assert_non_null(strstr(b.data, "<h1>Subscribe to &lt;i&gt;News&lt;/i&gt;</h1>"));
+	assert_non_null(strstr(b.data, "I agree &quot;&lt;b&gt;&quot; &amp; more"));
+	assert_non_null(strstr(b.data, "action=\"../subscribe\""));
+	assert_non_null(strstr(b.data, "name=\"list\" value=\"news\""));
+	assert_null(strstr(b.data, "<b>"));
+	assert_null(strstr(b.data, "tracking_consent"));
+	buf_free(&b);
+	f.tracking_shown = 1;
+	f.consent_text = "";
+	assert_int_equal(webpage_signup_form(&b, &f), 0);
+	assert_non_null(strstr(b.data, "name=\"tracking_consent\""));
+	assert_null(strstr(b.data, "class=\"small consent\""));
+	assert_null(strstr(b.data, "<html"));
+	buf_free(&b);
+}
+
 static void
 test_webpage_preferences_escapes(void **state)
 {
-	struct webpage_pref_list l[2] = { { 3, "<b>News</b>", 1, 0 }, { 9, "A & B", 1, 1 } };
+	struct webpage_pref_list l[2] = { { 3, "<b>News</b>", "I agree <to> it", 1, 0 },
+	                                  { 9, "A & B", NULL, 1, 1 } };
 	struct webpage_prefs p = { "a\"@example.org", "<Tom>", "TOK", "N0NCE", l, 2, NULL, 1, 0, 0 };
 	struct buf b = BUF_INIT(1u << 17);
 
@@ -308,6 +335,9 @@ test_webpage_preferences_escapes(void **state)
 	assert_int_equal(webpage_preferences(&b, "en", &p), 0);
 	assert_non_null(strstr(b.data, "value=\"3\" checked> &lt;b&gt;News&lt;/b&gt;"));
 	assert_non_null(strstr(b.data, "A &amp; B <span class=\"small\">(waiting"));
+	/* a list's consent text under its title, escaped */
+	assert_non_null(strstr(b.data, "News&lt;/b&gt;<br><span class=\"small\">I agree &lt;to&gt; "
+	                       "it</span></label>"));
 	assert_non_null(strstr(b.data, "value=\"&lt;Tom&gt;\""));
 	assert_non_null(strstr(b.data, "a&quot;@example.org"));
 	assert_null(strstr(b.data, "<b>"));
@@ -382,6 +412,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_prefs_new_address_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefs_survey, setup, teardown),
 		cmocka_unit_test(test_webpage_preferences_escapes),
+		cmocka_unit_test(test_webpage_signup_escapes),
 		cmocka_unit_test_setup_teardown(test_prefs_save_tracking_consent, setup, teardown),
 	};
 
