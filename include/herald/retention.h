@@ -26,7 +26,13 @@
  *       event writer waits at most one batch (their busy timeout is
  *       seconds; a batch of 5,000 events takes milliseconds);
  *   (3) a stop request or the deadline is honoured between batches: what
- *       is left goes at the next run.
+ *       is left goes at the next run;
+ *   (4) a list's current welcome mail (welcome.h) keeps all its rows:
+ *       it is `sent` between two new subscribers but goes on sending, so
+ *       kept figures would stop counting the people it greets later, and
+ *       its counts are not additive per removed row (unique opens).  Once
+ *       the list has another welcome or none, it is an issue like the
+ *       others and its old rows go.  The README says so.
  * Called by `herald run` after its sends (src/cmd/run.c).
  */
 #ifndef HERALD_RETENTION_H

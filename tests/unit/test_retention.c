@@ -184,6 +184,35 @@ test_retention_run_keeps_figures(void **state)
 	free(after);
 }
 
+/* (4): while issue 1 is its list's welcome mail, none of its rows go and
+ * its figures are not kept (they would stop counting later welcomes); once
+ * the list has no welcome, it is kept and removed as any issue. */
+static void
+test_retention_run_spares_the_welcome(void **state)
+{
+	struct fixture *f = *state;
+	struct retention_policy p;
+	struct retention_report rep;
+	struct herr err;
+
+	herr_clear(&err);
+	exec(f, "UPDATE issues SET kind = 'welcome' WHERE id = 1");
+	exec(f, "UPDATE lists SET welcome_issue_id = 1 WHERE id = 1");
+	policy(&p, 25 * MONTH, 25 * MONTH, 0);
+	assert_int_equal(retention_run(f->db, &p, NOW, &rep, &err), 0);
+	assert_int_equal(rep.kept, 0);
+	assert_int_equal(rep.deliveries, 0);
+	assert_int_equal(rep.events, 7);   /* the sign-ups, which have no issue */
+	assert_int_equal(count(f, "SELECT count(*) FROM events WHERE issue_id = 1"), 12300);
+	assert_int_equal(count(f, "SELECT count(*) FROM deliveries WHERE issue_id = 1"), 300);
+	assert_int_equal(count(f, "SELECT count(*) FROM issue_figures"), 0);
+	exec(f, "UPDATE lists SET welcome_issue_id = NULL WHERE id = 1");
+	assert_int_equal(retention_run(f->db, &p, NOW, &rep, &err), 0);
+	assert_int_equal(rep.kept, 1);
+	assert_int_equal(rep.events, 12300);
+	assert_int_equal(rep.deliveries, 300);
+}
+
 /* (2) with a small batch: every transaction removes at most `batch` rows,
  * and the total is the same. */
 static void
@@ -343,6 +372,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_retention_run_keeps_figures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_run_spares_the_welcome, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_retention_run_small_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_run_nothing_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_run_stops, setup, teardown),
