@@ -20,7 +20,7 @@ set -eu
 build="cmake gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev libcmark-dev
 libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-dev libmicrohttpd-dev libgmime-3.0-dev"
 demo="python3 python3-aiosmtpd"
-test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython spamassassin
+test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython python3-yaml python3-jsonschema spamassassin
 curl chromium chromium-driver python3-selenium dovecot-imapd dovecot-pop3d postfix
 clang libclang-rt-14-dev"
 

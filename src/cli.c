@@ -41,6 +41,7 @@ const struct cmd_def cmd_table[] = {
 	  "addresses and domains never to mail", cmd_suppress_usage },
 	{ "segment", cmd_segment, CMD_NEED_CONFIG | CMD_NEED_DB, "filters over subscribers", cmd_segment_usage },
 	{ "db",     cmd_db,     CMD_NEED_CONFIG | CMD_NEED_DB, "database sizes and oldest rows", cmd_db_usage },
+	{ "apikey", cmd_apikey, CMD_NEED_CONFIG | CMD_NEED_DB, "keys of the HTTP API", cmd_apikey_usage },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 

@@ -139,13 +139,19 @@ list_set(sqlite3 *db, const char *name, const struct list_settings *s, struct he
 	return 0;
 }
 
-#define LIST_COLUMNS \
+/* The counts read every subscription of the list: list_get() and
+ * list_get_by_id(), which the send path, the web sign-up and the API call
+ * per request, leave them 0; list_each() and list_get_counted() fill them. */
+#define LIST_COLUMNS_COUNTED \
 	"SELECT l.id, l.name, l.title, l.double_opt_in, l.public, l.created_at, " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'confirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unconfirmed'), " \
 	"(SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'unsubscribed'), " \
 	"(SELECT count(*) FROM issue_lists il WHERE il.list_id = l.id), l.signup, l.consent_text " \
 	"FROM lists l "
+#define LIST_COLUMNS \
+	"SELECT l.id, l.name, l.title, l.double_opt_in, l.public, l.created_at, 0, 0, 0, 0, " \
+	"l.signup, l.consent_text FROM lists l "
 
 static void
 row_to_list(sqlite3_stmt *st, struct list *l)
@@ -206,6 +212,12 @@ list_get_by_id(sqlite3 *db, long long id, struct list *out, struct herr *err)
 }
 
 int
+list_get_counted(sqlite3 *db, const char *name, struct list *out, struct herr *err)
+{
+	return get_one(db, LIST_COLUMNS_COUNTED "WHERE l.name = ?1", name, 0, out, err);
+}
+
+int
 list_each(sqlite3 *db, int (*fn)(void *ctx, const struct list *l), void *ctx,
           struct herr *err)
 {
@@ -213,7 +225,7 @@ list_each(sqlite3 *db, int (*fn)(void *ctx, const struct list *l), void *ctx,
 	struct list l;
 	int rc;
 
-	if (db_prepare(db, &st, LIST_COLUMNS "ORDER BY l.name", err) < 0)
+	if (db_prepare(db, &st, LIST_COLUMNS_COUNTED "ORDER BY l.name", err) < 0)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		row_to_list(st, &l);
@@ -235,7 +247,7 @@ list_remove(sqlite3 *db, const char *name, int force, struct herr *err)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (list_get(db, name, &l, err) < 0)
+	if (list_get_counted(db, name, &l, err) < 0)
 		return -1;
 	if (l.n_issues && !force)
 		return herr_set(err, EX_DATAERR, NULL,

@@ -279,8 +279,13 @@ subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_r
 		id = sqlite3_last_insert_rowid(w->db);
 	} else {
 		const char *name = (r->name && *r->name) ? r->name : old_name;
+		/* the same attributes written another way (key order: SQLite's
+		 * json_set appends) are no change */
+		char *old_norm = strcmp(attrs, old_attrs) ? merge_attrs(old_attrs, NULL, 0) : NULL;
+		int attrs_differ = old_norm ? strcmp(attrs, old_norm) != 0 : strcmp(attrs, old_attrs) != 0;
 
-		if (strcmp(name, old_name) || strcmp(attrs, old_attrs)) {
+		free(old_norm);
+		if (strcmp(name, old_name) || attrs_differ) {
 			sqlite3_bind_int64(w->update, 1, id);
 			sqlite3_bind_text(w->update, 2, name, -1, SQLITE_STATIC);
 			sqlite3_bind_text(w->update, 3, attrs, -1, SQLITE_STATIC);
@@ -344,7 +349,8 @@ signup_consent(sqlite3 *db, const struct list *l, const struct signup_req *r,
 		c = *r->consent;
 	if (!c.source)
 		c.source = r->source == SIGNUP_ADMIN ? "cli" :
-		           r->source == SIGNUP_IMPORT ? "import" : "web form";
+		           r->source == SIGNUP_IMPORT ? "import" :
+		           r->source == SIGNUP_API ? "api" : "web form";
 	return consent_record(db, !strcmp(req->was, "unconfirmed") ? "confirm" : "subscribe",
 	                      req->id, l->id, &c, NULL, err);
 }
@@ -382,6 +388,13 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 		req.confirmed = !r->unconfirmed;
 		req.resubscribe = 0;
 		break;
+	case SIGNUP_API:
+		/* an authenticated system of record: name and attributes as it
+		 * says, the subscription as the form would make it */
+		req.confirmed = !l->double_opt_in && !r->unconfirmed;
+		req.resubscribe = 0;
+		req.keep_existing = 1;
+		break;
 	case SIGNUP_WEB:
 		/* rule (6): a known subscriber keeps their name and their
 		 * attributes (tracking_consent among them: a form anyone can
@@ -408,7 +421,7 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 	if (subscribe_row(w, l->id, &req, &out->res, err) < 0)
 		return -1;
 	out->subscriber_id = req.id;
-	out->confirm_mail = r->source == SIGNUP_WEB && req.id &&
+	out->confirm_mail = (r->source == SIGNUP_WEB || r->source == SIGNUP_API) && req.id &&
 	                    (!strcmp(req.status, "unconfirmed") ||
 	                     !strcmp(req.status, "unsubscribed"));
 	if (out->confirm_mail &&
@@ -419,9 +432,10 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 		return 0;
 	/* the reader's own sign-up that made a confirmed subscription is an
 	 * event (stats, the subscriber's history); an admin's is not */
-	if (r->source == SIGNUP_WEB && req.moved && !strcmp(req.status, "confirmed") &&
+	if ((r->source == SIGNUP_WEB || r->source == SIGNUP_API) && req.moved &&
+	    !strcmp(req.status, "confirmed") &&
 	    eventlog_record_source(w->db, "subscribe", 0, req.id, l->id,
-	                           "web", err) < 0)
+	                           r->source == SIGNUP_API ? "api" : "web", err) < 0)
 		return -1;
 	if (req.moved && signup_consent(w->db, l, r, &req, err) < 0)
 		return -1;

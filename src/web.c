@@ -380,6 +380,8 @@ dispatch(struct web_server *s, struct MHD_Connection *c, enum web_method m,
 	case WEB_ROUTE_PRIVACY_FORGET:
 	case WEB_ROUTE_PRIVACY_ERASE:
 		return web_handle_privacy(s, c, m, r, rq);
+	case WEB_ROUTE_API:
+		return web_handle_api(s, c, m, r, rq);
 	case WEB_ROUTE_NONE:
 		break;
 	}
@@ -403,6 +405,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	enum web_method m;
 	const char *cl;
 	double elapsed;
+	size_t cap;
 
 	(void)version;
 	if (rq == (void *)&s->get_marker) {
@@ -442,9 +445,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			*state = &s->get_marker;
 			return MHD_YES;
 		}
+		/* the API takes larger bodies (a bulk upsert), the pages' forms
+		 * never more than WEB_BODY_MAX */
+		cap = r.kind == WEB_ROUTE_API ? (size_t)s->cfg->api_max_body : WEB_BODY_MAX;
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > WEB_BODY_MAX)
-			return too_large(s, c);
+		if (cl && strtoull(cl, NULL, 10) > cap)
+			return r.kind == WEB_ROUTE_API ? web_api_too_large(s, c) : too_large(s, c);
 		if (!(rq = calloc(1, sizeof *rq)))
 			return MHD_NO;
 		rq->route = r;
@@ -453,7 +459,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			rq->token[r.token_len] = '\0';
 			rq->route.token = rq->token;
 		}
-		buf_init(&rq->body, WEB_BODY_MAX);
+		if (r.api_path) {
+			snprintf(rq->api_path, sizeof rq->api_path, "%s", r.api_path);
+			rq->route.api_path = rq->api_path;
+		}
+		buf_init(&rq->body, cap);
 		rq->started = web_mono_now();
 		*state = rq;
 		return MHD_YES;
@@ -473,7 +483,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	}
 	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)WEB_TIMEOUT);
 	if (rq->too_large)
-		return too_large(s, c);
+		return rq->route.kind == WEB_ROUTE_API ? web_api_too_large(s, c) : too_large(s, c);
 	return dispatch(s, c, WEB_POST, &rq->route, rq);
 }
 
@@ -646,6 +656,7 @@ web_free(struct web_server *s)
 		MHD_destroy_response(s->not_found_close);
 	web_limiter_free(s->ip_limit);
 	web_limiter_free(s->addr_limit);
+	web_limiter_free(s->api_limit);
 	if (s->tkey_made)
 		pthread_key_delete(s->tkey);
 	pthread_mutex_destroy(&s->threads_mu);
@@ -686,6 +697,7 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 	                    &s->ip_limit) < 0 ||
 	    web_limiter_new(WEB_CONFIRM_PER_ADDR, WEB_CONFIRM_ADDR_SPAN, LIMIT_KEYS,
 	                    &s->addr_limit) < 0 ||
+	    web_limiter_new((size_t)cfg->api_rate, 1.0, 1000, &s->api_limit) < 0 ||
 	    !(s->gif = make_gif(0)) || !(s->gif_close = make_gif(1)) ||
 	    !(s->not_found = make_not_found(cfg->lang, 0)) ||
 	    !(s->not_found_close = make_not_found(cfg->lang, 1))) {

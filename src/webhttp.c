@@ -144,6 +144,8 @@ web_method(const char *m)
 		return WEB_HEAD;
 	if (!strcmp(m, "POST"))
 		return WEB_POST;
+	if (!strcmp(m, "DELETE"))
+		return WEB_DELETE;
 	return WEB_OTHER;
 }
 
@@ -254,6 +256,15 @@ web_route(enum web_method m, const char *path, struct web_route *r)
 		r->allow = get_only;
 		r->token = rest;
 		r->token_len = n;
+	} else if (starts(path, "/api/", &rest)) {
+		/* the API routes and answers its own 404s and 405s, in JSON,
+		 * after the key is checked (api.h) */
+		if (strlen(rest) > WEB_API_PATH_MAX - 1)
+			goto not_found;
+		r->kind = WEB_ROUTE_API;
+		r->allow = "GET, HEAD, POST, DELETE";
+		r->api_path = rest;
+		return;
 	} else if (!strcmp(path, "/archive") || !strcmp(path, "/archive/")) {
 		r->kind = WEB_ROUTE_ARCHIVE_INDEX;
 		r->allow = get_only;
@@ -272,7 +283,7 @@ web_route(enum web_method m, const char *path, struct web_route *r)
 		}
 	} else
 		goto not_found;
-	if (m == WEB_OTHER || (m == WEB_POST && r->allow == get_only) ||
+	if (m == WEB_OTHER || m == WEB_DELETE || (m == WEB_POST && r->allow == get_only) ||
 	    (m != WEB_POST && r->allow == post_only)) {
 		r->status = 405;
 		r->kind = WEB_ROUTE_NONE;
@@ -281,7 +292,7 @@ web_route(enum web_method m, const char *path, struct web_route *r)
 not_found:
 	memset(r, 0, sizeof *r);
 	r->allow = both;
-	r->status = m == WEB_OTHER ? 405 : 404;
+	r->status = m == WEB_OTHER || m == WEB_DELETE ? 405 : 404;
 }
 
 /* ------------------------------------------------------------------ */

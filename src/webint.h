@@ -86,6 +86,7 @@ struct web_server {
 	struct webmail      *mail;     /* the confirmation-mail thread (webmail.c) */
 	struct webconn      *conns;    /* header deadlines, per-client cap (webconn.c) */
 	struct web_limiter  *ip_limit, *addr_limit;
+	struct web_limiter  *api_limit;  /* per API key: [api] rate a second (webapi.c) */
 	pthread_key_t        tkey;
 	int                  tkey_made;
 	pthread_mutex_t      threads_mu;
@@ -104,6 +105,7 @@ struct web_server {
 struct request {
 	struct web_route route;
 	char             token[TOKEN_MAX];
+	char             api_path[WEB_API_PATH_MAX];
 	struct buf       body;
 	int              too_large;
 	double           started;      /* monotonic seconds */
@@ -181,6 +183,13 @@ enum MHD_Result web_handle_archive_index(struct web_server *s, struct MHD_Connec
                                          const struct web_route *r);
 enum MHD_Result web_handle_archive(struct web_server *s, struct MHD_Connection *c,
                                    const struct web_route *r);
+/* ---- webapi.c ---- */
+enum MHD_Result web_handle_api(struct web_server *s, struct MHD_Connection *c,
+                               enum web_method m, const struct web_route *r,
+                               const struct request *rq);
+/* The API's 413, in its JSON error shape. */
+enum MHD_Result web_api_too_large(struct web_server *s, struct MHD_Connection *c);
+
 /* ---- webprefs.c ---- */
 enum MHD_Result web_handle_preferences(struct web_server *s, struct MHD_Connection *c,
                                        enum web_method m, const struct web_route *r,

@@ -129,6 +129,8 @@ struct config {
 	char *confirm_ttl_text;  /* [web] confirm_ttl: how long a confirmation link works */
 	long  confirm_ttl;       /*   parsed: seconds */
 	long  web_per_client;    /* [web] max_connections_per_client (proxies exempt) */
+	long  api_rate;          /* [api] rate: requests per second per key (api.h) */
+	long  api_max_body;      /* [api] max_body: bytes of one request body */
 	char *trusted_proxies;   /* [web] trusted_proxies: as written, NULL = none */
 	struct config_cidr *proxies; /*   parsed: whose X-Real-IP is believed */
 	size_t n_proxies;

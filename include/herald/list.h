@@ -25,7 +25,7 @@ struct list {
 	int       public;        /* its issues are in the web archive */
 	int       signup;        /* herald serve's form takes sign-ups for it */
 	long long created_at;
-	long long n_confirmed;   /* subscriptions by status, filled by list_get/list_each */
+	long long n_confirmed;   /* subscriptions by status: list_each, list_get_counted */
 	long long n_unconfirmed;
 	long long n_unsubscribed;
 	long long n_issues;      /* issues going to it (one of their lists) */
@@ -62,6 +62,9 @@ int list_set(sqlite3 *db, const char *name, const struct list_settings *s, struc
 /* Find by name; EX_NOINPUT "no list named 'x'" when absent. */
 int list_get(sqlite3 *db, const char *name, struct list *out, struct herr *err);
 int list_get_by_id(sqlite3 *db, long long id, struct list *out, struct herr *err);
+/* list_get() with the counts, which read all the list's subscriptions
+ * (list show, list rm); list_get() and list_get_by_id() leave them 0. */
+int list_get_counted(sqlite3 *db, const char *name, struct list *out, struct herr *err);
 
 /* Call fn for every list in name order; stops when fn returns -1. */
 int list_each(sqlite3 *db, int (*fn)(void *ctx, const struct list *l), void *ctx,

@@ -102,6 +102,9 @@ enum signup_source {
 	SIGNUP_ADMIN,   /* herald sub add: may resubscribe, sets the name */
 	SIGNUP_IMPORT,  /* a CSV import: never resubscribes (rule 2), no event */
 	SIGNUP_WEB,     /* the public form: never renames (rule 6) */
+	SIGNUP_API,     /* the HTTP API (api.h): a key's holder may set the name and
+	                   attributes, but subscriptions follow the form's rules
+	                   (confirmation mail, rule 8: never resubscribes) */
 };
 
 struct signup_req {

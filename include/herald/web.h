@@ -51,7 +51,8 @@
 #include "herald/config.h"
 #include "herald/herr.h"
 
-#define WEB_BODY_MAX        4096   /* request body cap; more is 413 */
+#define WEB_BODY_MAX        4096   /* request body cap; more is 413 (API: [api] max_body) */
+#define WEB_API_PATH_MAX    1024   /* bytes of an API path after "/api/" */
 #define WEB_TIMEOUT         15     /* seconds: idle connection, and a whole request body */
 #define WEB_HEADER_MEM      (32u << 10) /* per-connection memory: request line + headers */
 #define WEB_CONNECTIONS_MAX 1000
@@ -143,12 +144,14 @@ enum web_route_kind {
 	WEB_ROUTE_PRIVACY_EXPORT, /* POST /p/TOKEN/export (webprivacy.c) */
 	WEB_ROUTE_PRIVACY_FORGET, /* POST /p/TOKEN/forget */
 	WEB_ROUTE_PRIVACY_ERASE,  /* /erase/CODE, the link the forget mail holds */
+	WEB_ROUTE_API,            /* /api/..., the HTTP API (webapi.c); path: after "/api/" */
 };
 
 enum web_method {
 	WEB_GET,
 	WEB_HEAD,
 	WEB_POST,
+	WEB_DELETE,   /* the API only; elsewhere a 405 */
 	WEB_OTHER,
 };
 
@@ -161,6 +164,7 @@ struct web_route {
 	long long   n;          /* click: the link number, 1..999999999 */
 	long long   id;         /* archive: the issue id */
 	int         index_slash;/* archive index asked as "/archive/" */
+	const char *api_path;   /* API: the path after "/api/" (points into the path) */
 };
 
 enum web_method web_method(const char *method);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "herald/api.h"
 #include "herald/buf.h"
 #include "herald/cmd.h"
 #include "herald/list.h"
@@ -40,20 +41,6 @@ const char cmd_list_usage[] =
 	"run' or 'herald serve', never to imported ones unless 'sub import\n"
 	"--welcome'.  A new file replaces it for those still to join; --no-welcome\n"
 	"stops it.  show says its issue id (for 'herald stats') and how many got it.\n";
-
-static json_t *
-list_json(const struct list *l)
-{
-	return json_pack("{s:I, s:s, s:s, s:b, s:b, s:b, s:s, s:I, s:{s:I, s:I, s:I}, s:I}",
-	                 "id", (json_int_t)l->id, "name", l->name, "title", l->title,
-	                 "double_opt_in", l->double_opt_in, "public", l->public,
-	                 "signup", l->signup, "consent_text", l->consent_text,
-	                 "created_at", (json_int_t)l->created_at, "subscribers",
-	                 "confirmed", (json_int_t)l->n_confirmed,
-	                 "unconfirmed", (json_int_t)l->n_unconfirmed,
-	                 "unsubscribed", (json_int_t)l->n_unsubscribed,
-	                 "issues", (json_int_t)l->n_issues);
-}
 
 /* The options of create and set into `s`; create takes only the "on" forms.
  * set's --welcome FILE.md goes to *welcome ("" for --no-welcome). */
@@ -164,7 +151,7 @@ print_list(void *ctx, const struct list *l)
 	struct ls_ctx *c = ctx;
 
 	if (c->arr)
-		return json_array_append_new(c->arr, list_json(l));
+		return json_array_append_new(c->arr, api_list_json(l));
 	if (c->n++ == 0)
 		printf("%-20s %9s %11s %12s %6s  %s\n", "NAME", "CONFIRMED", "UNCONFIRMED",
 		       "UNSUBSCRIBED", "ISSUES", "TITLE");
@@ -244,12 +231,12 @@ list_show_cmd(int argc, char **argv, struct cmd_env *env)
 	}
 	if (!name)
 		return cmd_usage_error(cmd_list_usage, "list show needs a NAME");
-	if (list_get(env->db, name, &l, &env->err) < 0 ||
+	if (list_get_counted(env->db, name, &l, &env->err) < 0 ||
 	    welcome_get(env->db, l.id, &wi, &env->err) < 0 ||
 	    prefs_survey_counts_list(env->db, l.id, leave, &env->err) < 0)
 		return -1;
 	if (json) {
-		if (!(o = list_json(&l)))
+		if (!(o = api_list_json(&l)))
 			return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
 		if (json_object_set_new(o, "welcome", !wi.issue_id ? json_null() :
 		        json_pack("{s:I, s:s, s:s, s:I, s:I, s:I}", "issue", (json_int_t)wi.issue_id,

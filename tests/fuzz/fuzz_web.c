@@ -16,7 +16,8 @@
  * Broken promises abort():
  *   - routing: with each method, status is 0 (routed), 404 or 405, the kind
  *     is NONE exactly when status is not 0, any other method than GET,
- *     HEAD and POST is 405, Allow is set; a token points into the path and
+ *     HEAD and POST is 405 but under /api/ (the API answers its own), Allow
+ *     is set; an API path lies in the path, after "/api/"; a token points into the path and
  *     is 1..TOKEN_MAX-1 URL-safe base64 characters; link numbers and issue
  *     ids are 1..999999999; GET and HEAD route alike;
  *   - tokens: one that verifies is the token token_make() writes for what
@@ -31,7 +32,7 @@
  *     adds no control byte (a %00 or %0A stays as its three characters),
  *     leaves a path without '%' as it was; the unescaped path routes under
  *     the same promises as the raw one;
- *   - web_method() maps exactly "GET", "HEAD", "POST"; a User-Agent gives
+ *   - web_method() maps exactly "GET", "HEAD", "POST", "DELETE"; a User-Agent gives
  *     event JSON that fits 1 KiB, is valid UTF-8 and holds no raw control
  *     character; X-Real-IP is believed only from a loopback peer.
  */
@@ -102,8 +103,12 @@ check_route(enum web_method m, const char *path, struct web_route *r)
 		broken("status not 0, 404 or 405", path);
 	if ((r->kind == WEB_ROUTE_NONE) != (r->status != 0))
 		broken("kind and status disagree", path);
-	if (m == WEB_OTHER && r->status != 405)
+	if ((m == WEB_OTHER || m == WEB_DELETE) && r->status != 405 && r->kind != WEB_ROUTE_API)
 		broken("an unknown method is not 405", path);
+	if (r->kind == WEB_ROUTE_API &&
+	    (strncmp(path, "/api/", 5) || r->api_path != path + 5 ||
+	     strlen(r->api_path) >= WEB_API_PATH_MAX))
+		broken("an API path not after /api/", path);
 	if (r->allow == NULL)
 		broken("no Allow value", path);
 	if (r->token_len > 0) {
@@ -126,7 +131,8 @@ check_route(enum web_method m, const char *path, struct web_route *r)
 static void
 routes(const struct token_key *k, const char *path)
 {
-	static const enum web_method methods[] = { WEB_GET, WEB_HEAD, WEB_POST, WEB_OTHER };
+	static const enum web_method methods[] = { WEB_GET, WEB_HEAD, WEB_POST, WEB_DELETE,
+	                                           WEB_OTHER };
 	struct web_route r, get;
 	size_t i;
 
@@ -343,6 +349,8 @@ check_method(const char *m)
 		want = WEB_HEAD;
 	else if (!strcmp(m, "POST"))
 		want = WEB_POST;
+	else if (!strcmp(m, "DELETE"))
+		want = WEB_DELETE;
 	if (got != want)
 		broken("web_method maps a method wrongly", m);
 }

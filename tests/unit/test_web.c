@@ -268,7 +268,19 @@ test_web_route_rejects(void **state)
 	assert_int_equal(web_method("HEAD"), WEB_HEAD);
 	assert_int_equal(web_method("POST"), WEB_POST);
 	assert_int_equal(web_method("get"), WEB_OTHER);
-	assert_int_equal(web_method("DELETE"), WEB_OTHER);
+	assert_int_equal(web_method("DELETE"), WEB_DELETE);
+	assert_int_equal(web_method("PUT"), WEB_OTHER);
+	/* DELETE is the API's only: a 405 everywhere else */
+	web_route(WEB_DELETE, "/u/EQEBAY3JOOwbcjDkGT-cdQ", &r);
+	assert_int_equal(r.status, 405);
+	/* the API routes its own methods and 404s, after the key (webapi.c) */
+	web_route(WEB_DELETE, "/api/v1/subscribers/a@example.org", &r);
+	assert_int_equal(r.kind, WEB_ROUTE_API);
+	assert_string_equal(r.api_path, "v1/subscribers/a@example.org");
+	web_route(WEB_OTHER, "/api/anything", &r);
+	assert_int_equal(r.kind, WEB_ROUTE_API);
+	web_route(WEB_GET, "/api", &r);
+	assert_int_equal(r.status, 404);
 }
 
 /* ---- forms ---- */
