@@ -42,6 +42,8 @@ const struct cmd_def cmd_table[] = {
 	{ "segment", cmd_segment, CMD_NEED_CONFIG | CMD_NEED_DB, "filters over subscribers", cmd_segment_usage },
 	{ "db",     cmd_db,     CMD_NEED_CONFIG | CMD_NEED_DB, "database sizes and oldest rows", cmd_db_usage },
 	{ "apikey", cmd_apikey, CMD_NEED_CONFIG | CMD_NEED_DB, "keys of the HTTP API", cmd_apikey_usage },
+	{ "webhook", cmd_webhook, CMD_NEED_CONFIG | CMD_NEED_DB, "events POSTed to other systems",
+	  cmd_webhook_usage },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 

@@ -72,6 +72,8 @@ static const struct key keys[] = {
 	{ "web",      "confirm_ttl",     KEY_STRING,    F(confirm_ttl_text),   "7d", 0, 0 },
 	{ "web",      "trusted_proxies", KEY_STRING,    F(trusted_proxies),    NULL, 0, 0 },
 	{ "web",      "max_connections_per_client", KEY_LONG, F(web_per_client), "32", 1, 10000 },
+	{ "webhooks", "retry",           KEY_STRING,    F(webhook_retry_text), "10s 1m 5m 15m 1h", 0, 0 },
+	{ "webhooks", "give_up",         KEY_STRING,    F(webhook_give_up_text), "24h", 0, 0 },
 	{ "api",      "rate",            KEY_LONG,      F(api_rate),           "100", 1, 100000 },
 	{ "api",      "max_body",        KEY_LONG,      F(api_max_body),       "8388608", 1024,
 	  268435456 },
@@ -733,33 +735,57 @@ validate_relay(struct config *c, struct config_relay *r, const struct relay_raw 
 #undef RLINE
 }
 
+/* A list of durations ("5m 15m 1h") into out; 0, or -1 when one is not a
+ * duration or there are more than CONFIG_RETRY_MAX. */
+static int
+parse_steps(const char *text, long *out, size_t *n)
+{
+	char *copy, *tok, *save;
+	long v;
+	int rc = 0;
+
+	*n = 0;
+	if (!text || !(copy = strdup(text)))
+		return 0;
+	for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		v = config_parse_duration(tok);
+		if (v <= 0 || *n == CONFIG_RETRY_MAX) {
+			*n = 0;
+			rc = -1;
+			break;
+		}
+		out[(*n)++] = v;
+	}
+	free(copy);
+	return rc;
+}
+
 static void
 validate_retry(struct parse *p)
 {
 	struct config *c = p->c;
-	char *copy, *tok, *save;
-	long v;
 
-	c->n_retry = 0;
-	if (c->retry_text && (copy = strdup(c->retry_text))) {
-		for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
-			v = config_parse_duration(tok);
-			if (v <= 0 || c->n_retry == CONFIG_RETRY_MAX) {
-				problem(c, p->raw_line[find_key("send", "retry")],
-				        "'retry' must be up to %d durations such as 5m 15m 1h 4h 12h, "
-				        "not '%s'", CONFIG_RETRY_MAX, c->retry_text);
-				c->n_retry = 0;
-				break;
-			}
-			c->retry[c->n_retry++] = v;
-		}
-		free(copy);
-	}
+	if (parse_steps(c->retry_text, c->retry, &c->n_retry) < 0)
+		problem(c, p->raw_line[find_key("send", "retry")],
+		        "'retry' must be up to %d durations such as 5m 15m 1h 4h 12h, "
+		        "not '%s'", CONFIG_RETRY_MAX, c->retry_text);
 	c->retry_window = c->retry_window_text ? config_parse_duration(c->retry_window_text) : -1;
 	if (c->retry_window <= 0)
 		problem(c, p->raw_line[find_key("send", "retry_window")],
 		        "'retry_window' must be a duration such as 3d or 72h, not '%s'",
 		        c->retry_window_text ? c->retry_window_text : "");
+	if (parse_steps(c->webhook_retry_text, c->webhook_retry, &c->n_webhook_retry) < 0 ||
+	    !c->n_webhook_retry)
+		problem(c, p->raw_line[find_key("webhooks", "retry")],
+		        "'retry' must be up to %d durations such as 10s 1m 5m 15m 1h, "
+		        "not '%s'", CONFIG_RETRY_MAX, c->webhook_retry_text ? c->webhook_retry_text
+		                                                              : "");
+	c->webhook_give_up = c->webhook_give_up_text
+	                     ? config_parse_duration(c->webhook_give_up_text) : -1;
+	if (c->webhook_give_up <= 0)
+		problem(c, p->raw_line[find_key("webhooks", "give_up")],
+		        "'give_up' must be a duration such as 24h, not '%s'",
+		        c->webhook_give_up_text ? c->webhook_give_up_text : "");
 }
 
 static void

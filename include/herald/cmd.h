@@ -67,6 +67,7 @@ int cmd_suppress(int argc, char **argv, struct cmd_env *env);
 int cmd_segment(int argc, char **argv, struct cmd_env *env);
 int cmd_db(int argc, char **argv, struct cmd_env *env);
 int cmd_apikey(int argc, char **argv, struct cmd_env *env);
+int cmd_webhook(int argc, char **argv, struct cmd_env *env);
 /* herald bounce --explain [--why] FILE...: called by cmd_bounce with argv
  * what follows --explain (src/cmd/bounce_explain.c).  Needs no config or
  * database. */
@@ -76,7 +77,7 @@ extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
 	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[],
 	cmd_run_usage[], cmd_dkim_usage[], cmd_serve_usage[], cmd_bounce_usage[],
 	cmd_suppress_usage[], cmd_segment_usage[], cmd_db_usage[],
-	cmd_apikey_usage[];
+	cmd_apikey_usage[], cmd_webhook_usage[];
 
 struct sendjob_progress;
 struct sendjob_report;

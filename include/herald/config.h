@@ -98,6 +98,11 @@ struct config {
 	char *retry_text;        /* [send] retry, as written */
 	long  retry[CONFIG_RETRY_MAX]; /*   parsed: seconds after attempt 1, 2, ... */
 	size_t n_retry;
+	char *webhook_retry_text; /* [webhooks] retry, as written (webhook.h) */
+	long  webhook_retry[CONFIG_RETRY_MAX]; /*   parsed: seconds after attempt 1, 2, ... */
+	size_t n_webhook_retry;
+	char *webhook_give_up_text; /* [webhooks] give_up, as written */
+	long  webhook_give_up;    /*   parsed: seconds after the event */
 	char *retry_window_text; /* [send] retry_window, as written */
 	long  retry_window;      /*   parsed: seconds */
 

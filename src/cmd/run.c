@@ -14,6 +14,7 @@
 #include "herald/issue.h"
 #include "herald/lock.h"
 #include "herald/retention.h"
+#include "herald/webhook.h"
 #include "herald/sendjob.h"
 #include "herald/subjecttest.h"
 
@@ -151,6 +152,17 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 	/* after the sends, so it never delays one (retention.h) */
 	if (rc == 0 && retention(env, &so) < 0)
 		rc = -1;
+	/* what serve would have delivered, when it is not running (webhook.h);
+	 * a receiver that is down is retried at a later run */
+	if (rc == 0 && !*so.stop) {
+		struct webhook_report hr;
+
+		if (webhook_deliver_due(env->db, &env->cfg, so.stop, 0, &hr, &env->err) < 0)
+			rc = -1;
+		else if (!env->quiet && (hr.delivered || hr.retried || hr.failed))
+			printf("webhooks: %lld delivered, %lld to retry, %lld given up\n",
+			       hr.delivered, hr.retried, hr.failed);
+	}
 	lock_release(&lock);
 	return rc == 0 && refused ? EX_DATAERR : rc;
 }

@@ -12,9 +12,20 @@
 #include "herald/db.h"
 #include "herald/sendjob.h"
 #include "herald/web.h"
+#include "herald/webhook.h"
 #include "herald/welcome.h"
 
 #define WELCOME_EVERY   2.0   /* seconds between looks for welcome mail to send */
+#define WEBHOOK_EVERY   1.0   /* seconds between looks at the webhook outbox */
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 #define WELCOME_BACKOFF 60.0  /* after a relay error or full relay windows */
 
 const char cmd_serve_usage[] =
@@ -64,7 +75,8 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 	struct web_summary sum;
 	volatile sig_atomic_t *stop;
 	struct welcome_run wr;
-	double next_welcome = 0;
+	struct webhook_report hr;
+	double next_welcome = 0, next_webhook = 0;
 	int ch, rc;
 
 	memset(&wo, 0, sizeof wo);
@@ -88,6 +100,18 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 		struct timespec ts = { 0, 100 * 1000000L };
 
 		nanosleep(&ts, NULL);
+		if (!*stop && db_now_f() >= next_webhook) {
+			/* webhook.h: this thread waits on the receivers, never a
+			 * request thread; a second's work at most between looks */
+			next_webhook = db_now_f() + WEBHOOK_EVERY;
+			if (webhook_deliver_due(env->db, &env->cfg, stop, mono_now() + WEBHOOK_EVERY,
+			                        &hr, &env->err) < 0) {
+				fprintf(stderr, "herald serve: webhooks: %s\n", env->err.msg);
+				herr_clear(&env->err);
+			} else if (hr.retried || hr.failed)
+				fprintf(stderr, "herald serve: webhooks: %lld delivered, %lld to retry, "
+				        "%lld given up\n", hr.delivered, hr.retried, hr.failed);
+		}
 		if (*stop || db_now_f() < next_welcome)
 			continue;
 		next_welcome = db_now_f() + WELCOME_EVERY;
