@@ -25,6 +25,11 @@
 #      clock ran out (wrk drops them; the server answered them), at most one
 #      per connection;
 #   7. prints a table and, as the last line, the same figures as JSON.
+# With --api (issue 17) it also measures the HTTP API in the same run, after
+# the pixel and the click: an authenticated GET /api/v1/subscribers/ADDR
+# rotating over the subscribers, and POST /api/v1/subscribers upserts of new
+# addresses (bench/api_wrk.lua), each against the pixel's req/s as a ratio;
+# every upsert answered 2xx must be a subscriber afterwards ("lost" 0).
 # Everything talks to 127.0.0.1 only.  Progress goes to stderr, the results
 # to stdout.  Exit status 0 when the runs completed and no event was lost.
 set -euo pipefail
@@ -32,7 +37,7 @@ set -euo pipefail
 usage() {
 	cat <<'EOF'
 usage: bench/web.sh [--quick] [--duration S] [--subscribers N]
-                    [--threads N] [--connections N] [--keep]
+                    [--threads N] [--connections N] [--api] [--keep]
   --quick          5 s per endpoint instead of 30
   --duration S     seconds per endpoint (default 30)
   --subscribers N  subscribers mailed, so N pixel and 6N click URLs (default 200)
@@ -50,6 +55,7 @@ subs=200
 threads=2
 conns=64
 keep=0
+api=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) duration=5; shift ;;
@@ -62,6 +68,7 @@ while [ $# -gt 0 ]; do
 	--connections) conns=${2:?}; shift 2 ;;
 	--connections=*) conns=${1#*=}; shift ;;
 	--keep) keep=1; shift ;;
+	--api) api=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "web.sh: unknown option '$1'" >&2; usage >&2; exit 64 ;;
 	esac
@@ -172,6 +179,8 @@ postal_address = What Works Centre for Children's Social Care,
 base_url = https://news.example.org
 # wrk is one client with many connections; readers are many clients
 max_connections_per_client = $((conns + 16))
+[api]
+rate = 100000
 CONF
 H() { "$herald" --config "$conf" "$@"; }
 H init >"$wd/init.out" 2>&1 || { cat "$wd/init.out" >&2; die "herald init failed"; }
@@ -205,6 +214,17 @@ print("%d pixel and %d click URLs" % (len(pix), len(clk)), file=sys.stderr)
 PY
 [ "$(wc -l <"$wd/pixel.paths")" -eq "$subs" ] || die "expected $subs pixel URLs"
 [ -s "$wd/click.paths" ] || die "no click URLs in the mails"
+if [ "$api" = 1 ]; then
+	apikey=$(H apikey create bench --scope subscribers:read,subscribers:write)
+	"$PY" - "$wd" <<'PY'
+import csv, sys, urllib.parse
+wd = sys.argv[1]
+rows = list(csv.DictReader(open(wd + "/subs.csv")))
+col = "email" if "email" in rows[0] else list(rows[0])[0]
+open(wd + "/api_get.paths", "w").write("".join(
+    "/api/v1/subscribers/%s\n" % urllib.parse.quote(r[col].strip(), safe="@") for r in rows))
+PY
+fi
 
 # --- 4. herald serve ------------------------------------------------------
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
@@ -241,6 +261,19 @@ run_wrk() {	# run_wrk TAG PATHFILE
 put load_start "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo ?)"
 run_wrk pixel "$wd/pixel.paths"
 run_wrk click "$wd/click.paths"
+if [ "$api" = 1 ]; then
+	for mode in get upsert; do
+		say "wrk -t$threads -c$conns -d${duration}s --latency: API $mode"
+		"$WRK" -t"$threads" -c"$conns" -d"${duration}s" --latency --timeout 10s \
+			-s "$top/bench/api_wrk.lua" "$url" -- "$mode" "$apikey" "$wd/api_get.paths" \
+			>"$wd/wrk-api_$mode.out" 2>&1 || { cat "$wd/wrk-api_$mode.out" >&2; die "wrk: API $mode"; }
+		line=$(grep '^WRK_RESULT ' "$wd/wrk-api_$mode.out" | tail -1)
+		[ -n "$line" ] || { cat "$wd/wrk-api_$mode.out" >&2; die "no WRK_RESULT (API $mode)"; }
+		for kv in ${line#WRK_RESULT }; do
+			put "api_${mode}_${kv%%=*}" "${kv#*=}"
+		done
+	done
+fi
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo ?)"
 
 # --- 6. stop, count -------------------------------------------------------
@@ -263,6 +296,9 @@ con = sqlite3.connect(sys.argv[1])
 for kind in ("open", "click"):
     n = con.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
     print("events_%s=%d" % (kind, n))
+n = con.execute("SELECT count(*) FROM subscribers WHERE email LIKE '%@bench.example.org'"
+                ).fetchone()[0]
+print("api_upserted=%d" % n)
 PY
 
 # --- 7. report ------------------------------------------------------------
@@ -293,18 +329,45 @@ for tag, code, kind in (("pixel", "c2xx", "open"), ("click", "c3xx", "click")):
     out[tag] = d
     ok = ok and d["lost"] == 0 and d["other_status"] == 0 and d["extra"] <= conns
     rows.append((tag, d))
+if "api_get_requests" in r:
+    for tag in ("api_get", "api_upsert"):
+        answered = i(tag + "_c2xx")
+        d = {"requests": i(tag + "_requests"), "answered": answered,
+             "other_status": i(tag + "_other") + i(tag + "_c3xx"),
+             "socket_errors": sum(i("%s_%s" % (tag, e)) for e in ("connect", "read", "write",
+                                                                    "timeout")),
+             "rps": float(r.get(tag + "_rps", 0)), "p50_ms": i(tag + "_p50_us") / 1000,
+             "p99_ms": i(tag + "_p99_us") / 1000, "max_ms": i(tag + "_max_us") / 1000}
+        d["vs_pixel_rps"] = round(d["rps"] / out["pixel"]["rps"], 3) if out["pixel"]["rps"] else 0
+        if tag == "api_upsert":
+            d["events"] = i("api_upserted")
+            d["lost"] = max(0, answered - d["events"])
+            d["extra"] = max(0, d["events"] - answered)
+            ok = ok and d["lost"] == 0 and d["other_status"] == 0 and d["extra"] <= conns
+        else:
+            d["events"] = d["lost"] = d["extra"] = 0
+            ok = ok and d["other_status"] == 0
+        out[tag] = d
+        rows.append((tag, d))
+    out["upsert_target_met"] = out["api_upsert"]["rps"] >= 2000
 out["pixel_target_met"] = out["pixel"]["rps"] >= target
 out["ok"] = ok
 print("herald serve load benchmark: wrk -t%d -c%d, %d s per endpoint, %d CPUs, %d subscribers"
       % (threads, conns, duration, ncpu, subs))
-print("%-6s %10s %10s %9s %9s %9s %10s %10s %6s %6s" % ("", "requests", "req/s", "p50 ms",
+print("%-10s %10s %10s %9s %9s %9s %10s %10s %6s %6s" % ("", "requests", "req/s", "p50 ms",
       "p99 ms", "max ms", "answered", "recorded", "lost", "extra"))
 for tag, d in rows:
-    print("%-6s %10d %10.0f %9.2f %9.2f %9.1f %10d %10d %6d %6d" % (
+    print("%-10s %10d %10.0f %9.2f %9.2f %9.1f %10d %10d %6d %6d" % (
         tag, d["requests"], d["rps"], d["p50_ms"], d["p99_ms"], d["max_ms"], d["answered"],
         d["events"], d["lost"], d["extra"]))
 print("target: >= %d pixel req/s: %s (%.0f)" % (target, "met" if out["pixel_target_met"]
       else "NOT met", out["pixel"]["rps"]))
+if "api_upsert" in out:
+    print("API against the pixel, req/s: GET subscriber %.2f x, POST upsert %.2f x; "
+          "target >= 2000 upserts/s: %s (%.0f), none lost: %s" % (
+              out["api_get"]["vs_pixel_rps"], out["api_upsert"]["vs_pixel_rps"],
+              "met" if out["upsert_target_met"] else "NOT met", out["api_upsert"]["rps"],
+              "yes" if out["api_upsert"]["lost"] == 0 else "NO"))
 print("events lost: %d (must be 0); serve exit %d after SIGTERM in %.2f s; "
       "database locked errors: %s" % (out["pixel"]["lost"] + out["click"]["lost"],
                                       out["serve_exit"], out["stop_s"],

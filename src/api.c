@@ -314,17 +314,19 @@ upsert_one(struct subscriber_writer *w, sqlite3 *db, const struct api_upsert *u,
 }
 
 int
-api_upsert_apply(sqlite3 *db, struct api_upsert *u, size_t n, const struct consent_ctx *how,
-                 const char *key_text, const struct token_key *erased_key,
-                 struct api_upsert_result *res, struct api_error *e)
+api_upsert_apply(sqlite3 *db, struct subscriber_writer *kept, struct api_upsert *u, size_t n,
+                 const struct consent_ctx *how, const char *key_text,
+                 const struct token_key *erased_key, struct api_upsert_result *res,
+                 struct api_error *e)
 {
-	struct subscriber_writer *w = NULL;
+	struct subscriber_writer *w = kept;
 	struct herr err;
 	size_t i;
 
 	herr_clear(&err);
-	if (subscriber_writer_open(db, &w, &err) < 0 || db_begin(db, &err) < 0) {
-		subscriber_writer_close(w);
+	if ((!w && subscriber_writer_open(db, &w, &err) < 0) || db_begin(db, &err) < 0) {
+		if (!kept)
+			subscriber_writer_close(w);
 		return api_error_set(e, 503, "unavailable", NULL, "the database failed: %s",
 		                     err.msg);
 	}
@@ -333,7 +335,8 @@ api_upsert_apply(sqlite3 *db, struct api_upsert *u, size_t n, const struct conse
 			char field[48];
 
 			db_rollback(db);
-			subscriber_writer_close(w);
+			if (!kept)
+				subscriber_writer_close(w);
 			if (n > 1)
 				snprintf(field, sizeof field, "subscribers[%zu]", i);
 			if (err.code == EX_DATAERR)
@@ -342,7 +345,8 @@ api_upsert_apply(sqlite3 *db, struct api_upsert *u, size_t n, const struct conse
 			return api_error_set(e, 503, "unavailable", NULL, "the database failed: %s",
 			                     err.msg);
 		}
-	subscriber_writer_close(w);
+	if (!kept)
+		subscriber_writer_close(w);
 	if (db_commit(db, &err) < 0)
 		return api_error_set(e, 503, "unavailable", NULL, "the database failed: %s",
 		                     err.msg);

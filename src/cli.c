@@ -13,6 +13,7 @@
  */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,10 @@ herald_main(int argc, char **argv)
 		fputs("herald: cannot initialise libcurl (exit 75: try again later)\n", stderr);
 		return EX_TEMPFAIL;
 	}
+	/* SQLite's memory statistics take a process-wide mutex on every
+	 * allocation, which herald never reads: off before SQLite starts, so
+	 * that serve's threads do not queue on it (sqlite3_config(3)) */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	rc = dispatch(argc, argv);
 	curl_global_cleanup();
 	return rc;

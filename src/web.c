@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "herald/db.h"
+#include "herald/subscriber.h"
 #include "herald/issue.h"
 #include "herald/webpages.h"
 
@@ -638,6 +639,7 @@ web_free(struct web_server *s)
 	for (t = s->threads; t; t = tn) {
 		tn = t->next;
 		sqlite3_finalize(t->rows_exist);
+		subscriber_writer_close(t->api_w);
 		db_close(t->db);
 		free(t);
 	}
@@ -661,6 +663,7 @@ web_free(struct web_server *s)
 		pthread_key_delete(s->tkey);
 	pthread_mutex_destroy(&s->threads_mu);
 	pthread_mutex_destroy(&s->cache_mu);
+	pthread_mutex_destroy(&s->api_write_mu);
 	explicit_bzero(&s->key, sizeof s->key);
 	free(s);
 }
@@ -686,6 +689,7 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 	s->fd = -1;
 	pthread_mutex_init(&s->threads_mu, NULL);
 	pthread_mutex_init(&s->cache_mu, NULL);
+	pthread_mutex_init(&s->api_write_mu, NULL);
 	if (token_key_load(cfg->secret_file, &s->key, err) < 0)
 		goto fail;
 	if (pthread_key_create(&s->tkey, NULL) != 0) {

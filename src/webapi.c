@@ -274,6 +274,18 @@ list_subscribers(struct call *k)
 	                                         n == limit ? json_integer(last) : json_null()));
 }
 
+/* This thread's subscriber writer, prepared on first use; NULL (the
+ * upsert opens its own) when that failed. */
+static struct subscriber_writer *
+writer_of(struct call *k)
+{
+	struct herr err;
+
+	if (!k->t->api_w && subscriber_writer_open(k->t->db, &k->t->api_w, &err) < 0)
+		k->t->api_w = NULL;
+	return k->t->api_w;
+}
+
 /* The consent record's client: this request. */
 static void
 client_of(struct call *k, char *ip, struct consent_ctx *how)
@@ -310,6 +322,7 @@ post_subscriber(struct call *k)
 	struct api_error e;
 	enum MHD_Result ret;
 	json_t *body, *o;
+	int rc;
 
 	if (api_json_parse(buf_str((struct buf *)&k->rq->body), k->rq->body.len, &body, &e) < 0)
 		return fail(k->s, k->c, &e);
@@ -321,7 +334,10 @@ post_subscriber(struct call *k)
 	}
 	client_of(k, ip, &how);
 	snprintf(by, sizeof by, "api key %s", k->key->name);
-	if (api_upsert_apply(k->t->db, &u, 1, &how, by, &k->s->key, &res, &e) < 0) {
+	pthread_mutex_lock(&k->s->api_write_mu);
+	rc = api_upsert_apply(k->t->db, writer_of(k), &u, 1, &how, by, &k->s->key, &res, &e);
+	pthread_mutex_unlock(&k->s->api_write_mu);
+	if (rc < 0) {
 		api_upsert_clear(&u);
 		json_decref(body);
 		return fail(k->s, k->c, &e);
@@ -393,7 +409,10 @@ post_bulk(struct call *k)
 	}
 	client_of(k, ip, &how);
 	snprintf(by, sizeof by, "api key %s", k->key->name);
-	if (api_upsert_apply(k->t->db, u, n, &how, by, &k->s->key, res, &e) < 0) {
+	pthread_mutex_lock(&k->s->api_write_mu);
+	i = (size_t)api_upsert_apply(k->t->db, writer_of(k), u, n, &how, by, &k->s->key, res, &e);
+	pthread_mutex_unlock(&k->s->api_write_mu);
+	if (i != 0) {
 		ret = fail(k->s, k->c, &e);
 		goto out;
 	}

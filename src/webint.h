@@ -54,12 +54,15 @@
 
 
 struct webmail;
+struct subscriber_writer;
 
 /* One server thread's database connection (opened on its first use). */
 struct web_thread {
 	struct web_thread *next;       /* all of them, to close at stop */
 	sqlite3           *db;
 	sqlite3_stmt      *rows_exist;     /* may an event name these ids? */
+	struct subscriber_writer *api_w;   /* the API's upserts (webapi.c): its
+	                                      statements prepared once per thread */
 };
 
 /* What the click and open paths need of an issue; immutable once in the
@@ -87,6 +90,9 @@ struct web_server {
 	struct webconn      *conns;    /* header deadlines, per-client cap (webconn.c) */
 	struct web_limiter  *ip_limit, *addr_limit;
 	struct web_limiter  *api_limit;  /* per API key: [api] rate a second (webapi.c) */
+	/* the API's writes, one at a time: threads queue here rather than in
+	 * SQLite's busy handler, which sleeps (1, 2, 5 ms ...) between tries */
+	pthread_mutex_t      api_write_mu;
 	pthread_key_t        tkey;
 	int                  tkey_made;
 	pthread_mutex_t      threads_mu;

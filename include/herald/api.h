@@ -110,9 +110,13 @@ struct api_upsert_result {
  * nothing is stored and `e` names the item.
  */
 struct consent_ctx;
-int api_upsert_apply(sqlite3 *db, struct api_upsert *u, size_t n, const struct consent_ctx *how,
-                     const char *key_text, const struct token_key *erased_key,
-                     struct api_upsert_result *res, struct api_error *e);
+struct subscriber_writer;
+/* `w`: a writer on `db` the caller keeps (its statements prepared once);
+ * NULL: one of its own for this call. */
+int api_upsert_apply(sqlite3 *db, struct subscriber_writer *w, struct api_upsert *u, size_t n,
+                     const struct consent_ctx *how, const char *key_text,
+                     const struct token_key *erased_key, struct api_upsert_result *res,
+                     struct api_error *e);
 
 /* The subscriber with id `id` as the API shows one (new object):
  * {id, email, name, status, attributes, created_at, updated_at,
