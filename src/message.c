@@ -781,3 +781,41 @@ out:
 	buf_free(&html);
 	return ret;
 }
+
+int
+message_build_automatic(const struct config *cfg, const struct dkim_signer *dkim,
+                        const char *prefix, const char *subject, const char *text,
+                        size_t text_len, const char *html, size_t html_len, long long now,
+                        struct buf *out, struct message_out *mo, struct herr *err)
+{
+	struct mime_field extra[1];
+	struct mime_message mm;
+	unsigned char rnd[8];
+
+	buf_reset(out);
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
+		return herr_set(err, EX_SOFTWARE, NULL, "cannot make a Message-ID");
+	snprintf(mo->message_id, sizeof mo->message_id,
+	         "%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s", prefix, rnd[0], rnd[1], rnd[2], rnd[3],
+	         rnd[4], rnd[5], rnd[6], rnd[7], cfg->message_id_domain);
+	snprintf(mo->mail_from, sizeof mo->mail_from, "%s", cfg->return_addr.ascii);
+	/* RFC 3834 §5, as the confirmation mail: automatic, not list mail */
+	extra[0].name = "Auto-Submitted";
+	extra[0].value = "auto-generated";
+	memset(&mm, 0, sizeof mm);
+	mm.from_name = cfg->from_name;
+	mm.from_addr = cfg->from.ascii;
+	mm.to_addr = mo->rcpt.ascii;
+	mm.subject = subject;
+	mm.date = (time_t)now;
+	mm.message_id = mo->message_id;
+	mm.extra = extra;
+	mm.n_extra = 1;
+	mm.text = text;
+	mm.text_len = text_len;
+	mm.html = html;
+	mm.html_len = html_len;
+	if (mime_write_alternative(out, &mm, err) < 0 || (dkim && dkim_sign(dkim, out, now, err) < 0))
+		return -1;
+	return 0;
+}

@@ -200,6 +200,9 @@ static const struct section {
 	{ "leave_answers", "leave_answers",
 	  "SELECT issue_id AS issue, reason, note, answered_at FROM leave_answers "
 	  "WHERE subscriber_id = ?1 ORDER BY answered_at, id" },
+	{ "mails", "api_mails",
+	  "SELECT id, subject, status, smtp_code, smtp_reply, relay, message_id, created_at, "
+	  "sent_at FROM api_mails WHERE recipient_key = ?2 ORDER BY id" },
 };
 
 /* One column's value as JSON (NULL when out of memory). */
@@ -594,6 +597,20 @@ forget_in(sqlite3 *db, const struct token_key *key, const struct address *a, con
 			return -1;
 		res->kept += n;
 	}
+	/* the API's one-off mails to the address (apimail.h): records of
+	 * single mails that no issue's stats count, so they go whole */
+	if ((have = table_exists(db, "api_mails", err)) < 0)
+		return -1;
+	if (have) {
+		if (db_prepare(db, &st, "DELETE FROM api_mails WHERE recipient_key = ?1", err) < 0)
+			return -1;
+		sqlite3_bind_text(st, 1, a->key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return db_error(db, err, "erase one-off mails");
+		res->redacted += sqlite3_changes(db);
+	}
 	/* (1) the person; their free-text answers first (the row keeps its
 	 * reason, counted by stats, and loses its link by ON DELETE SET NULL) */
 	if (sid) {
@@ -855,43 +872,6 @@ fail:
 /* The mails                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Headers and MIME of an automatic mail to `mo->rcpt` (parsed already). */
-static int
-automatic_mail(const struct config *cfg, const struct dkim_signer *dkim, const char *subject,
-               const struct buf *text, const struct buf *html, long long now,
-               struct buf *out, struct message_out *mo, struct herr *err)
-{
-	struct mime_field extra[1];
-	struct mime_message mm;
-	unsigned char rnd[8];
-
-	if (RAND_bytes(rnd, sizeof rnd) != 1)
-		return herr_set(err, EX_SOFTWARE, NULL, "cannot make a Message-ID");
-	snprintf(mo->message_id, sizeof mo->message_id,
-	         "privacy.%02x%02x%02x%02x%02x%02x%02x%02x@%s", rnd[0], rnd[1], rnd[2], rnd[3],
-	         rnd[4], rnd[5], rnd[6], rnd[7], cfg->message_id_domain);
-	snprintf(mo->mail_from, sizeof mo->mail_from, "%s", cfg->return_addr.ascii);
-	/* RFC 3834 §5, as the confirmation mail: automatic, not list mail */
-	extra[0].name = "Auto-Submitted";
-	extra[0].value = "auto-generated";
-	memset(&mm, 0, sizeof mm);
-	mm.from_name = cfg->from_name;
-	mm.from_addr = cfg->from.ascii;
-	mm.to_addr = mo->rcpt.ascii;
-	mm.subject = subject;
-	mm.date = (time_t)now;
-	mm.message_id = mo->message_id;
-	mm.extra = extra;
-	mm.n_extra = 1;
-	mm.text = buf_str(text);
-	mm.text_len = text->len;
-	mm.html = buf_str(html);
-	mm.html_len = html->len;
-	if (mime_write_alternative(out, &mm, err) < 0 || (dkim && dkim_sign(dkim, out, now, err) < 0))
-		return -1;
-	return 0;
-}
-
 static const char html_head[] =
 	"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>";
 static const char html_body[] =
@@ -929,7 +909,8 @@ privacy_mail_export(const struct config *cfg, const struct dkim_signer *dkim, co
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto out;
 	}
-	ret = automatic_mail(cfg, dkim, "Your data, as you asked", &text, &html, now, out, mo, err);
+	ret = message_build_automatic(cfg, dkim, "privacy", "Your data, as you asked", buf_str(&text),
+	                              text.len, buf_str(&html), html.len, now, out, mo, err);
 out:
 	buf_free(&text);
 	buf_free(&html);
@@ -971,8 +952,9 @@ privacy_mail_erase(const struct config *cfg, const struct dkim_signer *dkim, con
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto out;
 	}
-	ret = automatic_mail(cfg, dkim, "Please confirm: delete your data", &text, &html, now, out,
-	                     mo, err);
+	ret = message_build_automatic(cfg, dkim, "privacy", "Please confirm: delete your data",
+	                              buf_str(&text), text.len, buf_str(&html), html.len, now, out,
+	                              mo, err);
 out:
 	buf_free(&text);
 	buf_free(&html);

@@ -20,10 +20,13 @@
  *   POST   /api/v1/subscribers/{email}/unsubscribe      subscribers:write
  *   GET    /api/v1/issues/{id}                          issues:read
  *   GET    /api/v1/issues/{id}/stats                    issues:read
+ *   POST   /api/v1/mail                                 mail:send (apimail.h)
+ *   GET    /api/v1/mail/{id}                            mail:send
  */
 #include "webint.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@
 
 #include "herald/api.h"
 #include "herald/apikey.h"
+#include "herald/apimail.h"
 #include "herald/consent.h"
 #include "herald/db.h"
 #include "herald/issue.h"
@@ -605,6 +609,103 @@ get_issue(struct call *k, long long id, int stats)
 	return answer(k->s, k->c, 200, o);
 }
 
+/* ---- one-off mail (apimail.h) ---- */
+
+static int
+mail_build(void *ctx, const struct config *cfg, sqlite3 *db, const struct dkim_signer *dkim,
+           struct buf *out, struct message_out *mo, struct herr *err)
+{
+	(void)db;
+	return apimail_build(ctx, cfg, dkim, out, mo, err);
+}
+
+static void
+mail_done(void *ctx, sqlite3 *db, int rc, const struct mailsend_result *res,
+          const char *message_id, const struct herr *send_err)
+{
+	struct apimail *m = ctx;
+	struct herr err;
+
+	herr_clear(&err);
+	if (apimail_result(db, m->id, rc, res, message_id, send_err, &err) < 0)
+		fprintf(stderr, "herald serve: api mail %lld: %s\n", m->id, err.msg);
+}
+
+static void
+mail_free(void *ctx)
+{
+	apimail_free(ctx);
+}
+
+static enum MHD_Result
+answer_mail(struct call *k, long long id, unsigned status)
+{
+	struct herr err;
+	json_t *o;
+
+	herr_clear(&err);
+	if (apimail_json(k->t->db, id, k->key->id, &o, &err) < 0)
+		return err.code == EX_NOINPUT
+		       ? fail_with(k->s, k->c, 404, "not_found", "no mail of that id for this key")
+		       : db_failed(k->s, k->c, &err);
+	return answer(k->s, k->c, status, o);
+}
+
+/* POST /mail: checked, recorded (Idempotency-Key), queued; 202. */
+static enum MHD_Result
+post_mail(struct call *k)
+{
+	const char *idem = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Idempotency-Key");
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char hash[2 * EVP_MAX_MD_SIZE + 1];
+	struct apimail *m = NULL;
+	struct api_error e;
+	json_t *body;
+	long long id;
+	int existing, rc;
+
+	if (idem && (!*idem || strlen(idem) > 255 || strspn(idem, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	             "abcdefghijklmnopqrstuvwxyz0123456789-_.:/+=") != strlen(idem)))
+		return fail_with(k->s, k->c, 422, "invalid_field", "Idempotency-Key is 1 to 255 "
+		                 "letters, digits and -_.:/+=");
+	if (api_json_parse(buf_str((struct buf *)&k->rq->body), k->rq->body.len, &body, &e) < 0)
+		return fail(k->s, k->c, &e);
+	rc = apimail_prepare(k->t->db, k->s->cfg, &k->s->key, body, &m, &e);
+	json_decref(body);
+	if (rc < 0)
+		return fail(k->s, k->c, &e);
+	if (EVP_Digest(k->rq->body.data, k->rq->body.len, md, &mdlen, EVP_sha256(), NULL) != 1) {
+		apimail_free(m);
+		return fail_with(k->s, k->c, 500, "internal", "cannot hash the body");
+	}
+	for (i = 0; i < mdlen; i++)
+		snprintf(hash + 2 * i, 3, "%02x", md[i]);
+	pthread_mutex_lock(&k->s->api_write_mu);
+	rc = apimail_record(k->t->db, m, k->key->id, idem, hash, &existing, &e);
+	pthread_mutex_unlock(&k->s->api_write_mu);
+	if (rc < 0) {
+		apimail_free(m);
+		return fail(k->s, k->c, &e);
+	}
+	id = m->id;
+	if (existing) {
+		apimail_free(m);
+		return answer_mail(k, id, 200);
+	}
+	if (webmail_enqueue_build_done(k->s->mail, mail_build, mail_done, mail_free, m,
+	                               "api mail") < 0) {
+		struct herr err;
+		struct herr why = { EX_TEMPFAIL, "", "the mail queue is full" };
+
+		herr_clear(&err);
+		apimail_result(k->t->db, id, -1, NULL, NULL, &why, &err);
+		return fail_with(k->s, k->c, 503, "unavailable", "the mail queue is full; try "
+		                 "again");
+	}
+	return answer_mail(k, id, 202);
+}
+
 /* ---- routing ---- */
 
 static int
@@ -732,6 +833,20 @@ web_handle_api(struct web_server *s, struct MHD_Connection *c, enum web_method m
 			return key.scopes & APIKEY_SUBSCRIBERS_WRITE
 			       ? delete_subscriber(&k, email) : forbidden(&k, APIKEY_SUBSCRIBERS_WRITE);
 		return not_allowed(&k, "GET, DELETE");
+	}
+	if (!strcmp(p, "mail") || !strncmp(p, "mail/", 5)) {
+		if (!(key.scopes & APIKEY_MAIL_SEND))
+			return forbidden(&k, APIKEY_MAIL_SEND);
+		if (!p[4]) {
+			if (m != WEB_POST)
+				return not_allowed(&k, "POST");
+			return post_mail(&k);
+		}
+		if (parse_id(p + 5, strlen(p + 5), &id) < 0)
+			return fail_with(s, c, 404, "not_found", "no such endpoint");
+		if (!get)
+			return not_allowed(&k, "GET");
+		return answer_mail(&k, id, 200);
 	}
 	if (!strncmp(p, "issues/", 7)) {
 		rest = p + 7;

@@ -249,6 +249,15 @@ typedef int (*webmail_build_fn)(void *ctx, const struct config *cfg, sqlite3 *db
                                 struct message_out *mo, struct herr *err);
 int webmail_enqueue_build(struct webmail *m, webmail_build_fn build, void *ctx,
                           const char *what);
+/* The same with `done` called on the mail thread after the send (rc of
+ * mailsend_one(), its result, the Message-ID, its error) to record it, and
+ * `ctx` released by `ctx_free` rather than free(). */
+struct mailsend_result;
+typedef void (*webmail_done_fn)(void *ctx, sqlite3 *db, int rc,
+                                const struct mailsend_result *res, const char *message_id,
+                                const struct herr *err);
+int webmail_enqueue_build_done(struct webmail *m, webmail_build_fn build, webmail_done_fn done,
+                               void (*ctx_free)(void *ctx), void *ctx, const char *what);
 /* Send what is queued (for at most a while), stop the thread, free
  * everything; how many went and failed over the server's life.  NULL ok. */
 void webmail_stop(struct webmail *m, long long *sent, long long *failed);

@@ -31,7 +31,9 @@ struct mail_job {
 	char             email[512];
 	char             name[SUBSCRIBER_NAME_MAX + 1];
 	webmail_build_fn build;        /* set: a builder's mail, not a confirmation */
-	void            *ctx;          /* its argument, free()d after */
+	webmail_done_fn  done;         /* NULL, or told the outcome (webint.h) */
+	void           (*ctx_free)(void *ctx); /* NULL: free() */
+	void            *ctx;          /* its argument, released after */
 };
 
 struct webmail {
@@ -58,21 +60,36 @@ mail_send(struct webmail *m, const struct mail_job *j)
 	struct mailsend_result res;
 	struct message_out mo;
 	struct herr err;
+	int built, rc;
 
 	herr_clear(&err);
 	memset(&mo, 0, sizeof mo);
-	if ((j->build ? j->build(j->ctx, cfg, m->db, mailsend_dkim(m->send), &msg, &mo, &err)
-	              : message_build_confirm(cfg, &m->s->key, mailsend_dkim(m->send), &j->list,
-	                                      j->subscriber_id, j->confirm_id, j->email, j->name,
-	                                      db_now(), &msg, &mo, &err)) < 0 ||
-	    mailsend_one(m->send, mo.mail_from, mo.rcpt.ascii, msg.data, msg.len, &res,
-	                 &err) < 0) {
+	memset(&res, 0, sizeof res);
+	built = (j->build ? j->build(j->ctx, cfg, m->db, mailsend_dkim(m->send), &msg, &mo, &err)
+	                  : message_build_confirm(cfg, &m->s->key, mailsend_dkim(m->send), &j->list,
+	                                          j->subscriber_id, j->confirm_id, j->email, j->name,
+	                                          db_now(), &msg, &mo, &err)) == 0;
+	rc = built ? mailsend_one(m->send, mo.mail_from, mo.rcpt.ascii, msg.data, msg.len, &res,
+	                          &err) : -1;
+	if (rc < 0) {
 		web_log(m->s, "%s mail to %s: %s", j->build ? j->email : "confirmation",
 		        j->build ? mo.rcpt.addr : j->email, err.msg);
 		atomic_fetch_add(&m->failed, 1);
 	} else
 		atomic_fetch_add(&m->sent, 1);
+	if (j->done)
+		j->done(j->ctx, m->db, rc, built ? &res : NULL, mo.message_id, &err);
 	buf_free(&msg);
+}
+
+static void
+job_free(struct mail_job *j)
+{
+	if (j->ctx_free)
+		j->ctx_free(j->ctx);
+	else
+		free(j->ctx);
+	free(j);
 }
 
 static void *
@@ -103,8 +120,7 @@ mail_main(void *arg)
 			atomic_fetch_add(&m->failed, 1);
 		} else
 			mail_send(m, j);
-		free(j->ctx);
-		free(j);
+		job_free(j);
 		pthread_mutex_lock(&m->mu);
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -119,8 +135,7 @@ webmail_free(struct webmail *m)
 
 	while ((j = m->head)) {
 		m->head = j->next;
-		free(j->ctx);
-		free(j);
+		job_free(j);
 	}
 	mailsend_close(m->send);
 	db_close(m->db);
@@ -186,23 +201,28 @@ webmail_enqueue(struct webmail *m, long long subscriber_id, long long confirm_id
 }
 
 int
-webmail_enqueue_build(struct webmail *m, webmail_build_fn build, void *ctx, const char *what)
+webmail_enqueue_build_done(struct webmail *m, webmail_build_fn build, webmail_done_fn done,
+                           void (*ctx_free)(void *ctx), void *ctx, const char *what)
 {
 	struct mail_job *j;
 
 	if (!(j = calloc(1, sizeof *j))) {
-		free(ctx);
+		if (ctx_free)
+			ctx_free(ctx);
+		else
+			free(ctx);
 		return -1;
 	}
 	j->build = build;
+	j->done = done;
+	j->ctx_free = ctx_free;
 	j->ctx = ctx;
 	/* a builder's mail is logged by what it is; the address is its own */
 	snprintf(j->email, sizeof j->email, "%s", what);
 	pthread_mutex_lock(&m->mu);
 	if (m->queued >= MAIL_QUEUE_MAX || m->stopping) {
 		pthread_mutex_unlock(&m->mu);
-		free(ctx);
-		free(j);
+		job_free(j);
 		return -1;
 	}
 	if (m->tail)
@@ -214,6 +234,12 @@ webmail_enqueue_build(struct webmail *m, webmail_build_fn build, void *ctx, cons
 	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->mu);
 	return 0;
+}
+
+int
+webmail_enqueue_build(struct webmail *m, webmail_build_fn build, void *ctx, const char *what)
+{
+	return webmail_enqueue_build_done(m, build, NULL, NULL, ctx, what);
 }
 
 void

@@ -133,6 +133,19 @@ int message_view_url(const struct config *cfg, const struct token_key *key, long
  * Message-ID, the plain return path as envelope sender, DKIM-signed when
  * `dkim` is not NULL.
  */
+/*
+ * Any other single automatic mail to mo->rcpt (parsed by the caller):
+ * `subject`, a text part and an HTML part as given, from [sender] from;
+ * Auto-Submitted: auto-generated (RFC 3834), a random Message-ID
+ * "PREFIX.HEX@[sender] message_id_domain", the plain return path as the
+ * envelope sender, DKIM-signed when `dkim` is not NULL.  The privacy
+ * mails (privacy.h) and the API's one-off mail (apimail.h).
+ */
+int message_build_automatic(const struct config *cfg, const struct dkim_signer *dkim,
+                            const char *prefix, const char *subject, const char *text,
+                            size_t text_len, const char *html, size_t html_len, long long now,
+                            struct buf *out, struct message_out *mo, struct herr *err);
+
 int message_build_confirm(const struct config *cfg, const struct token_key *key,
                           const struct dkim_signer *dkim, const struct list *l,
                           long long subscriber_id, long long confirm_id, const char *email,

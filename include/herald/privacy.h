@@ -69,6 +69,10 @@
  *   suppressions    [{pattern, reason, note, created_at}]: the address's
  *                   own and its domain's
  *   leave_answers   [{issue, reason, note, answered_at}] ([] without them)
+ *   mails           [{id, subject, status, smtp_code, smtp_reply, relay,
+ *                   message_id, created_at, sent_at}]: one-off mail the
+ *                   HTTP API sent to the address (apimail.h); erasure
+ *                   deletes these rows
  * Times are Unix seconds, null when unset; keys are always present.
  */
 #ifndef HERALD_PRIVACY_H

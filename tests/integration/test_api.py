@@ -27,7 +27,15 @@ Against a real `herald serve` on 127.0.0.1, with curl as the client:
   - unsubscribe from one list and from all (events and consent records);
     erase (DELETE) and then 404; an issue's status and its stats equal to
     `herald stats ID --json`; a key over its rate gets 429 with
-    Retry-After; a wrong method 405 with Allow.
+    Retry-After; a wrong method 405 with Allow;
+  - one-off mail: rendered from Markdown with merge data, received by the
+    SMTP server DKIM-signed (python3-dkim verifies it against the record
+    `herald dkim keygen` printed), recorded in api_mails and relay_usage;
+    retried with the same Idempotency-Key: one mail and the same answer;
+    the key with another body: 422; a suppressed address 409; data that
+    would put CR/LF into the subject, or an unknown merge field: 422 and
+    nothing stored or sent; a stored issue as the template; another key
+    cannot read the mail's status.
 """
 import json
 import os
@@ -37,6 +45,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SOURCE_DIR, World, check, need_module, run_tests, wait_until  # noqa: E402
+from dkimkeys import dns_stub, keygen  # noqa: E402
 from webclient import curl  # noqa: E402
 
 need_module("yaml")
@@ -339,6 +348,81 @@ def test_issue_and_stats():
     check(r.h("Allow") == "GET", "Allow %r", r.h("Allow"))
 
 
+def test_one_off_mail():
+    need_module("dkim")
+    import dkim
+    with World(extra_config=CONFIG) as w:
+        path, records = keygen(w, "api2026", "rsa")
+        w.set("dkim", selector="api2026", private_key=path)
+        w.init()
+        smtp = w.smtp()
+        w.ok("list", "create", "news")
+        w.ok("suppress", "add", "blocked@example.org")
+        key = w.ok("apikey", "create", "booking", "--scope", "mail:send").stdout_text.strip()
+        other = w.ok("apikey", "create", "other", "--scope", "mail:send").stdout_text.strip()
+        nomail = w.ok("apikey", "create", "nomail", "--scope", "lists:read").stdout_text.strip()
+        iid = w.new_issue("Welcome, {{name|reader}}", "news", "Hello {{name|reader}}.\n")
+        srv = w.serve()
+
+        def post(body, idem=None, k=key):
+            headers = ["Authorization: Bearer " + k, "Content-Type: application/json"]
+            if idem:
+                headers.append("Idempotency-Key: " + idem)
+            r = curl(srv.url + "/api/v1/mail", "POST", data=json.dumps(body), headers=headers)
+            r.json = conforms(r, "/mail", "POST")
+            return r
+
+        body = {"to": "Reader@Example.NET", "subject": "Your booking {{attr.ref}}",
+                "markdown": "Hello {{name|there}},\n\nbooking **{{attr.ref}}** is confirmed.\n",
+                "data": {"name": "Ada", "ref": "B-17", "seats": 2}}
+        r = post(body, "booking-B-17")
+        check(r.status == 202 and r.json["to"] == "Reader@example.net", "first: %s", r.text)
+        mid = r.json["id"]
+        msgs = wait_until(lambda: smtp.messages(), 20, "the one-off mail")
+        _, msg, raw = msgs[0]
+        check(msg["Subject"] == "Your booking B-17" and msg["Auto-Submitted"] ==
+              "auto-generated" and "List-Unsubscribe" not in msg, "headers %s", msg.items())
+        check("Hello Ada," in msg.get_body(("plain",)).get_content() and
+              "<strong>B-17</strong>" in msg.get_body(("html",)).get_content(), "body")
+        check(dkim.verify(raw, dnsfunc=dns_stub(records)), "the mail does not verify")
+        st = wait_until(lambda: [x for x in [call_get(srv, key, "/mail/%d" % mid)]
+                                 if x.json["status"] != "queued"], 20, "the recorded result")[0]
+        check(st.json["status"] == "sent" and st.json["smtp_code"] == 250 and
+              st.json["relay"], "status %s", st.text)
+        check(w.sql("SELECT count(*) FROM relay_usage")[0][0] >= 1, "relay usage not counted")
+        # retried: the same answer, no second mail
+        r = post(body, "booking-B-17")
+        check(r.status == 200 and r.json["id"] == mid, "retry: %s", r.text)
+        error_of(post(dict(body, subject="Changed"), "booking-B-17"), 422,
+                 "idempotency_mismatch")
+        # refusals store nothing and send nothing
+        n = w.sql("SELECT count(*) FROM api_mails")[0][0]
+        error_of(post(dict(body, to="blocked@example.org")), 409, "suppressed", "to")
+        error_of(post(dict(body, data={"ref": "x\r\nBcc: evil@example.org"})), 422,
+                 "invalid_field", "subject")
+        error_of(post(dict(body, markdown="Hi {{nosuch}}")), 422, "invalid_field", "markdown")
+        error_of(post(dict(body, cc="x@example.org")), 422, "unknown_field", "cc")
+        error_of(post({"to": "a@example.org", "markdown": "x"}), 422, "invalid_field", "subject")
+        check(w.sql("SELECT count(*) FROM api_mails")[0][0] == n, "a refusal was stored")
+        # a stored issue as the template
+        r = post({"to": "bob@example.org", "issue": int(iid), "data": {"name": "Bob"}})
+        check(r.status == 202, "issue template: %s", r.text)
+        got = wait_until(lambda: [m for _, m, _ in smtp.messages()
+                                  if m["Subject"] == "Welcome, Bob"], 20, "the template mail")
+        check("Hello Bob." in got[0].get_body(("plain",)).get_content(), "template body")
+        check(len(smtp.messages()) == 2, "%d mails sent", len(smtp.messages()))
+        error_of(call_get(srv, other, "/mail/%d" % mid), 404, "not_found")
+        error_of(call_get(srv, nomail, "/mail/%d" % mid), 403, "forbidden")
+
+
+def call_get(srv, key, path):
+    r = curl(srv.url + "/api/v1" + path, headers=["Authorization: Bearer " + key])
+    r.json = json.loads(r.body)
+    if r.status == 200:
+        r.json = conforms(r, "/mail/{id}", "GET")
+    return r
+
+
 def test_rate_limit():
     with World(extra_config="[api]\nrate = 3\n") as w:
         w.init()
@@ -381,6 +465,7 @@ def main():
             ("unsubscribe_and_erase", test_unsubscribe_and_erase),
             ("issue_and_stats", test_issue_and_stats),
             ("rate_limit", test_rate_limit),
+            ("one_off_mail", test_one_off_mail),
         ])
     finally:
         teardown()

@@ -12,41 +12,16 @@ the same messages.
 """
 import os
 import re
-import stat
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import World, check, run_tests, need_module, SOURCE_DIR  # noqa: E402
+from dkimkeys import dns_stub, keygen  # noqa: E402
 
 need_module("dkim")
 import dkim  # noqa: E402
 
 ISSUE = os.path.join(SOURCE_DIR, "examples", "newsletter-16.md")
-
-
-def keygen(w, selector, kind):
-    """Run herald dkim keygen; return (key path, {dns name: txt bytes})."""
-    path = os.path.join(w.root, "%s.pem" % selector)
-    p = w.ok("dkim", "keygen", "--domain", "example.org", "--selector", selector,
-             "--type", kind, "--out", path)
-    out = p.stdout_text
-    m = re.search(r'^(\S+)\. IN TXT \((.*?)\)', out, re.S | re.M)
-    check(m, "no TXT record in keygen output: %s", out)
-    name = m.group(1)
-    check(name == "%s._domainkey.example.org" % selector, "record name %s", name)
-    txt = "".join(re.findall(r'"([^"]*)"', m.group(2)))
-    check(txt.startswith("v=DKIM1; k=%s; p=" % kind), "record %r", txt)
-    check(stat.S_IMODE(os.stat(path).st_mode) == 0o600, "key mode %o",
-          stat.S_IMODE(os.stat(path).st_mode))
-    return path, {name + ".": txt.encode()}
-
-
-def dns_stub(records):
-    def lookup(name, timeout=5):
-        if isinstance(name, bytes):
-            name = name.decode()
-        return records.get(name if name.endswith(".") else name + ".")
-    return lookup
 
 
 def signatures(raw):

@@ -125,7 +125,7 @@ test_export_unknown_and_known(void **state)
 	static const char *const keys[] = {
 		"schema", "schema_version", "exported_at", "address", "subscriber",
 		"subscriptions", "consent", "confirmations", "deliveries", "opens", "clicks",
-		"events", "bounces", "suppressions", "leave_answers",
+		"events", "bounces", "suppressions", "leave_answers", "mails",
 	};
 	struct fixture *f = *state;
 	struct address a = addr("nobody@example.org");
