@@ -41,6 +41,7 @@
 #include "herald/list.h"
 #include "herald/privacy.h"
 #include "herald/report.h"
+#include "herald/segment.h"
 #include "herald/subscriber.h"
 
 #define CSP_API "default-src 'none'; frame-ancestors 'none'"
@@ -216,19 +217,25 @@ get_subscriber(struct call *k, const char *email)
 	return answer(k->s, k->c, 200, o);
 }
 
-/* GET /subscribers: a page of subscribers by id, of one list or all. */
+/* GET /subscribers: a page of subscribers by id, of one list or all,
+ * matching `where` (the segment language, segment.h) when given. */
 static enum MHD_Result
 list_subscribers(struct call *k)
 {
 	const char *list = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "list");
+	const char *where = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "where");
 	const char *after_s = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "after");
 	const char *limit_s = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "limit");
 	long long after = 0, limit = 100, last = 0, id;
+	struct buf sql = BUF_INIT(1u << 16);
+	struct segment *seg = NULL;
+	struct api_error e;
 	struct herr err;
-	sqlite3_stmt *st;
-	json_t *arr, *o;
+	sqlite3_stmt *st = NULL;
+	json_t *arr = NULL, *o;
 	char *end;
 	int rc, n = 0;
+	enum MHD_Result ret;
 	struct list l;
 
 	herr_clear(&err);
@@ -242,40 +249,54 @@ list_subscribers(struct call *k)
 			return fail_with(k->s, k->c, 404, "not_found", "there is no list of that name");
 		return db_failed(k->s, k->c, &err);
 	}
-	if (db_prepare(k->t->db, &st, list
-	               ? "SELECT s.id FROM subscribers s JOIN subscriptions u ON u.subscriber_id = "
-	                 "s.id AND u.list_id = ?3 WHERE s.id > ?1 AND s.email <> '' ORDER BY s.id "
-	                 "LIMIT ?2"
-	               : "SELECT id FROM subscribers WHERE id > ?1 AND email <> '' ORDER BY id "
-	                 "LIMIT ?2", &err) < 0)
-		return db_failed(k->s, k->c, &err);
+	if (where && segment_compile(k->t->db, where, "where", db_now(), &seg, &err) < 0) {
+		if (err.code != EX_DATAERR)
+			return db_failed(k->s, k->c, &err);
+		api_error_set(&e, 422, "invalid_field", "where", "%s", err.msg);
+		return fail(k->s, k->c, &e);
+	}
+	if (buf_adds(&sql, "SELECT s.id FROM subscribers s ") < 0 ||
+	    (list && buf_adds(&sql, "JOIN subscriptions u ON u.subscriber_id = s.id AND "
+	                      "u.list_id = ?3 ") < 0) ||
+	    buf_adds(&sql, "WHERE s.id > ?1 AND s.email <> '' ") < 0 ||
+	    (seg && (buf_adds(&sql, "AND ") < 0 || buf_adds(&sql, segment_sql(seg)) < 0)) ||
+	    buf_adds(&sql, " ORDER BY s.id LIMIT ?2") < 0 || !(arr = json_array())) {
+		ret = MHD_NO;
+		goto out;
+	}
+	if (db_prepare(k->t->db, &st, buf_str(&sql), &err) < 0 ||
+	    (seg && segment_bind(seg, st, &err) < 0)) {
+		ret = db_failed(k->s, k->c, &err);
+		goto out;
+	}
 	sqlite3_bind_int64(st, 1, after);
 	sqlite3_bind_int64(st, 2, limit);
 	if (list)
 		sqlite3_bind_int64(st, 3, l.id);
-	if (!(arr = json_array())) {
-		sqlite3_finalize(st);
-		return MHD_NO;
-	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		if (api_subscriber_json(k->t->db, id, &o, &err) < 0 ||
 		    json_array_append_new(arr, o) < 0) {
-			sqlite3_finalize(st);
-			json_decref(arr);
-			return err.code ? db_failed(k->s, k->c, &err) : MHD_NO;
+			ret = err.code ? db_failed(k->s, k->c, &err) : MHD_NO;
+			goto out;
 		}
 		last = id;
 		n++;
 	}
-	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		json_decref(arr);
 		db_error(k->t->db, &err, "list subscribers");
-		return db_failed(k->s, k->c, &err);
+		ret = db_failed(k->s, k->c, &err);
+		goto out;
 	}
-	return answer(k->s, k->c, 200, json_pack("{s:o, s:o}", "subscribers", arr, "next_after",
-	                                         n == limit ? json_integer(last) : json_null()));
+	ret = answer(k->s, k->c, 200, json_pack("{s:o, s:o}", "subscribers", arr, "next_after",
+	                                        n == limit ? json_integer(last) : json_null()));
+	arr = NULL;
+out:
+	sqlite3_finalize(st);
+	json_decref(arr);
+	segment_free(seg);
+	buf_free(&sql);
+	return ret;
 }
 
 /* This thread's subscriber writer, prepared on first use; NULL (the

@@ -42,6 +42,7 @@ import os
 import re
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SOURCE_DIR, World, check, need_module, run_tests, wait_until  # noqa: E402
@@ -308,6 +309,13 @@ def test_get_and_page():
           "paging: %d of %d in %d pages", len(seen), want, pages)
     error_of(call("GET", "/subscribers?limit=0", template="/subscribers"), 422,
              "invalid_field")
+    # where=: the segment language (bulk rows have attr.n = their number)
+    r = call("GET", "/subscribers?list=news&limit=1000&where=" +
+             urllib.parse.quote("attr.n = 42 or attr.n = 4242"), template="/subscribers")
+    check(sorted(s["email"] for s in r.json["subscribers"]) ==
+          ["bulk00042@example.org", "bulk04242@example.org"], "where: %s", r.text[:300])
+    error_of(call("GET", "/subscribers?where=" + urllib.parse.quote("attr.n = "),
+                  template="/subscribers"), 422, "invalid_field", "where")
     error_of(call("GET", "/subscribers?list=nosuch", template="/subscribers"), 404,
              "not_found")
 
