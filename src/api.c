@@ -314,29 +314,19 @@ upsert_one(struct subscriber_writer *w, sqlite3 *db, const struct api_upsert *u,
 }
 
 int
-api_upsert_apply(sqlite3 *db, struct subscriber_writer *kept, struct api_upsert *u, size_t n,
-                 const struct consent_ctx *how, const char *key_text,
-                 const struct token_key *erased_key, struct api_upsert_result *res,
-                 struct api_error *e)
+api_upsert_apply_in(sqlite3 *db, struct subscriber_writer *w, struct api_upsert *u, size_t n,
+                    const struct consent_ctx *how, const char *key_text,
+                    const struct token_key *erased_key, struct api_upsert_result *res,
+                    struct api_error *e)
 {
-	struct subscriber_writer *w = kept;
 	struct herr err;
 	size_t i;
 
 	herr_clear(&err);
-	if ((!w && subscriber_writer_open(db, &w, &err) < 0) || db_begin(db, &err) < 0) {
-		if (!kept)
-			subscriber_writer_close(w);
-		return api_error_set(e, 503, "unavailable", NULL, "the database failed: %s",
-		                     err.msg);
-	}
 	for (i = 0; i < n; i++)
 		if (upsert_one(w, db, &u[i], how, key_text, erased_key, &res[i], &err) < 0) {
 			char field[48];
 
-			db_rollback(db);
-			if (!kept)
-				subscriber_writer_close(w);
 			if (n > 1)
 				snprintf(field, sizeof field, "subscribers[%zu]", i);
 			if (err.code == EX_DATAERR)
@@ -345,8 +335,33 @@ api_upsert_apply(sqlite3 *db, struct subscriber_writer *kept, struct api_upsert 
 			return api_error_set(e, 503, "unavailable", NULL, "the database failed: %s",
 			                     err.msg);
 		}
+	return 0;
+}
+
+int
+api_upsert_apply(sqlite3 *db, struct subscriber_writer *kept, struct api_upsert *u, size_t n,
+                 const struct consent_ctx *how, const char *key_text,
+                 const struct token_key *erased_key, struct api_upsert_result *res,
+                 struct api_error *e)
+{
+	struct subscriber_writer *w = kept;
+	struct herr err;
+	int rc;
+
+	herr_clear(&err);
+	if ((!w && subscriber_writer_open(db, &w, &err) < 0) || db_begin(db, &err) < 0) {
+		if (!kept)
+			subscriber_writer_close(w);
+		return api_error_set(e, 503, "unavailable", NULL, "the database failed: %s",
+		                     err.msg);
+	}
+	rc = api_upsert_apply_in(db, w, u, n, how, key_text, erased_key, res, e);
 	if (!kept)
 		subscriber_writer_close(w);
+	if (rc < 0) {
+		db_rollback(db);
+		return -1;
+	}
 	if (db_commit(db, &err) < 0)
 		return api_error_set(e, 503, "unavailable", NULL, "the database failed: %s",
 		                     err.msg);

@@ -664,6 +664,7 @@ web_free(struct web_server *s)
 	pthread_mutex_destroy(&s->threads_mu);
 	pthread_mutex_destroy(&s->cache_mu);
 	pthread_mutex_destroy(&s->api_write_mu);
+	pthread_cond_destroy(&s->api_done);
 	explicit_bzero(&s->key, sizeof s->key);
 	free(s);
 }
@@ -690,6 +691,7 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 	pthread_mutex_init(&s->threads_mu, NULL);
 	pthread_mutex_init(&s->cache_mu, NULL);
 	pthread_mutex_init(&s->api_write_mu, NULL);
+	pthread_cond_init(&s->api_done, NULL);
 	if (token_key_load(cfg->secret_file, &s->key, err) < 0)
 		goto fail;
 	if (pthread_key_create(&s->tkey, NULL) != 0) {

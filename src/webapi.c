@@ -311,6 +311,107 @@ writer_of(struct call *k)
 	return k->t->api_w;
 }
 
+/*
+ * Group commit of upserts.  A request's upserts become a job; the first
+ * thread to find no batch being written leads: it takes every job waiting
+ * and writes them in one transaction, each in its own savepoint (a job
+ * that fails is rolled back alone and answered with its error), then wakes
+ * the others.  One commit for many requests is what makes thousands of
+ * single upserts a second possible on SQLite, and a request still waits
+ * for its own commit before it is answered (nothing answered is lost).
+ */
+struct api_job {
+	struct api_job            *next;
+	struct api_upsert         *u;
+	size_t                     n;
+	const struct consent_ctx  *how;
+	const char                *key_text;
+	struct api_upsert_result  *res;
+	struct api_error           e;
+	int                        rc, done;
+};
+
+static void
+write_batch(struct call *k, struct api_job *jobs, struct subscriber_writer *w)
+{
+	struct api_job *j;
+	struct herr err;
+	int began;
+
+	herr_clear(&err);
+	began = db_begin(k->t->db, &err) == 0;
+	for (j = jobs; j; j = j->next) {
+		if (!began) {
+			j->rc = api_error_set(&j->e, 503, "unavailable", NULL, "the database failed: %s",
+			                      err.msg);
+			continue;
+		}
+		if (db_exec(k->t->db, "SAVEPOINT api_job", &err) < 0) {
+			j->rc = api_error_set(&j->e, 503, "unavailable", NULL, "the database failed: %s",
+			                      err.msg);
+			continue;
+		}
+		j->rc = api_upsert_apply_in(k->t->db, w, j->u, j->n, j->how, j->key_text,
+		                            &k->s->key, j->res, &j->e);
+		if (j->rc < 0)
+			db_exec(k->t->db, "ROLLBACK TO api_job", &err);
+		db_exec(k->t->db, "RELEASE api_job", &err);
+	}
+	if (began && db_commit(k->t->db, &err) < 0) {
+		db_rollback(k->t->db);
+		for (j = jobs; j; j = j->next)
+			if (j->rc == 0)
+				j->rc = api_error_set(&j->e, 503, "unavailable", NULL,
+				                      "the database failed: %s", err.msg);
+	}
+}
+
+static int
+upsert_grouped(struct call *k, struct api_upsert *u, size_t n, const struct consent_ctx *how,
+               const char *key_text, struct api_upsert_result *res, struct api_error *e)
+{
+	struct web_server *s = k->s;
+	struct api_job job, *batch, *j, **tail;
+	struct subscriber_writer *w;
+
+	memset(&job, 0, sizeof job);
+	job.u = u;
+	job.n = n;
+	job.how = how;
+	job.key_text = key_text;
+	job.res = res;
+	pthread_mutex_lock(&s->api_write_mu);
+	for (tail = &s->api_pending; *tail; tail = &(*tail)->next)
+		;
+	*tail = &job;
+	while (!job.done) {
+		if (s->api_leading) {
+			pthread_cond_wait(&s->api_done, &s->api_write_mu);
+			continue;
+		}
+		s->api_leading = 1;
+		batch = s->api_pending;
+		s->api_pending = NULL;
+		pthread_mutex_unlock(&s->api_write_mu);
+		w = writer_of(k);
+		if (w)
+			write_batch(k, batch, w);
+		else
+			for (j = batch; j; j = j->next)
+				j->rc = api_error_set(&j->e, 503, "unavailable", NULL,
+				                      "the database cannot be written");
+		pthread_mutex_lock(&s->api_write_mu);
+		for (j = batch; j; j = j->next)
+			j->done = 1;
+		s->api_leading = 0;
+		pthread_cond_broadcast(&s->api_done);
+	}
+	pthread_mutex_unlock(&s->api_write_mu);
+	if (job.rc < 0)
+		*e = job.e;
+	return job.rc;
+}
+
 /* The consent record's client: this request. */
 static void
 client_of(struct call *k, char *ip, struct consent_ctx *how)
@@ -359,9 +460,7 @@ post_subscriber(struct call *k)
 	}
 	client_of(k, ip, &how);
 	snprintf(by, sizeof by, "api key %s", k->key->name);
-	pthread_mutex_lock(&k->s->api_write_mu);
-	rc = api_upsert_apply(k->t->db, writer_of(k), &u, 1, &how, by, &k->s->key, &res, &e);
-	pthread_mutex_unlock(&k->s->api_write_mu);
+	rc = upsert_grouped(k, &u, 1, &how, by, &res, &e);
 	if (rc < 0) {
 		api_upsert_clear(&u);
 		json_decref(body);
@@ -434,10 +533,7 @@ post_bulk(struct call *k)
 	}
 	client_of(k, ip, &how);
 	snprintf(by, sizeof by, "api key %s", k->key->name);
-	pthread_mutex_lock(&k->s->api_write_mu);
-	i = (size_t)api_upsert_apply(k->t->db, writer_of(k), u, n, &how, by, &k->s->key, res, &e);
-	pthread_mutex_unlock(&k->s->api_write_mu);
-	if (i != 0) {
+	if (upsert_grouped(k, u, n, &how, by, res, &e) < 0) {
 		ret = fail(k->s, k->c, &e);
 		goto out;
 	}

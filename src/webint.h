@@ -55,6 +55,7 @@
 
 struct webmail;
 struct subscriber_writer;
+struct api_job;
 
 /* One server thread's database connection (opened on its first use). */
 struct web_thread {
@@ -91,8 +92,12 @@ struct web_server {
 	struct web_limiter  *ip_limit, *addr_limit;
 	struct web_limiter  *api_limit;  /* per API key: [api] rate a second (webapi.c) */
 	/* the API's writes, one at a time: threads queue here rather than in
-	 * SQLite's busy handler, which sleeps (1, 2, 5 ms ...) between tries */
+	 * SQLite's busy handler, which sleeps (1, 2, 5 ms ...) between tries;
+	 * upserts waiting together go in one transaction (webapi.c) */
 	pthread_mutex_t      api_write_mu;
+	pthread_cond_t       api_done;
+	struct api_job      *api_pending;  /* upserts waiting for a leader */
+	int                  api_leading;  /* a thread is writing a batch */
 	pthread_key_t        tkey;
 	int                  tkey_made;
 	pthread_mutex_t      threads_mu;

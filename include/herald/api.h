@@ -125,6 +125,13 @@ int api_subscriber_json(sqlite3 *db, long long id, struct json_t **out, struct h
 /* A list as the API shows one (new object; also `herald list ls --json`). */
 struct json_t *api_list_json(const struct list *l);
 
+/* The same inside the caller's transaction (or savepoint): on -1 the
+ * caller rolls back what it began. */
+int api_upsert_apply_in(sqlite3 *db, struct subscriber_writer *w, struct api_upsert *u,
+                        size_t n, const struct consent_ctx *how, const char *key_text,
+                        const struct token_key *erased_key, struct api_upsert_result *res,
+                        struct api_error *e);
+
 /* Upsert result words: "created", "updated", "unchanged". */
 const char *api_upsert_word(const struct api_upsert_result *r);
 
