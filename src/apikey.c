@@ -253,10 +253,12 @@ apikey_verify(sqlite3 *db, const char *presented, long long now, struct apikey *
 		*state = APIKEY_EXPIRED;
 	else
 		*state = APIKEY_VALID;
-	/* last use, at most once a minute: not a write per request */
-	if (*state == APIKEY_VALID && now - out->last_used_at >= 60 &&
-	    db_run2(db, "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", out->id, now, NULL,
-	            "mark the key used", err) < 0)
-		return -1;
 	return 0;
+}
+
+int
+apikey_mark_used(sqlite3 *db, long long id, long long now, struct herr *err)
+{
+	return db_run2(db, "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", id, now, NULL,
+	               "mark the key used", err);
 }

@@ -107,6 +107,36 @@ web_api_too_large(struct web_server *s, struct MHD_Connection *c)
 	return fail_h(s, c, &e, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
+/* The key's last use, written by one request a minute per key: not a
+ * write (and a wait for the write lock) per request. */
+static void
+mark_used(struct web_server *s, struct web_thread *t, const struct apikey *k)
+{
+	long long now = db_now();
+	struct herr err;
+	size_t i, slot = 0;
+	int due = 0;
+
+	pthread_mutex_lock(&s->api_write_mu);
+	for (i = 0; i < sizeof s->api_marks / sizeof s->api_marks[0]; i++) {
+		if (s->api_marks[i].id == k->id) {
+			slot = i;
+			break;
+		}
+		if (s->api_marks[i].next < s->api_marks[slot].next)
+			slot = i;   /* else the entry longest due: reused */
+	}
+	if (s->api_marks[slot].id != k->id || now >= s->api_marks[slot].next) {
+		s->api_marks[slot].id = k->id;
+		s->api_marks[slot].next = now + 60;
+		due = now - k->last_used_at >= 60;
+	}
+	pthread_mutex_unlock(&s->api_write_mu);
+	herr_clear(&err);
+	if (due && apikey_mark_used(t->db, k->id, now, &err) < 0)
+		web_log(s, "api: %s", err.msg);
+}
+
 /* The key of the request (Authorization: Bearer KEY), checked; 0 when
  * valid, else the 401 is queued into *ret. */
 static int
@@ -130,8 +160,10 @@ authenticate(struct web_server *s, struct MHD_Connection *c, struct web_thread *
 			return -1;
 		}
 	}
-	if (st == APIKEY_VALID)
+	if (st == APIKEY_VALID) {
+		mark_used(s, t, k);
 		return 0;
+	}
 	if (h)
 		web_log(s, "api: refused a key (%s)", why[st]);
 	api_error_set(&e, 401, "unauthorized", NULL,

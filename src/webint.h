@@ -98,6 +98,8 @@ struct web_server {
 	pthread_cond_t       api_done;
 	struct api_job      *api_pending;  /* upserts waiting for a leader */
 	int                  api_leading;  /* a thread is writing a batch */
+	struct { long long id, next; } api_marks[32]; /* when each key's last use is
+	                                      written next (under api_write_mu) */
 	pthread_key_t        tkey;
 	int                  tkey_made;
 	pthread_mutex_t      threads_mu;

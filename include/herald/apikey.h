@@ -72,9 +72,11 @@ enum apikey_state {
 	APIKEY_EXPIRED,
 };
 /* Rule (1): what `presented` is worth at `now`; *out filled when VALID.
- * Marks last_used_at (at most once a minute).  -1 only when the database
- * failed. */
+ * Reads only.  -1 only when the database failed. */
 int apikey_verify(sqlite3 *db, const char *presented, long long now, struct apikey *out,
                   enum apikey_state *state, struct herr *err);
+/* Record the key's use at `now` (a write: callers do it at most once a
+ * minute per key, not per request). */
+int apikey_mark_used(sqlite3 *db, long long id, long long now, struct herr *err);
 
 #endif
