@@ -17,7 +17,7 @@
 # tests/tools/smtpd.py.  A new dependency goes into the right list here.
 set -eu
 
-build="cmake gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev libcmark-dev
+build="cmake gcc make pkg-config scdoc libcurl4-openssl-dev libsqlite3-dev libcmark-dev
 libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-dev libmicrohttpd-dev libgmime-3.0-dev"
 demo="python3 python3-aiosmtpd"
 test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython python3-yaml python3-jsonschema spamassassin
