@@ -22,7 +22,7 @@ libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-
 demo="python3 python3-aiosmtpd"
 test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython python3-yaml python3-jsonschema spamassassin
 curl chromium chromium-driver python3-selenium dovecot-imapd dovecot-pop3d postfix
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev dpkg-dev"
 
 usage() {
 	echo "usage: scripts/deps.sh build|demo|test" >&2
