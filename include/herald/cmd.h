@@ -115,6 +115,24 @@ const char *cmd_time(long long t, char *out, size_t size);
 void cmd_warn(void *ctx, const char *msg);
 /* Print a JSON value (jansson json_t *) to stdout and release it. */
 int cmd_print_json(void *json);
+/*
+ * A JSON array written row by row as the rows come (`sub ls --json` over a
+ * million subscribers): memory stays that of one row, and the bytes are
+ * exactly what cmd_print_json() prints for the whole array.  Nothing is
+ * written before the first row, so an error before it leaves stdout empty;
+ * an error after it leaves a truncated (invalid) document and the command
+ * fails as any other.
+ */
+struct cmd_json_rows {
+	int          on;   /* 0: not --json; add and end do nothing */
+	long         n;    /* rows written */
+	struct herr *err;  /* where add and end report */
+};
+/* Append one row (a jansson json_t *, released here; NULL means json_pack
+ * ran out of memory).  0, or -1 with *err set (out of memory, write error). */
+int cmd_json_rows_add(struct cmd_json_rows *r, void *row);
+/* Close the array ("[]" when empty), newline, flush.  0, or -1 with *err. */
+int cmd_json_rows_end(struct cmd_json_rows *r);
 /* Print `s` padded with spaces to `width` characters, then one space. */
 void cmd_print_cell(const char *s, int width);
 /* Catch SIGINT/SIGTERM: the first sets the returned flag (stop taking new

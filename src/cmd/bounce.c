@@ -166,9 +166,8 @@ read_stdin(char **out, size_t *len, int *too_big, struct herr *err)
 
 /* Where `herald bounce unmatched` puts each row: a JSON array, or text. */
 struct unmatched_out {
-	json_t *arr;  /* --json: the array being built; else NULL */
+	struct cmd_json_rows json;  /* --json: rows as they come (cmd.h) */
 	long    n;
-	int     oom;  /* building the JSON failed: stop, say so */
 };
 
 static int
@@ -178,7 +177,7 @@ print_unmatched(void *ctx, const struct bouncelog_unmatched *u)
 	char t[32], code[8] = "";
 
 	o->n++;
-	if (o->arr) {
+	if (o->json.on) {
 		/* I: jansson's json_int_t (long long); the ids are 64-bit. */
 		json_t *j = json_pack("{s:I, s:I, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:i, "
 		                      "s:s, s:s, s:s, s:s, s:s}",
@@ -192,9 +191,7 @@ print_unmatched(void *ctx, const struct bouncelog_unmatched *u)
 		                      "diagnostic", u->diagnostic, "recipient", u->recipient,
 		                      "guess", u->guess, "guess_from", u->guess_from, "why", u->why);
 
-		if (!j || json_array_append_new(o->arr, j) < 0)
-			return o->oom = 1;
-		return 0;
+		return cmd_json_rows_add(&o->json, j);
 	}
 	if (u->reply_code)
 		snprintf(code, sizeof code, "%d ", u->reply_code);
@@ -242,15 +239,13 @@ unmatched(int argc, char **argv, struct cmd_env *env)
 	if (cmd_setup(env, CMD_NEED_CONFIG | CMD_NEED_DB) < 0)
 		return -1;
 	memset(&o, 0, sizeof o);
-	if (json && !(o.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
+	o.json.on = json;
+	o.json.err = &env->err;
 	rc = bouncelog_each_unmatched(env->db, (int)limit, print_unmatched, &o, &env->err);
-	if (rc < 0 || o.oom) {
-		json_decref(o.arr);
-		return rc < 0 ? -1 : herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	}
-	if (o.arr)
-		return cmd_print_json(o.arr);
+	if (rc < 0)
+		return -1;
+	if (o.json.on)
+		return cmd_json_rows_end(&o.json);
 	if (!o.n)
 		printf("no unmatched bounces\n");
 	else if (!env->quiet)

@@ -79,6 +79,54 @@ cmd_print_json(void *json)
 	return rc < 0 ? EX_IOERR : 0;
 }
 
+/* jansson's JSON_INDENT(2) dump of a row, indented one level more, as it
+ * sits inside the array: every line break it writes is structural (strings
+ * escape theirs), so each gets two more spaces after it. */
+static int
+rows_write(const char *buf, size_t size, void *data)
+{
+	const char *p = buf, *nl, *end = buf + size;
+
+	(void)data;
+	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+		if (fwrite(p, 1, (size_t)(nl - p), stdout) != (size_t)(nl - p) ||
+		    fputs("\n  ", stdout) == EOF)
+			return -1;
+		p = nl + 1;
+	}
+	return fwrite(p, 1, (size_t)(end - p), stdout) == (size_t)(end - p) ? 0 : -1;
+}
+
+int
+cmd_json_rows_add(struct cmd_json_rows *r, void *row)
+{
+	json_t *j = row;
+	int rc;
+
+	if (!r->on) {
+		json_decref(j);
+		return 0;
+	}
+	if (!j)
+		return herr_set(r->err, EX_OSERR, NULL, "out of memory building JSON");
+	rc = fputs(r->n++ ? ",\n  " : "[\n  ", stdout) == EOF ? -1 :
+	     json_dump_callback(j, rows_write, NULL, JSON_INDENT(2));
+	json_decref(j);
+	if (rc < 0)
+		return herr_set(r->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
+	return 0;
+}
+
+int
+cmd_json_rows_end(struct cmd_json_rows *r)
+{
+	if (!r->on)
+		return 0;
+	if (fputs(r->n ? "\n]\n" : "[]\n", stdout) == EOF || fflush(stdout) != 0)
+		return herr_set(r->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
+	return 0;
+}
+
 int
 cmd_open_db(struct cmd_env *env, int create)
 {

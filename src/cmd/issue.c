@@ -190,7 +190,7 @@ issue_json(const struct issue *is, const struct ledger_counts *c)
 }
 
 struct ls_ctx {
-	json_t *arr;
+	struct cmd_json_rows json;  /* --json: rows as they come (cmd.h) */
 	int n;
 };
 
@@ -200,8 +200,8 @@ print_issue(void *ctx, const struct issue *is)
 	struct ls_ctx *c = ctx;
 	char t[32];
 
-	if (c->arr)
-		return json_array_append_new(c->arr, issue_json(is, NULL));
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json, issue_json(is, NULL));
 	if (c->n++ == 0)
 		printf("%-5s %-10s %-14s %-16s %s\n", "ID", "STATUS", "LIST", "WHEN", "SUBJECT");
 	printf("%-5lld %-10s %-14s %-16s %s\n", is->id, is->status, lists_of(is),
@@ -214,18 +214,14 @@ print_issue(void *ctx, const struct issue *is)
 static int
 issue_ls(int argc, char **argv, struct cmd_env *env)
 {
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { argc == 2, 0, &env->err }, 0 };
 
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
 		return cmd_usage_error(cmd_issue_usage, "issue ls takes only --json");
-	if (argc == 2 && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	if (issue_each(env->db, print_issue, &c, &env->err) < 0) {
-		json_decref(c.arr);
+	if (issue_each(env->db, print_issue, &c, &env->err) < 0)
 		return -1;
-	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (c.json.on)
+		return cmd_json_rows_end(&c.json);
 	if (!c.n && !env->quiet)
 		printf("no issues yet; create one with 'herald issue new FILE.md'\n");
 	return 0;
@@ -455,11 +451,11 @@ issue_resume_cmd(int argc, char **argv, struct cmd_env *env)
 static int
 print_failure(void *ctx, const struct ledger_delivery *f)
 {
-	json_t *arr = ctx;
+	struct cmd_json_rows *json = ctx;
 	char t[32];
 
-	if (arr)
-		return json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I}",
+	if (json->on)
+		return cmd_json_rows_add(json, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I}",
 		        "email", f->email, "status", f->status, "attempts", f->attempts,
 		        "smtp_code", f->smtp_code, "smtp_reply", f->smtp_reply,
 		        "updated_at", (json_int_t)f->updated_at));
@@ -472,23 +468,19 @@ print_failure(void *ctx, const struct ledger_delivery *f)
 static int
 issue_failures_cmd(int argc, char **argv, struct cmd_env *env)
 {
+	struct cmd_json_rows json = { 0, 0, &env->err };
 	struct issue is;
-	json_t *arr = NULL;
 	long long id;
-	int json, rc;
+	int rc;
 
-	if ((rc = id_and_flag(argc, argv, "--json", &id, &json, env)) != 0)
+	if ((rc = id_and_flag(argc, argv, "--json", &id, &json.on, env)) != 0)
 		return rc;
 	if (issue_get(env->db, id, &is, &env->err) < 0)
 		return -1;
 	issue_clear(&is);
-	if (json && !(arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	if (ledger_each_failure(env->db, id, print_failure, arr, &env->err) < 0) {
-		json_decref(arr);
+	if (ledger_each_failure(env->db, id, print_failure, &json, &env->err) < 0)
 		return -1;
-	}
-	return arr ? cmd_print_json(arr) : 0;
+	return cmd_json_rows_end(&json);
 }
 
 static int
@@ -509,7 +501,7 @@ issue_retry_cmd(int argc, char **argv, struct cmd_env *env)
 
 struct audience_out {
 	enum { OUT_TEXT, OUT_JSON, OUT_CSV } format;
-	json_t      *arr;
+	struct cmd_json_rows json;  /* OUT_JSON: rows as they come (cmd.h) */
 	long long    n;
 	struct herr *err;
 };
@@ -543,9 +535,7 @@ print_member(void *ctx, const struct audience_row *r)
 		/* "o" takes lists, also when json_pack fails */
 		row = json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)r->id, "email", r->email,
 		                "name", r->name, "lists", lists);
-		if (!row || json_array_append_new(o->arr, row) < 0)
-			return herr_set(o->err, EX_OSERR, NULL, "out of memory");
-		return 0;
+		return cmd_json_rows_add(&o->json, row);
 	case OUT_CSV:
 		csv_cell(r->email, 0);
 		csv_cell(r->name, 0);
@@ -567,7 +557,7 @@ print_member(void *ctx, const struct audience_row *r)
 static int
 issue_audience_cmd(int argc, char **argv, struct cmd_env *env)
 {
-	struct audience_out o = { OUT_TEXT, NULL, 0, &env->err };
+	struct audience_out o = { OUT_TEXT, { 0, 0, &env->err }, 0, &env->err };
 	const char *ids = NULL;
 	struct issue is;
 	long long id;
@@ -587,22 +577,18 @@ issue_audience_cmd(int argc, char **argv, struct cmd_env *env)
 		return cmd_usage_error(cmd_issue_usage, "missing issue ID");
 	if (cmd_parse_id(ids, &id, &env->err) < 0 || issue_get(env->db, id, &is, &env->err) < 0)
 		return -1;
-	if (o.format == OUT_JSON && !(o.arr = json_array())) {
-		issue_clear(&is);
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	}
+	o.json.on = o.format == OUT_JSON;
 	if (o.format == OUT_CSV)
 		printf("email,name,lists\r\n");
 	rc = issue_audience_each(env->db, &is, print_member, &o, &env->err);
 	issue_clear(&is);
 	if (rc < 0) {
-		json_decref(o.arr);
 		if (!env->err.code)
 			herr_set(&env->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
 		return -1;
 	}
-	if (o.arr)
-		return cmd_print_json(o.arr);
+	if (o.json.on)
+		return cmd_json_rows_end(&o.json);
 	if (fflush(stdout) != 0)
 		return herr_set(&env->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
 	if (!o.n && o.format == OUT_TEXT && !env->quiet)

@@ -141,7 +141,7 @@ list_set_cmd(int argc, char **argv, struct cmd_env *env)
 }
 
 struct ls_ctx {
-	json_t *arr;
+	struct cmd_json_rows json;  /* --json: rows as they come (cmd.h) */
 	int n;
 };
 
@@ -150,8 +150,8 @@ print_list(void *ctx, const struct list *l)
 {
 	struct ls_ctx *c = ctx;
 
-	if (c->arr)
-		return json_array_append_new(c->arr, api_list_json(l));
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json, api_list_json(l));
 	if (c->n++ == 0)
 		printf("%-20s %9s %11s %12s %6s  %s\n", "NAME", "CONFIRMED", "UNCONFIRMED",
 		       "UNSUBSCRIBED", "ISSUES", "TITLE");
@@ -176,18 +176,14 @@ has_flag(int argc, char **argv, const char *flag)
 static int
 list_ls_cmd(int argc, char **argv, struct cmd_env *env)
 {
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { has_flag(argc, argv, "--json"), 0, &env->err }, 0 };
 
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
 		return cmd_usage_error(cmd_list_usage, "list ls takes only --json");
-	if (has_flag(argc, argv, "--json") && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	if (list_each(env->db, print_list, &c, &env->err) < 0) {
-		json_decref(c.arr);
+	if (list_each(env->db, print_list, &c, &env->err) < 0)
 		return -1;
-	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (c.json.on)
+		return cmd_json_rows_end(&c.json);
 	if (!c.n && !env->quiet)
 		printf("no lists yet; create one with 'herald list create NAME'\n");
 	return 0;

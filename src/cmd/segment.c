@@ -75,7 +75,7 @@ segment_create_cmd(int argc, char **argv, struct cmd_env *env)
 }
 
 struct ls_ctx {
-	json_t *arr;
+	struct cmd_json_rows json;  /* --json: rows as they come (cmd.h) */
 	int     n;
 };
 
@@ -84,8 +84,8 @@ print_def(void *ctx, const struct segment_def *d)
 {
 	struct ls_ctx *c = ctx;
 
-	if (c->arr)
-		return json_array_append_new(c->arr, def_json(d));
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json, def_json(d));
 	if (c->n++ == 0)
 		printf("%-24s %s\n", "NAME", "EXPRESSION");
 	printf("%-24s %s\n", d->name, d->expr);
@@ -97,20 +97,17 @@ print_def(void *ctx, const struct segment_def *d)
 static int
 segment_ls_cmd(int argc, char **argv, struct cmd_env *env)
 {
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { argc == 2, 0, &env->err }, 0 };
 
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
 		return cmd_usage_error(cmd_segment_usage, "segment ls takes only --json");
-	if (argc == 2 && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
 	if (segment_each_saved(env->db, print_def, &c, &env->err) < 0) {
-		json_decref(c.arr);
 		if (!env->err.code)
 			herr_set(&env->err, EX_OSERR, NULL, "out of memory");
 		return -1;
 	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (c.json.on)
+		return cmd_json_rows_end(&c.json);
 	if (!c.n && !env->quiet)
 		printf("no segments yet; create one with 'herald segment create NAME --where EXPR'\n");
 	return 0;

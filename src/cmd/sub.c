@@ -177,8 +177,9 @@ sub_add(int argc, char **argv, struct cmd_env *env)
 	return 0;
 }
 
+/* One listing's output: JSON rows as they come (cmd.h), or text. */
 struct ls_ctx {
-	json_t *arr;
+	struct cmd_json_rows json;
 	long n;
 };
 
@@ -197,8 +198,8 @@ print_member(void *ctx, const struct member *m)
 	char t[32];
 
 	c->n++;
-	if (c->arr)
-		return json_array_append_new(c->arr,
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json,
 		        json_pack("{s:I, s:s, s:s, s:o, s:s, s:s}", "id", (json_int_t)m->sub->id,
 		                  "email", m->sub->email, "name", m->sub->name,
 		                  "attributes", attrs_json(m->sub->attributes),
@@ -226,9 +227,9 @@ print_match(void *ctx, const struct segment_row *r)
 	struct subscriber s;
 	struct member m;
 
-	if (mc->ls->arr) {
+	if (mc->ls->json.on) {
 		mc->ls->n++;
-		return json_array_append_new(mc->ls->arr,
+		return cmd_json_rows_add(&mc->ls->json,
 		        json_pack("{s:I, s:s, s:s, s:o, s:s?, s:s}", "id", (json_int_t)r->id,
 		                  "email", r->email, "name", r->name,
 		                  "attributes", attrs_json(r->attributes),
@@ -248,7 +249,7 @@ print_match(void *ctx, const struct segment_row *r)
 static int
 sub_ls_where(const char *expr, const char *list_name, int json, struct cmd_env *env)
 {
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { json, 0, &env->err }, 0 };
 	struct match_ctx mc = { &c, NULL };
 	struct segment *seg;
 	struct list l;
@@ -262,20 +263,15 @@ sub_ls_where(const char *expr, const char *list_name, int json, struct cmd_env *
 	}
 	if (segment_compile(env->db, expr, "--where", db_now(), &seg, &env->err) < 0)
 		return -1;
-	if (json && !(c.arr = json_array())) {
-		segment_free(seg);
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	}
 	rc = segment_each(env->db, seg, l.id, print_match, &mc, &env->err);
 	segment_free(seg);
 	if (rc < 0) {
-		json_decref(c.arr);
 		if (!env->err.code)
 			herr_set(&env->err, EX_OSERR, NULL, "out of memory");
 		return -1;
 	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (json)
+		return cmd_json_rows_end(&c.json);
 	if (!env->quiet)
 		printf("%ld subscriber%s\n", c.n, c.n == 1 ? "" : "s");
 	return 0;
@@ -289,8 +285,8 @@ print_unengaged(void *ctx, const struct engagement_row *r)
 	char t1[32], t2[32];
 
 	c->n++;
-	if (c->arr)
-		return json_array_append_new(c->arr,
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json,
 		        json_pack("{s:I, s:s, s:s, s:I, s:I}", "id", (json_int_t)r->id,
 		                  "email", r->email, "name", r->name,
 		                  "first_sent_at", (json_int_t)r->first_sent_at,
@@ -307,22 +303,19 @@ print_unengaged(void *ctx, const struct engagement_row *r)
 static int
 sub_ls_unengaged(int json, struct cmd_env *env)
 {
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { json, 0, &env->err }, 0 };
 
 	if (env->cfg.sunset_after <= 0)
 		return herr_set(&env->err, EX_CONFIG, env->config_path, "[audience] sunset_after "
 		                "is off: nobody is left out as unengaged");
-	if (json && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
 	if (engagement_each_unengaged(env->db, env->cfg.sunset_after, db_now(), print_unengaged,
 	                              &c, &env->err) < 0) {
-		json_decref(c.arr);
 		if (!env->err.code)
 			herr_set(&env->err, EX_OSERR, NULL, "out of memory");
 		return -1;
 	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (json)
+		return cmd_json_rows_end(&c.json);
 	if (!env->quiet)
 		printf("%ld unengaged subscriber%s\n", c.n, c.n == 1 ? "" : "s");
 	return 0;
@@ -340,7 +333,7 @@ sub_ls(int argc, char **argv, struct cmd_env *env)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *list_name = NULL, *status = NULL, *where = NULL;
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { 0, 0, &env->err }, 0 };
 	struct list l;
 	int ch, json = 0, unengaged = 0;
 
@@ -369,14 +362,11 @@ sub_ls(int argc, char **argv, struct cmd_env *env)
 		                       "and nothing else");
 	if (check_status(status, &env->err) < 0 || list_get(env->db, list_name, &l, &env->err) < 0)
 		return -1;
-	if (json && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	if (subscriber_each_member(env->db, l.id, status, print_member, &c, &env->err) < 0) {
-		json_decref(c.arr);
+	c.json.on = json;
+	if (subscriber_each_member(env->db, l.id, status, print_member, &c, &env->err) < 0)
 		return -1;
-	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (json)
+		return cmd_json_rows_end(&c.json);
 	if (!env->quiet)
 		printf("%ld subscriber%s\n", c.n, c.n == 1 ? "" : "s");
 	return 0;

@@ -64,7 +64,7 @@ change(int argc, char **argv, struct cmd_env *env, int add)
 }
 
 struct ls_ctx {
-	json_t *arr;
+	struct cmd_json_rows json;  /* --json: rows as they come (cmd.h) */
 	int     n;
 };
 
@@ -74,8 +74,8 @@ print_one(void *ctx, const struct suppression *s)
 	struct ls_ctx *c = ctx;
 	char when[32];
 
-	if (c->arr)
-		return json_array_append_new(c->arr,
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json,
 		           json_pack("{s:s, s:s, s:s, s:I}", "pattern", s->pattern, "reason",
 		                     s->reason, "note", s->note, "created_at",
 		                     (json_int_t)s->created_at));
@@ -89,18 +89,14 @@ print_one(void *ctx, const struct suppression *s)
 static int
 list_all(int argc, char **argv, struct cmd_env *env)
 {
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { argc == 2, 0, &env->err }, 0 };
 
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
 		return cmd_usage_error(cmd_suppress_usage, "suppress ls takes only --json");
-	if (argc == 2 && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	if (suppress_each(env->db, print_one, &c, &env->err) < 0) {
-		json_decref(c.arr);
+	if (suppress_each(env->db, print_one, &c, &env->err) < 0)
 		return -1;
-	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (c.json.on)
+		return cmd_json_rows_end(&c.json);
 	if (!c.n && !env->quiet)
 		printf("nothing is suppressed\n");
 	return 0;

@@ -20,12 +20,13 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SOURCE_DIR, World, check, run_tests  # noqa: E402
+from harness import HERALD, SOURCE_DIR, World, check, run_tests  # noqa: E402
 
-EX_DATAERR, EX_NOINPUT = 65, 66
+EX_DATAERR, EX_NOINPUT, EX_IOERR = 65, 66, 74
 
 
 def world(*lists):
@@ -327,6 +328,30 @@ def test_import_generated_csv():
         check(emails(w, "newsletter", "unconfirmed") == ["late@example.org"], "--unconfirmed")
 
 
+def test_listings_stream_one_document():
+    """sub ls --json writes its rows as they come (cmd.h: cmd_json_rows):
+    the bytes are still one JSON document laid out as jansson's JSON_INDENT(2)
+    lays out the whole array (Python's indent=2 is the same layout), "[]"
+    when empty, and a write error fails the command instead of a silent
+    truncation."""
+    with world("newsletter", "empty") as w:
+        w.ok("sub", "import", "--list", "newsletter", w.write("people.csv", people_csv()))
+        for args in (("sub", "ls", "--list", "newsletter", "--json"),
+                     ("sub", "ls", "--where", "exists attr.Organisation", "--json"),
+                     ("list", "ls", "--json"), ("sub", "ls", "--list", "empty", "--json")):
+            out = w.ok(*args).stdout_text
+            check(out == json.dumps(json.loads(out), indent=2, ensure_ascii=False) + "\n",
+                  "herald %s: not laid out as one document:\n%s", " ".join(args), out)
+        check(w.ok("sub", "ls", "--list", "empty", "--json").stdout_text == "[]\n",
+              "an empty listing")
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run([HERALD, "--config", w.config, "sub", "ls", "--list",
+                                "newsletter", "--json"], stdout=full, stderr=subprocess.PIPE,
+                               cwd=w.root, timeout=60)
+        check(p.returncode == EX_IOERR and b"write error" in p.stderr,
+              "sub ls --json > /dev/full: exit %d, %r", p.returncode, p.stderr)
+
+
 def strip_ids(ms):
     return sorted(({k: v for k, v in m.items() if k != "id"} for m in ms),
                   key=lambda m: m["email"])
@@ -590,6 +615,7 @@ run_tests([
     ("sub_ls_status_and_show_subscriptions", test_sub_ls_status_and_show_subscriptions),
     ("sub_unsubscribe_block_rm", test_sub_unsubscribe_block_rm),
     ("import_generated_csv", test_import_generated_csv),
+    ("listings_stream_one_document", test_listings_stream_one_document),
     ("export_reimport_roundtrip", test_export_reimport_roundtrip),
     ("import_does_not_resubscribe", test_import_does_not_resubscribe),
     ("issue_new_ls_show", test_issue_new_ls_show),
