@@ -81,20 +81,23 @@ cmd_print_json(void *json)
 
 /* jansson's JSON_INDENT(2) dump of a row, indented one level more, as it
  * sits inside the array: every line break it writes is structural (strings
- * escape theirs), so each gets two more spaces after it. */
+ * escape theirs), so each gets two more spaces after it.  jansson hands
+ * over a few bytes at a time; the caller holds the stream's lock, so the
+ * bytes go out with putc_unlocked. */
 static int
 rows_write(const char *buf, size_t size, void *data)
 {
-	const char *p = buf, *nl, *end = buf + size;
+	size_t i;
 
 	(void)data;
-	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-		if (fwrite(p, 1, (size_t)(nl - p), stdout) != (size_t)(nl - p) ||
-		    fputs("\n  ", stdout) == EOF)
+	for (i = 0; i < size; i++) {
+		if (putc_unlocked(buf[i], stdout) == EOF)
 			return -1;
-		p = nl + 1;
+		if (buf[i] == '\n' &&
+		    (putc_unlocked(' ', stdout) == EOF || putc_unlocked(' ', stdout) == EOF))
+			return -1;
 	}
-	return fwrite(p, 1, (size_t)(end - p), stdout) == (size_t)(end - p) ? 0 : -1;
+	return 0;
 }
 
 int
@@ -109,8 +112,11 @@ cmd_json_rows_add(struct cmd_json_rows *r, void *row)
 	}
 	if (!j)
 		return herr_set(r->err, EX_OSERR, NULL, "out of memory building JSON");
-	rc = fputs(r->n++ ? ",\n  " : "[\n  ", stdout) == EOF ? -1 :
+	flockfile(stdout);
+	/* ",\n" and "[\n" get their two spaces as the row's lines do */
+	rc = rows_write(r->n++ ? ",\n" : "[\n", 2, NULL) < 0 ? -1 :
 	     json_dump_callback(j, rows_write, NULL, JSON_INDENT(2));
+	funlockfile(stdout);
 	json_decref(j);
 	if (rc < 0)
 		return herr_set(r->err, EX_IOERR, NULL, "write error: %s", strerror(errno));
