@@ -122,6 +122,14 @@ int
 consent_record(sqlite3 *db, const char *kind, long long subscriber_id, long long list_id,
                const struct consent_ctx *c, const char *why, struct herr *err)
 {
+	return consent_record_cached(db, NULL, kind, subscriber_id, list_id, c, why, err);
+}
+
+int
+consent_record_cached(sqlite3 *db, sqlite3_stmt **cache, const char *kind,
+                      long long subscriber_id, long long list_id, const struct consent_ctx *c,
+                      const char *why, struct herr *err)
+{
 	sqlite3_stmt *st;
 	char ip[CONSENT_IP_MAX];
 	char *source, *text, *ua, *reason;
@@ -139,10 +147,10 @@ consent_record(sqlite3 *db, const char *kind, long long subscriber_id, long long
 	/* (5): the one place an address is cut to what [privacy] allows */
 	if (!consent_ip_store(c->ip, c->store_ip, ip, sizeof ip))
 		ip[0] = '\0';
-	if (db_prepare(db, &st,
-	               "INSERT INTO consent_log (subscriber_id, list_id, kind, at, recorded_at, "
-	               "source, detail, ip, user_agent, reason) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", err) < 0)
+	if (db_prepare_cached(db, cache, &st,
+	                      "INSERT INTO consent_log (subscriber_id, list_id, kind, at, "
+	                      "recorded_at, source, detail, ip, user_agent, reason) "
+	                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", err) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, subscriber_id);
 	if (list_id)
@@ -159,11 +167,11 @@ consent_record(sqlite3 *db, const char *kind, long long subscriber_id, long long
 	if (reason && *reason)
 		sqlite3_bind_text(st, 10, reason, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE)
 		db_error(db, err, "record consent");
+	db_stmt_done(cache, st);
+	if (rc != SQLITE_DONE)
 		goto out;
-	}
 	ret = 0;
 out:
 	free(source);

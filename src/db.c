@@ -63,6 +63,29 @@ db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, struct herr *err)
 }
 
 int
+db_prepare_cached(sqlite3 *db, sqlite3_stmt **cache, sqlite3_stmt **st, const char *sql,
+                  struct herr *err)
+{
+	if (!cache)
+		return db_prepare(db, st, sql, err);
+	if (!*cache && db_prepare(db, cache, sql, err) < 0)
+		return -1;
+	*st = *cache;
+	return 0;
+}
+
+void
+db_stmt_done(sqlite3_stmt **cache, sqlite3_stmt *st)
+{
+	if (!cache) {
+		sqlite3_finalize(st);
+		return;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+int
 db_exec(sqlite3 *db, const char *sql, struct herr *err)
 {
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)

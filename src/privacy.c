@@ -746,20 +746,28 @@ int
 privacy_erased_check(sqlite3 *db, const struct token_key *key, const char *addr_key,
                      struct herr *err)
 {
+	return privacy_erased_check_cached(db, NULL, key, addr_key, err);
+}
+
+int
+privacy_erased_check_cached(sqlite3 *db, sqlite3_stmt **cache, const struct token_key *key,
+                            const char *addr_key, struct herr *err)
+{
 	sqlite3_stmt *st;
 	char hash[65];
 	int rc, v = 0;
 
 	if (erased_hash(key, addr_key, hash, err) < 0 ||
-	    db_prepare(db, &st, "SELECT suppressed FROM erased WHERE hash = ?1", err) < 0)
+	    db_prepare_cached(db, cache, &st, "SELECT suppressed FROM erased WHERE hash = ?1",
+	                      err) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0) ? 2 : 1;
-	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(db, err, "check erased addresses");
-	return v;
+		db_error(db, err, "check erased addresses");
+	db_stmt_done(cache, st);
+	return rc != SQLITE_ROW && rc != SQLITE_DONE ? -1 : v;
 }
 
 /* ------------------------------------------------------------------ */

@@ -26,6 +26,10 @@ struct subscriber_writer {
 	sqlite3_stmt *sub_find;   /* subscription status */
 	sqlite3_stmt *sub_insert;
 	sqlite3_stmt *sub_update;
+	/* prepared by their home modules the first time a row needs them
+	 * (db_prepare_cached): a bulk import prepares nothing per row */
+	sqlite3_stmt *consent;    /* consent_record_cached */
+	sqlite3_stmt *erased;     /* privacy_erased_check_cached */
 };
 
 /* What one row write is asked, once the source's policy is applied. */
@@ -121,6 +125,8 @@ subscriber_writer_close(struct subscriber_writer *w)
 	sqlite3_finalize(w->sub_find);
 	sqlite3_finalize(w->sub_insert);
 	sqlite3_finalize(w->sub_update);
+	sqlite3_finalize(w->consent);
+	sqlite3_finalize(w->erased);
 	free(w);
 }
 
@@ -339,7 +345,7 @@ out:
  * subscription: 'confirm' when an admin or an import confirmed an
  * unconfirmed one, else 'subscribe' (new, or renewed after leaving). */
 static int
-signup_consent(sqlite3 *db, const struct list *l, const struct signup_req *r,
+signup_consent(struct subscriber_writer *w, const struct list *l, const struct signup_req *r,
                const struct subscribe_req *req, struct herr *err)
 {
 	struct consent_ctx c;
@@ -351,8 +357,9 @@ signup_consent(sqlite3 *db, const struct list *l, const struct signup_req *r,
 		c.source = r->source == SIGNUP_ADMIN ? "cli" :
 		           r->source == SIGNUP_IMPORT ? "import" :
 		           r->source == SIGNUP_API ? "api" : "web form";
-	return consent_record(db, !strcmp(req->was, "unconfirmed") ? "confirm" : "subscribe",
-	                      req->id, l->id, &c, NULL, err);
+	return consent_record_cached(w->db, &w->consent,
+	                             !strcmp(req->was, "unconfirmed") ? "confirm" : "subscribe",
+	                             req->id, l->id, &c, NULL, err);
 }
 
 int
@@ -366,8 +373,10 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 	memset(out, 0, sizeof *out);
 	/* rule (10), for addresses herald does not know (again) */
 	if (r->erased_key && ((known = subscriber_known(w, r->addr, err)) < 0 ||
-	                      (!known && (erased = privacy_erased_check(w->db, r->erased_key,
-	                                                                r->addr->key, err)) < 0)))
+	                      (!known && (erased = privacy_erased_check_cached(w->db, &w->erased,
+	                                                                       r->erased_key,
+	                                                                       r->addr->key,
+	                                                                       err)) < 0)))
 		return -1;
 	if (erased == 2 || (erased && r->source == SIGNUP_IMPORT)) {
 		out->res = erased == 2 ? SUBSCRIBE_SKIPPED_SUPPRESSED : SUBSCRIBE_SKIPPED_ERASED;
@@ -437,7 +446,7 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 	    eventlog_record_source(w->db, "subscribe", 0, req.id, l->id,
 	                           r->source == SIGNUP_API ? "api" : "web", err) < 0)
 		return -1;
-	if (req.moved && signup_consent(w->db, l, r, &req, err) < 0)
+	if (req.moved && signup_consent(w, l, r, &req, err) < 0)
 		return -1;
 	/* welcome.h (1), (2): confirmed by this sign-up, in its transaction;
 	 * an import only when asked */

@@ -84,6 +84,10 @@ const char *consent_unsubscribe_how(const char *source);
  * NULL for none.  Text longer than its cap is cut at a UTF-8 boundary. */
 int consent_record(sqlite3 *db, const char *kind, long long subscriber_id, long long list_id,
                    const struct consent_ctx *c, const char *reason, struct herr *err);
+/* The same with its INSERT kept in *cache for a loop (db_prepare_cached). */
+int consent_record_cached(sqlite3 *db, sqlite3_stmt **cache, const char *kind,
+                          long long subscriber_id, long long list_id,
+                          const struct consent_ctx *c, const char *reason, struct herr *err);
 
 /* (6): the reason of the latest unsubscribe of subscriber x list, when it
  * has none yet (an answer is not rewritten).  EX_NOINPUT when there is no
