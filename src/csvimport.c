@@ -29,7 +29,8 @@
  *       back between two calls to csv_parse() by resetting the public
  *       entry_pos/spaces members of struct csv_parser; the row is then
  *       reported as too long.  Only the set of keys seen, for duplicates,
- *       grows with the file.
+ *       grows with the file, and not even that when the handler keeps it
+ *       (csvimport.h: `seen`).
  *   (4) A field never reaches the caller with a control character, a line
  *       break or invalid UTF-8 in it: such rows are bad rows, so nothing
  *       from the file can inject a header into a message later.
@@ -612,11 +613,24 @@ do_row(struct reader *r)
 		bad(r, "%s", e.msg);
 		return;
 	}
-	if ((dup = seen_find(&r->seen, r->addr.key)) != NULL) {
+	if (r->h->seen) {
+		unsigned long first = 0;
+		int s = r->h->seen(r->h->ctx, r->addr.key, r->rec_line, &first, r->err);
+
+		if (s < 0) {
+			if (!r->err->code)
+				herr_set(r->err, EX_SOFTWARE, r->path, "the duplicate check failed");
+			r->stop = 1;
+			return;
+		}
+		if (s > 0) {
+			bad(r, "duplicate of line %lu", first);
+			return;
+		}
+	} else if ((dup = seen_find(&r->seen, r->addr.key)) != NULL) {
 		bad(r, "duplicate of line %lu", dup->line);
 		return;
-	}
-	if (seen_add(&r->seen, r->addr.key, r->rec_line) < 0) {
+	} else if (seen_add(&r->seen, r->addr.key, r->rec_line) < 0) {
 		out_of_memory(r);
 		return;
 	}

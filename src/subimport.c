@@ -19,6 +19,8 @@
 
 struct import_ctx {
 	struct subscriber_writer       *w;
+	sqlite3_stmt                   *seen_add;  /* seen_row(): new key, or ignored */
+	sqlite3_stmt                   *seen_line; /* seen_row(): where it was first */
 	const struct subimport_opts    *o;
 	const struct subimport_handler *h;
 	struct subimport_report        *rep;
@@ -118,6 +120,65 @@ import_row(void *ctx, const struct csvimport_row *row, struct herr *err)
 	return 0;
 }
 
+/*
+ * The addresses this file has brought so far (csvimport.h: `seen`), for
+ * "duplicate of line N".  They live in a table of the temp store, not in
+ * the process: SQLite keeps it in its own page cache (2 MB) and spills the
+ * rest to a temporary file, so a file of ten million rows takes the memory
+ * of a small one (the set in memory took 80 bytes a row: 800 MB).  One
+ * B-tree insert per row; the line is looked up only for a duplicate.
+ */
+#define SEEN_CREATE "CREATE TEMP TABLE IF NOT EXISTS herald_import_seen (" \
+	"key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
+
+static int
+seen_open(sqlite3 *db, struct import_ctx *c, struct herr *err)
+{
+	if (db_exec(db, SEEN_CREATE, err) < 0 ||
+	    db_exec(db, "DELETE FROM temp.herald_import_seen", err) < 0 ||
+	    db_prepare(db, &c->seen_add, "INSERT OR IGNORE INTO temp.herald_import_seen "
+	               "(key, line) VALUES (?1, ?2)", err) < 0 ||
+	    db_prepare(db, &c->seen_line, "SELECT line FROM temp.herald_import_seen "
+	               "WHERE key = ?1", err) < 0)
+		return -1;
+	return 0;
+}
+
+static void
+seen_close(sqlite3 *db, struct import_ctx *c)
+{
+	sqlite3_finalize(c->seen_add);
+	sqlite3_finalize(c->seen_line);
+	c->seen_add = c->seen_line = NULL;
+	sqlite3_exec(db, "DROP TABLE IF EXISTS temp.herald_import_seen", NULL, NULL, NULL);
+}
+
+static int
+seen_row(void *ctx, const char *key, unsigned long line, unsigned long *first,
+         struct herr *err)
+{
+	struct import_ctx *c = ctx;
+	sqlite3 *db = sqlite3_db_handle(c->seen_add);
+	int rc;
+
+	sqlite3_bind_text(c->seen_add, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(c->seen_add, 2, (sqlite3_int64)line);
+	rc = sqlite3_step(c->seen_add);
+	sqlite3_reset(c->seen_add);
+	if (rc != SQLITE_DONE)
+		return db_error(db, err, "remember the address");
+	if (sqlite3_changes(db) == 1)
+		return 0;
+	sqlite3_bind_text(c->seen_line, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(c->seen_line);
+	if (rc == SQLITE_ROW)
+		*first = (unsigned long)sqlite3_column_int64(c->seen_line, 0);
+	sqlite3_reset(c->seen_line);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "find the first line of a duplicate");
+	return 1;
+}
+
 static void
 import_bad(void *ctx, unsigned long line, const char *reason)
 {
@@ -163,17 +224,20 @@ subimport_run(sqlite3 *db, const struct subimport_opts *o, const struct subimpor
 	ch.row = import_row;
 	ch.bad = import_bad;
 	ch.note = import_note;
+	ch.seen = seen_row;
 	ch.ctx = &c;
 	if (db_begin(db, err) < 0)
 		return -1;
-	if (subscriber_writer_open(db, &c.w, err) < 0 ||
+	if (subscriber_writer_open(db, &c.w, err) < 0 || seen_open(db, &c, err) < 0 ||
 	    csvimport_read_columns(o->fp, o->path, o->columns ? o->columns : &defaults, &ch,
 	                           err) < 0) {
 		subscriber_writer_close(c.w);
+		seen_close(db, &c);
 		db_rollback(db);
 		return -1;
 	}
 	subscriber_writer_close(c.w);
+	seen_close(db, &c);
 	if (o->dry_run) {
 		db_rollback(db);
 		return 0;

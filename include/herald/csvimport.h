@@ -39,7 +39,8 @@
  * (run the import in one transaction and roll it back on -1).
  *
  * Memory is bounded per row whatever the file holds; only the set of
- * addresses seen (for duplicates) grows with the number of rows.
+ * addresses seen (for duplicates) grows with the number of rows, unless the
+ * handler keeps that set itself (`seen` below).
  */
 #ifndef HERALD_CSVIMPORT_H
 #define HERALD_CSVIMPORT_H
@@ -73,6 +74,14 @@ struct csvimport_handler {
 	/* Something worth telling that does not reject the row. May be NULL. */
 	void (*note)(void *ctx, unsigned long line, const char *message);
 	void *ctx;
+	/* The addresses read so far, for "duplicate of line N": 0 when the
+	 * identity key is new (keep it with its line), 1 with *first set to
+	 * the line where it was first seen, -1 with `err` set (the read stops).
+	 * NULL: a set in memory, which grows by about 80 bytes a row; the
+	 * import keeps it in the database's temp store instead (subimport.c),
+	 * so a ten-million-row file costs no more memory than a small one. */
+	int (*seen)(void *ctx, const char *key, unsigned long line, unsigned long *first,
+	            struct herr *err);
 };
 
 /*

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "tempdb.h"
 
@@ -1040,6 +1041,42 @@ test_subscriber_signup_merges_attributes(void **state)
 	subscriber_clear(&s);
 }
 
+/* A new subscriber's attributes are written without a DOM (new_attrs in
+ * subscriber.c): the bytes must be jansson's JSON_COMPACT | JSON_SORT_KEYS,
+ * what merge_attrs wrote for everyone before and still writes on a merge. */
+static void
+test_subscriber_signup_new_attributes_as_jansson_writes_them(void **state)
+{
+	struct fixture *f = *state;
+	struct tmpl_attr attrs[7] = {
+		{ "role", "Social worker" }, { "Région", "Île-de-France" },
+		{ "a\\b", "back\\slash \"quoted\"" }, { "role", "" },
+		{ "Z", "upper before lower" }, { "dup", "first" }, { "dup", "second" },
+	};
+	struct signup_result res;
+	struct subscriber s;
+	struct herr err;
+	json_t *obj = json_object();
+	char *want;
+	size_t i;
+
+	assert_non_null(obj);
+	for (i = 0; i < 7; i++)
+		if (*attrs[i].value)
+			assert_int_equal(json_object_set_new(obj, attrs[i].key,
+			                                     json_string(attrs[i].value)), 0);
+	want = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	assert_non_null(want);
+	assert_int_equal(signup_full(f, &f->news, "new@example.org", "New", attrs, 7,
+	                             SIGNUP_IMPORT, 0, &res, &err), 0);
+	assert_int_equal(res.res, SUBSCRIBE_ADDED);
+	assert_int_equal(subscriber_get(f->db, "new@example.org", &s, &err), 0);
+	assert_string_equal(s.attributes, want);
+	subscriber_clear(&s);
+	free(want);
+}
+
 /* ---- unsubscribing --------------------------------------------------------- */
 
 static void
@@ -1290,6 +1327,7 @@ main(void)
 		T(test_subscriber_signup_never_downgrades_confirmed),
 		T(test_subscriber_signup_upgrades_unconfirmed_only_for_admin),
 		T(test_subscriber_signup_merges_attributes),
+		T(test_subscriber_signup_new_attributes_as_jansson_writes_them),
 		T(test_subscription_unsubscribe_is_idempotent),
 		T(test_subscription_unsubscribe_not_on_list),
 		T(test_subscription_unsubscribe_issue_names_the_issue),
