@@ -1041,6 +1041,41 @@ test_subscriber_signup_merges_attributes(void **state)
 	subscriber_clear(&s);
 }
 
+/* sql/021: the tables written per subscriber or per message keep their
+ * CHECK constraints without IN lists (SQLite builds a temporary B-tree for
+ * each IN list every time it checks a row), and the constraints still bite. */
+static void
+test_schema_checks_without_in_lists(void **state)
+{
+	static const char *const tables[] = { "subscribers", "subscriptions", "consent_log",
+	                                      "deliveries", "events" };
+	struct fixture *f = *state;
+	sqlite3_stmt *st;
+	size_t i;
+
+	for (i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+		assert_int_equal(sqlite3_prepare_v2(f->db, "SELECT sql FROM sqlite_master "
+		                                    "WHERE type = 'table' AND name = ?1", -1, &st,
+		                                    NULL), SQLITE_OK);
+		sqlite3_bind_text(st, 1, tables[i], -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_null(strstr((const char *)sqlite3_column_text(st, 0), " IN ('"));
+		assert_non_null(strstr((const char *)sqlite3_column_text(st, 0), " OR "));
+		sqlite3_finalize(st);
+	}
+	assert_int_equal(sqlite3_exec(f->db, "INSERT INTO subscribers (email, email_key, status, "
+	                              "created_at, updated_at) VALUES ('x@example.org', "
+	                              "'x@example.org', 'nope', 1, 1)", NULL, NULL, NULL),
+	                 SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(f->db, "INSERT INTO subscribers (email, email_key, status, "
+	                              "created_at, updated_at) VALUES ('x@example.org', "
+	                              "'x@example.org', 'bounced', 1, 1)", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(f->db, "INSERT INTO subscriptions (list_id, subscriber_id, "
+	                              "status, created_at) SELECT 1, id, 'maybe', 1 "
+	                              "FROM subscribers", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+}
+
 /* A new subscriber's attributes are written without a DOM (new_attrs in
  * subscriber.c): the bytes must be jansson's JSON_COMPACT | JSON_SORT_KEYS,
  * what merge_attrs wrote for everyone before and still writes on a merge. */
@@ -1328,6 +1363,7 @@ main(void)
 		T(test_subscriber_signup_upgrades_unconfirmed_only_for_admin),
 		T(test_subscriber_signup_merges_attributes),
 		T(test_subscriber_signup_new_attributes_as_jansson_writes_them),
+		T(test_schema_checks_without_in_lists),
 		T(test_subscription_unsubscribe_is_idempotent),
 		T(test_subscription_unsubscribe_not_on_list),
 		T(test_subscription_unsubscribe_issue_names_the_issue),
