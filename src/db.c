@@ -86,6 +86,27 @@ db_stmt_done(sqlite3_stmt **cache, sqlite3_stmt *st)
 }
 
 int
+db_cache_size(sqlite3 *db, const char *schema, int value, int *was, struct herr *err)
+{
+	char sql[64];
+	sqlite3_stmt *st;
+	int rc;
+
+	/* PRAGMA takes no bound parameters; schema and value are ours */
+	snprintf(sql, sizeof sql, "PRAGMA %s.cache_size", schema);
+	if (db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*was = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "read the cache size");
+	snprintf(sql, sizeof sql, "PRAGMA %s.cache_size = %d", schema, value);
+	return db_exec(db, sql, err);
+}
+
+int
 db_exec(sqlite3 *db, const char *sql, struct herr *err)
 {
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)

@@ -61,6 +61,11 @@ int db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, struct herr *err
 int db_prepare_cached(sqlite3 *db, sqlite3_stmt **cache, sqlite3_stmt **st, const char *sql,
                       struct herr *err);
 void db_stmt_done(sqlite3_stmt **cache, sqlite3_stmt *st);
+
+/* PRAGMA `schema`.cache_size (schema "main" or "temp", our own constant):
+ * set it to `value` (negative: KiB, as SQLite counts) and put the old one in
+ * *was, for a caller that restores it after a bulk write. */
+int db_cache_size(sqlite3 *db, const char *schema, int value, int *was, struct herr *err);
 /* Run SQL without results or parameters (BEGIN, COMMIT, pragmas). */
 int db_exec(sqlite3 *db, const char *sql, struct herr *err);
 
