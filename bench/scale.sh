@@ -178,7 +178,7 @@ done
 json+="], \"load_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"rss_cap_kb\": $rss_cap_kb, \"over_cap\": ${#over[@]}}"
 say "load average $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: wall times include others' work)"
 if [ ${#over[@]} -gt 0 ]; then
-	printf 'peak RSS over 64 MB: %s\n' "${over[*]}"
+	printf 'peak RSS over 64 MB: %s\n' "$(printf '%s; ' "${over[@]}" | sed 's/; $//')"
 else
 	printf 'peak RSS under 64 MB for import, sub ls (--json) and sub export at every size\n'
 fi
