@@ -750,6 +750,22 @@ privacy_erased_check(sqlite3 *db, const struct token_key *key, const char *addr_
 }
 
 int
+privacy_erased_any(sqlite3 *db, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc, any = 0;
+
+	if (db_prepare(db, &st, "SELECT EXISTS (SELECT 1 FROM erased)", err) < 0)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		any = sqlite3_column_int(st, 0) != 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "check erased addresses");
+	return any;
+}
+
+int
 privacy_erased_check_cached(sqlite3 *db, sqlite3_stmt **cache, const struct token_key *key,
                             const char *addr_key, struct herr *err)
 {

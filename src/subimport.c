@@ -219,7 +219,8 @@ import_in(sqlite3 *db, const struct subimport_opts *o, struct csvimport_handler 
 
 	if (db_begin(db, err) < 0)
 		return -1;
-	if (subscriber_writer_open(db, &c->w, err) < 0 || seen_open(db, c, err) < 0 ||
+	if (subscriber_writer_open(db, &c->w, err) < 0 || subscriber_writer_bulk(c->w, err) < 0 ||
+	    seen_open(db, c, err) < 0 ||
 	    csvimport_read_columns(o->fp, o->path, o->columns ? o->columns : &defaults, ch,
 	                           err) < 0)
 		goto out;

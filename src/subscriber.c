@@ -35,6 +35,10 @@ struct subscriber_writer {
 	 * (db_prepare_cached): a bulk import prepares nothing per row */
 	sqlite3_stmt *consent;    /* consent_record_cached */
 	sqlite3_stmt *erased;     /* privacy_erased_check_cached */
+	int           erased_any; /* -1: check every address (a writer may outlive
+	                           * transactions: the API keeps one per thread);
+	                           * else privacy_erased_any(), asked once by
+	                           * subscriber_writer_bulk() for one transaction */
 };
 
 /* What one row write is asked, once the source's policy is applied. */
@@ -91,6 +95,7 @@ subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr 
 	if (!w)
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	w->db = db;
+	w->erased_any = -1;
 	if (db_prepare(db, &w->suppressed,
 	               "SELECT 1 WHERE NOT " SUPPRESS_SQL_NOT("?1"), err) < 0 ||
 	    db_prepare(db, &w->find,
@@ -117,6 +122,17 @@ subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr 
 		return -1;
 	}
 	*out = w;
+	return 0;
+}
+
+int
+subscriber_writer_bulk(struct subscriber_writer *w, struct herr *err)
+{
+	int any = privacy_erased_any(w->db, err);
+
+	if (any < 0)
+		return -1;
+	w->erased_any = any;
 	return 0;
 }
 
@@ -445,10 +461,10 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 	memset(out, 0, sizeof *out);
 	/* rule (10), for addresses herald does not know (again) */
 	if (r->erased_key && ((known = subscriber_known(w, r->addr, err)) < 0 ||
-	                      (!known && (erased = privacy_erased_check_cached(w->db, &w->erased,
-	                                                                       r->erased_key,
-	                                                                       r->addr->key,
-	                                                                       err)) < 0)))
+	                      (!known && w->erased_any &&
+	                       (erased = privacy_erased_check_cached(w->db, &w->erased,
+	                                                             r->erased_key, r->addr->key,
+	                                                             err)) < 0)))
 		return -1;
 	if (erased == 2 || (erased && r->source == SIGNUP_IMPORT)) {
 		out->res = erased == 2 ? SUBSCRIBE_SKIPPED_SUPPRESSED : SUBSCRIBE_SKIPPED_ERASED;

@@ -141,6 +141,9 @@ int privacy_forget(sqlite3 *db, const struct token_key *key, const struct addres
  */
 int privacy_erased_check(sqlite3 *db, const struct token_key *key, const char *addr_key,
                          struct herr *err);
+/* 1 when any address was ever erased, 0 when none: with none, a bulk
+ * import (one transaction) skips the keyed hash of every row.  -1 on error. */
+int privacy_erased_any(sqlite3 *db, struct herr *err);
 /* The same with its SELECT kept in *cache for a loop (db_prepare_cached). */
 int privacy_erased_check_cached(sqlite3 *db, sqlite3_stmt **cache, const struct token_key *key,
                                 const char *addr_key, struct herr *err);

@@ -134,11 +134,17 @@ struct signup_result {
 	long long confirm_id;      /* then: its confirmation (confirmation_new()) */
 };
 
-/* Prepared statements for adding many subscribers in one transaction. */
+/* Prepared statements for adding many subscribers. */
 struct subscriber_writer;
 
 int subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr *err);
 void subscriber_writer_close(struct subscriber_writer *w);
+/* Declare that `w` serves only the caller's current transaction, until it
+ * is closed (a bulk import): it may then remember facts of that
+ * transaction instead of asking per row; today whether any address was ever
+ * erased, so that with none the keyed hash of each address (rule 10) is
+ * skipped.  Call it inside the transaction. */
+int subscriber_writer_bulk(struct subscriber_writer *w, struct herr *err);
 
 /*
  * One sign-up to list `l` inside the caller's transaction: the rules
