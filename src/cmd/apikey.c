@@ -66,7 +66,7 @@ apikey_create_cmd(int argc, char **argv, struct cmd_env *env)
 }
 
 struct ls_ctx {
-	json_t   *arr;
+	struct cmd_json_rows json;  /* --json: rows as they come (cmd.h) */
 	int       n;
 	long long now;
 };
@@ -85,7 +85,7 @@ print_key(void *ctx, const struct apikey *k)
 	char scopes[96], exp[32], used[32];
 
 	apikey_scopes_text(k->scopes, scopes, sizeof scopes);
-	if (c->arr) {
+	if (c->json.on) {
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o}",
 		                      "name", k->name, "prefix", k->prefix, "scopes", scopes,
 		                      "state", key_state(k, c->now),
@@ -97,7 +97,7 @@ print_key(void *ctx, const struct apikey *k)
 		                      "last_used_at", k->last_used_at
 		                                      ? json_integer(k->last_used_at) : json_null());
 
-		return o ? json_array_append_new(c->arr, o) : -1;
+		return cmd_json_rows_add(&c->json, o);
 	}
 	if (c->n++ == 0)
 		printf("%-20s %-13s %-8s %-17s %-17s %s\n", "NAME", "KEY", "STATE", "EXPIRES",
@@ -111,18 +111,15 @@ print_key(void *ctx, const struct apikey *k)
 static int
 apikey_ls_cmd(int argc, char **argv, struct cmd_env *env)
 {
-	struct ls_ctx c = { NULL, 0, db_now() };
+	struct ls_ctx c = { { argc == 2, 0, &env->err }, 0, db_now() };
 
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
 		return cmd_usage_error(cmd_apikey_usage, "apikey ls takes only --json");
-	if (argc == 2 && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
-	if (apikey_each(env->db, print_key, &c, &env->err) < 0) {
-		json_decref(c.arr);
+	/* apikey_each stops quietly when a row fails: the row said why */
+	if (apikey_each(env->db, print_key, &c, &env->err) < 0 || env->err.code)
 		return -1;
-	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (c.json.on)
+		return cmd_json_rows_end(&c.json);
 	if (!c.n && !env->quiet)
 		printf("no API keys; make one with 'herald apikey create NAME --scope ...'\n");
 	return 0;

@@ -89,7 +89,7 @@ webhook_add_cmd(int argc, char **argv, struct cmd_env *env)
 }
 
 struct ls_ctx {
-	json_t *arr;
+	struct cmd_json_rows json;  /* --json: rows as they come (cmd.h) */
 	int     n;
 };
 
@@ -98,8 +98,8 @@ print_hook(void *ctx, const struct webhook_info *w)
 {
 	struct ls_ctx *c = ctx;
 
-	if (c->arr)
-		return json_array_append_new(c->arr, json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I}",
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json, json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I}",
 		        "id", (json_int_t)w->id, "url", w->url, "events", w->events,
 		        "created_at", (json_int_t)w->created_at, "pending", (json_int_t)w->pending,
 		        "delivered", (json_int_t)w->delivered, "failed", (json_int_t)w->failed));
@@ -117,8 +117,8 @@ print_failure(void *ctx, const struct webhook_failure *f)
 	struct ls_ctx *c = ctx;
 	char t[32];
 
-	if (c->arr)
-		return json_array_append_new(c->arr, json_pack("{s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:s}",
+	if (c->json.on)
+		return cmd_json_rows_add(&c->json, json_pack("{s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:s}",
 		        "id", (json_int_t)f->id, "webhook", (json_int_t)f->webhook_id,
 		        "event", (json_int_t)f->event_id, "kind", f->kind, "url", f->url,
 		        "created_at", (json_int_t)f->created_at, "attempts", (json_int_t)f->attempts,
@@ -134,21 +134,18 @@ print_failure(void *ctx, const struct webhook_failure *f)
 static int
 listing(int argc, char **argv, struct cmd_env *env, int failures)
 {
-	struct ls_ctx c = { NULL, 0 };
+	struct ls_ctx c = { { argc == 2, 0, &env->err }, 0 };
 	int rc;
 
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
 		return cmd_usage_error(cmd_webhook_usage, "webhook %s takes only --json", argv[0]);
-	if (argc == 2 && !(c.arr = json_array()))
-		return herr_set(&env->err, EX_OSERR, NULL, "out of memory");
 	rc = failures ? webhook_each_failure(env->db, print_failure, &c, &env->err)
 	              : webhook_each(env->db, print_hook, &c, &env->err);
-	if (rc < 0) {
-		json_decref(c.arr);
+	/* the each functions stop quietly when a row fails: the row said why */
+	if (rc < 0 || env->err.code)
 		return -1;
-	}
-	if (c.arr)
-		return cmd_print_json(c.arr);
+	if (c.json.on)
+		return cmd_json_rows_end(&c.json);
 	if (!c.n && !env->quiet)
 		printf(failures ? "no failed deliveries\n"
 		                : "no webhooks; add one with 'herald webhook add URL --events ...'\n");
