@@ -15,10 +15,13 @@
 # default configuration (tests off), test for -DHERALD_TESTS=ON and the
 # integration tests' Python modules, demo for the modules of
 # tests/tools/smtpd.py.  A new dependency goes into the right list here.
+# tzdata is not compiled against but read at run time: sequence steps sent
+# at a subscriber's local time (sequence.h) need the zone files.
 set -eu
 
 build="cmake gcc make pkg-config scdoc libcurl4-openssl-dev libsqlite3-dev libcmark-dev
-libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-dev libmicrohttpd-dev libgmime-3.0-dev"
+libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-dev libmicrohttpd-dev libgmime-3.0-dev
+tzdata"
 demo="python3 python3-aiosmtpd"
 test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython python3-yaml python3-jsonschema spamassassin
 curl chromium chromium-driver python3-selenium dovecot-imapd dovecot-pop3d postfix

@@ -41,6 +41,8 @@ const struct cmd_def cmd_table[] = {
 	{ "suppress", cmd_suppress, CMD_NEED_CONFIG | CMD_NEED_DB,
 	  "addresses and domains never to mail", cmd_suppress_usage },
 	{ "segment", cmd_segment, CMD_NEED_CONFIG | CMD_NEED_DB, "filters over subscribers", cmd_segment_usage },
+	{ "sequence", cmd_sequence, CMD_NEED_CONFIG | CMD_NEED_DB,
+	  "series of issues on each subscriber's own clock", cmd_sequence_usage },
 	{ "db",     cmd_db,     CMD_NEED_CONFIG | CMD_NEED_DB, "database sizes and oldest rows", cmd_db_usage },
 	{ "apikey", cmd_apikey, CMD_NEED_CONFIG | CMD_NEED_DB, "keys of the HTTP API", cmd_apikey_usage },
 	{ "webhook", cmd_webhook, CMD_NEED_CONFIG | CMD_NEED_DB, "events POSTed to other systems",

@@ -10,6 +10,7 @@
  * the usual reason for it.
  */
 #include "herald/config.h"
+#include "herald/sequence.h"
 #include "herald/suggest.h"
 
 #include <arpa/inet.h>
@@ -84,6 +85,7 @@ static const struct key keys[] = {
 	{ "bounce",   "soft_limit",      KEY_LONG,      F(bounce_soft_limit),  "3", 1, 1000 },
 	{ "bounce",   "soft_window",     KEY_STRING,    F(bounce_soft_window_text), "30d", 0, 0 },
 	{ "audience", "sunset_after",    KEY_STRING,    F(sunset_after_text),  "off", 0, 0 },
+	{ "sequences", "timezone",       KEY_STRING,    F(sequence_timezone),  "UTC", 0, 0 },
 	{ "privacy",  "store_ip",        KEY_STRING,    F(store_ip_text),      "yes", 0, 0 },
 	{ "tracking", "mode",            KEY_STRING,    F(tracking_mode_text), "on", 0, 0 },
 	{ "retention", "events",         KEY_STRING,    F(retention_events_text), "off", 0, 0 },
@@ -895,6 +897,10 @@ validate(struct parse *p)
 		problem(c, LINE("audience", "sunset_after"),
 		        "'sunset_after' must be off or a duration of a day or more such as "
 		        "365d, not '%s'", c->sunset_after_text);
+	if (!sequence_zone_valid(c->sequence_timezone))
+		problem(c, LINE("sequences", "timezone"),
+		        "'timezone' must name a zone of the tz database such as Europe/London, "
+		        "not '%s'", c->sequence_timezone);
 	if (!strcasecmp(c->store_ip_text, "yes"))
 		c->store_ip = CONFIG_STORE_IP_YES;
 	else if (!strcasecmp(c->store_ip_text, "truncated"))

@@ -1073,6 +1073,33 @@ check_variants(const struct issue_source *src, struct herr *err)
 }
 
 int
+issue_create_for_list(sqlite3 *db, const struct config *cfg, const char *path,
+                      const char *list_name,
+                      int (*check)(const struct issue_source *src, const char *list_name,
+                                   struct herr *err),
+                      void (*warn)(void *ctx, const char *msg), void *warn_ctx, long long *id,
+                      struct herr *err)
+{
+	struct issue_source src;
+	struct issue_overrides ov;
+	const char *lists[1] = { list_name };
+	int rc;
+
+	*id = 0;
+	memset(&src, 0, sizeof src);
+	if (issue_source_read(path, &src, err) < 0 || check(&src, list_name, err) < 0) {
+		issue_source_free(&src);
+		return -1;
+	}
+	memset(&ov, 0, sizeof ov);
+	ov.lists = lists;
+	ov.n_lists = 1;
+	rc = issue_create(db, cfg, &src, &ov, id, warn, warn_ctx, err);
+	issue_source_free(&src);
+	return rc;
+}
+
+int
 issue_create(sqlite3 *db, const struct config *cfg, const struct issue_source *src,
              const struct issue_overrides *ov, long long *id_out,
              void (*warn)(void *ctx, const char *msg), void *warn_ctx, struct herr *err)
@@ -1413,8 +1440,8 @@ refuse_welcome(sqlite3 *db, long long id, const char *what, struct herr *err)
 		return db_error(db, err, "read issue kind");
 	if (welcome)
 		return herr_set(err, EX_DATAERR, NULL,
-		                "cannot %s issue %lld: it is a list's welcome mail, sent to each new "
-		                "subscriber by itself", what, id);
+		                "cannot %s issue %lld: it is sent to each subscriber by itself (a "
+		                "list's welcome mail or a sequence step)", what, id);
 	return 0;
 }
 

@@ -390,6 +390,11 @@ control(struct loop *L, double now, struct herr *err)
 		L->rep->end = SENDJOB_DEADLINE;
 		return 0;
 	}
+	if (L->opts->slice_end > 0 && now >= L->opts->slice_end && !L->exhausted) {
+		L->draining = 1;
+		L->rep->end = SENDJOB_SLICE;
+		return 0;
+	}
 	if (now < L->next_control)
 		return 0;
 	L->next_control = now + CONTROL_EVERY;

@@ -55,27 +55,13 @@ welcome_set(sqlite3 *db, const struct config *cfg, const char *list_name, const 
             void (*warn)(void *ctx, const char *msg), void *warn_ctx, long long *issue_id,
             struct herr *err)
 {
-	struct issue_source src;
-	struct issue_overrides ov;
-	const char *lists[1] = { list_name };
 	struct list l;
 	long long id = 0;
-	int rc;
 
 	*issue_id = 0;
-	if (list_get(db, list_name, &l, err) < 0)
-		return -1;
-	memset(&src, 0, sizeof src);
-	if (issue_source_read(path, &src, err) < 0 || check_source(&src, list_name, err) < 0) {
-		issue_source_free(&src);
-		return -1;
-	}
-	memset(&ov, 0, sizeof ov);
-	ov.lists = lists;
-	ov.n_lists = 1;
-	rc = issue_create(db, cfg, &src, &ov, &id, warn, warn_ctx, err);
-	issue_source_free(&src);
-	if (rc < 0)
+	if (list_get(db, list_name, &l, err) < 0 ||
+	    issue_create_for_list(db, cfg, path, list_name, check_source, warn, warn_ctx, &id,
+	                          err) < 0)
 		return -1;
 	/* issue_create() commits its draft; making it the welcome and
 	 * attaching it is the second transaction.  Should that fail, the

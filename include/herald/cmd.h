@@ -68,6 +68,7 @@ int cmd_segment(int argc, char **argv, struct cmd_env *env);
 int cmd_db(int argc, char **argv, struct cmd_env *env);
 int cmd_apikey(int argc, char **argv, struct cmd_env *env);
 int cmd_webhook(int argc, char **argv, struct cmd_env *env);
+int cmd_sequence(int argc, char **argv, struct cmd_env *env);
 /* herald bounce --explain [--why] FILE...: called by cmd_bounce with argv
  * what follows --explain (src/cmd/bounce_explain.c).  Needs no config or
  * database. */
@@ -77,7 +78,7 @@ extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
 	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[],
 	cmd_run_usage[], cmd_dkim_usage[], cmd_serve_usage[], cmd_bounce_usage[],
 	cmd_suppress_usage[], cmd_segment_usage[], cmd_db_usage[],
-	cmd_apikey_usage[], cmd_webhook_usage[];
+	cmd_apikey_usage[], cmd_webhook_usage[], cmd_sequence_usage[];
 
 struct sendjob_progress;
 struct sendjob_report;
@@ -113,6 +114,11 @@ const char *cmd_time(long long t, char *out, size_t size);
 /* A core module's `warn` callback: "CTX: warning: MSG" on stderr, where
  * ctx is a string naming the subject (a file, "issue 3"). */
 void cmd_warn(void *ctx, const char *msg);
+/* The arguments of a `NOUN VERB NAME [--json]` verb (argv[0] is the verb):
+ * *name the one NAME, *json 1 when --json was given (json NULL: not
+ * allowed).  0, or EX_USAGE after printing the usage error. */
+int cmd_name_arg(const char *usage, const char *noun, int argc, char **argv,
+                 const char **name, int *json);
 /* Print a JSON value (jansson json_t *) to stdout and release it. */
 int cmd_print_json(void *json);
 /*

@@ -151,6 +151,10 @@ struct config {
 	char *sunset_after_text; /* [audience] sunset_after, as written ("off") */
 	long  sunset_after;      /*   parsed: seconds, 0 = off (audience.h) */
 
+	char *sequence_timezone; /* [sequences] timezone: the zone of --at-local for
+	                            subscribers without a valid timezone attribute
+	                            (an IANA name, "UTC" by default; sequence.h) */
+
 	char *store_ip_text;     /* [privacy] store_ip, as written ("yes") */
 	enum config_store_ip store_ip; /*   parsed */
 

@@ -185,6 +185,20 @@ int issue_create(sqlite3 *db, const struct config *cfg, const struct issue_sourc
                  void (*warn)(void *ctx, const char *msg), void *warn_ctx,
                  struct herr *err);
 
+/*
+ * Read FILE.md (`path`) and create a draft of it for list `list_name`
+ * alone, as `issue new` would, after `check(src, list_name, err)` has
+ * accepted its front matter (a per-subscriber mail's rules: welcome.c,
+ * sequence.c).  The caller then makes the draft what it is in its own
+ * transaction, and removes it (issue_remove()) should that fail.
+ */
+int issue_create_for_list(sqlite3 *db, const struct config *cfg, const char *path,
+                          const char *list_name,
+                          int (*check)(const struct issue_source *src, const char *list_name,
+                                       struct herr *err),
+                          void (*warn)(void *ctx, const char *msg), void *warn_ctx,
+                          long long *id, struct herr *err);
+
 int issue_get(sqlite3 *db, long long id, struct issue *out, struct herr *err);
 
 /*

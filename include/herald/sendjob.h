@@ -32,6 +32,8 @@ enum sendjob_end {
 	SENDJOB_CANCELLED,  /* `issue cancel` seen while sending */
 	SENDJOB_FAILED,     /* the relays could not be used; see the error */
 	SENDJOB_WINDOW,     /* the relays' max_per_hour/day windows are full */
+	SENDJOB_SLICE,      /* opts->slice_end reached with rows left: the
+	                       caller's turn to send something else (run.c) */
 };
 
 struct sendjob_opts {
@@ -43,6 +45,11 @@ struct sendjob_opts {
 	 * finishes the messages in flight, records them and returns. */
 	volatile sig_atomic_t *stop;
 	double deadline;    /* db_now_f() time to stop by, 0 for none */
+	/* db_now_f() time after which no new row is claimed, 0 for none: the
+	 * run ends with SENDJOB_SLICE and the rest stays pending.  `herald
+	 * run` gives campaigns and sequence steps turns this way (sequence.h
+	 * (6)). */
+	double slice_end;
 	/* Notes that do not stop the send (issue_check_fields()); may be NULL. */
 	void (*warn)(void *ctx, const char *msg);
 	void *warn_ctx;

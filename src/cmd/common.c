@@ -225,3 +225,23 @@ cmd_warn(void *ctx, const char *msg)
 {
 	fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, msg);
 }
+
+int
+cmd_name_arg(const char *usage, const char *noun, int argc, char **argv, const char **name,
+             int *json)
+{
+	int i;
+
+	*name = NULL;
+	for (i = 1; i < argc; i++) {
+		if (json && !strcmp(argv[i], "--json"))
+			*json = 1;
+		else if (!*name && argv[i][0] != '-')
+			*name = argv[i];
+		else
+			return cmd_usage_error(usage, "unexpected '%s'", argv[i]);
+	}
+	if (!*name)
+		return cmd_usage_error(usage, "%s %s needs a NAME", noun, argv[0]);
+	return 0;
+}

@@ -113,26 +113,6 @@ segment_ls_cmd(int argc, char **argv, struct cmd_env *env)
 	return 0;
 }
 
-/* NAME and an optional --json, for show and rm (json NULL: not allowed). */
-static int
-name_arg(int argc, char **argv, const char *verb, const char **name, int *json)
-{
-	int i;
-
-	*name = NULL;
-	for (i = 1; i < argc; i++) {
-		if (json && !strcmp(argv[i], "--json"))
-			*json = 1;
-		else if (!*name && argv[i][0] != '-')
-			*name = argv[i];
-		else
-			return cmd_usage_error(cmd_segment_usage, "unexpected '%s'", argv[i]);
-	}
-	if (!*name)
-		return cmd_usage_error(cmd_segment_usage, "segment %s needs a NAME", verb);
-	return 0;
-}
-
 static int
 segment_show_cmd(int argc, char **argv, struct cmd_env *env)
 {
@@ -141,7 +121,7 @@ segment_show_cmd(int argc, char **argv, struct cmd_env *env)
 	char t[32];
 	int json = 0, rc;
 
-	if ((rc = name_arg(argc, argv, "show", &name, &json)) != 0)
+	if ((rc = cmd_name_arg(cmd_segment_usage, "segment", argc, argv, &name, &json)) != 0)
 		return rc;
 	if (segment_get(env->db, name, &d, &env->err) < 0)
 		return -1;
@@ -161,7 +141,7 @@ segment_rm_cmd(int argc, char **argv, struct cmd_env *env)
 	const char *name;
 	int rc;
 
-	if ((rc = name_arg(argc, argv, "rm", &name, NULL)) != 0)
+	if ((rc = cmd_name_arg(cmd_segment_usage, "segment", argc, argv, &name, NULL)) != 0)
 		return rc;
 	if (segment_remove(env->db, name, &env->err) < 0)
 		return -1;

@@ -80,6 +80,7 @@ cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep)
 		[SENDJOB_CANCELLED] = "; cancelled",
 		[SENDJOB_FAILED] = "; stopped: no relay usable",
 		[SENDJOB_WINDOW] = "; stopped: the relays' hourly or daily limit is reached",
+		[SENDJOB_SLICE] = "; its turn is over, the rest goes next turn",
 	};
 
 	fprintf(fp, "issue %lld: %lld recipients: %lld sent, %lld deferred, %lld bounced, "
