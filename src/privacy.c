@@ -203,6 +203,10 @@ static const struct section {
 	{ "mails", "api_mails",
 	  "SELECT id, subject, status, smtp_code, smtp_reply, relay, message_id, created_at, "
 	  "sent_at FROM api_mails WHERE recipient_key = ?2 ORDER BY id" },
+	{ "sequences", "sequence_enrolments",
+	  "SELECT q.name AS sequence, e.start_at, e.enrolled_at, e.state, e.passed, e.left_at, "
+	  "e.left_reason FROM sequence_enrolments e JOIN sequences q ON q.id = e.sequence_id "
+	  "WHERE e.subscriber_id = ?1 ORDER BY q.name" },
 };
 
 /* One column's value as JSON (NULL when out of memory). */

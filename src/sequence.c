@@ -108,40 +108,49 @@ sequence_zone_valid(const char *zone)
 }
 
 /* Point the C library's local time at `zone` (NULL: back to what the
- * process had).  glibc re-reads the zone file only when TZ changes. */
-static void
+ * process had).  glibc re-reads the zone file only when TZ changes.  -1
+ * when the environment cannot be changed (out of memory). */
+static int
 use_zone(const char *zone)
 {
-	static int saved;
-	static char *old;
+	static int saved, had;
+	static char old[256];
+	const char *o;
+	int rc;
 
 	if (!saved) {
-		const char *o = getenv("TZ");
-
-		old = o ? strdup(o) : NULL;
+		if ((o = getenv("TZ")) && strlen(o) < sizeof old) {
+			snprintf(old, sizeof old, "%s", o);
+			had = 1;
+		}
 		saved = 1;
 	}
 	if (zone)
-		setenv("TZ", zone, 1);
-	else if (old)
-		setenv("TZ", old, 1);
+		rc = setenv("TZ", zone, 1);
+	else if (had)
+		rc = setenv("TZ", old, 1);
 	else
-		unsetenv("TZ");
+		rc = unsetenv("TZ");
 	tzset();
+	return rc;
 }
 
 long long
 sequence_due_at(long long start, long long delay, int at_local, const char *zone)
 {
-	long long base = start + delay, t;
+	long long base = start + delay, t = base;
 	time_t tt = (time_t)base;
 	struct tm tm;
 	int day;
 
 	if (at_local < 0)
 		return base;
-	use_zone(zone);
-	localtime_r(&tt, &tm);
+	/* no zone to be had (out of memory): the point itself, not a
+	 * time in a zone nobody asked for */
+	if (use_zone(zone) < 0 || !localtime_r(&tt, &tm)) {
+		use_zone(NULL);
+		return base;
+	}
 	/* that local day at HH:MM, else the next day's; mktime() settles a
 	 * time that a DST change skips or repeats (tm_isdst = -1) */
 	for (day = 0; day < 3; day++) {
@@ -153,6 +162,10 @@ sequence_due_at(long long start, long long delay, int at_local, const char *zone
 		x.tm_sec = 0;
 		x.tm_isdst = -1;
 		t = (long long)mktime(&x);
+		if (t == -1) {
+			t = base;
+			break;
+		}
 		if (t >= base)
 			break;
 	}
@@ -939,6 +952,10 @@ enqueue_one(sqlite3 *db, const struct config *cfg, const struct sequence_def *d,
 			rep->left++;
 			continue;
 		}
+		/* a step whose issue was cancelled (`issue cancel`) goes to
+		 * nobody: passed over like one added too late */
+		if (take >= 0 && !strcmp(steps[take].status, "cancelled"))
+			take = -1;
 		/* (1): the row and the move of `passed`, in one transaction */
 		if (take >= 0 &&
 		    (ledger_add(db, steps[take].issue_id, c->subscriber_id, &added, err) < 0 ||

@@ -176,10 +176,14 @@ welcome_next_due(sqlite3 *db, long long after_id, long long now, long long *id,
 
 	*id = 0;
 	/* rows left `sending` by a process that died are due too: the send
-	 * recovers them (ledger.h (5)) */
+	 * recovers them (ledger.h (5)).  Sequence steps share the kind but
+	 * not this path: `herald run` sends them, taking turns with the
+	 * campaigns (sequence.h (6)), and serve draining a backlog would hold
+	 * the send lock against run. */
 	if (db_prepare(db, &st,
 	               "SELECT i.id FROM issues i WHERE i.id > ?1 AND i.kind = 'welcome' AND "
-	               "i.status = 'sending' AND EXISTS (SELECT 1 FROM deliveries d WHERE "
+	               "i.status = 'sending' AND NOT EXISTS (SELECT 1 FROM sequence_steps t "
+	               "WHERE t.issue_id = i.id) AND EXISTS (SELECT 1 FROM deliveries d WHERE "
 	               "d.issue_id = i.id AND (d.status IN ('pending', 'sending') OR "
 	               "(d.status = 'deferred' AND d.next_attempt_at <= ?2))) "
 	               "ORDER BY i.id LIMIT 1", err) < 0)

@@ -73,6 +73,9 @@
  *                   message_id, created_at, sent_at}]: one-off mail the
  *                   HTTP API sent to the address (apimail.h); erasure
  *                   deletes these rows
+ *   sequences       [{sequence, start_at, enrolled_at, state, passed,
+ *                   left_at, left_reason}]: their places in sequences
+ *                   (sequence.h; [] without them)
  * Times are Unix seconds, null when unset; keys are always present.
  */
 #ifndef HERALD_PRIVACY_H

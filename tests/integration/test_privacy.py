@@ -54,7 +54,8 @@ PRIVACY_SCHEMA = "herald-personal-data"
 # privacy.h: the export's keys, and each section's row keys
 DOC_KEYS = {"schema", "schema_version", "exported_at", "address", "subscriber",
             "subscriptions", "consent", "confirmations", "deliveries", "opens", "clicks",
-            "events", "bounces", "suppressions", "leave_answers", "mails"}
+            "events", "bounces", "suppressions", "leave_answers", "mails",
+            "sequences"}
 ROW_KEYS = {
     "subscriber": {"id", "email", "name", "status", "attributes", "created_at", "updated_at"},
     "subscriptions": {"list", "list_title", "status", "created_at", "confirmed_at",
@@ -71,6 +72,8 @@ ROW_KEYS = {
     "leave_answers": {"issue", "reason", "note", "answered_at"},
     "mails": {"id", "subject", "status", "smtp_code", "smtp_reply", "relay", "message_id",
               "created_at", "sent_at"},
+    "sequences": {"sequence", "start_at", "enrolled_at", "state", "passed", "left_at",
+                  "left_reason"},
 }
 
 

@@ -11,8 +11,9 @@
  *   (3) an unsubscribed subscriber leaves when the next step falls due;
  *   (4) a step added after someone's point has passed is not theirs;
  *   (5) a paused sequence queues nothing; resumed, it goes on;
- * and the refusals: a step's front matter naming a list, a second step at
- * the same delay, --backfill without --include-existing.
+ * a step whose issue was cancelled goes to nobody (passed over); and the
+ * refusals: a step's front matter naming a list, a second step at the
+ * same delay, --backfill without --include-existing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include "herald/address.h"
 #include "herald/config.h"
 #include "herald/db.h"
+#include "herald/issue.h"
 #include "herald/list.h"
 #include "herald/sequence.h"
 #include "herald/subscriber.h"
@@ -396,6 +398,29 @@ test_sequence_pause_and_resume(void **state)
 }
 
 static void
+test_sequence_cancelled_step_goes_to_nobody(void **state)
+{
+	struct fixture *f = *state;
+	struct sequence_run r;
+	struct herr err;
+	long long s0, s1, a;
+
+	create(f, "on", T0);
+	s0 = step(f, "on", "0d", T0);
+	s1 = step(f, "on", "1d", T0);
+	a = join(f, "a@example.net", T0 + 100);
+	assert_int_equal(issue_cancel(f->db, s0, &err), 0);
+	r = pass(f, T0 + 100);
+	assert_int_equal(r.queued, 0);
+	assert_int_equal(r.passed, 1);
+	assert_int_equal(rows(f, s0), 0);
+	assert_int_equal(pass(f, T0 + DAY + 100).queued, 1);
+	assert_int_equal(rows(f, s1), 1);
+	assert_int_equal(count(f, "SELECT passed FROM sequence_enrolments WHERE subscriber_id = ?1",
+	                       a), DAY);
+}
+
+static void
 test_sequence_refusals(void **state)
 {
 	struct fixture *f = *state;
@@ -450,6 +475,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sequence_unsubscribed_leaves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sequence_step_added_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sequence_pause_and_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sequence_cancelled_step_goes_to_nobody, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_sequence_refusals, setup, teardown),
 	};
 
