@@ -108,13 +108,14 @@ sequence_zone_valid(const char *zone)
 }
 
 /* Point the C library's local time at `zone` (NULL: back to what the
- * process had).  glibc re-reads the zone file only when TZ changes.  -1
+ * process had).  Only when it changes: glibc reads the zone file again at
+ * each change of TZ, and a pass computes a due time per subscriber.  -1
  * when the environment cannot be changed (out of memory). */
 static int
 use_zone(const char *zone)
 {
 	static int saved, had;
-	static char old[256];
+	static char old[256], cur[SEQUENCE_ZONE_MAX + 1];
 	const char *o;
 	int rc;
 
@@ -125,6 +126,9 @@ use_zone(const char *zone)
 		}
 		saved = 1;
 	}
+	if (zone && !strcmp(cur, zone))
+		return 0;
+	cur[0] = '\0';
 	if (zone)
 		rc = setenv("TZ", zone, 1);
 	else if (had)
@@ -132,7 +136,15 @@ use_zone(const char *zone)
 	else
 		rc = unsetenv("TZ");
 	tzset();
+	if (rc == 0 && zone)
+		snprintf(cur, sizeof cur, "%s", zone);
 	return rc;
+}
+
+void
+sequence_local_reset(void)
+{
+	use_zone(NULL);
 }
 
 long long
@@ -147,10 +159,8 @@ sequence_due_at(long long start, long long delay, int at_local, const char *zone
 		return base;
 	/* no zone to be had (out of memory): the point itself, not a
 	 * time in a zone nobody asked for */
-	if (use_zone(zone) < 0 || !localtime_r(&tt, &tm)) {
-		use_zone(NULL);
+	if (use_zone(zone) < 0 || !localtime_r(&tt, &tm))
 		return base;
-	}
 	/* that local day at HH:MM, else the next day's; mktime() settles a
 	 * time that a DST change skips or repeats (tm_isdst = -1) */
 	for (day = 0; day < 3; day++) {
@@ -169,7 +179,6 @@ sequence_due_at(long long start, long long delay, int at_local, const char *zone
 		if (t >= base)
 			break;
 	}
-	use_zone(NULL);
 	return t;
 }
 
@@ -757,7 +766,9 @@ struct candidate {
 	char      zone[SEQUENCE_ZONE_MAX]; /* "" for the default */
 };
 
-/* Every active enrolment of `d` that may have a step due at `now`. */
+/* Every active enrolment of `d` that may have a step due at `now`: its
+ * next step's point has come (a send window can only move it later, which
+ * pick_step() decides).  The range ?3 and ?5 lets the index narrow first. */
 static int
 load_candidates(sqlite3 *db, const struct sequence_def *d, const struct audience *a,
                 const struct sequence_step *steps, size_t n_steps, long long now,
@@ -781,7 +792,9 @@ load_candidates(sqlite3 *db, const struct sequence_def *d, const struct audience
 	             "e.subscriber_id LEFT JOIN subscriptions sub ON sub.subscriber_id = "
 	             "e.subscriber_id AND sub.list_id = ?6 WHERE "
 	             "e.sequence_id = ?2 AND e.state = 'active' AND e.start_at + ?3 <= ?4 "
-	             "AND (e.passed IS NULL OR e.passed < ?5)") < 0) {
+	             "AND (e.passed IS NULL OR e.passed < ?5) AND e.start_at + (SELECT "
+	             "min(t.delay) FROM sequence_steps t WHERE t.sequence_id = ?2 AND "
+	             "(e.passed IS NULL OR t.delay > e.passed)) <= ?4") < 0) {
 		herr_set(err, EX_SOFTWARE, NULL, "sequence query too long");
 		goto out;
 	}
@@ -1020,6 +1033,7 @@ sequence_enqueue_due(sqlite3 *db, const struct config *cfg, long long now,
 	}
 	for (i = 0; i < c.n && ret == 0; i++)
 		ret = enqueue_one(db, cfg, &c.v[i], now, rep, err);
+	sequence_local_reset();
 	free(c.v);
 	return ret;
 }

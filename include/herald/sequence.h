@@ -155,10 +155,13 @@ int sequence_zone_valid(const char *zone);
  * When a step of delay `delay` falls due for a start of `start`: start +
  * delay, or with at_local >= 0 the first moment at or after it when the
  * clock in `zone` (a valid zone, sequence_zone_valid()) shows at_local
- * minutes past midnight.  Uses TZ and tzset(): call it only while no other
- * thread reads the local time (herald's senders are not running then).
+ * minutes past midnight.  Sets TZ to `zone` (and calls tzset()), and
+ * leaves it so for the next call: sequence_local_reset() puts back the
+ * process's own.  Call it only while no other thread reads the local time
+ * (herald's senders are not running then).
  */
 long long sequence_due_at(long long start, long long delay, int at_local, const char *zone);
+void sequence_local_reset(void);
 
 /* Create a sequence (and enrol existing subscribers when asked).  The
  * segment or expression must compile now (EX_DATAERR, EX_NOINPUT), the

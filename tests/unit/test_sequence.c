@@ -242,8 +242,10 @@ test_sequence_due_at_local_times(void **state)
 {
 	/* 2027-03-28 is the day Europe/London moves to BST at 01:00 UTC */
 	const long long mar27 = 1806105600LL, mar28 = mar27 + DAY;
+	char before[256], after[256];
 
 	(void)state;
+	snprintf(before, sizeof before, "%s", getenv("TZ") ? getenv("TZ") : "(unset)");
 	assert_int_equal(sequence_due_at(T0, 3 * DAY, -1, "UTC"), T0 + 3 * DAY);
 	/* 09:00 GMT the same day, before it */
 	assert_int_equal(sequence_due_at(mar27 + 3600, 0, 540, "Europe/London"), mar27 + 9 * 3600);
@@ -258,6 +260,11 @@ test_sequence_due_at_local_times(void **state)
 	assert_int_equal(sequence_due_at(T0 + 9 * 3600, 0, 540, "UTC"), T0 + 9 * 3600);
 	/* a negative delay: two weeks before */
 	assert_int_equal(sequence_due_at(T0 + 14 * DAY, -14 * DAY, 540, "UTC"), T0 + 9 * 3600);
+	/* back and forth between zones, then the process's own again */
+	assert_int_equal(sequence_due_at(T0, 0, 540, "America/New_York"), T0 + 14 * 3600);
+	sequence_local_reset();
+	snprintf(after, sizeof after, "%s", getenv("TZ") ? getenv("TZ") : "(unset)");
+	assert_string_equal(after, before);
 }
 
 static void
