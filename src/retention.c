@@ -24,12 +24,14 @@
 #include "herald/report.h"
 
 /* The issues with rows retention may remove whose figures are not kept
- * yet.  A list's current welcome mail is never one (retention.h (4)).  ?1, ?2: the events and deliveries cut-offs, 0 when that kind is
+ * yet.  A list's current welcome mail, or a step of a sequence, is never
+ * one (retention.h (4)).  ?1, ?2: the events and deliveries cut-offs, 0 when that kind is
  * kept for ever. */
 static const char to_freeze_sql[] =
 	"SELECT i.id FROM issues i WHERE i.status IN ('sent', 'cancelled') "
 	"AND NOT EXISTS (SELECT 1 FROM issue_figures f WHERE f.issue_id = i.id) "
 	"AND NOT EXISTS (SELECT 1 FROM lists l WHERE l.welcome_issue_id = i.id) "
+	"AND NOT EXISTS (SELECT 1 FROM sequence_steps t WHERE t.issue_id = i.id) "
 	"AND ((?1 > 0 AND EXISTS (SELECT 1 FROM events e WHERE e.issue_id = i.id AND e.at < ?1)) "
 	"  OR (?2 > 0 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id "
 	"                         AND coalesce(d.sent_at, d.updated_at) < ?2))) "

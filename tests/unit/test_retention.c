@@ -213,6 +213,32 @@ test_retention_run_spares_the_welcome(void **state)
 	assert_int_equal(rep.deliveries, 300);
 }
 
+/* (4): a sequence's step is spared the same way while its sequence is
+ * there; `sequence rm` makes it an issue like the others. */
+static void
+test_retention_run_spares_sequence_steps(void **state)
+{
+	struct fixture *f = *state;
+	struct retention_policy p;
+	struct retention_report rep;
+	struct herr err;
+
+	herr_clear(&err);
+	exec(f, "UPDATE issues SET kind = 'welcome' WHERE id = 1");
+	exec(f, "INSERT INTO sequences (id, name, list_id, created_at) VALUES (1, 'on', 1, 0)");
+	exec(f, "INSERT INTO sequence_steps (sequence_id, issue_id, delay, created_at) "
+	        "VALUES (1, 1, 0, 0)");
+	policy(&p, 25 * MONTH, 25 * MONTH, 0);
+	assert_int_equal(retention_run(f->db, &p, NOW, &rep, &err), 0);
+	assert_int_equal(rep.kept, 0);
+	assert_int_equal(rep.deliveries, 0);
+	assert_int_equal(count(f, "SELECT count(*) FROM deliveries WHERE issue_id = 1"), 300);
+	exec(f, "DELETE FROM sequences WHERE id = 1");
+	assert_int_equal(retention_run(f->db, &p, NOW, &rep, &err), 0);
+	assert_int_equal(rep.kept, 1);
+	assert_int_equal(rep.deliveries, 300);
+}
+
 /* (2) with a small batch: every transaction removes at most `batch` rows,
  * and the total is the same. */
 static void
@@ -373,6 +399,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_retention_run_keeps_figures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_run_spares_the_welcome, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_retention_run_spares_sequence_steps, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_retention_run_small_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_run_nothing_old, setup, teardown),
