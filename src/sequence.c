@@ -364,8 +364,8 @@ attr_path(const char *start_from, char *out, size_t n)
  * segment if any): with `existing` 0, those who came at or after it was
  * created (enrolled_at: when they came); with 1, everyone in it now
  * (enrolled_at now; start now, or their own with `backfill`).  Never
- * twice (the primary key).  Someone who comes into the segment later is
- * enrolled then, with their own start.
+ * twice (the primary key).  A newcomer who comes into the segment later
+ * is enrolled then, with their own start.
  */
 static int
 enrol(sqlite3 *db, const struct sequence_def *d, const struct audience *a, int existing,

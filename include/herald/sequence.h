@@ -13,7 +13,7 @@
  *
  * Enrolment, one row per subscriber and sequence, ever:
  *
- *              enrol_new() / sequence_create(--include-existing)
+ *              enrol() / sequence_create(--include-existing)
  *   (nothing) ---------------------------------------------------> active
  *   active --- sequence_enqueue_due(): a step falls due ----------> active (passed moves)
  *   active --- sequence_enqueue_due(): no longer in the audience --> left
@@ -22,10 +22,11 @@
  * was created (their start: the subscription's created_at for
  * `--start-from joined`, its confirmed_at for `confirmed`, the date in
  * attribute KEY for `attr.KEY`; a subscriber whose attribute is missing
- * or is not a date waits, and enters when it is set); with
+ * or is not a date waits, and enters when it is set; so does one not yet
+ * in the segment, entering when they come into it); with
  * `--include-existing` also those already confirmed, each starting now,
  * or at their own start with `--backfill`.  Enrolment happens at each
- * `herald run` (enrol_new() in sequence_enqueue_due()), not at sign-up.
+ * `herald run` (enrol() in sequence_enqueue_due()), not at sign-up.
  *
  * When a step is due, for one enrolment (sequence_due_at()):
  *   due = start + delay, moved forward to the next HH:MM local time in the
