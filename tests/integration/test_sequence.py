@@ -365,6 +365,12 @@ def test_pause_keeps_place_resume_sends_latest_only():
         check(subjects_of(w, "x@example.net") == ["P 0d", "P 2d", "P 5d"], "5d: %s",
               subjects_of(w, "x@example.net"))
         check(rows(w, ids[1]) == {}, "1d rows %s", rows(w, ids[1]))
+        out = at(w, T0 + 5 * DAY + 300, "sequence", "stats", "p").stdout_text
+        # AFTER AT ISSUE AT_STEP SENT QUEUED OPENS CLICKS UNSUBS SUBJECT
+        check(re.search(r"^1d +- +%d +0 +0 +0 +0 +0 +0 +P 1d$" % ids[1], out, re.M) and
+              re.search(r"^5d +- +%d +1 +1 +0 +0 +0 +0 +P 5d$" % ids[3], out, re.M) and
+              "enrolled     1: 1 active (0 before the first step), 0 left" in out,
+              "stats: %s", out)
         out = at(w, T0 + 6 * DAY, "sequence", "rm", "p").stdout_text
         check("removed sequence 'p'" in out, "rm: %s", out)
         check(at(w, T0 + 6 * DAY, "sequence", "ls").stdout_text.startswith("no sequences"),
