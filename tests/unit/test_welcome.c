@@ -31,6 +31,7 @@
 
 #include <cmocka.h>
 
+#include "fixturefile.h"
 #include "tempdb.h"
 
 #include "herald/address.h"
@@ -62,31 +63,10 @@ struct fixture {
 	long long news_w, club_w;
 };
 
-static void
-write_text(char *out, size_t n, const char *dir, const char *name, const char *text)
-{
-	FILE *fp;
-
-	snprintf(out, n, "%s/%s", dir, name);
-	fp = fopen(out, "w");
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-}
-
 static long long
 count(struct fixture *f, const char *sql, long long a)
 {
-	sqlite3_stmt *st;
-	long long n = -1;
-
-	if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(f->db));
-	sqlite3_bind_int64(st, 1, a);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
+	return query_number(f->db, sql, a);
 }
 
 /* Rows queued on welcome issue `issue` (for anyone, or for `sub`). */
