@@ -157,7 +157,8 @@ sequences(struct cmd_env *env)
 		return -1;
 	if (rep.warning[0])
 		fprintf(stderr, "herald run: %s\n", rep.warning);
-	if (rep.bad_zones)
+	/* not an error (the default zone serves), so not for --quiet's cron */
+	if (rep.bad_zones && !env->quiet)
 		fprintf(stderr, "herald run: %lld subscriber%s an unknown timezone attribute; "
 		        "their steps go at %s time\n", rep.bad_zones,
 		        rep.bad_zones == 1 ? " has" : "s have", env->cfg.sequence_timezone);

@@ -441,5 +441,69 @@ def test_backlog_does_not_starve_a_campaign():
               f["sequence_total"])
 
 
+def test_usage_errors_and_refusals():
+    with World() as w:
+        w.init()
+        w.ok("list", "create", "newsletter")
+        cases = [
+            (["sequence"], 64, "sequence needs a verb"),
+            (["sequence", "frob"], 64, "unknown verb 'sequence frob'"),
+            (["sequence", "create", "s"], 64, "needs --list LIST"),
+            (["sequence", "create", "s", "--list", "nope"], 66, "nope"),
+            (["sequence", "create", "s", "--list", "newsletter", "--backfill"], 64,
+             "--backfill goes with --include-existing"),
+            (["sequence", "create", "s", "--list", "newsletter", "--segment", "x",
+              "--where", "exists attr.a"], 64, "not both"),
+            (["sequence", "create", "s", "--list", "newsletter", "--start-from", "birthday"],
+             64, "invalid --start-from 'birthday'"),
+            (["sequence", "create", "s", "--list", "newsletter", "--where", "attr.x ="], 65,
+             "sequence s"),
+            (["sequence", "show", "nope"], 66, "no sequence 'nope'"),
+            (["sequence", "stats"], 64, "sequence stats needs a NAME"),
+        ]
+        for args, rc, text in cases:
+            p = w.run(*args)
+            check(p.returncode == rc and text in p.stderr_text,
+                  "%s: exit %d, wanted %d with %r: %s", args, p.returncode, rc, text,
+                  p.stderr_text)
+        w.ok("sequence", "create", "s", "--list", "newsletter")
+        p = w.run("sequence", "create", "s", "--list", "newsletter")
+        check(p.returncode == 65 and "exists already" in p.stderr_text, "twice: %s",
+              p.stderr_text)
+        md = step_file(w, "ok.md", "Fine")
+        for args, rc, text in [
+                (["sequence", "add", "s", md], 64, "needs --after DELAY"),
+                (["sequence", "add", "s", md, "--after", "3"], 64, "invalid delay '3'"),
+                (["sequence", "add", "s", md, "--after", "3d", "--at-local", "9am"], 64,
+                 "invalid time of day '9am'"),
+                (["sequence", "add", "nope", md, "--after", "3d"], 66, "no sequence 'nope'")]:
+            p = w.run(*args)
+            check(p.returncode == rc and text in p.stderr_text,
+                  "%s: exit %d, wanted %d with %r: %s", args, p.returncode, rc, text,
+                  p.stderr_text)
+        bad = w.write("bad.md", "---\nsubject: Hi\nsegment: x\n---\n\nHello.\n")
+        p = w.run("sequence", "add", "s", bad, "--after", "1d")
+        check(p.returncode == 65 and "bad.md:3" in p.stderr_text, "front matter: %s",
+              p.stderr_text)
+        w.ok("sequence", "add", "s", md, "--after", "2w")
+        p = w.run("sequence", "add", "s", md, "--after", "14d")
+        check(p.returncode == 65 and "has a step at 14d already" in p.stderr_text,
+              "same delay: %s", p.stderr_text)
+        check(w.sql("SELECT count(*) FROM issues") == [(1,)], "a refused step left an issue")
+        # a step goes to each subscriber by itself: never scheduled to all
+        iid = w.sql("SELECT issue_id FROM sequence_steps")[0][0]
+        p = w.run("issue", "schedule", iid, "--at", iso(T0))
+        check(p.returncode == 65 and "sequence step" in p.stderr_text, "schedule: %s",
+              p.stderr_text)
+        ls = json.loads(w.ok("sequence", "ls", "--json").stdout_text)
+        check([(x["name"], x["list"], x["status"]) for x in ls] ==
+              [("s", "newsletter", "active")], "ls %s", ls)
+        # the config's zone is checked like any key
+        w.set("sequences", timezone="Mars/Olympus")
+        p = w.run("config", "check")
+        check(p.returncode == 78 and "Mars/Olympus" in p.stderr_text, "config: %d %s",
+              p.returncode, p.stderr_text)
+
+
 if __name__ == "__main__":
     run_tests([(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")])
