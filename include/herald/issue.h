@@ -98,6 +98,8 @@
  *       enters `sending` when made, its rows are added one by one by
  *       welcome_enqueue() (ledger.h (8)), which reopens it from `sent`;
  *       issue_schedule() and issue_start_send() refuse it (EX_DATAERR).
+ *       A sequence's step is an issue of the same kind (sequence.h): its
+ *       rows come from sequence_enqueue_due(), which reopens it likewise.
  */
 #ifndef HERALD_ISSUE_H
 #define HERALD_ISSUE_H

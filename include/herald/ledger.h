@@ -36,7 +36,9 @@
  *       recorded; it then goes out, once, with the winner's subject;
  *   (8) a welcome issue (welcome.h) has no snapshot: ledger_add() adds one
  *       pending row in the transaction that confirms the subscription,
- *       at most once per subscriber and list (the welcomes table).
+ *       at most once per subscriber and list (the welcomes table).  A
+ *       sequence step (sequence.h) likewise: one row in the transaction
+ *       that moves the subscriber's enrolment past the step (rule (1)).
  */
 #ifndef HERALD_LEDGER_H
 #define HERALD_LEDGER_H
