@@ -12,7 +12,9 @@ the clock override (--now) and the real SMTP server (tests/tools/smtpd.py).
   - a step added later reaches only those not yet past its point (4);
   - --include-existing --backfill sends each existing subscriber only their
     latest due step (2);
-  - a segment change removes a subscriber before the next step (3);
+  - a segment change removes a subscriber before the next step (3), and
+    `sequence stats --json` counts each step's unique opens, clicks and
+    unsubscribes from the events table;
   - a date attribute with a negative delay (-14d before renewal_date);
   - SIGKILL in the middle of a run sending a step: after `herald run`
     again everyone has exactly one row, sent, and the server at most one
@@ -30,6 +32,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import sys
 import time
 import zoneinfo
@@ -269,6 +272,22 @@ def test_segment_change_removes_before_next_step():
         at(w, T0 + 200, "run")
         check(set(rows(w, s0)) == {"n1@example.net", "n2@example.net"}, "step 0: %s",
               rows(w, s0))
+        # what readers did with step 0, as the web endpoint records it
+        # (eventlog.c's rows, written here as test_stats.py does)
+        sid = dict(w.sql("SELECT email, id FROM subscribers"))
+        human = json.dumps({"ua": "human", "agent": "Mozilla/5.0 (X11; Linux x86_64)"})
+        con = sqlite3.connect(w.db)
+        with con:
+            con.executemany(
+                "INSERT INTO events (kind, issue_id, subscriber_id, list_id, at, detail) "
+                "VALUES (?, ?, ?, 1, ?, ?)",
+                [("open", s0, sid["n1@example.net"], T0 + 3600, human),
+                 ("open", s0, sid["n1@example.net"], T0 + 7200, human),
+                 ("click", s0, sid["n2@example.net"], T0 + 3700,
+                  json.dumps({"n": 1, "ua": "human"})),
+                 ("unsubscribe", s0, sid["d1@example.net"], T0 + 3800,
+                  json.dumps({"source": "web"}))])
+        con.close()
         at(w, T0 + DAY, "sub", "add", "n2@example.net", "--list", "newsletter",
            "--attr", "role=doctor")
         at(w, T0 + 3 * DAY + 200, "run")
@@ -277,6 +296,11 @@ def test_segment_change_removes_before_next_step():
                            "--json").stdout_text)
         # the doctor was never in the audience: not enrolled, nothing sent
         check(st["enrolled"] == 2 and st["left"] == 1 and st["active"] == 1, "stats %s", st)
+        s0st = st["steps"][0]
+        check((s0st["sent"], s0st["opens"], s0st["clicks"], s0st["unsubscribes"]) ==
+              (2, 1, 1, 1), "step 0 figures: %s", s0st)
+        check((st["steps"][1]["sent"], st["steps"][1]["opens"]) == (1, 0), "step 3d: %s",
+              st["steps"][1])
         check(subjects_of(w, "d1@example.net") == [], "doctor got mail")
         left = w.sql("SELECT left_reason FROM sequence_enrolments e JOIN subscribers s ON "
                      "s.id = e.subscriber_id WHERE s.email = 'n2@example.net'")
