@@ -29,6 +29,7 @@
 #include "herald/segment.h"
 
 #define SQL_MAX (64u << 10)
+#define ENQUEUE_BATCH 1000 /* enrolments moved per transaction */
 
 /* --- pure helpers: delays, local times, zones --- */
 
@@ -949,6 +950,11 @@ enqueue_one(sqlite3 *db, const struct config *cfg, const struct sequence_def *d,
 		long take;
 		int any, added = 0;
 
+		/* a commit every so many: a sign-up through `herald serve`
+		 * waits for one batch, not for the whole list.  Each
+		 * subscriber's row and `passed` still share one (rule (1)). */
+		if (i && i % ENQUEUE_BATCH == 0 && (db_commit(db, err) < 0 || db_begin(db, err) < 0))
+			goto fail;
 		if (need_zone && c->zone[0]) {
 			if (sequence_zone_valid(c->zone))
 				zone = c->zone;

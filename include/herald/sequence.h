@@ -203,7 +203,8 @@ void sequence_stats_clear(struct sequence_stats *s);
 /*
  * The work of `herald run` before it sends: for every active sequence,
  * enrol newcomers, then add a deliveries row for each enrolment whose next
- * step is due at `now` (rules (1)-(4)), one transaction per sequence.  A
+ * step is due at `now` (rules (1)-(4)), in transactions of a thousand
+ * enrolments (each subscriber's row and move in the same one).  A
  * sequence whose segment no longer compiles is skipped and named in
  * rep->warning; -1 only on a database error.  The caller holds the send
  * lock (lock.h).
