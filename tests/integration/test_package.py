@@ -45,7 +45,7 @@ def test_deb_installs_and_runs():
         info = run("dpkg-deb", "-f", deb, "Package", "Version", "Depends")
         check("Package: herald" in info, "control: %s", info)
         depends = re.search(r"^Depends: (.*)$", info, re.M).group(1)
-        for lib in ("adduser", "libc6", "libcurl4", "libsqlite3-0", "libcmark", "libssl3",
+        for lib in ("adduser", "tzdata", "libc6", "libcurl4", "libsqlite3-0", "libcmark", "libssl3",
                     "libmicrohttpd12", "libjansson4"):
             check(lib in depends, "Depends lacks %s: %s", lib, depends)
         files = run("dpkg-deb", "-c", deb)
