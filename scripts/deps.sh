@@ -25,7 +25,7 @@ tzdata"
 demo="python3 python3-aiosmtpd"
 test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython python3-yaml python3-jsonschema spamassassin
 curl chromium chromium-driver python3-selenium dovecot-imapd dovecot-pop3d postfix
-clang libclang-rt-14-dev dpkg-dev"
+clang libclang-rt-14-dev dpkg-dev file"
 
 usage() {
 	echo "usage: scripts/deps.sh build|demo|test" >&2

@@ -5,8 +5,9 @@ control file names the shared libraries' packages (dpkg-shlibdeps) and
 adduser, it holds the binary, the man page, the bash completion, the
 example config, the migrations and the three systemd units, its postinst
 is valid sh and makes the herald user; unpacked into an empty root
-(dpkg-deb -x), the binary runs and says its version.  Skips when cpack or
-dpkg-shlibdeps is missing.
+(dpkg-deb -x), the binary runs and says its version.  Skips when cpack,
+dpkg-shlibdeps or file(1) (which CPack's shlibdeps step runs) is missing;
+scripts/deps.sh test installs them.
 """
 import os
 import re
@@ -19,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import HERALD, SKIP, check, run_tests  # noqa: E402
 
 BUILD = os.path.dirname(os.path.abspath(HERALD))
-for tool, pkg in (("cpack", "cmake"), ("dpkg-shlibdeps", "dpkg-dev"), ("dpkg-deb", "dpkg")):
+for tool, pkg in (("cpack", "cmake"), ("dpkg-shlibdeps", "dpkg-dev"), ("dpkg-deb", "dpkg"),
+                  ("file", "file")):
     if not shutil.which(tool):
         print("SKIP: %s is missing (apt-get install %s)" % (tool, pkg))
         sys.exit(SKIP)
