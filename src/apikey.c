@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "herald/db.h"
+#include "herald/token.h"
 
 static const char *const scope_names[APIKEY_N_SCOPES] = {
 	"subscribers:read", "subscribers:write", "lists:read", "issues:read", "mail:send",
@@ -97,12 +98,9 @@ int
 apikey_create(sqlite3 *db, const char *name, unsigned scopes, long long expires_at,
               long long now, char *key, struct herr *err)
 {
-	static const char b64url[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	unsigned char rnd[32];
 	char hash[65], text[96];
 	sqlite3_stmt *st;
-	size_t i, o;
 	int rc;
 
 	if (name_check(name, err) < 0)
@@ -111,26 +109,9 @@ apikey_create(sqlite3 *db, const char *name, unsigned scopes, long long expires_
 		return herr_set(err, EX_DATAERR, NULL, "a key needs at least one scope");
 	if (RAND_bytes(rnd, sizeof rnd) != 1)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot make a random key");
-	/* 32 bytes as 43 base64url characters: 10 groups of 3, then 2 bytes */
+	/* 32 bytes as 43 base64url characters, as tokens are written */
 	memcpy(key, APIKEY_PREFIX, sizeof APIKEY_PREFIX - 1);
-	o = sizeof APIKEY_PREFIX - 1;
-	for (i = 0; i + 3 <= sizeof rnd; i += 3) {
-		unsigned long v = (unsigned long)rnd[i] << 16 | (unsigned long)rnd[i + 1] << 8 |
-		                  rnd[i + 2];
-
-		key[o++] = b64url[v >> 18];
-		key[o++] = b64url[(v >> 12) & 63];
-		key[o++] = b64url[(v >> 6) & 63];
-		key[o++] = b64url[v & 63];
-	}
-	{
-		unsigned long v = (unsigned long)rnd[30] << 8 | rnd[31];
-
-		key[o++] = b64url[v >> 10];
-		key[o++] = b64url[(v >> 4) & 63];
-		key[o++] = b64url[(v << 2) & 63];
-	}
-	key[o] = '\0';
+	token_b64url_encode(rnd, sizeof rnd, key + sizeof APIKEY_PREFIX - 1);
 	if (key_hash(key, hash) < 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot hash the key");
 	apikey_scopes_text(scopes, text, sizeof text);

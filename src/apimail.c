@@ -318,7 +318,7 @@ apimail_build(const struct apimail *m, const struct config *cfg,
               struct herr *err)
 {
 	mo->rcpt = m->to;
-	return message_build_automatic(cfg, dkim, "api", m->subject, buf_str((struct buf *)&m->text),
+	return message_build_automatic(cfg, dkim, "api", NULL, m->subject, buf_str((struct buf *)&m->text),
 	                               m->text.len, buf_str((struct buf *)&m->html), m->html.len,
 	                               db_now(), out, mo, err);
 }

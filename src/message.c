@@ -715,21 +715,14 @@ message_build_confirm(const struct config *cfg, const struct token_key *key,
 	const char *title = l->title[0] ? l->title : l->name;
 	char tok[TOKEN_MAX], url[600], subject[400];
 	struct buf text = BUF_INIT(1u << 16), html = BUF_INIT(1u << 16);
-	struct mime_field extra[2];
-	struct mime_message mm;
-	unsigned char rnd[8];
 	int ret = -1;
 
 	buf_reset(out);
 	if (address_parse(email, &mo->rcpt, err) < 0)
 		return -1;
-	if (token_make(key, &t, tok) < 0 || RAND_bytes(rnd, sizeof rnd) != 1)
+	if (token_make(key, &t, tok) < 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot make the confirmation token");
 	snprintf(url, sizeof url, "%s/confirm/%s", cfg->base_url, tok);
-	snprintf(mo->message_id, sizeof mo->message_id,
-	         "confirm.%02x%02x%02x%02x%02x%02x%02x%02x@%s", rnd[0], rnd[1], rnd[2], rnd[3],
-	         rnd[4], rnd[5], rnd[6], rnd[7], cfg->message_id_domain);
-	snprintf(mo->mail_from, sizeof mo->mail_from, "%s", cfg->return_addr.ascii);
 	snprintf(subject, sizeof subject, "Please confirm your subscription to %s", title);
 	if (buf_addf(&text, "Hello%s%s,\n\nsomeone, we hope you, asked to receive %s at\n%s.\n\n"
 	             "To confirm, open this link:\n\n%s\n\nIf it was not you, ignore this "
@@ -755,27 +748,8 @@ message_build_confirm(const struct config *cfg, const struct token_key *key,
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto out;
 	}
-	/* RFC 3834 §5: automatic mail says so, so that auto-responders stay
-	 * quiet; it is not list mail, so no List-Unsubscribe-Post. */
-	extra[0].name = "Auto-Submitted";
-	extra[0].value = "auto-generated";
-	memset(&mm, 0, sizeof mm);
-	mm.from_name = cfg->from_name;
-	mm.from_addr = cfg->from.ascii;
-	mm.to_name = name;
-	mm.to_addr = mo->rcpt.ascii;
-	mm.subject = subject;
-	mm.date = (time_t)now;
-	mm.message_id = mo->message_id;
-	mm.extra = extra;
-	mm.n_extra = 1;
-	mm.text = text.data;
-	mm.text_len = text.len;
-	mm.html = html.data;
-	mm.html_len = html.len;
-	if (mime_write_alternative(out, &mm, err) < 0 || (dkim && dkim_sign(dkim, out, now, err) < 0))
-		goto out;
-	ret = 0;
+	ret = message_build_automatic(cfg, dkim, "confirm", name, subject, text.data, text.len,
+	                              html.data, html.len, now, out, mo, err);
 out:
 	buf_free(&text);
 	buf_free(&html);
@@ -784,7 +758,8 @@ out:
 
 int
 message_build_automatic(const struct config *cfg, const struct dkim_signer *dkim,
-                        const char *prefix, const char *subject, const char *text,
+                        const char *prefix, const char *to_name, const char *subject,
+                        const char *text,
                         size_t text_len, const char *html, size_t html_len, long long now,
                         struct buf *out, struct message_out *mo, struct herr *err)
 {
@@ -799,12 +774,14 @@ message_build_automatic(const struct config *cfg, const struct dkim_signer *dkim
 	         "%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s", prefix, rnd[0], rnd[1], rnd[2], rnd[3],
 	         rnd[4], rnd[5], rnd[6], rnd[7], cfg->message_id_domain);
 	snprintf(mo->mail_from, sizeof mo->mail_from, "%s", cfg->return_addr.ascii);
-	/* RFC 3834 §5, as the confirmation mail: automatic, not list mail */
+	/* RFC 3834 §5: automatic mail says so, so that auto-responders stay
+	 * quiet; it is not list mail, so no List-Unsubscribe-Post */
 	extra[0].name = "Auto-Submitted";
 	extra[0].value = "auto-generated";
 	memset(&mm, 0, sizeof mm);
 	mm.from_name = cfg->from_name;
 	mm.from_addr = cfg->from.ascii;
+	mm.to_name = to_name;
 	mm.to_addr = mo->rcpt.ascii;
 	mm.subject = subject;
 	mm.date = (time_t)now;

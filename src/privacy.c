@@ -937,7 +937,7 @@ privacy_mail_export(const struct config *cfg, const struct dkim_signer *dkim, co
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto out;
 	}
-	ret = message_build_automatic(cfg, dkim, "privacy", "Your data, as you asked", buf_str(&text),
+	ret = message_build_automatic(cfg, dkim, "privacy", NULL, "Your data, as you asked", buf_str(&text),
 	                              text.len, buf_str(&html), html.len, now, out, mo, err);
 out:
 	buf_free(&text);
@@ -980,7 +980,7 @@ privacy_mail_erase(const struct config *cfg, const struct dkim_signer *dkim, con
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto out;
 	}
-	ret = message_build_automatic(cfg, dkim, "privacy", "Please confirm: delete your data",
+	ret = message_build_automatic(cfg, dkim, "privacy", NULL, "Please confirm: delete your data",
 	                              buf_str(&text), text.len, buf_str(&html), html.len, now, out,
 	                              mo, err);
 out:

@@ -54,8 +54,8 @@ get_varint(const unsigned char *p, size_t len, unsigned long long *v)
 	return 0;
 }
 
-static size_t
-b64url_encode(const unsigned char *in, size_t len, char *out)
+size_t
+token_b64url_encode(const unsigned char *in, size_t len, char *out)
 {
 	size_t i, o = 0;
 	unsigned v;
@@ -147,7 +147,7 @@ token_make(const struct token_key *k, const struct token *t, char out[TOKEN_MAX]
 	n += put_varint(raw + n, t->issue_id);
 	if (mac(k, raw, n, raw + n) < 0)
 		return -1;
-	b64url_encode(raw, n + TOKEN_MAC_LEN, out);
+	token_b64url_encode(raw, n + TOKEN_MAC_LEN, out);
 	return 0;
 }
 

@@ -170,6 +170,28 @@ webmail_start(struct web_server *s, struct webmail **out, struct herr *err)
 	return 0;
 }
 
+/* Append `j` to the queue and wake the thread; -1 (j released) when the
+ * queue is full or stopping. */
+static int
+queue_job(struct webmail *m, struct mail_job *j)
+{
+	pthread_mutex_lock(&m->mu);
+	if (m->queued >= MAIL_QUEUE_MAX || m->stopping) {
+		pthread_mutex_unlock(&m->mu);
+		job_free(j);
+		return -1;
+	}
+	if (m->tail)
+		m->tail->next = j;
+	else
+		m->head = j;
+	m->tail = j;
+	m->queued++;
+	pthread_cond_signal(&m->wake);
+	pthread_mutex_unlock(&m->mu);
+	return 0;
+}
+
 int
 webmail_enqueue(struct webmail *m, long long subscriber_id, long long confirm_id,
                 const struct list *l, const char *email, const char *name)
@@ -183,21 +205,7 @@ webmail_enqueue(struct webmail *m, long long subscriber_id, long long confirm_id
 	j->list = *l;
 	snprintf(j->email, sizeof j->email, "%s", email);
 	snprintf(j->name, sizeof j->name, "%s", name);
-	pthread_mutex_lock(&m->mu);
-	if (m->queued >= MAIL_QUEUE_MAX || m->stopping) {
-		pthread_mutex_unlock(&m->mu);
-		free(j);
-		return -1;
-	}
-	if (m->tail)
-		m->tail->next = j;
-	else
-		m->head = j;
-	m->tail = j;
-	m->queued++;
-	pthread_cond_signal(&m->wake);
-	pthread_mutex_unlock(&m->mu);
-	return 0;
+	return queue_job(m, j);
 }
 
 int
@@ -219,21 +227,7 @@ webmail_enqueue_build_done(struct webmail *m, webmail_build_fn build, webmail_do
 	j->ctx = ctx;
 	/* a builder's mail is logged by what it is; the address is its own */
 	snprintf(j->email, sizeof j->email, "%s", what);
-	pthread_mutex_lock(&m->mu);
-	if (m->queued >= MAIL_QUEUE_MAX || m->stopping) {
-		pthread_mutex_unlock(&m->mu);
-		job_free(j);
-		return -1;
-	}
-	if (m->tail)
-		m->tail->next = j;
-	else
-		m->head = j;
-	m->tail = j;
-	m->queued++;
-	pthread_cond_signal(&m->wake);
-	pthread_mutex_unlock(&m->mu);
-	return 0;
+	return queue_job(m, j);
 }
 
 int

@@ -134,15 +134,17 @@ int message_view_url(const struct config *cfg, const struct token_key *key, long
  * `dkim` is not NULL.
  */
 /*
- * Any other single automatic mail to mo->rcpt (parsed by the caller):
- * `subject`, a text part and an HTML part as given, from [sender] from;
+ * A single automatic mail to mo->rcpt (parsed by the caller; `to_name`
+ * its display name or NULL): `subject`, a text part and an HTML part as
+ * given, from [sender] from;
  * Auto-Submitted: auto-generated (RFC 3834), a random Message-ID
  * "PREFIX.HEX@[sender] message_id_domain", the plain return path as the
- * envelope sender, DKIM-signed when `dkim` is not NULL.  The privacy
- * mails (privacy.h) and the API's one-off mail (apimail.h).
+ * envelope sender, DKIM-signed when `dkim` is not NULL.  The confirmation
+ * mail, the privacy mails (privacy.h) and the API's one-off mail (apimail.h).
  */
 int message_build_automatic(const struct config *cfg, const struct dkim_signer *dkim,
-                            const char *prefix, const char *subject, const char *text,
+                            const char *prefix, const char *to_name, const char *subject,
+                            const char *text,
                             size_t text_len, const char *html, size_t html_len, long long now,
                             struct buf *out, struct message_out *mo, struct herr *err);
 

@@ -67,6 +67,11 @@ int token_verify(const struct token_key *k, const char *s, size_t len, struct to
 
 /* Read the secret from `path`.  EX_NOINPUT when missing (run herald init),
  * EX_CONFIG when it has the wrong size or is readable by others. */
+/* `len` bytes as unpadded URL-safe base64 (RFC 4648 §5) into `out`
+ * (4 * ceil(len / 3) + 1 bytes), NUL-terminated; the length written.
+ * Also the API keys' encoding (apikey.c). */
+size_t token_b64url_encode(const unsigned char *in, size_t len, char *out);
+
 int token_key_load(const char *path, struct token_key *k, struct herr *err);
 
 /* Create `path` with a new random secret, mode 0600, unless it exists.
