@@ -25,7 +25,7 @@
 int herald_main(int argc, char **argv);
 
 const struct cmd_def cmd_table[] = {
-	{ "init",   cmd_init,   CMD_NEED_CONFIG, "create or migrate the database", cmd_init_usage },
+	{ "init",   cmd_init,   CMD_NEED_CONFIG, "create the database", cmd_init_usage },
 	{ "config", cmd_config, 0, "check the configuration file", cmd_config_usage },
 	{ "list",   cmd_list,   CMD_NEED_CONFIG | CMD_NEED_DB, "manage mailing lists", cmd_list_usage },
 	{ "sub",    cmd_sub,    CMD_NEED_CONFIG | CMD_NEED_DB, "manage subscribers", cmd_sub_usage },
@@ -43,7 +43,10 @@ const struct cmd_def cmd_table[] = {
 	{ "segment", cmd_segment, CMD_NEED_CONFIG | CMD_NEED_DB, "filters over subscribers", cmd_segment_usage },
 	{ "sequence", cmd_sequence, CMD_NEED_CONFIG | CMD_NEED_DB,
 	  "series of issues on each subscriber's own clock", cmd_sequence_usage },
-	{ "db",     cmd_db,     CMD_NEED_CONFIG | CMD_NEED_DB, "database sizes and oldest rows", cmd_db_usage },
+	/* db opens the database itself: backup, check and migrate take any
+	 * schema version (src/cmd/db.c) */
+	{ "db",     cmd_db,     CMD_NEED_CONFIG, "backup, check, migrate, sizes of the database",
+	  cmd_db_usage },
 	{ "apikey", cmd_apikey, CMD_NEED_CONFIG | CMD_NEED_DB, "keys of the HTTP API", cmd_apikey_usage },
 	{ "webhook", cmd_webhook, CMD_NEED_CONFIG | CMD_NEED_DB, "events POSTed to other systems",
 	  cmd_webhook_usage },

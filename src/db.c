@@ -89,21 +89,32 @@ int
 db_cache_size(sqlite3 *db, const char *schema, int value, int *was, struct herr *err)
 {
 	char sql[64];
-	sqlite3_stmt *st;
-	int rc;
+	long long v;
 
 	/* PRAGMA takes no bound parameters; schema and value are ours */
 	snprintf(sql, sizeof sql, "PRAGMA %s.cache_size", schema);
+	if (db_query_int(db, sql, &v, err) < 0)
+		return -1;
+	*was = (int)v;
+	snprintf(sql, sizeof sql, "PRAGMA %s.cache_size = %d", schema, value);
+	return db_exec(db, sql, err);
+}
+
+int
+db_query_int(sqlite3 *db, const char *sql, long long *out, struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
 	if (db_prepare(db, &st, sql, err) < 0)
 		return -1;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*was = sqlite3_column_int(st, 0);
+		*out = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
-		return db_error(db, err, "read the cache size");
-	snprintf(sql, sizeof sql, "PRAGMA %s.cache_size = %d", schema, value);
-	return db_exec(db, sql, err);
+		return db_error(db, err, sql);
+	return 0;
 }
 
 int
@@ -152,39 +163,69 @@ db_schema_version(sqlite3 *db)
 	return v;
 }
 
-static int
-migrate(sqlite3 *db, const char *path, struct herr *err)
+int
+db_migrate(sqlite3 *db, const char *path, int *from, struct herr *err)
 {
 	const struct embedded_migration *m;
 	char pragma[64];
-	int have = db_schema_version(db), latest = db_schema_latest();
+	int have, latest = db_schema_latest();
 
-	if (have < 0)
-		return db_error(db, err, "read schema version");
-	if (have > latest)
+	/* Read the version inside the write transaction: two `db migrate`
+	 * started together must not both apply the same steps. */
+	if (db_begin(db, err) < 0)
+		return herr_wrap(err, "migrate %s", path);
+	if ((have = db_schema_version(db)) < 0) {
+		db_error(db, err, "read schema version");
+		db_rollback(db);
+		return -1;
+	}
+	*from = have;
+	if (have > latest) {
+		db_rollback(db);
 		return herr_set(err, EX_CONFIG, path,
-		                "database schema version %d is newer than this herald knows (%d); "
+		                "database schema %d is newer than this herald (%d); "
 		                "upgrade herald", have, latest);
+	}
 	for (m = embedded_migrations; m->name; m++) {
 		if (m->version <= have)
 			continue;
-		if (db_begin(db, err) < 0)
-			return herr_wrap(err, "migrate to %s", m->name);
 		if (sqlite3_exec(db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
 			db_error(db, err, m->name);
 			db_rollback(db);
 			return -1;
 		}
+	}
+	if (have < latest) {
 		/* PRAGMA takes no bound parameters; the value is our own integer. */
-		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", latest);
 		if (db_exec(db, pragma, err) < 0) {
 			db_rollback(db);
 			return -1;
 		}
-		if (db_commit(db, err) < 0)
-			return -1;
 	}
-	return 0;
+	return db_commit(db, err);
+}
+
+/* The schema rule of db_open(): see enum db_open_mode. */
+static int
+check_schema(sqlite3 *db, const char *path, enum db_open_mode mode, struct herr *err)
+{
+	int have = db_schema_version(db), latest = db_schema_latest(), from;
+
+	if (have < 0)
+		return db_error(db, err, "read schema version");
+	if (mode == DB_OPEN_MAINTAIN || have == latest)
+		return 0;
+	if (have > latest)
+		return herr_set(err, EX_CONFIG, path,
+		                "database schema %d is newer than this herald (%d); "
+		                "upgrade herald", have, latest);
+	/* A new, empty file (init): nothing to back up, nothing to lose. */
+	if (mode == DB_OPEN_CREATE && have == 0)
+		return db_migrate(db, path, &from, err);
+	return herr_set(err, EX_CONFIG, path,
+	                "database schema %d is older than this herald (%d): run "
+	                "`herald db migrate` (a backup is made first)", have, latest);
 }
 
 int
@@ -195,7 +236,7 @@ db_open(const char *path, enum db_open_mode mode, long busy_timeout_ms,
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 
 	*out = NULL;
-	if (mode == DB_OPEN_EXISTING && access(path, F_OK) < 0)
+	if (mode != DB_OPEN_CREATE && access(path, F_OK) < 0)
 		return herr_set(err, EX_NOINPUT, path,
 		                "database does not exist; run 'herald init' first");
 	if (mode == DB_OPEN_CREATE)
@@ -212,7 +253,7 @@ db_open(const char *path, enum db_open_mode mode, long busy_timeout_ms,
 	if (db_exec(db, "PRAGMA journal_mode = WAL", err) < 0 ||
 	    db_exec(db, "PRAGMA foreign_keys = ON", err) < 0 ||
 	    db_exec(db, "PRAGMA synchronous = NORMAL", err) < 0 ||
-	    migrate(db, path, err) < 0) {
+	    check_schema(db, path, mode, err) < 0) {
 		sqlite3_close(db);
 		return -1;
 	}

@@ -22,11 +22,12 @@
 #include <stdio.h>
 
 #include "herald/config.h"
+#include "herald/db.h"
 #include "herald/herr.h"
 
 enum {
 	CMD_NEED_CONFIG = 1 << 0, /* cli.c loads the config before the call */
-	CMD_NEED_DB     = 1 << 1, /* ... and opens (and migrates) the database */
+	CMD_NEED_DB     = 1 << 1, /* ... and opens the database (current schema) */
 };
 
 struct cmd_env {
@@ -144,8 +145,8 @@ void cmd_print_cell(const char *s, int width);
 /* Catch SIGINT/SIGTERM: the first sets the returned flag (stop taking new
  * work, finish what is in flight), the second exits at once. */
 volatile sig_atomic_t *cmd_catch_signals(void);
-/* Open the database for commands that do their own setup (init). */
-int cmd_open_db(struct cmd_env *env, int create);
+/* Open the database for commands that do their own setup (init, db). */
+int cmd_open_db(struct cmd_env *env, enum db_open_mode mode);
 /* What cli.c does before a command, by CMD_NEED_* flags: find and load the
  * config, open the database.  -1 with env->err set; cmd_teardown() undoes
  * whatever was done, either way.  A command with no flags in the table may

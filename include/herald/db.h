@@ -7,10 +7,15 @@
  * synchronous=NORMAL (in WAL mode a commit survives a process crash; only a
  * power cut can lose the last transactions, never corrupt the file).
  *
- * Migrations are the numbered files in sql/, compiled into the binary and
- * applied in order at open; PRAGMA user_version records the last one applied.
- * Each migration runs in its own transaction together with the user_version
- * update, so a crash leaves the schema at a whole version.
+ * Migrations are the numbered files in sql/, compiled into the binary;
+ * PRAGMA user_version records the last one applied.  They never run as a
+ * side effect of opening: a new database gets the whole schema from
+ * `herald init`, an existing one is upgraded only by `herald db migrate`,
+ * which backs it up first (dbmaint.h) and applies every pending migration
+ * in one transaction together with the user_version update, so a crash or
+ * a failing step leaves the schema, and the data, as they were.  A binary
+ * older than its database refuses it: it would not know the new columns'
+ * rules.
  */
 #ifndef HERALD_DB_H
 #define HERALD_DB_H
@@ -20,15 +25,21 @@
 #include "herald/herr.h"
 
 enum db_open_mode {
-	DB_OPEN_EXISTING, /* fail with EX_NOINPUT when the file does not exist */
-	DB_OPEN_CREATE,   /* create it (herald init) */
+	DB_OPEN_EXISTING, /* EX_NOINPUT when the file does not exist; the schema
+	                     must be this binary's (older or newer: EX_CONFIG) */
+	DB_OPEN_CREATE,   /* herald init: create a missing file and give a new,
+	                     empty database the whole schema; an existing one is
+	                     treated as with DB_OPEN_EXISTING */
+	DB_OPEN_MAINTAIN, /* herald db backup|check|migrate: must exist, any
+	                     schema version is opened as it is */
 };
 
 /*
- * Open `path`, configure the connection and apply pending migrations.
- * Returns 0 with *out set, or -1 (*out NULL): EX_NOINPUT when missing,
- * EX_CONFIG when the schema is newer than this binary knows, EX_TEMPFAIL
- * when locked, EX_CANTCREAT / EX_IOERR otherwise.
+ * Open `path` and configure the connection; see enum db_open_mode for the
+ * schema.  Returns 0 with *out set, or -1 (*out NULL): EX_NOINPUT when
+ * missing, EX_CONFIG when the schema is older ("run `herald db migrate`")
+ * or newer than this binary, EX_TEMPFAIL when locked, EX_CANTCREAT /
+ * EX_IOERR otherwise.
  */
 int db_open(const char *path, enum db_open_mode mode, long busy_timeout_ms,
             sqlite3 **out, struct herr *err);
@@ -41,6 +52,14 @@ void db_close(sqlite3 *db);
 int db_schema_latest(void);
 /* The version of the open database, or -1. */
 int db_schema_version(sqlite3 *db);
+/*
+ * Apply every migration newer than the database's version, all in one
+ * transaction with the user_version update (BEGIN IMMEDIATE: it waits for
+ * a running writer, up to the busy timeout).  *from gets the version found.
+ * A database already current is left untouched.  EX_CONFIG when its schema
+ * is newer than this binary's.  Callers back up first (dbmaint.h).
+ */
+int db_migrate(sqlite3 *db, const char *path, int *from, struct herr *err);
 
 /* Map the connection's last error to an herr: SQLITE_BUSY/LOCKED become
  * EX_TEMPFAIL, CONSTRAINT EX_DATAERR, FULL/IOERR EX_IOERR, others
@@ -66,6 +85,9 @@ void db_stmt_done(sqlite3_stmt **cache, sqlite3_stmt *st);
  * set it to `value` (negative: KiB, as SQLite counts) and put the old one in
  * *was, for a caller that restores it after a bulk write. */
 int db_cache_size(sqlite3 *db, const char *schema, int value, int *was, struct herr *err);
+/* Run SQL without parameters that answers one row and read its first
+ * column as an integer (PRAGMA page_count).  No row is an error. */
+int db_query_int(sqlite3 *db, const char *sql, long long *out, struct herr *err);
 /* Run SQL without results or parameters (BEGIN, COMMIT, pragmas). */
 int db_exec(sqlite3 *db, const char *sql, struct herr *err);
 

@@ -134,9 +134,9 @@ cmd_json_rows_end(struct cmd_json_rows *r)
 }
 
 int
-cmd_open_db(struct cmd_env *env, int create)
+cmd_open_db(struct cmd_env *env, enum db_open_mode mode)
 {
-	if (db_open(env->cfg.db_path, create ? DB_OPEN_CREATE : DB_OPEN_EXISTING,
+	if (db_open(env->cfg.db_path, mode,
 	            env->cfg.db_busy_timeout_ms, &env->db, &env->err) < 0)
 		return -1;
 	if (env->cfg.db_sync_full && db_set_synchronous_full(env->db, &env->err) < 0) {
@@ -160,7 +160,7 @@ cmd_setup(struct cmd_env *env, int flags)
 		/* every audience this process takes follows [audience] */
 		audience_set_sunset(env->cfg.sunset_after);
 	}
-	if ((flags & CMD_NEED_DB) && cmd_open_db(env, 0) < 0)
+	if ((flags & CMD_NEED_DB) && cmd_open_db(env, DB_OPEN_EXISTING) < 0)
 		return -1;
 	return 0;
 }

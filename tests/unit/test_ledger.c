@@ -155,6 +155,17 @@ test_db_open_schema(void **state)
 	{
 		char sql[64];
 
+		/* an older one too, until `herald db migrate`; maintenance opens
+		 * either as it is */
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", db_schema_latest() - 1);
+		sqlite3_exec(f->db, sql, NULL, NULL, NULL);
+		assert_int_equal(db_open(f->path, DB_OPEN_EXISTING, 1000, &again, &err), -1);
+		assert_int_equal(err.code, EX_CONFIG);
+		assert_non_null(strstr(err.msg, "herald db migrate"));
+		assert_int_equal(db_open(f->path, DB_OPEN_CREATE, 1000, &again, &err), -1);
+		assert_int_equal(db_open(f->path, DB_OPEN_MAINTAIN, 1000, &again, &err), 0);
+		assert_int_equal(db_schema_version(again), db_schema_latest() - 1);
+		db_close(again);
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", db_schema_latest());
 		sqlite3_exec(f->db, sql, NULL, NULL, NULL);
 	}
