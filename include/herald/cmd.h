@@ -7,7 +7,8 @@
  *   2. declare it below;
  *   3. add one row to `commands[]` in src/cli.c with the setup it needs
  *      (CMD_NEED_CONFIG, CMD_NEED_DB);
- *   4. add a test (tests/integration/) and document it in README.md.
+ *   4. add a test (tests/integration/) and document it in docs/commands.md
+ *      and the man page, docs/herald.1.scd (the tests check the usage lines).
  *
  * A command returns 0 on success, an EX_* code it chose, or -1 after
  * filling env->err, which cli.c prints ("herald: where: message") and turns

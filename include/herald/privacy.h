@@ -40,8 +40,8 @@
  * can stop the checkpoint: the erasure stands, res->checkpointed says 0,
  * and the next erasure or SQLite's own checkpoints finish the job.
  *
- * The export is one JSON object, a contract documented in the README
- * ("Privacy and data protection"):
+ * The export is one JSON object, a contract documented in docs/privacy.md
+ * ("A person's data: export and erasure"):
  *   schema          "herald-personal-data"
  *   schema_version  1
  *   exported_at     Unix time

@@ -32,7 +32,7 @@
  *       kept figures would stop counting the people it greets later, and
  *       its counts are not additive per removed row (unique opens).  Once
  *       the list has another welcome or none, it is an issue like the
- *       others and its old rows go.  The README says so.  A sequence's
+ *       others and its old rows go.  docs/privacy.md says so.  A sequence's
  *       step (sequence.h) is kept the same way while its sequence exists.
  * Called by `herald run` after its sends (src/cmd/run.c).
  */

@@ -18,7 +18,7 @@
  *   the bytes "UNIX_TIME." followed by the body.  A receiver recomputes it,
  *   compares in constant time, and refuses a t more than a few minutes old
  *   (replays).  The body: {"id", "type", "at", "email", "subscriber_id",
- *   "list", "issue", "detail"} (README, "Webhooks").
+ *   "list", "issue", "detail"} (docs/web.md, "Webhooks").
  *
  * Rules:
  *   (1) a 2xx answer delivers; anything else (another status, no answer

@@ -66,7 +66,7 @@ const char cmd_sub_usage[] =
 	"rule leaves out of every campaign now: sent issues over the whole span and\n"
 	"engaged with none.  show prints the last human open, the last click and\n"
 	"the last issue sent.  export-data writes everything herald holds about a\n"
-	"person as one JSON document (README: Privacy and data protection); forget\n"
+	"person as one JSON document (docs/privacy.md); forget\n"
 	"erases them, keeping the issues' counts and a keyed hash of the address\n"
 	"that later imports skip, and logs when and --by whom, never whom.\n";
 

@@ -8,7 +8,7 @@ machine has everything installed already, so nothing else notices when a
 list falls behind; this does, without a fresh machine:
 
   build  configures the project in a fresh temporary build directory the
-         way README's Install does (the defaults, which must leave
+         way README's Install (and docs/install.md) does (the defaults, which must leave
          HERALD_TESTS OFF: that is checked too) with PKG_CONFIG_EXECUTABLE
          set to a wrapper that logs every pkg-config call, then collects
          what the configuration used: the pkg-config modules asked for (and the modules those

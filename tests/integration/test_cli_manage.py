@@ -7,7 +7,8 @@ cancel/rm, send and stats.  Each test reads the result back through another
 command (mostly a --json one) or the database, so a command that printed
 success without doing its job fails.  The last test walks `herald --help`:
 every command answers --help with its usage, and every synopsis line appears
-verbatim in README.md (part of the repository: missing, the test fails).
+verbatim in docs/commands.md and in the man page's source docs/herald.1.scd
+(both part of the repository: missing, the test fails).
 
 Also run under valgrind (tests/CMakeLists.txt), so it keeps the number of
 herald runs modest.
@@ -563,11 +564,14 @@ def test_help_for_every_command():
               "commands: %s", commands)
         check(re.fullmatch(r"herald \d+\.\d+\.\d+\S*\n", w.ok("--version").stdout_text),
               "--version")
-        # README.md is part of the repository: missing, the open fails the
-        # test.  Each README line as a synopsis line would read: indent and
-        # "usage:" removed, so a line must match whole, not as a prefix.
-        readme = {re.sub(r"^\s*(usage:)?\s*", "", l).rstrip()
-                  for l in open(os.path.join(SOURCE_DIR, "README.md"), encoding="utf-8")}
+        # docs/commands.md and the man page's source are part of the
+        # repository: missing, the open fails the test.  Each of their lines
+        # as a synopsis line would read: indent and "usage:" removed, so a
+        # line must match whole, not as a prefix.
+        docs = {}
+        for doc in ("docs/commands.md", "docs/herald.1.scd"):
+            docs[doc] = {re.sub(r"^\s*(usage:)?\s*", "", l).rstrip()
+                         for l in open(os.path.join(SOURCE_DIR, doc), encoding="utf-8")}
         for cmd in commands:
             p = w.ok(cmd, "--help")
             check(p.stdout_text.startswith("usage: herald %s" % cmd) and
@@ -580,7 +584,8 @@ def test_help_for_every_command():
             check(lines and all(l.startswith("herald %s" % cmd) for l in lines),
                   "synopsis of %s: %s", cmd, lines)
             for l in lines:
-                check(l in readme, "README.md lacks the synopsis line %r", l)
+                for doc, doc_lines in docs.items():
+                    check(l in doc_lines, "%s lacks the synopsis line %r", doc, l)
         # a verb's --help is the command's usage too
         check(w.ok("list", "create", "--help").stdout_text.startswith("usage: herald list"),
               "list create --help")

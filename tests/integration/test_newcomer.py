@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""test_newcomer.py - a newcomer's first hour, as README's "Configure" has it.
+"""test_newcomer.py - a newcomer's first hour, as README.md's five-minute tour
+and docs/configuration.md ("A first real send, to this machine") have it.
 
   (a) `config check` before `init` checks the configuration only: exit 0,
       a note that the database does not exist yet, nothing created; a
@@ -10,7 +11,8 @@
       Address") fails naming the header and suggesting --email-column, and
       imports with --email-column/--name-column: the names are the names,
       the other columns attributes, the two named columns not;
-  (d) the README's "first real send": a loopback relay with starttls =
+  (d) the tour's first real send (README_CONFIG is its configuration, in
+      README.md and docs/configuration.md): a loopback relay with starttls =
       never and no login, then config check, init, list create, sub import,
       issue new, issue test and send, delivered to tests/tools/smtpd.py.
 """

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """test_run_control.py - the cron entry point and control of a running send.
 
-What the cron entry point and the send controls promise (README.md,
-"Sending and results" and "Cron"), each point checked:
+What the cron entry point and the send controls promise (docs/sending.md,
+"How a send works", and docs/operations.md, "Cron"), each point checked:
   - `herald run` with nothing due exits 0 and prints nothing at all; it
     sends an issue whose scheduled time has come and leaves one scheduled
     in the future alone (until --now says its time has come);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """test_web.py - `herald serve` through the real server, fetched with curl.
 
-What `herald serve` promises (README.md, "The web endpoint"; the invariants
+What `herald serve` promises (docs/web.md, "herald serve"; the invariants
 in src/web.c's head comment), each point below checked.  One world holds two
 lists: "newsletter" (public, single opt-in) and "board" (private, double
 opt-in, a title with HTML specials), readers on both, and [dkim]

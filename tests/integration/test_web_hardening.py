@@ -22,8 +22,8 @@ HTTP:
   6. %00 and other bytes after a number in a path: 404, nothing recorded;
   7. herald's own error answers (400, 404, 405, 413, 429) carry the security
      headers (checked on every response webclient.curl sees); the library's
-     own (431 for an oversized header block) are answered and close, and the
-     README says the proxy must add the headers to those;
+     own (431 for an oversized header block) are answered and close, and
+     docs/web.md says the proxy must add the headers to those;
   8. X-Real-IP moves the per-client sign-up limit only when the peer is in
      [web] trusted_proxies.
 """
@@ -334,9 +334,9 @@ def test_error_answers():
         out, closed = raw(s.srv.port, huge)
         check(re.match(rb"HTTP/1\.[01] 4(31|13|00)", out), "oversized headers: %r", out[:200])
         check(closed, "the connection stayed open after an oversized header block")
-        readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
-        check("431" in readme and "add_header" in readme,
-              "the README does not tell the proxy to add the headers to the library's answers")
+        web_md = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "web.md")).read()
+        check("431" in web_md and "add_header" in web_md,
+              "docs/web.md does not tell the proxy to add the headers to the library's answers")
 
 
 # --- 8. X-Real-IP only from a trusted proxy ------------------------------------------------

@@ -7,7 +7,7 @@ the HMAC-SHA256 of "T." and the body with the secret the test gave
 `webhook add --secret-file`:
   - an unsubscribe through the API, a click on a tracked link and a hard
     bounce read by `herald bounce` each arrive once, as the event kind and
-    payload the README promises, from `herald serve`; an event kind the
+    payload docs/web.md promises, from `herald serve`; an event kind the
     webhook did not ask for (open) does not;
   - the receiver down: the event waits in the outbox (attempts and the
     error kept), and is delivered once the receiver is back, with the same
