@@ -94,6 +94,10 @@ static const struct key keys[] = {
 	{ "render",   "html_template",   KEY_PATH,      F(html_template),      NULL, 0, 0 },
 	{ "render",   "text_template",   KEY_PATH,      F(text_template),      NULL, 0, 0 },
 	{ "render",   "lang",            KEY_STRING,    F(lang),               "en", 0, 0 },
+	{ "metrics",  "listen",          KEY_STRING,    F(metrics_listen),     NULL, 0, 0 },
+	{ "metrics",  "allow",           KEY_STRING,    F(metrics_allow_text), "127.0.0.1/8 ::1", 0, 0 },
+	{ "log",      "format",          KEY_STRING,    F(log_format_text),    "text", 0, 0 },
+	{ "log",      "target",          KEY_STRING,    F(log_target_text),    "stderr", 0, 0 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -577,18 +581,19 @@ config_cidr_match(const struct config_cidr *c, int family, const unsigned char *
 	return 1;
 }
 
-/* [web] trusted_proxies: addresses or networks, separated by spaces or
- * commas. */
+/* A list of addresses or networks, separated by spaces or commas, into a
+ * new array: [web] trusted_proxies, [metrics] allow. */
 static void
-parse_proxies(struct config *c, unsigned long line)
+parse_cidr_list(struct config *c, unsigned long line, const char *key, const char *text,
+                struct config_cidr **out, size_t *n_out)
 {
 	char item[INET6_ADDRSTRLEN + 8];
-	const char *p = c->trusted_proxies;
+	const char *p = text;
 	size_t n;
 
-	free(c->proxies);
-	c->n_proxies = 0;
-	if (!(c->proxies = calloc(CONFIG_PROXIES_MAX, sizeof *c->proxies))) {
+	free(*out);
+	*n_out = 0;
+	if (!(*out = calloc(CONFIG_PROXIES_MAX, sizeof **out))) {
 		problem(c, line, "out of memory");
 		return;
 	}
@@ -598,14 +603,13 @@ parse_proxies(struct config *c, unsigned long line)
 			break;
 		n = strcspn(p, " \t,");
 		snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item ? n : sizeof item - 1), p);
-		if (n >= sizeof item || config_parse_cidr(item, &c->proxies[c->n_proxies]) < 0) {
-			problem(c, line, "'trusted_proxies' wants addresses or networks such as "
-			        "127.0.0.1 or 10.0.0.0/8, not '%.*s'", (int)(n > 60 ? 60 : n), p);
+		if (n >= sizeof item || config_parse_cidr(item, &(*out)[*n_out]) < 0) {
+			problem(c, line, "'%s' wants addresses or networks such as "
+			        "127.0.0.1 or 10.0.0.0/8, not '%.*s'", key, (int)(n > 60 ? 60 : n), p);
 			return;
 		}
-		if (++c->n_proxies == CONFIG_PROXIES_MAX) {
-			problem(c, line, "'trusted_proxies' takes at most %d entries",
-			        CONFIG_PROXIES_MAX);
+		if (++*n_out == CONFIG_PROXIES_MAX) {
+			problem(c, line, "'%s' takes at most %d entries", key, CONFIG_PROXIES_MAX);
 			return;
 		}
 		p += n;
@@ -885,7 +889,24 @@ validate(struct parse *p)
 		        "'confirm_ttl' must be a duration such as 7d or 48h, not '%s'",
 		        c->confirm_ttl_text);
 	if (c->trusted_proxies)
-		parse_proxies(c, LINE("web", "trusted_proxies"));
+		parse_cidr_list(c, LINE("web", "trusted_proxies"), "trusted_proxies",
+		                c->trusted_proxies, &c->proxies, &c->n_proxies);
+	parse_cidr_list(c, LINE("metrics", "allow"), "allow", c->metrics_allow_text,
+	                &c->metrics_allow, &c->n_metrics_allow);
+	if (!strcmp(c->log_format_text, "text"))
+		c->log_format = CONFIG_LOG_TEXT;
+	else if (!strcmp(c->log_format_text, "json"))
+		c->log_format = CONFIG_LOG_JSON;
+	else
+		problem(c, LINE("log", "format"), "'format' is text or json, not '%s'",
+		        c->log_format_text);
+	if (!strcmp(c->log_target_text, "stderr"))
+		c->log_syslog = 0;
+	else if (!strcmp(c->log_target_text, "syslog"))
+		c->log_syslog = 1;
+	else
+		problem(c, LINE("log", "target"), "'target' is stderr or syslog, not '%s'",
+		        c->log_target_text);
 	if ((c->bounce_soft_window = config_parse_duration(c->bounce_soft_window_text)) <= 0)
 		problem(c, LINE("bounce", "soft_window"),
 		        "'soft_window' must be a duration such as 30d, not '%s'",
@@ -1103,6 +1124,9 @@ config_free(struct config *c)
 	free(c->proxies);
 	c->proxies = NULL;
 	c->n_proxies = 0;
+	free(c->metrics_allow);
+	c->metrics_allow = NULL;
+	c->n_metrics_allow = 0;
 	for (k = 0; k < c->n_problems; k++)
 		free(c->problems[k]);
 	for (k = 0; k < c->n_warnings; k++)

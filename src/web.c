@@ -267,7 +267,7 @@ web_queue_body(struct web_server *s, struct MHD_Connection *c, unsigned status, 
 		MHD_add_response_header(r, extra_name, extra_value);
 	if (atomic_load(&s->stopping))
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-	ret = MHD_queue_response(c, status, r);
+	ret = web_queue(s, c, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -309,8 +309,8 @@ web_queue_notice(struct web_server *s, struct MHD_Connection *c, unsigned status
 enum MHD_Result
 web_not_found(struct web_server *s, struct MHD_Connection *c)
 {
-	return MHD_queue_response(c, MHD_HTTP_NOT_FOUND,
-	                          atomic_load(&s->stopping) ? s->not_found_close : s->not_found);
+	return web_queue(s, c, MHD_HTTP_NOT_FOUND,
+	                 atomic_load(&s->stopping) ? s->not_found_close : s->not_found);
 }
 
 enum MHD_Result
@@ -351,6 +351,48 @@ web_check_token(struct web_server *s, const char *tok, size_t len, enum token_ki
 	return len && token_verify(&s->key, tok, len, t) == 0 && t->kind == kind ? 0 : -1;
 }
 
+
+/* ---- counting answers for /metrics ---- */
+
+const unsigned web_metric_codes[WEB_METRIC_CODES] = {
+	200, 201, 204, 302, 303, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500,
+	501, 503,
+};
+
+/* The route the calling server thread is answering: libmicrohttpd calls
+ * a connection's callbacks on the one thread that owns it, and every
+ * answer is queued from inside them. */
+static _Thread_local enum web_route_kind answering;
+
+const char *
+web_route_name(enum web_route_kind k)
+{
+	static const char *const names[WEB_ROUTE_KINDS] = {
+		[WEB_ROUTE_NONE] = "other", [WEB_ROUTE_OPEN] = "open",
+		[WEB_ROUTE_CLICK] = "click", [WEB_ROUTE_UNSUBSCRIBE] = "unsubscribe",
+		[WEB_ROUTE_SUBSCRIBE] = "subscribe", [WEB_ROUTE_SIGNUP_PAGE] = "signup_page",
+		[WEB_ROUTE_CONFIRM] = "confirm", [WEB_ROUTE_ARCHIVE_INDEX] = "archive_index",
+		[WEB_ROUTE_ARCHIVE] = "archive", [WEB_ROUTE_PREFERENCES] = "preferences",
+		[WEB_ROUTE_PRIVACY_EXPORT] = "privacy_export",
+		[WEB_ROUTE_PRIVACY_FORGET] = "privacy_forget",
+		[WEB_ROUTE_PRIVACY_ERASE] = "privacy_erase", [WEB_ROUTE_API] = "api",
+	};
+
+	return (unsigned)k < WEB_ROUTE_KINDS && names[k] ? names[k] : "other";
+}
+
+enum MHD_Result
+web_queue(struct web_server *s, struct MHD_Connection *c, unsigned status,
+          struct MHD_Response *r)
+{
+	size_t i;
+
+	for (i = 0; i < WEB_METRIC_CODES && web_metric_codes[i] != status; i++)
+		;
+	atomic_fetch_add_explicit(&s->answered[(unsigned)answering < WEB_ROUTE_KINDS ?
+	                          answering : WEB_ROUTE_NONE][i], 1, memory_order_relaxed);
+	return MHD_queue_response(c, status, r);
+}
 
 /* ---- the MHD callbacks ---- */
 
@@ -417,12 +459,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			return MHD_NO; /* a body with a GET: not from a browser */
 		m = web_method(method);
 		web_route(m, url, &r);
+		answering = r.kind;
 		return dispatch(s, c, m, &r, NULL);
 	}
 	if (!rq) {
 		/* the first call: the request line and headers are in */
 		atomic_fetch_add(&s->requests, 1);
 		atomic_fetch_add(&s->in_flight, 1);
+		answering = WEB_ROUTE_NONE;
 		webconn_headers_done(s->conns, c);
 		/* RFC 9112 §6.3: both framings at once is how requests are
 		 * smuggled past a proxy; refuse, and end the connection */
@@ -436,6 +480,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			                          "close");
 		m = web_method(method);
 		web_route(m, url, &r);
+		answering = r.status ? WEB_ROUTE_NONE : r.kind;
 		if (r.status == 405)
 			return web_queue_notice_h(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "Not allowed",
 			                      "This address does not take that kind of request.",
@@ -483,6 +528,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		return MHD_YES;
 	}
 	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)WEB_TIMEOUT);
+	answering = rq->route.kind;
 	if (rq->too_large)
 		return rq->route.kind == WEB_ROUTE_API ? web_api_too_large(s, c) : too_large(s, c);
 	return dispatch(s, c, WEB_POST, &rq->route, rq);
@@ -534,8 +580,8 @@ unescape_path(void *cls, struct MHD_Connection *c, char *uri)
 
 /* ---- start and stop ---- */
 
-static int
-listen_socket(const char *spec, char *url, size_t url_size, struct herr *err)
+int
+web_listen_socket(const char *spec, char *url, size_t url_size, struct herr *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -710,7 +756,8 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 		herr_set(err, EX_OSERR, NULL, "out of memory");
 		goto fail;
 	}
-	if ((s->fd = listen_socket(opts->listen, s->url, sizeof s->url, err)) < 0)
+	s->started_at = db_now_f();
+	if ((s->fd = web_listen_socket(opts->listen, s->url, sizeof s->url, err)) < 0)
 		goto fail;
 	if (eventlog_open(cfg->db_path, cfg->db_busy_timeout_ms, &s->events, err) < 0)
 		goto fail;
@@ -745,6 +792,8 @@ web_start(const struct config *cfg, const struct web_opts *opts, struct web_serv
 		         opts->listen);
 		goto fail;
 	}
+	if (cfg->metrics_listen && webmetrics_start(s, &s->metrics, err) < 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -769,6 +818,12 @@ web_url(const struct web_server *s)
 	return s->url;
 }
 
+const char *
+web_metrics_url(const struct web_server *s)
+{
+	return s->metrics ? webmetrics_url(s->metrics) : NULL;
+}
+
 int
 web_stop(struct web_server *s, struct web_summary *sum, struct herr *err)
 {
@@ -780,6 +835,8 @@ web_stop(struct web_server *s, struct web_summary *sum, struct herr *err)
 	/* stop taking connections; answer what is in flight, each answer
 	 * closing its connection, so keep-alive clients leave rather than
 	 * have a next request cut off */
+	webmetrics_stop(s->metrics);
+	s->metrics = NULL;
 	lfd = MHD_quiesce_daemon(s->mhd);
 	atomic_store(&s->stopping, 1);
 	until = web_mono_now() + STOP_DRAIN_WAIT;

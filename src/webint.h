@@ -79,6 +79,13 @@ struct issue_links {
 };
 
 
+/* The routes and statuses /metrics counts requests by (webmetrics.c);
+ * a status not in the table is counted as "other" (slot WEB_METRIC_CODES). */
+#define WEB_ROUTE_KINDS  (WEB_ROUTE_API + 1)   /* WEB_ROUTE_API is the last kind */
+#define WEB_METRIC_CODES 18
+extern const unsigned web_metric_codes[WEB_METRIC_CODES];
+struct webmetrics;
+
 struct web_server {
 	const struct config *cfg;
 	struct web_opts      opts;
@@ -111,6 +118,9 @@ struct web_server {
 	atomic_int           stopping;  /* answers say Connection: close */
 	atomic_ullong        requests;
 	atomic_long          in_flight;
+	atomic_ullong        answered[WEB_ROUTE_KINDS][WEB_METRIC_CODES + 1];
+	double               started_at;   /* Unix time */
+	struct webmetrics   *metrics;      /* the /metrics listener, or NULL */
 	char                 get_marker;   /* *state of a GET between its two calls */
 };
 
@@ -126,6 +136,15 @@ struct request {
 
 
 /* ---- web.c ---- */
+
+/* Queue response `r` with `status` and count it for /metrics under the
+ * route this thread is answering.  Every answer goes through here. */
+enum MHD_Result web_queue(struct web_server *s, struct MHD_Connection *c, unsigned status,
+                          struct MHD_Response *r);
+/* The name /metrics gives a route kind: "open", "click", ... */
+const char *web_route_name(enum web_route_kind k);
+/* Bind and listen on `spec` ("127.0.0.1:8080"); the URL bound into `url`. */
+int web_listen_socket(const char *spec, char *url, size_t url_size, struct herr *err);
 
 double web_mono_now(void);
 void web_log(struct web_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -175,6 +194,14 @@ enum MHD_Result web_queue_page_or_fail(struct web_server *s, struct MHD_Connecti
 struct consent_ctx;
 void web_consent_of(struct web_server *s, struct MHD_Connection *c, const char *source,
                     const char *text, char *ip, struct consent_ctx *out);
+
+/* ---- webmetrics.c ---- */
+
+/* Start the /metrics listener on [metrics] listen (one thread of its own,
+ * its own database connection), answering only [metrics] allow. */
+int webmetrics_start(struct web_server *s, struct webmetrics **out, struct herr *err);
+const char *webmetrics_url(const struct webmetrics *m);
+void webmetrics_stop(struct webmetrics *m);
 
 /* ---- the handlers ---- */
 

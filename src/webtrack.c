@@ -54,8 +54,7 @@ web_handle_open(struct web_server *s, struct MHD_Connection *c, enum web_method 
 	     web_check_token(s, r->token, r->token_len, TOKEN_OPEN_ANON, &tok) == 0) &&
 	    (t = web_thread_db(s)) && web_rows_exist(t, &tok) == 1)
 		record(s, c, "open", &tok, 0);
-	return MHD_queue_response(c, MHD_HTTP_OK,
-	                          atomic_load(&s->stopping) ? s->gif_close : s->gif);
+	return web_queue(s, c, MHD_HTTP_OK, atomic_load(&s->stopping) ? s->gif_close : s->gif);
 }
 
 /* The Location for a click: the link merged for the subscriber when it
@@ -170,7 +169,7 @@ web_handle_click(struct web_server *s, struct MHD_Connection *c, enum web_method
 	web_add_security_headers(resp, CSP_PAGE);
 	if (atomic_load(&s->stopping))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	ret = MHD_queue_response(c, MHD_HTTP_FOUND, resp);
+	ret = web_queue(s, c, MHD_HTTP_FOUND, resp);
 	MHD_destroy_response(resp);
 	buf_free(&loc);
 	return ret;

@@ -66,6 +66,11 @@ int config_cidr_match(const struct config_cidr *c, int family, const unsigned ch
 
 #define CONFIG_RETRY_MAX 16
 
+enum config_log_format {
+	CONFIG_LOG_TEXT, /* "herald run: issue 3: ..." (log.h) */
+	CONFIG_LOG_JSON, /* one JSON object a line */
+};
+
 /* [privacy] store_ip: how much of a web client's address a consent record
  * keeps (consent.h). */
 enum config_store_ip {
@@ -167,6 +172,16 @@ struct config {
 	long long retention_deliveries;
 	char *retention_inbound_text;    /* [retention] inbound */
 	long long retention_inbound;
+
+	char *metrics_listen;    /* [metrics] listen: serve's /metrics address, NULL = none */
+	char *metrics_allow_text;/* [metrics] allow, as written */
+	struct config_cidr *metrics_allow; /* parsed: who may fetch /metrics */
+	size_t n_metrics_allow;
+
+	char *log_format_text;   /* [log] format, as written ("text") */
+	enum config_log_format log_format; /* parsed (log.h) */
+	char *log_target_text;   /* [log] target, as written ("stderr") */
+	int   log_syslog;        /*   parsed: 1 = syslog(3) */
 
 	char *html_template;     /* [render] html_template, or NULL for the built-in one */
 	char *text_template;     /* [render] text_template, or NULL */

@@ -97,6 +97,8 @@ int web_start(const struct config *cfg, const struct web_opts *opts, struct web_
               struct herr *err);
 /* "http://127.0.0.1:PORT" with the port actually bound. */
 const char *web_url(const struct web_server *s);
+/* The /metrics listener's URL ([metrics] listen), or NULL when off. */
+const char *web_metrics_url(const struct web_server *s);
 /*
  * Stop accepting, let the requests in flight finish (a few seconds at
  * most), stop the threads, send the confirmation mails still queued
@@ -144,7 +146,8 @@ enum web_route_kind {
 	WEB_ROUTE_PRIVACY_EXPORT, /* POST /p/TOKEN/export (webprivacy.c) */
 	WEB_ROUTE_PRIVACY_FORGET, /* POST /p/TOKEN/forget */
 	WEB_ROUTE_PRIVACY_ERASE,  /* /erase/CODE, the link the forget mail holds */
-	WEB_ROUTE_API,            /* /api/..., the HTTP API (webapi.c); path: after "/api/" */
+	WEB_ROUTE_API,            /* /api/..., the HTTP API (webapi.c); path: after "/api/"
+	                             (the last kind: webint.h counts them by it) */
 };
 
 enum web_method {

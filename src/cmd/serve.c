@@ -42,7 +42,10 @@ const char cmd_serve_usage[] =
 	"requests in flight, sends queued confirmation mails, writes every event\n"
 	"and exits 0.  It takes no lock: it runs beside `herald run`, but for\n"
 	"sending the lists' welcome mails (list set --welcome), which it does\n"
-	"every few seconds under the send lock when `herald run` is not.\n";
+	"every few seconds under the send lock when `herald run` is not.\n"
+	"With [metrics] listen set it also answers GET /metrics there (Prometheus\n"
+	"text format) to the addresses in [metrics] allow, and prints \"herald\n"
+	"serve: metrics on URL\".\n";
 
 static void
 log_line(void *ctx, const char *line)
@@ -95,6 +98,8 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 	if (web_start(&env->cfg, &wo, &ws, &env->err) < 0)
 		return -1;
 	printf("herald serve: listening on %s\n", web_url(ws));
+	if (web_metrics_url(ws))
+		printf("herald serve: metrics on %s\n", web_metrics_url(ws));
 	fflush(stdout);
 	while (!*stop) {
 		struct timespec ts = { 0, 100 * 1000000L };

@@ -1,0 +1,211 @@
+/*
+ * webmetrics.c - the /metrics listener of `herald serve` (see metrics.h
+ * for what it shows).
+ *
+ * A listener of its own on [metrics] listen, not a path of the public
+ * one: the subscriber endpoint sits behind a reverse proxy that anyone
+ * can reach, and how many unsubscribes a send caused is not for them.
+ * Here only GET /metrics is answered, and only to a peer inside [metrics]
+ * allow (loopback by default); the others get 403 without a figure.
+ *
+ * One libmicrohttpd thread with no pool, so scrapes are answered one at a
+ * time and this file's state (its database connection, the previous
+ * scrape's counts for the rates) needs no lock.  The connection is opened
+ * on the first scrape, by that thread, and closed at stop.
+ */
+#include "webint.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "herald/db.h"
+#include "herald/metrics.h"
+
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct webmetrics {
+	struct web_server   *s;
+	struct MHD_Daemon   *mhd;
+	int                  fd;
+	char                 url[160];
+	sqlite3             *db;
+	struct metrics_state state;
+};
+
+static enum MHD_Result
+answer(struct MHD_Connection *c, unsigned status, const char *text, char *owned, size_t len)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = owned ? MHD_create_response_from_buffer(len, owned, MHD_RESPMEM_MUST_FREE)
+	          : MHD_create_response_from_buffer(strlen(text), (void *)text,
+	                                            MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(owned);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, owned ? METRICS_TYPE :
+	                        "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Is the peer inside [metrics] allow? */
+static int
+allowed(const struct config *cfg, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	const unsigned char *addr;
+	unsigned char v4[4];
+	int family;
+	size_t i;
+
+	if (!sa)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		addr = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		family = AF_INET6;
+		addr = a6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			memcpy(v4, a6->s6_addr + 12, 4);
+			family = AF_INET;
+			addr = v4;
+		}
+	} else
+		return 0;
+	for (i = 0; i < cfg->n_metrics_allow; i++)
+		if (config_cidr_match(&cfg->metrics_allow[i], family, addr))
+			return 1;
+	return 0;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+           const char *version, const char *data, size_t *data_size, void **state)
+{
+	struct webmetrics *m = cls;
+	struct web_server *s = m->s;
+	struct metrics_http_count http[WEB_ROUTE_KINDS * (WEB_METRIC_CODES + 1)];
+	struct metrics_live live;
+	struct buf out = BUF_INIT(1u << 20);
+	struct herr err;
+	size_t n = 0, k, i, len;
+
+	(void)version;
+	(void)data;
+	if (!*state) {
+		/* answer in the second call, as web.c does, so that a
+		 * keep-alive scraper keeps its connection */
+		*state = m;
+		return MHD_YES;
+	}
+	if (*data_size) {
+		*data_size = 0; /* a body: read and dropped, then 405 */
+		return MHD_YES;
+	}
+	if (!allowed(s->cfg, c))
+		return answer(c, MHD_HTTP_FORBIDDEN, "not in [metrics] allow\n", NULL, 0);
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics only\n", NULL, 0);
+	if (strcmp(url, "/metrics"))
+		return answer(c, MHD_HTTP_NOT_FOUND, "only /metrics here\n", NULL, 0);
+	if (!m->db && db_open(s->cfg->db_path, DB_OPEN_EXISTING, s->cfg->db_busy_timeout_ms,
+	                      &m->db, &err) < 0) {
+		web_log(s, "metrics: %s", err.msg);
+		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable\n", NULL, 0);
+	}
+	for (k = 0; k < WEB_ROUTE_KINDS; k++)
+		for (i = 0; i <= WEB_METRIC_CODES; i++) {
+			http[n].endpoint = web_route_name((enum web_route_kind)k);
+			http[n].code = i < WEB_METRIC_CODES ? web_metric_codes[i] : 0;
+			http[n].n = atomic_load_explicit(&s->answered[k][i], memory_order_relaxed);
+			n++;
+		}
+	memset(&live, 0, sizeof live);
+	live.started_at = s->started_at;
+	live.in_flight = atomic_load(&s->in_flight);
+	live.events_written = eventlog_written(s->events);
+	live.http = http;
+	live.n_http = n;
+	if (metrics_render(m->db, &live, &m->state, db_now_f(), &out, &err) < 0) {
+		buf_free(&out);
+		web_log(s, "metrics: %s", err.msg);
+		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable\n", NULL, 0);
+	}
+	len = out.len;
+	return answer(c, MHD_HTTP_OK, NULL, buf_detach(&out), len);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **state,
+             enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	*state = NULL;
+}
+
+int
+webmetrics_start(struct web_server *s, struct webmetrics **out, struct herr *err)
+{
+	struct webmetrics *m;
+	char base[128];
+
+	*out = NULL;
+	if (!(m = calloc(1, sizeof *m)))
+		return herr_set(err, EX_OSERR, NULL, "out of memory");
+	m->s = s;
+	if ((m->fd = web_listen_socket(s->cfg->metrics_listen, base, sizeof base, err)) < 0) {
+		herr_wrap(err, "[metrics] listen");
+		free(m);
+		return -1;
+	}
+	snprintf(m->url, sizeof m->url, "%s/metrics", base);
+	m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
+	                          on_request, m,
+	                          MHD_OPTION_LISTEN_SOCKET, (MHD_socket)m->fd,
+	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)WEB_TIMEOUT,
+	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_HEADER_MEM,
+	                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, m,
+	                          MHD_OPTION_END);
+	if (!m->mhd) {
+		close(m->fd);
+		free(m);
+		return herr_set(err, EX_UNAVAILABLE, NULL, "cannot start the metrics listener on %s",
+		                s->cfg->metrics_listen);
+	}
+	*out = m;
+	return 0;
+}
+
+const char *
+webmetrics_url(const struct webmetrics *m)
+{
+	return m->url;
+}
+
+void
+webmetrics_stop(struct webmetrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->mhd);  /* closes the listening socket it was given */
+	db_close(m->db);
+	free(m);
+}
