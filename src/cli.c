@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/log.h"
 #include "herald/cmd.h"
 #include "herald/db.h"
 #include "herald/issue.h"
@@ -54,7 +55,7 @@ const struct cmd_def cmd_table[] = {
 };
 
 static const char main_usage[] =
-	"usage: herald [--config FILE] [--quiet] [--now TIME] COMMAND [ARGS]\n"
+	"usage: herald [--config FILE] [--quiet] [--now TIME] [--log-format text|json] COMMAND [ARGS]\n"
 	"       herald help COMMAND | herald COMMAND --help\n"
 	"       herald --version\n";
 
@@ -90,9 +91,12 @@ report(struct cmd_env *env, const char *cmd)
 	struct herr *e = &env->err;
 
 	if (e->where[0])
-		fprintf(stderr, "herald %s: %s: %s\n", cmd, e->where, e->msg);
+		log_event(LOG_ERR, "error", LOG_FIELDS(LOG_S("where", e->where),
+		          LOG_I("code", e->code ? e->code : EX_SOFTWARE)),
+		          "herald %s: %s: %s", cmd, e->where, e->msg);
 	else
-		fprintf(stderr, "herald %s: %s\n", cmd, e->msg);
+		log_event(LOG_ERR, "error", LOG_FIELDS(LOG_I("code", e->code ? e->code : EX_SOFTWARE)),
+		          "herald %s: %s", cmd, e->msg);
 	return e->code ? e->code : EX_SOFTWARE;
 }
 
@@ -118,6 +122,7 @@ dispatch(int argc, char **argv)
 		{ "now",     required_argument, NULL, 'N' },
 		{ "help",    no_argument,       NULL, 'h' },
 		{ "version", no_argument,       NULL, 'V' },
+		{ "log-format", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmd_env env;
@@ -146,6 +151,17 @@ dispatch(int argc, char **argv)
 		case 'V':
 			printf("herald %s\n", HERALD_VERSION);
 			return 0;
+		case 'L':
+			if (!strcmp(optarg, "text"))
+				log_set_format(CONFIG_LOG_TEXT, 1);
+			else if (!strcmp(optarg, "json"))
+				log_set_format(CONFIG_LOG_JSON, 1);
+			else {
+				fprintf(stderr, "herald: --log-format is text or json, not '%s'\n",
+				        optarg);
+				return EX_USAGE;
+			}
+			break;
 		default:
 			fputs(main_usage, stderr);
 			return EX_USAGE;
@@ -175,6 +191,7 @@ dispatch(int argc, char **argv)
 	if (wants_help(argc, argv))
 		return cmd_usage(cmd->usage, 0);
 
+	log_set_command(cmd->name);
 	optind = 0; /* reset getopt for the command's own options (glibc) */
 	if (cmd_setup(&env, cmd->flags) < 0) {
 		rc = report(&env, cmd->name);
@@ -205,6 +222,7 @@ herald_main(int argc, char **argv)
 	 * that serve's threads do not queue on it (sqlite3_config(3)) */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	rc = dispatch(argc, argv);
+	log_close();
 	curl_global_cleanup();
 	return rc;
 }

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "herald/log.h"
 #include "herald/api.h"
 #include "herald/apikey.h"
 #include "herald/apimail.h"
@@ -777,7 +778,8 @@ mail_done(void *ctx, sqlite3 *db, int rc, const struct mailsend_result *res,
 
 	herr_clear(&err);
 	if (apimail_result(db, m->id, rc, res, message_id, send_err, &err) < 0)
-		fprintf(stderr, "herald serve: api mail %lld: %s\n", m->id, err.msg);
+		log_event(LOG_WARNING, "api.mail_problem", LOG_FIELDS(LOG_I("mail", m->id)),
+		          "herald serve: api mail %lld: %s", m->id, err.msg);
 }
 
 static void

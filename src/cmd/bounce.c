@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "herald/log.h"
 #include "herald/bounce.h"
 #include "herald/bouncelog.h"
 #include "herald/cmd.h"
@@ -73,8 +74,9 @@ ingest(struct bounce_run *b, const char *data, size_t len, const char *source, s
 		empty.shape = "";
 		if (bounce_digest(data, len, empty.sha256, err) < 0)
 			return -1;
-		fprintf(stderr, "herald bounce: %s: not a mail message (%s); recorded, ignored\n",
-		        source, perr.msg);
+		log_event(LOG_WARNING, "bounce.not_mail", LOG_FIELDS(LOG_S("source", source)),
+		          "herald bounce: %s: not a mail message (%s); recorded, ignored", source,
+		          perr.msg);
 		r = NULL;
 		rc = bouncelog_ingest(b->env->db, &b->key, &b->policy, &empty, source, &out, err);
 	} else
@@ -95,9 +97,13 @@ ingest(struct bounce_run *b, const char *data, size_t len, const char *source, s
 			b->ignored++;
 	}
 	if (!b->env->quiet)
-		fprintf(stderr, "herald bounce: %s: %s%s%s\n", source, out.summary,
-		        out.marked ? "; subscriber marked " : "",
-		        out.marked ? (out.complaints ? "complained" : "bounced") : "");
+		log_event(LOG_INFO, "bounce.read", LOG_FIELDS(LOG_S("source", source),
+		          LOG_S("kind", out.kind), LOG_I("hard", out.hard), LOG_I("soft", out.soft),
+		          LOG_I("complaints", out.complaints), LOG_I("duplicate", out.duplicate),
+		          LOG_I("marked", out.marked)),
+		          "herald bounce: %s: %s%s%s", source, out.summary,
+		          out.marked ? "; subscriber marked " : "",
+		          out.marked ? (out.complaints ? "complained" : "bounced") : "");
 	return 0;
 }
 
@@ -106,9 +112,11 @@ ingest(struct bounce_run *b, const char *data, size_t len, const char *source, s
 static int
 tempfail(struct cmd_env *env)
 {
-	fprintf(stderr, "herald bounce: %s%s%s (exit 75: the MTA will retry)\n",
-	        env->err.where[0] ? env->err.where : "", env->err.where[0] ? ": " : "",
-	        env->err.msg);
+	log_event(LOG_ERR, "bounce.tempfail", LOG_FIELDS(LOG_S("where", env->err.where),
+	          LOG_I("code", EX_TEMPFAIL)),
+	          "herald bounce: %s%s%s (exit 75: the MTA will retry)",
+	          env->err.where[0] ? env->err.where : "", env->err.where[0] ? ": " : "",
+	          env->err.msg);
 	return EX_TEMPFAIL;
 }
 
@@ -280,8 +288,10 @@ fetch(struct bounce_run *b)
 	rc = mailbox_fetch_each(&o, on_mailbox_message, b, &st, &env->err);
 	explicit_bzero(password, sizeof password);
 	if (st.skipped_large)
-		fprintf(stderr, "herald bounce: %zu message%s larger than %u MB left in the mailbox\n",
-		        st.skipped_large, st.skipped_large == 1 ? "" : "s", BOUNCE_MESSAGE_MAX >> 20);
+		log_event(LOG_WARNING, "bounce.too_large",
+		          LOG_FIELDS(LOG_I("messages", (long long)st.skipped_large)),
+		          "herald bounce: %zu message%s larger than %u MB left in the mailbox",
+		          st.skipped_large, st.skipped_large == 1 ? "" : "s", BOUNCE_MESSAGE_MAX >> 20);
 	if (!env->quiet || rc < 0)
 		print_summary(b, "fetched");
 	return rc < 0 ? -1 : 0;
@@ -359,8 +369,9 @@ cmd_bounce(int argc, char **argv, struct cmd_env *env)
 		return tempfail(env);
 	if (too_big) {
 		/* Keep nothing back: the MTA's own size limit should have caught it. */
-		fprintf(stderr, "herald bounce: stdin: message larger than %u MB; ignored\n",
-		        BOUNCE_MESSAGE_MAX >> 20);
+		log_event(LOG_WARNING, "bounce.too_large", LOG_FIELDS(LOG_I("messages", 1)),
+		          "herald bounce: stdin: message larger than %u MB; ignored",
+		          BOUNCE_MESSAGE_MAX >> 20);
 		free(data);
 		return 0;
 	}

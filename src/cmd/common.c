@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "herald/log.h"
 #include "herald/audience.h"
 #include "herald/cmd.h"
 #include "herald/db.h"
@@ -157,6 +158,7 @@ cmd_setup(struct cmd_env *env, int flags)
 		env->have_cfg = 1; /* config_load() initialises it even when it fails */
 		if (config_load(env->config_path, &env->cfg, &env->err) < 0)
 			return -1;
+		log_configure(&env->cfg);
 		/* every audience this process takes follows [audience] */
 		audience_set_sunset(env->cfg.sunset_after);
 	}
@@ -223,7 +225,8 @@ cmd_catch_signals(void)
 void
 cmd_warn(void *ctx, const char *msg)
 {
-	fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, msg);
+	log_event(LOG_WARNING, "warning", LOG_FIELDS(LOG_S("about", (const char *)ctx)),
+	          "%s: warning: %s", (const char *)ctx, msg);
 }
 
 int

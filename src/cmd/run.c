@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/log.h"
 #include "herald/cmd.h"
 #include "herald/db.h"
 #include "herald/issue.h"
@@ -156,12 +157,14 @@ sequences(struct cmd_env *env)
 	if (sequence_enqueue_due(env->db, &env->cfg, db_now(), &rep, &env->err) < 0)
 		return -1;
 	if (rep.warning[0])
-		fprintf(stderr, "herald run: %s\n", rep.warning);
+		log_event(LOG_WARNING, "sequence.warning", NULL, 0, "herald run: %s", rep.warning);
 	/* not an error (the default zone serves), so not for --quiet's cron */
 	if (rep.bad_zones && !env->quiet)
-		fprintf(stderr, "herald run: %lld subscriber%s an unknown timezone attribute; "
-		        "their steps go at %s time\n", rep.bad_zones,
-		        rep.bad_zones == 1 ? " has" : "s have", env->cfg.sequence_timezone);
+		log_event(LOG_WARNING, "sequence.unknown_zone",
+		          LOG_FIELDS(LOG_I("subscribers", rep.bad_zones)),
+		          "herald run: %lld subscriber%s an unknown timezone attribute; "
+		          "their steps go at %s time", rep.bad_zones,
+		          rep.bad_zones == 1 ? " has" : "s have", env->cfg.sequence_timezone);
 	if (!env->quiet && (rep.enrolled || rep.queued || rep.left || rep.passed))
 		printf("sequences: %lld enrolled, %lld steps queued, %lld passed over, %lld left\n",
 		       rep.enrolled, rep.queued, rep.passed, rep.left);
@@ -254,7 +257,9 @@ cmd_run(int argc, char **argv, struct cmd_env *env)
 				/* this issue cannot go (changed under us, or its
 				 * merge fields do not fit its audience): say so, go
 				 * on with the next, and exit 65 at the end */
-				fprintf(stderr, "herald run: issue %lld: %s\n", id, env->err.msg);
+				log_event(LOG_ERR, "issue.refused", LOG_FIELDS(LOG_I("issue", id),
+				          LOG_I("code", EX_DATAERR)), "herald run: issue %lld: %s", id,
+				          env->err.msg);
 				herr_clear(&env->err);
 				refused = 1;
 				if (done_add(&done, id, &env->err) < 0) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "herald/log.h"
 #include "herald/cmd.h"
 #include "herald/db.h"
 #include "herald/lock.h"
@@ -64,10 +65,23 @@ cmd_progress(void *ctx, const struct sendjob_progress *p)
 	if (p->final || p->elapsed - c->last_line < 5.0)
 		return;
 	c->last_line = p->elapsed;
-	fprintf(stderr, "issue %lld: %lld/%lld sent %lld deferred %lld bounced %lld failed %lld "
-	        "%.1f/s eta %s\n", p->issue_id, p->done, p->total, p->sent, p->deferred,
-	        p->bounced, p->failed, p->rate, eta);
+	log_event(LOG_INFO, "send.progress", LOG_FIELDS(LOG_I("issue", p->issue_id),
+	          LOG_I("done", p->done), LOG_I("total", p->total), LOG_I("sent", p->sent),
+	          LOG_I("deferred", p->deferred), LOG_I("bounced", p->bounced),
+	          LOG_I("failed", p->failed), LOG_F("rate", p->rate)),
+	          "issue %lld: %lld/%lld sent %lld deferred %lld bounced %lld failed %lld "
+	          "%.1f/s eta %s", p->issue_id, p->done, p->total, p->sent, p->deferred,
+	          p->bounced, p->failed, p->rate, eta);
 }
+
+/* The summary's fields in a JSON log line (docs/operations.md, "Logs"). */
+#define SUMMARY_FIELDS(id, rep) LOG_FIELDS(LOG_I("issue", (id)), \
+	LOG_I("recipients", (rep)->recipients), LOG_I("sent", (rep)->counts.sent), \
+	LOG_I("deferred", (rep)->counts.deferred), LOG_I("bounced", (rep)->counts.bounced), \
+	LOG_I("failed", (rep)->counts.failed), LOG_I("skipped", (rep)->counts.skipped), \
+	LOG_I("pending", (rep)->counts.pending + (rep)->counts.sending), \
+	LOG_I("attempted", (rep)->attempted), LOG_F("seconds", (rep)->elapsed), \
+	LOG_I("connections", (rep)->connects), LOG_I("finished", (rep)->finished))
 
 void
 cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep)
@@ -83,14 +97,23 @@ cmd_send_summary(FILE *fp, long long issue_id, const struct sendjob_report *rep)
 		[SENDJOB_SLICE] = "; its turn is over, the rest goes next turn",
 	};
 
-	fprintf(fp, "issue %lld: %lld recipients: %lld sent, %lld deferred, %lld bounced, "
-	        "%lld failed, %lld skipped, %lld pending; %lld attempted in %.1f s over %ld "
-	        "connection%s%s%s\n",
-	        issue_id, rep->recipients, rep->counts.sent, rep->counts.deferred,
-	        rep->counts.bounced, rep->counts.failed, rep->counts.skipped,
-	        rep->counts.pending + rep->counts.sending, rep->attempted, rep->elapsed,
-	        rep->connects, rep->connects == 1 ? "" : "s", ends[rep->end],
-	        rep->finished ? "; issue is sent" : "");
+	char line[512];
+
+	snprintf(line, sizeof line, "issue %lld: %lld recipients: %lld sent, %lld deferred, "
+	         "%lld bounced, %lld failed, %lld skipped, %lld pending; %lld attempted in %.1f s "
+	         "over %ld connection%s%s%s", issue_id, rep->recipients, rep->counts.sent,
+	         rep->counts.deferred, rep->counts.bounced, rep->counts.failed,
+	         rep->counts.skipped, rep->counts.pending + rep->counts.sending, rep->attempted,
+	         rep->elapsed, rep->connects, rep->connects == 1 ? "" : "s", ends[rep->end],
+	         rep->finished ? "; issue is sent" : "");
+	/* on stdout it is the command's result, and a copy goes to a
+	 * structured log; on stderr (the send failed) it is the log line */
+	if (fp == stderr)
+		log_event(LOG_WARNING, "send.summary", SUMMARY_FIELDS(issue_id, rep), "%s", line);
+	else {
+		fprintf(fp, "%s\n", line);
+		log_result(LOG_INFO, "send.summary", SUMMARY_FIELDS(issue_id, rep), "%s", line);
+	}
 	if (rep->end == SENDJOB_WINDOW) {
 		char t[32];
 

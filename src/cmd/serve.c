@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "herald/log.h"
 #include "herald/cmd.h"
 #include "herald/db.h"
 #include "herald/sendjob.h"
@@ -51,7 +52,7 @@ static void
 log_line(void *ctx, const char *line)
 {
 	(void)ctx;
-	fprintf(stderr, "herald serve: %s\n", line);
+	log_event(LOG_WARNING, "serve.problem", NULL, 0, "herald serve: %s", line);
 }
 
 /* Up to the hard limit of descriptors: each connection is one. */
@@ -100,6 +101,9 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 	printf("herald serve: listening on %s\n", web_url(ws));
 	if (web_metrics_url(ws))
 		printf("herald serve: metrics on %s\n", web_metrics_url(ws));
+	log_result(LOG_INFO, "serve.start", LOG_FIELDS(LOG_S("url", web_url(ws)),
+	           LOG_S("metrics", web_metrics_url(ws))),
+	           "herald serve: listening on %s", web_url(ws));
 	fflush(stdout);
 	while (!*stop) {
 		struct timespec ts = { 0, 100 * 1000000L };
@@ -111,18 +115,23 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 			next_webhook = db_now_f() + WEBHOOK_EVERY;
 			if (webhook_deliver_due(env->db, &env->cfg, stop, mono_now() + WEBHOOK_EVERY,
 			                        &hr, &env->err) < 0) {
-				fprintf(stderr, "herald serve: webhooks: %s\n", env->err.msg);
+				log_event(LOG_WARNING, "webhook.problem", NULL, 0,
+				          "herald serve: webhooks: %s", env->err.msg);
 				herr_clear(&env->err);
 			} else if (hr.retried || hr.failed)
-				fprintf(stderr, "herald serve: webhooks: %lld delivered, %lld to retry, "
-				        "%lld given up\n", hr.delivered, hr.retried, hr.failed);
+				log_event(LOG_WARNING, "webhook.retry", LOG_FIELDS(
+				          LOG_I("delivered", hr.delivered), LOG_I("retried", hr.retried),
+				          LOG_I("given_up", hr.failed)),
+				          "herald serve: webhooks: %lld delivered, %lld to retry, "
+				          "%lld given up", hr.delivered, hr.retried, hr.failed);
 		}
 		if (*stop || db_now_f() < next_welcome)
 			continue;
 		next_welcome = db_now_f() + WELCOME_EVERY;
 		if (welcome_send_due(env->db, &env->cfg, stop, &wr, &env->err) < 0) {
 			/* the rows stay pending: say why, and try again later */
-			fprintf(stderr, "herald serve: welcome mail: %s\n", env->err.msg);
+			log_event(LOG_WARNING, "welcome.problem", NULL, 0,
+			          "herald serve: welcome mail: %s", env->err.msg);
 			herr_clear(&env->err);
 			next_welcome = db_now_f() + WELCOME_BACKOFF;
 			continue;
@@ -130,13 +139,19 @@ cmd_serve(int argc, char **argv, struct cmd_env *env)
 		if (wr.end == SENDJOB_WINDOW)
 			next_welcome = db_now_f() + WELCOME_BACKOFF;
 		if (wr.attempted)
-			fprintf(stderr, "herald serve: welcome mail: %lld sent, %lld not (yet)\n",
-			        wr.sent, wr.attempted - wr.sent);
+			log_event(LOG_INFO, "welcome.sent", LOG_FIELDS(LOG_I("sent", wr.sent),
+			          LOG_I("not_sent", wr.attempted - wr.sent)),
+			          "herald serve: welcome mail: %lld sent, %lld not (yet)",
+			          wr.sent, wr.attempted - wr.sent);
 	}
 	rc = web_stop(ws, &sum, &env->err);
-	fprintf(stderr, "herald serve: stopped: %llu requests served, %lld events written, "
-	        "%lld confirmation mails sent, %lld failed; %lld connections cut for slow "
-	        "headers, %lld for the per-client cap\n", sum.requests, sum.events,
-	        sum.mails_sent, sum.mails_failed, sum.cut_slow, sum.cut_cap);
+	log_event(LOG_INFO, "serve.stop", LOG_FIELDS(LOG_I("requests", (long long)sum.requests),
+	          LOG_I("events", sum.events), LOG_I("mails_sent", sum.mails_sent),
+	          LOG_I("mails_failed", sum.mails_failed), LOG_I("cut_slow", sum.cut_slow),
+	          LOG_I("cut_cap", sum.cut_cap)),
+	          "herald serve: stopped: %llu requests served, %lld events written, "
+	          "%lld confirmation mails sent, %lld failed; %lld connections cut for slow "
+	          "headers, %lld for the per-client cap", sum.requests, sum.events,
+	          sum.mails_sent, sum.mails_failed, sum.cut_slow, sum.cut_cap);
 	return rc;
 }
