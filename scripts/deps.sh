@@ -20,7 +20,7 @@
 set -eu
 
 build="cmake gcc make pkg-config scdoc libcurl4-openssl-dev libsqlite3-dev libcmark-dev
-libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-dev libmicrohttpd-dev libgmime-3.0-dev
+libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-dev libmicrohttpd-dev libgmime-3.0-dev libc-ares-dev
 tzdata"
 demo="python3 python3-aiosmtpd"
 test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython python3-yaml python3-jsonschema python3-prometheus-client spamassassin

@@ -34,6 +34,8 @@ const struct cmd_def cmd_table[] = {
 	{ "send",   cmd_send,   CMD_NEED_CONFIG | CMD_NEED_DB, "send an issue now", cmd_send_usage },
 	{ "run",    cmd_run,    CMD_NEED_CONFIG | CMD_NEED_DB, "send what is due (for cron)", cmd_run_usage },
 	{ "dkim",   cmd_dkim,   0, "make DKIM keys and their DNS records", cmd_dkim_usage },
+	{ "doctor", cmd_doctor, CMD_NEED_CONFIG, "check SPF, DKIM, DMARC, links, relay, bounces",
+	  cmd_doctor_usage },
 	{ "stats",  cmd_stats,  CMD_NEED_CONFIG | CMD_NEED_DB, "show what happened to an issue", cmd_stats_usage },
 	{ "serve",  cmd_serve,  CMD_NEED_CONFIG | CMD_NEED_DB, "the subscriber web endpoint", cmd_serve_usage },
 	/* bounce sets itself up: --explain needs neither, and on stdin a

@@ -668,8 +668,8 @@ config_parse_period(const char *s)
 	return -1;
 }
 
-static int
-is_loopback_url(const char *url)
+int
+config_url_is_loopback(const char *url)
 {
 	const char *h = strstr(url, "://");
 
@@ -707,7 +707,7 @@ validate_relay(struct config *c, struct config_relay *r, const struct relay_raw 
 		problem(c, RLINE("url"), "'url' must start with smtp:// or smtps://, not '%s'",
 		        r->url);
 	else if (!strncasecmp(r->url, "smtp://", 7) &&
-	         r->starttls == CONFIG_STARTTLS_NEVER && !is_loopback_url(r->url))
+	         r->starttls == CONFIG_STARTTLS_NEVER && !config_url_is_loopback(r->url))
 		warning(c, RLINE("starttls"),
 		        "starttls = never sends mail and passwords in clear text to a remote relay");
 	if (r->password_env && r->password_file)
@@ -878,7 +878,7 @@ validate(struct parse *p)
 		if (strncmp(c->base_url, "https://", 8) && strncmp(c->base_url, "http://", 7))
 			problem(c, LINE("web", "base_url"),
 			        "'base_url' must start with https:// or http://, not '%s'", c->base_url);
-		else if (!strncmp(c->base_url, "http://", 7) && !is_loopback_url(c->base_url))
+		else if (!strncmp(c->base_url, "http://", 7) && !config_url_is_loopback(c->base_url))
 			warning(c, LINE("web", "base_url"),
 			        "base_url is not https: mail clients will warn about its links");
 		while (n > 0 && c->base_url[n - 1] == '/')

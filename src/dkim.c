@@ -14,8 +14,7 @@
  *   RFC 8301  RSA keys under 1024 bits are refused, 2048 recommended.
  *   RFC 8463  Ed25519-SHA256: PureEdDSA over the SHA-256 of the data (§3);
  *             the DNS key is the raw 32-byte public key (§4.2).
- *   RFC 7489  §3.1.1 relaxed alignment: organizational domains from the
- *             public suffix list (libpsl's built-in copy).
+ *   RFC 7489  §3.1.1 relaxed alignment, answered by dmarc.c.
  *
  * Invariants:
  *   (1) What is hashed for the DKIM-Signature field is the relaxed canonical
@@ -38,7 +37,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libpsl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -51,6 +49,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "herald/dmarc.h"
 
 #define DKIM_LINE    78   /* RFC 5322 §2.1.1: lines SHOULD NOT exceed 78 */
 #define FIELDS_MAX   128  /* header fields of one message */
@@ -1121,59 +1121,9 @@ dkim_keygen(enum dkim_alg alg, int bits, const char *out_path, struct buf *txt,
 	return 0;
 }
 
-/* The last two labels: the organizational domain when no public suffix
- * list is at hand (wrong for example.co.uk, right for most .com/.org). */
-static const char *
-last_two_labels(const char *d)
-{
-	const char *p = d + strlen(d), *last = NULL;
-
-	while (p > d) {
-		p--;
-		if (*p == '.') {
-			if (last)
-				return p + 1;
-			last = p;
-		}
-	}
-	return d;
-}
-
-static int
-lower_copy(char *dst, size_t size, const char *src)
-{
-	size_t i, n = strlen(src);
-
-	if (n && src[n - 1] == '.') /* an absolute name: same domain */
-		n--;
-	if (n == 0 || n >= size)
-		return -1;
-	for (i = 0; i < n; i++)
-		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + 32) : src[i];
-	dst[n] = '\0';
-	return 0;
-}
-
 int
 dkim_aligned(const char *d, const char *from_domain)
 {
-	char a[256], b[256];
-	const psl_ctx_t *psl;
-	const char *ra, *rb;
-
-	if (!d || !from_domain || lower_copy(a, sizeof a, d) < 0 ||
-	    lower_copy(b, sizeof b, from_domain) < 0)
-		return 0;
-	if (!strcmp(a, b))
-		return 1;
-	/* libpsl's built-in list is compiled in and immutable: no file to
-	 * load, safe from any thread.  Debian builds it; if a build lacks it
-	 * (NULL), fall back to comparing the last two labels. */
-	if (!(psl = psl_builtin()))
-		return !strcmp(last_two_labels(a), last_two_labels(b));
-	ra = psl_registrable_domain(psl, a);
-	rb = psl_registrable_domain(psl, b);
-	/* NULL: the name is itself a public suffix, which aligns with
-	 * nothing but itself (handled above) */
-	return ra && rb && !strcmp(ra, rb);
+	/* relaxed alignment is DMARC's rule: one home for it, dmarc.c */
+	return dmarc_aligned(d, from_domain, 'r');
 }

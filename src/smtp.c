@@ -28,6 +28,7 @@ struct smtp_conn {
 	int         reply_continues; /* previous line was "NNN-..." */
 	struct smtp_result result;   /* of the last transfer */
 	struct curl_slist *rcpts;
+	struct smtp_probe *probe;    /* smtp_probe(): what EHLO offered */
 };
 
 const char *
@@ -82,6 +83,28 @@ note_command(void *ctx, const char *p, size_t n)
 	/* base64 continuation lines of AUTH leave the stage at AUTH */
 }
 
+/* smtp_probe()'s view of one reply line: the EHLO keywords (RFC 5321
+ * §4.1.1.1, one per line after the first), STARTTLS's 220, AUTH's 235. */
+static void
+note_probe(struct smtp_probe *pr, enum smtp_stage stage, int code, const char *p, size_t n)
+{
+	const char *kw = p + 4;
+	size_t kn = n > 4 ? n - 4 : 0;
+
+	if (stage == SMTP_STAGE_EHLO && code == 250) {
+		if (!pr->ehlo[0])
+			snprintf(pr->ehlo, sizeof pr->ehlo, "%.*s", (int)n, p);
+		if (kn >= 8 && !strncasecmp(kw, "STARTTLS", 8) && (kn == 8 || kw[8] == ' '))
+			pr->starttls_offered = 1;
+		if (kn >= 4 && !strncasecmp(kw, "AUTH", 4) && (kn == 4 || kw[4] == ' ' || kw[4] == '='))
+			pr->auth_offered = 1;
+	} else if (stage == SMTP_STAGE_STARTTLS && code == 220) {
+		pr->tls = 1;
+	} else if (stage == SMTP_STAGE_AUTH && code == 235) {
+		pr->authenticated = 1;
+	}
+}
+
 static void
 note_reply(void *ctx, const char *p, size_t n)
 {
@@ -105,6 +128,8 @@ note_reply(void *ctx, const char *p, size_t n)
 	}
 	if (c->stage == SMTP_STAGE_CONNECT)
 		c->stage = SMTP_STAGE_GREETING;
+	if (c->probe)
+		note_probe(c->probe, c->stage, code, p, n);
 	/* EHLO's multi-line capability list is not worth keeping */
 	if (c->stage == SMTP_STAGE_EHLO && code / 100 == 2)
 		return;
@@ -316,6 +341,42 @@ smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt, const ch
 		end(c, curl_easy_perform(c->curl));
 	*r = c->result;
 	return r->outcome == SMTP_SENT ? 0 : -1;
+}
+
+int
+smtp_probe(const struct config_relay *relay, struct smtp_probe *p, struct herr *err)
+{
+	struct smtp_conn *c;
+	CURLcode rc;
+
+	memset(p, 0, sizeof *p);
+	if (smtp_conn_new(relay, &c, err) < 0) {
+		p->r.outcome = SMTP_FATAL;
+		return -1;
+	}
+	c->probe = p;
+	/* CONNECT_ONLY stops after libcurl's connect phase, which for SMTP is
+	 * greeting, EHLO, STARTTLS and AUTH; the handle's cleanup says QUIT */
+	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 0L);
+	memset(&c->result, 0, sizeof c->result);
+	c->r = &c->result;
+	c->stage = SMTP_STAGE_CONNECT;
+	c->errbuf[0] = '\0';
+	rc = curl_easy_perform(c->curl);
+	end(c, rc);
+	/* libcurl gives up on its own when EHLO lists no STARTTLS: the step
+	 * that failed is STARTTLS all the same */
+	if (rc == CURLE_USE_SSL_FAILED)
+		c->result.stage = SMTP_STAGE_STARTTLS;
+	if (rc != CURLE_OK)
+		p->tls = 0; /* a 220 to STARTTLS and then a failed handshake */
+	else if (!strncasecmp(relay->url, "smtps://", 8))
+		p->tls = 1;
+	p->r = c->result;
+	c->probe = NULL;
+	smtp_conn_free(c);
+	return rc == CURLE_OK && p->r.outcome == SMTP_SENT ? 0 : -1;
 }
 
 const struct smtp_result *

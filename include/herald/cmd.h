@@ -63,6 +63,7 @@ int cmd_send(int argc, char **argv, struct cmd_env *env);
 int cmd_stats(int argc, char **argv, struct cmd_env *env);
 int cmd_run(int argc, char **argv, struct cmd_env *env);
 int cmd_dkim(int argc, char **argv, struct cmd_env *env);
+int cmd_doctor(int argc, char **argv, struct cmd_env *env);
 int cmd_serve(int argc, char **argv, struct cmd_env *env);
 int cmd_bounce(int argc, char **argv, struct cmd_env *env);
 int cmd_suppress(int argc, char **argv, struct cmd_env *env);
@@ -78,7 +79,7 @@ int cmd_bounce_explain(int argc, char **argv, struct cmd_env *env);
 
 extern const char cmd_init_usage[], cmd_config_usage[], cmd_list_usage[],
 	cmd_sub_usage[], cmd_issue_usage[], cmd_send_usage[], cmd_stats_usage[],
-	cmd_run_usage[], cmd_dkim_usage[], cmd_serve_usage[], cmd_bounce_usage[],
+	cmd_run_usage[], cmd_dkim_usage[], cmd_doctor_usage[], cmd_serve_usage[], cmd_bounce_usage[],
 	cmd_suppress_usage[], cmd_segment_usage[], cmd_db_usage[],
 	cmd_apikey_usage[], cmd_webhook_usage[], cmd_sequence_usage[];
 

@@ -239,6 +239,10 @@ long config_parse_duration(const char *s);
  * Seconds, or -1 if bad.  ([retention], retention.h) */
 long long config_parse_period(const char *s);
 
+/* 1 when the host of `url` ("scheme://host...") is 127.x.y.z, localhost or
+ * [::1]: a relay or a web server on this machine only. */
+int config_url_is_loopback(const char *url);
+
 /* Resolve `p` against the config's directory into a new string (free it),
  * or NULL when out of memory. */
 char *config_resolve_path(const struct config *c, const char *p);

@@ -78,6 +78,28 @@ void smtp_conn_free(struct smtp_conn *c);
 int smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt,
               const char *msg, size_t len, struct smtp_result *r);
 
+/* What smtp_probe() saw of a relay (herald doctor). */
+struct smtp_probe {
+	struct smtp_result r;     /* the last reply and the step it answered;
+	                             outcome SMTP_SENT when every step went well */
+	char ehlo[256];           /* the first line of the reply to EHLO */
+	int  starttls_offered;    /* EHLO listed STARTTLS (RFC 3207 §4) */
+	int  tls;                 /* the session ran under TLS: smtps://, or
+	                             STARTTLS answered 220 and the handshake held */
+	int  auth_offered;        /* EHLO listed AUTH (RFC 4954 §3) */
+	int  authenticated;       /* AUTH answered 235 */
+};
+
+/*
+ * Open a connection to `relay` as a send does - greeting, EHLO, STARTTLS
+ * and AUTH as the relay's configuration asks (the same options as
+ * smtp_conn_new()) - then QUIT without a transaction.  0 when every step
+ * succeeded; -1 with *p saying where it stopped (p->r.stage, code, reply,
+ * detail), or with `err` set (EX_CONFIG) when the password cannot be read
+ * and nothing was tried (p->r.outcome SMTP_FATAL).
+ */
+int smtp_probe(const struct config_relay *relay, struct smtp_probe *p, struct herr *err);
+
 /* The result of the connection's last transfer. */
 const struct smtp_result *smtp_conn_result(const struct smtp_conn *c);
 
