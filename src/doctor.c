@@ -46,6 +46,7 @@ struct run {
 	struct dns_resolver      *dns;
 	const char *from_domain;  /* [sender] from's domain */
 	const char *env_domain;   /* the envelope sender's: return_path's, else From's */
+	int dns_silent;           /* a question got no answer: ask no more */
 	int oom;
 };
 
@@ -196,10 +197,20 @@ ask(struct run *d, const char *check, const char *name, enum dns_type t, struct 
 	struct herr e;
 
 	herr_clear(&e);
+	if (d->dns_silent) {
+		/* one timeout is enough: asking again would only wait again */
+		a->records = NULL;
+		a->n = 0;
+		add(d, check, DOCTOR_SKIP, 0,
+		    fmt(d, "%s %s: not asked, %s gave no answer above", name, type_name(t),
+		        dns_server_name(d->dns)), NULL);
+		return -1;
+	}
 	if (dns_query(d->dns, name, t, a, &e) == 0)
 		return 0;
 	if (e.code == EX_OSERR)
 		d->oom = 1;
+	d->dns_silent = e.code == EX_UNAVAILABLE;
 	add(d, check, DOCTOR_FAIL, e.code == EX_UNAVAILABLE,
 	    fmt(d, "%s %s: %s", name, type_name(t), e.msg),
 	    fmt(d, "make %s answer for %s (or name a resolver that does with --resolver)",
@@ -217,17 +228,21 @@ spf_query(void *ctx, const char *name, enum dns_type type, struct dns_answer *ou
 	return dns_query(d->dns, name, type, out, err);
 }
 
-/* The host of a URL by libcurl's parser, IPv6 brackets removed. */
+/* The host of a URL by libcurl's parser, IPv6 brackets removed, and its
+ * port (the scheme's default when none is written) when `port` is not
+ * NULL. */
 static int
-url_host(const char *url, char *out, size_t size)
+url_host(const char *url, char *out, size_t size, long *port)
 {
 	CURLU *u = curl_url();
-	char *host = NULL;
+	char *host = NULL, *port_text = NULL;
 	int rc = -1;
 	size_t n;
 
 	if (u && curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    (!port || curl_url_get(u, CURLUPART_PORT, &port_text, CURLU_DEFAULT_PORT) ==
+	              CURLUE_OK)) {
 		const char *h = host;
 
 		n = strlen(h);
@@ -238,9 +253,12 @@ url_host(const char *url, char *out, size_t size)
 		if (n < size) {
 			memcpy(out, h, n);
 			out[n] = '\0';
+			if (port)
+				*port = strtol(port_text, NULL, 10);
 			rc = 0;
 		}
 	}
+	curl_free(port_text);
 	curl_free(host);
 	curl_url_cleanup(u);
 	return rc;
@@ -272,14 +290,14 @@ relay_addresses(struct run *d, struct relay_addr *out, size_t max)
 	size_t n = 0;
 
 	for (size_t i = 0; i < d->cfg->n_relays && n < max; i++) {
-		if (url_host(d->cfg->relays[i].url, host, sizeof host) < 0)
+		if (url_host(d->cfg->relays[i].url, host, sizeof host, NULL) < 0)
 			continue;
 		if (literal_address(host, &out[n])) {
 			n++;
 			continue;
 		}
 		herr_clear(&e);
-		if (dns_query(d->dns, host, DNS_A, &a, &e) < 0)
+		if (d->dns_silent || dns_query(d->dns, host, DNS_A, &a, &e) < 0)
 			continue;
 		for (size_t k = 0; k < a.n && n < max; k++)
 			n += literal_address(a.records[k], &out[n]);
@@ -333,6 +351,7 @@ check_spf(struct run *d)
 	for (i = 0; i < (nra ? nra : 1); i++) {
 		herr_clear(&e);
 		if (spf_check(&sd, dom, nra ? ra[i].family : 0, nra ? ra[i].ip : NULL, &v, &e) < 0) {
+			d->dns_silent = e.code == EX_UNAVAILABLE;
 			add(d, "spf", DOCTOR_FAIL, e.code == EX_UNAVAILABLE,
 			    fmt(d, "%s TXT %s: evaluating it: %s", dom, shown ? shown : "", e.msg),
 			    fmt(d, "make %s answer for the names the record uses",
@@ -590,7 +609,7 @@ check_tracking(struct run *d)
 	struct relay_addr lit;
 	char host[256], *s4, *s6;
 
-	if (url_host(d->cfg->base_url, host, sizeof host) < 0) {
+	if (url_host(d->cfg->base_url, host, sizeof host, NULL) < 0) {
 		add(d, "tracking", DOCTOR_FAIL, 0, fmt(d, "base_url = %s has no host", d->cfg->base_url),
 		    fmt(d, "set [web] base_url = https://HOST of herald serve"));
 		return;
@@ -632,7 +651,7 @@ check_https(struct run *d)
 	const char *url = d->cfg->base_url;
 	char host[256];
 
-	if (url_host(url, host, sizeof host) < 0)
+	if (url_host(url, host, sizeof host, NULL) < 0)
 		snprintf(host, sizeof host, "HOST");
 	/* Loopback is a warning, not a fail: it is how a test or a demo runs,
 	 * and nothing is wrong with the config, but no reader can follow a
@@ -649,6 +668,47 @@ check_https(struct run *d)
 		    fmt(d, "put herald serve behind TLS and set [web] base_url = https://%s", host));
 	else
 		add(d, "https", DOCTOR_PASS, 0, fmt(d, "base_url = %s", url), NULL);
+}
+
+/*
+ * With --resolver, libcurl is told the addresses that resolver gives for
+ * base_url's host (CURLOPT_RESOLVE), so the POST goes where the tracking
+ * check said the name points, not where the system's resolver would send
+ * it.  Nothing is pinned for a literal address or when DNS says nothing.
+ */
+static struct curl_slist *
+pin_base_url(struct run *d)
+{
+	struct buf entry = BUF_INIT(2048);
+	struct curl_slist *pins = NULL;
+	struct relay_addr lit;
+	struct dns_answer a;
+	enum dns_type types[] = { DNS_A, DNS_AAAA };
+	char host[256];
+	struct herr e;
+	long port;
+
+	if (!d->o->resolver || d->dns_silent ||
+	    url_host(d->cfg->base_url, host, sizeof host, &port) < 0 || literal_address(host, &lit))
+		return NULL;
+	if (buf_addf(&entry, "%s:%ld:", host, port) < 0) {
+		d->oom = 1;
+		return NULL;
+	}
+	for (int k = 0; k < 2; k++) {
+		herr_clear(&e);
+		if (dns_query(d->dns, host, types[k], &a, &e) < 0)
+			continue;
+		for (size_t i = 0; i < a.n; i++)
+			buf_addf(&entry, types[k] == DNS_AAAA ? "%s[%s]" : "%s%s",
+			         entry.data[entry.len - 1] == ':' ? "" : ",", a.records[i]);
+		dns_answer_free(&a);
+	}
+	if (entry.data && entry.data[entry.len - 1] != ':' &&
+	    !(pins = curl_slist_append(NULL, buf_str(&entry))))
+		d->oom = 1;
+	buf_free(&entry);
+	return pins;
 }
 
 static size_t
@@ -676,6 +736,7 @@ check_one_click(struct run *d)
 	struct buf body = BUF_INIT(DOCTOR_HTTP_BODY);
 	struct token_key key;
 	char url[600], errbuf[CURL_ERROR_SIZE] = "", shown[200];
+	struct curl_slist *pins;
 	long code = 0;
 	CURLcode rc;
 	CURL *h;
@@ -705,9 +766,12 @@ check_one_click(struct run *d)
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "herald-doctor/" HERALD_VERSION);
+	pins = pin_base_url(d);
+	curl_easy_setopt(h, CURLOPT_RESOLVE, pins);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);
+	curl_slist_free_all(pins);
 	herr_show(shown, sizeof shown, buf_str(&body));
 	if (rc != CURLE_OK)
 		add(d, "one-click", DOCTOR_FAIL, 0,
@@ -882,7 +946,8 @@ doctor_run(const struct config *cfg, const struct doctor_opts *o, struct doctor_
 	d.rep = rep;
 	d.from_domain = cfg->from.domain;
 	d.env_domain = cfg->return_path ? cfg->return_addr.domain : cfg->from.domain;
-	if (want & (DOCTOR_SPF | DOCTOR_DKIM | DOCTOR_DMARC | DOCTOR_TRACKING) &&
+	if ((want & (DOCTOR_SPF | DOCTOR_DKIM | DOCTOR_DMARC | DOCTOR_TRACKING) ||
+	     (want & DOCTOR_ONE_CLICK && o->resolver)) &&
 	    dns_open(&d.dns, o->resolver, o->dns_timeout_ms, err) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)

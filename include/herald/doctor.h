@@ -38,7 +38,8 @@ enum doctor_status {
 	DOCTOR_PASS,
 	DOCTOR_WARN,
 	DOCTOR_FAIL,
-	DOCTOR_SKIP,   /* cannot be checked for a reason that is no fault */
+	DOCTOR_SKIP,   /* not checked: DNS gave no answer to an earlier
+	                  question, and asking again would only wait again */
 };
 
 enum doctor_check {

@@ -305,11 +305,16 @@ def test_dns_unreachable():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()  # nothing listens there now: the query is refused at once
-        p = w.run("doctor", "--resolver", "127.0.0.1:%d" % port, "--only", "spf")
+        p = w.run("doctor", "--resolver", "127.0.0.1:%d" % port, "--only", DNS_CHECKS)
         check(p.returncode == EX_UNAVAILABLE, "exit %d: %s", p.returncode, p.stdout_text)
         status, saw, fix = only_line(p, "spf")
         check(status == "fail" and saw.startswith("good.test TXT: no TXT answer from "
                                                   "127.0.0.1:%d" % port), "spf: %s", saw)
+        # the other DNS checks do not ask again: each says so
+        check(statuses(p) == {"spf": "fail", "dkim": "skip", "dmarc": "skip",
+                              "tracking": "skip"}, "statuses: %s", p.stdout_text)
+        check("sel._domainkey.good.test TXT: not asked, 127.0.0.1:%d gave no answer" % port
+              in only_line(p, "dkim")[1], "dkim: %s", p.stdout_text)
 
 
 # ---- the web side ----
@@ -338,6 +343,15 @@ def test_one_click_against_serve():
         check(r["status"] == "pass" and r["fix"] is None and
               re.match(r"POST %s/u/[A-Za-z0-9_-]+ List-Unsubscribe=One-Click -> 200 "
                        r"\"unsubscribed\"$" % re.escape(bg.url), r["saw"]), "one-click: %s", r)
+        # a host name: asked of --resolver (news.good.test is 127.0.0.1 there),
+        # not of the system's resolver, which has never heard of it
+        w.set("web", base_url="http://news.good.test:%d" % bg.port)
+        p = w.run("doctor", "--only", "one-click", "--resolver", Setup.get().dns.address)
+        check(p.returncode == 0, "exit %d: %s %s", p.returncode, p.stdout_text, p.stderr_text)
+        status, saw, fix = only_line(p, "one-click")
+        check(status == "pass" and saw.startswith("POST http://news.good.test:%d/u/" % bg.port),
+              "one-click by name: %s", saw)
+        w.set("web", base_url=bg.url)
         # a secret serve does not share: serve answers its 404 to a stranger's token
         other = w.write("other.secret", "")
         with open(other, "wb") as f:
