@@ -278,29 +278,54 @@ literal_address(const char *host, struct relay_addr *a)
 	return 1;
 }
 
+/* 127.0.0.0/8 or ::1. */
+static int
+is_loopback(const struct relay_addr *a)
+{
+	static const unsigned char v6_loopback[16] = { [15] = 1 };
+
+	return a->family == AF_INET ? a->ip[0] == 127 : !memcmp(a->ip, v6_loopback, 16);
+}
+
+/* Keep `a` as out[*n] unless it is a loopback address: a relay on this
+ * machine (a local Postfix) hands mail on from this machine's public
+ * address, which doctor cannot see, so SPF is not judged for 127.0.0.1. */
+static void
+keep_address(const struct relay_addr *a, struct relay_addr *out, size_t *n, int *loopback)
+{
+	if (is_loopback(a))
+		*loopback = 1;
+	else
+		out[(*n)++] = *a;
+}
+
 /* The addresses the relays are reached at: literal, or their A records.
  * A relay host that does not resolve adds nothing (its address is then
- * unknown, and SPF is judged without it). */
+ * unknown, and SPF is judged without it); *loopback is set when a relay is
+ * on this machine. */
 static size_t
-relay_addresses(struct run *d, struct relay_addr *out, size_t max)
+relay_addresses(struct run *d, struct relay_addr *out, size_t max, int *loopback)
 {
+	struct relay_addr lit;
 	struct dns_answer a;
 	struct herr e;
 	char host[256];
 	size_t n = 0;
 
+	*loopback = 0;
 	for (size_t i = 0; i < d->cfg->n_relays && n < max; i++) {
 		if (url_host(d->cfg->relays[i].url, host, sizeof host, NULL) < 0)
 			continue;
-		if (literal_address(host, &out[n])) {
-			n++;
+		if (literal_address(host, &lit)) {
+			keep_address(&lit, out, &n, loopback);
 			continue;
 		}
 		herr_clear(&e);
 		if (d->dns_silent || dns_query(d->dns, host, DNS_A, &a, &e) < 0)
 			continue;
 		for (size_t k = 0; k < a.n && n < max; k++)
-			n += literal_address(a.records[k], &out[n]);
+			if (literal_address(a.records[k], &lit))
+				keep_address(&lit, out, &n, loopback);
 		dns_answer_free(&a);
 	}
 	return n;
@@ -320,10 +345,11 @@ check_spf(struct run *d)
 	struct herr e;
 	char *shown;
 	size_t n, nra, i;
+	int loopback;
 
 	if (ask(d, "spf", dom, DNS_TXT, &txt) < 0)
 		return;
-	nra = relay_addresses(d, ra, DOCTOR_RELAY_ADDRS);
+	nra = relay_addresses(d, ra, DOCTOR_RELAY_ADDRS, &loopback);
 	n = spf_records(&txt, &rec);
 	if (n == 0) {
 		add(d, "spf", DOCTOR_FAIL, 0, fmt(d, "%s TXT: no v=spf1 record (TXT seen: %s)", dom,
@@ -385,8 +411,10 @@ check_spf(struct run *d)
 	add(d, "spf", DOCTOR_PASS, 0,
 	    nra ? fmt(d, "%s TXT %s allows %s (%d DNS look-ups)", dom, shown ? shown : "",
 	              buf_str(&allowed), v.lookups) :
-	          fmt(d, "%s TXT %s (%d DNS look-ups; the relay's address is not known, so "
-	                 "not checked against it)", dom, shown ? shown : "", v.lookups),
+	          fmt(d, "%s TXT %s (%d DNS look-ups; %s, so not checked against it)", dom,
+	              shown ? shown : "", v.lookups,
+	              loopback ? "the relay is on this machine and the address mail leaves "
+	                         "from is not known here" : "the relay's address is not known"),
 	    NULL);
 out:
 	free(shown);
@@ -607,7 +635,7 @@ check_tracking(struct run *d)
 {
 	struct dns_answer a, aaaa;
 	struct relay_addr lit;
-	char host[256], *s4, *s6;
+	char host[256];
 
 	if (url_host(d->cfg->base_url, host, sizeof host, NULL) < 0) {
 		add(d, "tracking", DOCTOR_FAIL, 0, fmt(d, "base_url = %s has no host", d->cfg->base_url),
@@ -636,9 +664,8 @@ check_tracking(struct run *d)
 		for (int k = 0; k < 2; k++)
 			for (size_t i = 0; i < both[k]->n; i++)
 				buf_addf(&b, "%s%s", b.len ? ", " : "", both[k]->records[i]);
-		s4 = fmt(d, "%s resolves to %s", host, buf_str(&b));
-		s6 = NULL;
-		add(d, "tracking", DOCTOR_PASS, 0, s4, s6);
+		add(d, "tracking", DOCTOR_PASS, 0, fmt(d, "%s resolves to %s", host, buf_str(&b)),
+		    NULL);
 		buf_free(&b);
 	}
 	dns_answer_free(&a);

@@ -83,10 +83,13 @@ def txt(value):
     return " ".join('"%s"' % value[i:i + 250] for i in range(0, len(value), 250))
 
 
-def zone(domain, spf='"v=spf1 ip4:127.0.0.1 -all"', dkim=None,
+RELAY = "192.0.2.25"  # the relay's address in the DNS cases (never connected to)
+
+
+def zone(domain, spf='"v=spf1 ip4:%s -all"' % RELAY, dkim=None,
          dmarc='"v=DMARC1; p=reject; rua=mailto:dmarc@%(d)s"', host="127.0.0.1", extra=""):
     lines = ["@ IN TXT %s" % spf if spf else "@ IN TXT \"site-verification=abc\"",
-             "@ IN MX 10 mx.%(d)s.", "mx IN A 192.0.2.25"]
+             "@ IN MX 10 mx.%(d)s.", "mx IN A 192.0.2.50"]
     if dkim:
         lines.append("sel._domainkey IN TXT %s" % dkim)
     if dmarc:
@@ -113,7 +116,7 @@ class Setup:
                                 extra='@ IN TXT "v=spf1 include:_spf.example.net ~all"\n'),
             "spfdeny.test": zone("spfdeny.test", spf='"v=spf1 ip4:192.0.2.1 mx -all"',
                                  dkim=good),
-            "toomany.test": zone("toomany.test", spf=txt("v=spf1 %s ip4:127.0.0.1 -all" % too_many),
+            "toomany.test": zone("toomany.test", spf=txt("v=spf1 %s ip4:%s -all" % (too_many, RELAY)),
                                  dkim=good, extra="".join('i%d IN TXT "v=spf1 -all"\n' % i
                                                           for i in range(11))),
             "nodkim.test": zone("nodkim.test"),
@@ -123,7 +126,7 @@ class Setup:
                                    dmarc='"v=DMARC1; p=none; rua=mailto:d@dmarcnone.test"'),
             "strict.test": zone("strict.test", dmarc='"v=DMARC1; p=reject; adkim=s; aspf=s"',
                                 extra="sel._domainkey.mail IN TXT %s\n"
-                                      'mail IN TXT "v=spf1 ip4:127.0.0.1 -all"\n' % good),
+                                      'mail IN TXT "v=spf1 ip4:%s -all"\n' % (good, RELAY)),
             "nohost.test": zone("nohost.test", dkim=good, host=None),
         }
         self.dns = DNSServer(self.keys_world.root, self.zones)
@@ -146,6 +149,7 @@ def world_for(domain, dkim_domain=None, return_path=None):
     if return_path:
         w.set("sender", return_path=return_path)
     w.set("web", base_url="https://news.%s" % domain)
+    w.set("smtp", url="smtp://%s:587" % RELAY)
     keys = dict(selector="sel", private_key=s.key)
     if dkim_domain:
         keys["domain"] = dkim_domain
@@ -198,7 +202,7 @@ def test_good_zone_passes():
         p = doctor(w, rc=0)
         check(statuses(p) == {"spf": "pass", "dkim": "pass", "dmarc": "pass",
                               "tracking": "pass"}, "statuses: %s", p.stdout_text)
-        check('good.test TXT "v=spf1 ip4:127.0.0.1 -all" allows 127.0.0.1' in p.stdout_text,
+        check('good.test TXT "v=spf1 ip4:192.0.2.25 -all" allows 192.0.2.25' in p.stdout_text,
               "spf line: %s", p.stdout_text)
         status, saw, fix = only_line(p, "dkim")
         check(saw.startswith("sel._domainkey.good.test TXT \"%s\" matches " % Setup.get().key_txt),
@@ -207,6 +211,12 @@ def test_good_zone_passes():
         check("p=reject" in only_line(p, "dmarc")[1], "dmarc: %s", p.stdout_text)
         check("news.good.test resolves to 127.0.0.1" in p.stdout_text, "tracking: %s",
               p.stdout_text)
+        # a relay on this machine: the address mail leaves from is not 127.0.0.1,
+        # so the record is read but not judged against an address
+        w.set("smtp", url="smtp://127.0.0.1:25")
+        status, saw, fix = only_line(doctor(w, rc=0, only="spf"), "spf")
+        check(status == "pass" and "the relay is on this machine" in saw, "spf: %s", saw)
+        w.set("smtp", url="smtp://%s:587" % RELAY)
         js = json.loads(doctor(w, "--json", rc=0).stdout_text)
         check([r["check"] for r in js] == ["spf", "dkim", "dmarc", "tracking"] and
               all(r["status"] == "pass" and r["fix"] is None for r in js), "json: %s", js)
@@ -231,22 +241,22 @@ def test_no_spf():
     saw, fix = planted("nospf.test", "spf")
     check("nospf.test TXT: no v=spf1 record" in saw and '"site-verification=abc"' in saw,
           "spf: %s", saw)
-    check(fix == 'publish nospf.test TXT "v=spf1 ip4:127.0.0.1 -all"', "fix: %s", fix)
+    check(fix == 'publish nospf.test TXT "v=spf1 ip4:192.0.2.25 -all"', "fix: %s", fix)
 
 
 def test_two_spf_records():
     saw, fix = planted("twospf.test", "spf")
     check("2 SPF records" in saw and '"v=spf1 include:_spf.example.net ~all"' in saw and
-          '"v=spf1 ip4:127.0.0.1 -all"' in saw, "spf: %s", saw)
+          '"v=spf1 ip4:192.0.2.25 -all"' in saw, "spf: %s", saw)
     check("merge them" in fix, "fix: %s", fix)
 
 
 def test_spf_does_not_allow_relay():
     saw, fix = planted("spfdeny.test", "spf")
     check('"v=spf1 ip4:192.0.2.1 mx -all"' in saw and
-          "fail for relay address 127.0.0.1 (-all at spfdeny.test)" in saw, "spf: %s", saw)
-    check(fix == 'add ip4:127.0.0.1 to it: spfdeny.test TXT '
-                 '"v=spf1 ip4:127.0.0.1 ip4:192.0.2.1 mx -all"', "fix: %s", fix)
+          "fail for relay address 192.0.2.25 (-all at spfdeny.test)" in saw, "spf: %s", saw)
+    check(fix == 'add ip4:192.0.2.25 to it: spfdeny.test TXT '
+                 '"v=spf1 ip4:192.0.2.25 ip4:192.0.2.1 mx -all"', "fix: %s", fix)
 
 
 def test_spf_too_many_lookups():
