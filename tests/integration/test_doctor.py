@@ -3,10 +3,11 @@
 
 DNS: tests/tools/dnsd.py (Debian's python3-dnspython) on a free 127.0.0.1
 port, UDP and TCP, serving one zone per case: good.test has every record
-right, and each other zone plants one mistake (no SPF, two SPF records, SPF
-that does not allow the relay, SPF over 10 look-ups, DKIM key missing,
-DKIM key of another key pair, DMARC missing, DMARC p=none, DMARC strict
-alignment against a subdomain signer, a tracking host without an address).
+right (an RSA and an Ed25519 key), and each other zone plants one mistake
+(no SPF, two SPF records, SPF that does not allow the relay, SPF over 10
+look-ups, DKIM key missing, of another key pair, revoked, in testing mode,
+DMARC missing, DMARC p=none, DMARC strict alignment against a subdomain
+signer, a tracking host without an address).
 Each case points From at its zone and runs doctor with --resolver: the
 failing check's line must name the record seen, the exit status is 65
 (a failure), 0 (only warnings) or 69 (DNS did not answer).
@@ -69,10 +70,11 @@ class DNSServer:
         self.log.close()
 
 
-def keygen(w, name):
+def keygen(w, name, kind="rsa"):
     """A DKIM key made by herald dkim keygen: (path, the TXT value it printed)."""
     path = os.path.join(w.root, name + ".pem")
-    p = w.ok("dkim", "keygen", "--domain", "good.test", "--selector", "sel", "--out", path)
+    p = w.ok("dkim", "keygen", "--domain", "good.test", "--selector", "sel", "--type", kind,
+             "--out", path)
     m = re.search(r'IN TXT \((.*?)\)', p.stdout_text, re.S)
     check(m, "no TXT record in keygen output: %s", p.stdout_text)
     return path, "".join(re.findall(r'"([^"]*)"', m.group(1)))
@@ -107,10 +109,15 @@ class Setup:
         self.keys_world = World()
         self.key, self.key_txt = keygen(self.keys_world, "main")
         _, self.other_txt = keygen(self.keys_world, "other")
+        self.ed_key, self.ed_txt = keygen(self.keys_world, "ed", "ed25519")
         good = txt(self.key_txt)
+        testing = txt(self.key_txt.replace("v=DKIM1; ", "v=DKIM1; t=y; "))
         too_many = " ".join("include:i%d.toomany.test" % i for i in range(11))
         self.zones = {
-            "good.test": zone("good.test", dkim=good),
+            "good.test": zone("good.test", dkim=good,
+                              extra="ed._domainkey IN TXT %s\n" % txt(self.ed_txt)),
+            "revoked.test": zone("revoked.test", dkim='"v=DKIM1; k=rsa; p="'),
+            "testing.test": zone("testing.test", dkim=testing),
             "nospf.test": zone("nospf.test", spf=None, dkim=good),
             "twospf.test": zone("twospf.test", dkim=good,
                                 extra='@ IN TXT "v=spf1 include:_spf.example.net ~all"\n'),
@@ -217,8 +224,14 @@ def test_good_zone_passes():
         status, saw, fix = only_line(doctor(w, rc=0, only="spf"), "spf")
         check(status == "pass" and "the relay is on this machine" in saw, "spf: %s", saw)
         w.set("smtp", url="smtp://%s:587" % RELAY)
+        # the Ed25519 key, when configured, is a second dkim line
+        w.set("dkim", ed25519_selector="ed", ed25519_private_key=Setup.get().ed_key)
+        rsa, ed = line(doctor(w, rc=0, only="dkim"), "dkim")
+        check(rsa[0] == "pass" and ed[0] == "pass" and
+              ed[1].startswith('ed._domainkey.good.test TXT "%s" matches ' % Setup.get().ed_txt),
+              "dkim lines: %s %s", rsa, ed)
         js = json.loads(doctor(w, "--json", rc=0).stdout_text)
-        check([r["check"] for r in js] == ["spf", "dkim", "dmarc", "tracking"] and
+        check([r["check"] for r in js] == ["spf", "dkim", "dkim", "dmarc", "tracking"] and
               all(r["status"] == "pass" and r["fix"] is None for r in js), "json: %s", js)
 
 
@@ -278,6 +291,18 @@ def test_dkim_key_of_another_pair():
     check(Setup.get().other_txt in saw and "p= is not the public half of" in saw,
           "dkim: %s", saw)
     check(Setup.get().key_txt in fix, "fix: %s", fix)
+
+
+def test_dkim_key_revoked():
+    saw, fix = planted("revoked.test", "dkim")
+    check('"v=DKIM1; k=rsa; p=": key revoked' in saw, "dkim: %s", saw)
+    check(Setup.get().key_txt in fix, "fix: %s", fix)
+
+
+def test_dkim_testing_flag_warns():
+    saw, fix = planted("testing.test", "dkim", rc=0, status="warn")
+    check("v=DKIM1; t=y; k=rsa; p=" in saw and "testing mode (t=y" in saw, "dkim: %s", saw)
+    check(fix.startswith("drop t=y") and Setup.get().key_txt in fix, "fix: %s", fix)
 
 
 def test_dmarc_missing():
