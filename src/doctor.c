@@ -351,9 +351,10 @@ check_spf(struct run *d)
 		return;
 	nra = relay_addresses(d, ra, DOCTOR_RELAY_ADDRS, &loopback);
 	n = spf_records(&txt, &rec);
+	shown = quoted_all(d, &txt);
 	if (n == 0) {
 		add(d, "spf", DOCTOR_FAIL, 0, fmt(d, "%s TXT: no v=spf1 record (TXT seen: %s)", dom,
-		                                  (shown = quoted_all(d, &txt)) ? shown : ""),
+		                                  shown ? shown : ""),
 		    nra ? fmt(d, "publish %s TXT \"v=spf1 %s:%s -all\"", dom,
 		              ra[0].family == AF_INET ? "ip4" : "ip6", ra[0].text) :
 		          fmt(d, "publish %s TXT \"v=spf1 ip4:<your relay's address> -all\"", dom));
@@ -361,7 +362,6 @@ check_spf(struct run *d)
 		dns_answer_free(&txt);
 		return;
 	}
-	shown = quoted_all(d, &txt);
 	if (n > 1) {
 		add(d, "spf", DOCTOR_FAIL, 0,
 		    fmt(d, "%s TXT %s: %zu SPF records", dom, shown ? shown : "", n),
