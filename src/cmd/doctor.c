@@ -27,14 +27,18 @@ const char cmd_doctor_usage[] =
 	"relay (EHLO, STARTTLS and AUTH work) and bounce (the [bounce] mailbox\n"
 	"can be read).  DNS is asked through --resolver when given, else the\n"
 	"system's resolver.  Exits 0 when nothing failed, 65 when a check failed,\n"
-	"69 when DNS did not answer.\n";
+	"69 when DNS did not answer.  With --quiet only the lines that did not\n"
+	"pass are printed.\n";
 
 static void
-print_text(const struct doctor_report *rep)
+print_text(const struct doctor_report *rep, int quiet)
 {
 	for (size_t i = 0; i < rep->n; i++) {
 		const struct doctor_result *r = &rep->results[i];
 
+		/* --quiet (cron): only what needs a look, so no mail when all passed */
+		if (quiet && r->status == DOCTOR_PASS)
+			continue;
 		printf("%-4s  %-9s %s\n", doctor_status_name(r->status), r->check, r->saw);
 		if (r->fix)
 			printf("      fix: %s\n", r->fix);
@@ -95,7 +99,7 @@ cmd_doctor(int argc, char **argv, struct cmd_env *env)
 		failed |= rep.results[i].status == DOCTOR_FAIL;
 		unanswered |= rep.results[i].dns_unanswered;
 	}
-	rc = json ? print_json(&rep, &env->err) : (print_text(&rep), 0);
+	rc = json ? print_json(&rep, &env->err) : (print_text(&rep, env->quiet), 0);
 	doctor_report_free(&rep);
 	if (rc < 0)
 		return -1;

@@ -233,6 +233,10 @@ def test_good_zone_passes():
         js = json.loads(doctor(w, "--json", rc=0).stdout_text)
         check([r["check"] for r in js] == ["spf", "dkim", "dkim", "dmarc", "tracking"] and
               all(r["status"] == "pass" and r["fix"] is None for r in js), "json: %s", js)
+        # --quiet (cron): nothing printed when everything passed
+        p = w.run("--quiet", "doctor", "--resolver", Setup.get().dns.address, "--only",
+                  DNS_CHECKS)
+        check(p.returncode == 0 and p.stdout_text == "", "--quiet: %r", p.stdout_text)
 
 
 def planted(domain, check_name, rc=EX_DATAERR, status="fail", **kw):
