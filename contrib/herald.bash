@@ -21,22 +21,24 @@ _herald() {
 	cmd="" verb=""
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--config|--now) ((i++)) ;;
+		--config|--now|--log-format) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; elif [[ -z $verb ]]; then verb=${COMP_WORDS[i]}; fi ;;
 		esac
 	done
 	mapfile -t cfg < <(_herald_config_args)
 	case $prev in
-	--config|--out|--html|--maildir|--secret-file|--welcome)
+	--config|--out|--html|--maildir|--secret-file|--welcome|--backup)
 		COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--log-format)
+		COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
 	--list)
 		COMPREPLY=($(compgen -W "$(herald "${cfg[@]}" list ls --json 2>/dev/null |
 			sed -n 's/.*"name": *"\([^"]*\)".*/\1/p')" -- "$cur")); return ;;
 	esac
 	if [[ -z $cmd ]]; then
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W "--config --quiet --now --help --version" -- "$cur"))
+			COMPREPLY=($(compgen -W "--config --quiet --now --log-format --help --version" -- "$cur"))
 		else
 			words=$(herald --help 2>/dev/null | sed -n '/^commands:/,$s/^  \([a-z]*\) .*/\1/p')
 			COMPREPLY=($(compgen -W "$words help" -- "$cur"))

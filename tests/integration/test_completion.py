@@ -54,6 +54,15 @@ def test_commands_verbs_options_names_ids():
         check(got == ["newsletter", "research"], "list names: %s", got)
         got = complete(["herald", "--config", w.config, "issue", "show", ""], bindir)
         check(got == [str(iid)], "issue ids: %s", got)
+        # the db verbs and doctor's options come from their --help too
+        got = complete(["herald", "db", ""], bindir)
+        check(got == ["backup", "check", "migrate", "stats", "vacuum"], "db verbs: %s", got)
+        got = complete(["herald", "doctor", "--"], bindir)
+        check(set(got) == {"--json", "--resolver", "--only"}, "doctor options: %s", got)
+        got = complete(["herald", "--log-format", ""], bindir)
+        check(got == ["json", "text"] or got == ["text", "json"], "--log-format: %s", got)
+        got = complete(["herald", "--log-format", "json", "d"], bindir)
+        check(got == ["db", "dkim", "doctor"], "a command after --log-format: %s", got)
 
 
 if __name__ == "__main__":
