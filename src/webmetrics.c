@@ -35,27 +35,41 @@ struct webmetrics {
 	struct metrics_state state;
 };
 
+/* Queue `r` (NULL: out of memory) with its headers. */
 static enum MHD_Result
-answer(struct MHD_Connection *c, unsigned status, const char *text, char *owned, size_t len)
+queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r, const char *type)
 {
-	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	r = owned ? MHD_create_response_from_buffer(len, owned, MHD_RESPMEM_MUST_FREE)
-	          : MHD_create_response_from_buffer(strlen(text), (void *)text,
-	                                            MHD_RESPMEM_PERSISTENT);
-	if (!r) {
-		free(owned);
+	if (!r)
 		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, owned ? METRICS_TYPE :
-	                        "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+/* A refusal: a constant line of text. */
+static enum MHD_Result
+refuse(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return queue(c, status, MHD_create_response_from_buffer(strlen(text), (void *)text,
+	                                                        MHD_RESPMEM_PERSISTENT),
+	             "text/plain; charset=utf-8");
+}
+
+/* The exposition, `len` bytes at `body` (taken over). */
+static enum MHD_Result
+exposition(struct MHD_Connection *c, char *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+
+	if (!r)
+		free(body);
+	return queue(c, MHD_HTTP_OK, r, METRICS_TYPE);
 }
 
 /* Is the peer inside [metrics] allow? */
@@ -118,15 +132,15 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		return MHD_YES;
 	}
 	if (!allowed(s->cfg, c))
-		return answer(c, MHD_HTTP_FORBIDDEN, "not in [metrics] allow\n", NULL, 0);
+		return refuse(c, MHD_HTTP_FORBIDDEN, "not in [metrics] allow\n");
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics only\n", NULL, 0);
+		return refuse(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics only\n");
 	if (strcmp(url, "/metrics"))
-		return answer(c, MHD_HTTP_NOT_FOUND, "only /metrics here\n", NULL, 0);
+		return refuse(c, MHD_HTTP_NOT_FOUND, "only /metrics here\n");
 	if (!m->db && db_open(s->cfg->db_path, DB_OPEN_EXISTING, s->cfg->db_busy_timeout_ms,
 	                      &m->db, &err) < 0) {
 		web_log(s, "metrics: %s", err.msg);
-		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable\n", NULL, 0);
+		return refuse(c, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable\n");
 	}
 	for (k = 0; k < WEB_ROUTE_KINDS; k++)
 		for (i = 0; i <= WEB_METRIC_CODES; i++) {
@@ -144,10 +158,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	if (metrics_render(m->db, &live, &m->state, db_now_f(), &out, &err) < 0) {
 		buf_free(&out);
 		web_log(s, "metrics: %s", err.msg);
-		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable\n", NULL, 0);
+		return refuse(c, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable\n");
 	}
 	len = out.len;
-	return answer(c, MHD_HTTP_OK, NULL, buf_detach(&out), len);
+	return exposition(c, buf_detach(&out), len);
 }
 
 static void
