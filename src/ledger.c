@@ -558,8 +558,10 @@ ledger_counts(sqlite3 *db, long long issue_id, struct ledger_counts *c, struct h
 	int rc;
 
 	memset(c, 0, sizeof *c);
-	if (db_prepare(db, &st, "SELECT status, count(*) FROM deliveries WHERE issue_id = ?1 "
-	               "GROUP BY status", err) < 0)
+	/* the counts triggers keep (sql/026): a few rows, not a scan of the
+	 * issue's deliveries (0.64 s at ten million) */
+	if (db_prepare(db, &st, "SELECT status, n FROM delivery_tallies WHERE issue_id = ?1",
+	               err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, issue_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

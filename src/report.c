@@ -9,21 +9,22 @@
  * Once retention has removed an issue's rows, the figures counted from
  * them come from issue_figures instead (report_thaw(), reportfreeze.c).
  *
- * Every query is a prepared statement with the issue id bound, restricted
- * to one issue through an index (sql/003_tracking.sql):
- *   - deliveries by status: deliveries_due (issue_id, status, ...), covering;
- *   - opens: an (issue_id, kind) range of events_by_issue or
- *     events_by_issue_time (same prefix; SQLite 3.40 picks the latter),
- *     grouped by subscriber in a temporary b-tree (the one sort that grows
- *     with the number of opens), with a primary-key lookup of the delivery
- *     only for opens near the send (see opens_sql).  An index on (issue_id,
- *     kind, subscriber_id) would drop the sort: measured 0.28 -> 0.22 s on
- *     140,000 opens, not worth one more index for the web server to update
- *     on every hit;
- *   - the first and last sent_at: the deliveries primary-key range;
- *   - clicks, unsubscribes, bounces, complaints: (issue_id, kind) ranges;
+ * What grows with the list is not scanned (issue 19: 16 s at ten million
+ * subscribers before):
+ *   - deliveries by status and the opens (total, unique, human) are counts
+ *     that sql/026's triggers keep with the rows (ledger_counts(),
+ *     open_tallies); opens_sql below is the definition they agree with,
+ *     kept for the tests (report_opens_scan());
+ *   - the first sent_at, read only for an issue without started_at: the
+ *     deliveries primary-key range.
+ * The rest is a prepared statement with the issue id bound, restricted to
+ * one issue through an index:
+ *   - clicks, total, unique and per link: events_clicks (issue_id, kind,
+ *     subscriber_id, detail) WHERE kind = 'click', read alone (covering);
+ *   - unsubscribes, bounces, complaints: (issue_id, kind) ranges;
  *   - the per-hour series: events_by_issue_time (issue_id, kind, at),
- *     a covering range scan per kind.
+ *     a covering range scan per kind (it grows with the opens of the
+ *     first three days: 0.25 s for 600,000 here).
  * EXPLAIN QUERY PLAN of each is checked in tests/unit/test_report.c.
  *
  * The queries run in one read transaction so that the figures describe
@@ -94,12 +95,15 @@ static const char complaints_sql[] =
 	"SELECT count(DISTINCT subscriber_id) FROM events "
 	"WHERE issue_id = ?1 AND kind = 'complaint'";
 
+static const char open_tallies_sql[] =
+	"SELECT total, uniq, human FROM open_tallies WHERE issue_id = ?1";
+
 /* When the issue started sending (NULL: never). */
 static const char start_sql[] =
 	"SELECT started_at, ifnull(tracking_mode, '') FROM issues WHERE id = ?1";
 
 /* The first and last delivery: the series' start when started_at is not
- * set, and the bound of the prefetch lookups in opens_sql. */
+ * set, and the bound of the prefetch lookups in opens_sql (the scan). */
 static const char sent_sql[] =
 	"SELECT ifnull(min(sent_at), 0), max(sent_at) FROM deliveries WHERE issue_id = ?1";
 
@@ -262,12 +266,47 @@ ratio(long long a, long long b)
 	return b > 0 ? (double)a / (double)b : 0.0;
 }
 
+/* The first and last sent_at of the issue's deliveries (last: NO_SENT_AT
+ * when none was sent).  A range of the deliveries primary key. */
+static int
+sent_range(sqlite3 *db, long long issue_id, long long *first, long long *last,
+           struct herr *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (prepare(db, &st, sent_sql, issue_id, 0, 0, err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*first = sqlite3_column_int64(st, 0);
+		/* nothing sent: no open is within the window of a delivery */
+		*last = sqlite3_column_type(st, 1) == SQLITE_NULL ? NO_SENT_AT
+		        : sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_error(db, err, "read delivery times");
+	return 0;
+}
+
+int
+report_opens_scan(sqlite3 *db, long long issue_id, long long out[3], struct herr *err)
+{
+	long long first, last;
+
+	if (sent_range(db, issue_id, &first, &last, err) < 0)
+		return -1;
+	return one_row(db, opens_sql, issue_id, REPORT_PREFETCH_SECS, last, out, 3,
+	               "count opens", err);
+}
+
 static int
 compute(sqlite3 *db, struct report *r, struct herr *err)
 {
-	long long v[3], last_sent = NO_SENT_AT;
+	long long v[3] = { 0, 0, 0 }, last;
 	sqlite3_stmt *st;
-	int rc;
+	int i, rc;
 
 	if (prepare(db, &st, start_sql, r->issue_id, 0, 0, err) < 0)
 		return -1;
@@ -282,29 +321,26 @@ compute(sqlite3 *db, struct report *r, struct herr *err)
 		return herr_set(err, EX_NOINPUT, NULL, "no issue %lld", r->issue_id);
 	if (rc != SQLITE_ROW)
 		return db_error(db, err, "read issue");
-
-	if (prepare(db, &st, sent_sql, r->issue_id, 0, 0, err) < 0)
+	/* no started_at (a per-subscriber issue): the series starts at the
+	 * first delivery; the one scan left, and only for such an issue */
+	if (!r->start && sent_range(db, r->issue_id, &r->start, &last, err) < 0)
 		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (!r->start)
-			r->start = sqlite3_column_int64(st, 0);
-		/* nothing sent: no open is within the window of a delivery */
-		last_sent = sqlite3_column_type(st, 1) == SQLITE_NULL ? NO_SENT_AT
-		            : sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW)
-		return db_error(db, err, "read delivery times");
 
 	if (ledger_counts(db, r->issue_id, &r->deliveries, err) < 0 ||
 	    audience_sent_get(db, r->issue_id, &r->audience, err) < 0)
 		return -1;
 	r->delivered = r->deliveries.sent;
 
-	if (one_row(db, opens_sql, r->issue_id, REPORT_PREFETCH_SECS, last_sent, v, 3,
-	            "count opens", err) < 0)
+	/* no row: no open yet */
+	if (prepare(db, &st, open_tallies_sql, r->issue_id, 0, 0, err) < 0)
 		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		for (i = 0; i < 3; i++)
+			v[i] = sqlite3_column_int64(st, i);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(db, err, "count opens");
 	r->opens.total = v[0];
 	r->opens.unique = v[1];
 	r->opens.human = v[2];

@@ -150,6 +150,8 @@ int ledger_release(struct ledger *l, long long subscriber_id, struct herr *err);
 int ledger_fail(struct ledger *l, long long subscriber_id, const char *why, long long now,
                 struct herr *err);
 
+/* The issue's deliveries by status, from the counts sql/026's triggers keep
+ * in the same transactions as the rows (so never a scan). */
 int ledger_counts(sqlite3 *db, long long issue_id, struct ledger_counts *c, struct herr *err);
 
 /* One deliveries row as the reports show it. */
