@@ -69,10 +69,15 @@ worker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		build(p->ctx, job);
 		pthread_mutex_lock(&p->mu);
+		/* one wake-up for the main thread per batch it collects: it
+		 * takes the whole list (buildpool_collect()), so a job added to
+		 * a list it has not taken yet needs no new notification */
+		if (!p->done_head) {
+			pthread_cond_signal(&p->finished);
+			if (p->notify)
+				p->notify(p->notify_ctx);
+		}
 		push(&p->done_head, &p->done_tail, job);
-		pthread_cond_signal(&p->finished);
-		if (p->notify)
-			p->notify(p->notify_ctx);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;

@@ -320,8 +320,10 @@ wake(void *ctx)
 	struct loop *L = ctx;
 
 	pthread_mutex_lock(&L->wake_mu);
-	L->woken = 1;
-	pthread_cond_signal(&L->wake_cv);
+	if (!L->woken) { /* already told: no second signal */
+		L->woken = 1;
+		pthread_cond_signal(&L->wake_cv);
+	}
 	pthread_mutex_unlock(&L->wake_mu);
 }
 
