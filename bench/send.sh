@@ -6,7 +6,8 @@
 #   1. installs what is missing from Debian: herald's build dependencies
 #      (scripts/deps.sh), postfix for smtp-sink and smtp-source WITHOUT
 #      starting the mail system (debconf "No configuration" and a temporary
-#      policy-rc.d that denies service starts), GNU time, openssl, python3;
+#      policy-rc.d that denies service starts), GNU time, openssl, python3
+#      (bench/install_postfix.sh, shared with bench/scale.sh);
 #   2. builds herald (Release) in build-bench/, or uses $HERALD_BENCH_BUILD;
 #   3. in a fresh temporary directory: a database, a list, N generated
 #      subscribers (bench/gen_subscribers.py) and the sample issue
@@ -84,7 +85,6 @@ say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'send.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. packages ----------------------------------------------------------
-created_policy=0
 sink_pid=""
 wd=""
 ok=0
@@ -93,10 +93,6 @@ cleanup() {
 		kill "$sink_pid" 2>/dev/null || true
 		wait "$sink_pid" 2>/dev/null || true
 		sink_pid=""
-	fi
-	if [ "$created_policy" = 1 ]; then
-		rm -f /usr/sbin/policy-rc.d
-		created_policy=0
 	fi
 	if [ -n "$wd" ] && [ -d "$wd" ]; then
 		if [ "$ok" = 1 ] && [ "$keep" = 0 ]; then
@@ -110,44 +106,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-pkg_missing() {
-	local p missing=""
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-			grep -q "install ok installed" || missing="$missing $p"
-	done
-	echo "$missing"
-}
-
-install_pkgs() {
-	local missing
-	missing=$(pkg_missing postfix time openssl python3)
-	[ -z "$missing" ] && return 0
-	[ "$(id -u)" -eq 0 ] || die "needs root to install:$missing"
-	say "installing Debian packages:$missing (postfix is not started)"
-	export DEBIAN_FRONTEND=noninteractive
-	# No main.cf, no mail system: we only want the two test programs.
-	echo "postfix postfix/main_mailer_type select No configuration" |
-		debconf-set-selections
-	# policy-rc.d exiting 101 tells invoke-rc.d not to start services.
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\n# send.sh: no service starts during install\nexit 101\n' \
-			>/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		created_policy=1
-	fi
-	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 ||
-		{ apt-get update -q >/dev/null &&
-		  apt-get install -y -q --no-install-recommends $missing >/dev/null; } ||
-		die "apt-get install$missing failed"
-	if [ "$created_policy" = 1 ]; then
-		rm -f /usr/sbin/policy-rc.d
-		created_policy=0
-	fi
-}
-
-install_pkgs
+"$top/bench/install_postfix.sh" || die "cannot install what the benchmark needs"
 SINK=/usr/sbin/smtp-sink
 SOURCE=/usr/sbin/smtp-source
 GTIME=/usr/bin/time
