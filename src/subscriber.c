@@ -1185,7 +1185,7 @@ subscriber_each_member(sqlite3 *db, long long list_id, const char *status,
 	if (db_prepare(db, &st, "SELECT " SUBSCRIBER_COLUMNS ", sub.status "
 	               "FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
 	               "WHERE sub.list_id = ?1 AND (?2 IS NULL OR sub.status = ?2) "
-	               "ORDER BY s.email_key", err) < 0)
+	               "ORDER BY sub.subscriber_id", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	if (status)

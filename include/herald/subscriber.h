@@ -302,7 +302,9 @@ struct member {
 	const char *sub_status;     /* subscription status on this list */
 };
 
-/* Every subscriber of a list, by address; `status` filters on the
+/* Every subscriber of a list, in the order they were added (subscriber
+ * id: the subscriptions' primary key order, so rows stream from the first
+ * without a sort, whatever the list's size); `status` filters on the
  * subscription status (NULL: all).  The callback's pointers are valid only
  * during the call; return -1 from it to stop. */
 int subscriber_each_member(sqlite3 *db, long long list_id, const char *status,

@@ -1312,12 +1312,14 @@ test_subscriber_each_member_filters_and_orders(void **state)
 	memset(&c, 0, sizeof c);
 	assert_int_equal(subscriber_each_member(f->db, f->news.id, NULL, collect_member, &c, &err),
 	                 0);
-	assert_int_equal(c.n, 4);   /* erin is on another list */
-	assert_string_equal(c.seen[0], "alice@example.org");
-	assert_string_equal(c.status[0], "unsubscribed");
+	/* erin is on another list; the order is the subscribers' (ids: the
+	 * order they were added), so the rows stream without a sort */
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.seen[0], "carol@example.org");
 	assert_string_equal(c.seen[1], "Bob@example.org");
 	assert_string_equal(c.status[1], "unconfirmed");
-	assert_string_equal(c.seen[2], "carol@example.org");
+	assert_string_equal(c.seen[2], "alice@example.org");
+	assert_string_equal(c.status[2], "unsubscribed");
 	assert_string_equal(c.seen[3], "dave@example.org");
 
 	memset(&c, 0, sizeof c);
@@ -1335,12 +1337,65 @@ test_subscriber_each_member_filters_and_orders(void **state)
 	assert_int_equal(c.n, 1);
 }
 
+/* The statement the listing ran, caught by the trace. */
+static int
+keep_sql(unsigned type, void *ctx, void *p, void *x)
+{
+	char **sql = ctx;
+
+	(void)type;
+	(void)x;
+	if (!*sql)
+		*sql = sqlite3_expanded_sql(p);
+	return 0;
+}
+
+/* Issue 19: `sub ls` and `sub export` print their first row before the
+ * list is read to its end, because the listing walks the subscriptions'
+ * primary key and looks each subscriber up: no temporary B-tree, which is
+ * what a sort (and so a wait for the last row) would show in the plan. */
+static void
+test_subscriber_each_member_streams_without_a_sort(void **state)
+{
+	struct fixture *f = *state;
+	struct members c;
+	struct herr err;
+	sqlite3_stmt *st;
+	char *sql = NULL, *eqp;
+	int rows = 0;
+
+	signup(f, &f->news, "zed@example.org", NULL, SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
+	signup(f, &f->news, "amy@example.org", NULL, SIGNUP_ADMIN, 0, SUBSCRIBE_ADDED);
+	memset(&c, 0, sizeof c);
+	sqlite3_trace_v2(f->db, SQLITE_TRACE_STMT, keep_sql, &sql);
+	assert_int_equal(subscriber_each_member(f->db, f->news.id, "confirmed", collect_member, &c,
+	                                        &err), 0);
+	sqlite3_trace_v2(f->db, 0, NULL, NULL);
+	assert_non_null(sql);
+	eqp = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_prepare_v2(f->db, eqp, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+
+		rows++;
+		if (strstr(d, "TEMP B-TREE") || !strncmp(d, "SCAN ", 5))
+			fail_msg("'%s' in the plan of: %s", d, sql);
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(eqp);
+	sqlite3_free(sql);
+	assert_true(rows >= 2);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.seen[0], "zed@example.org");
+}
+
 int
 main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_subscriber_signup_never_subscribes_blocked_bounced_complained),
+		T(test_subscriber_each_member_streams_without_a_sort),
 		T(test_subscription_confirm_refuses_blocked),
 		T(test_subscriber_signup_import_never_resubscribes),
 		T(test_subscriber_signup_admin_resubscribes),
