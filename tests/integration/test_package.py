@@ -63,7 +63,8 @@ def test_deb_installs_and_runs():
         run("dpkg-deb", "-e", deb, ctl)
         postinst = open(os.path.join(ctl, "postinst")).read()
         run("sh", "-n", os.path.join(ctl, "postinst"))
-        check("adduser --system" in postinst and "herald" in postinst, "postinst: %s",
+        check("adduser --system" in postinst and "herald" in postinst and
+              "db migrate" in postinst, "postinst: %s",
               postinst)
         root = os.path.join(tmp, "root")
         run("dpkg-deb", "-x", deb, root)
