@@ -163,6 +163,15 @@ db_schema_version(sqlite3 *db)
 	return v;
 }
 
+/* A binary older than its database does not know the new columns' rules:
+ * refused by every open and by db_migrate(). */
+static int
+schema_newer(const char *path, int have, int latest, struct herr *err)
+{
+	return herr_set(err, EX_CONFIG, path, "database schema %d is newer than this herald (%d); "
+	                "upgrade herald", have, latest);
+}
+
 int
 db_migrate(sqlite3 *db, const char *path, int *from, struct herr *err)
 {
@@ -182,9 +191,7 @@ db_migrate(sqlite3 *db, const char *path, int *from, struct herr *err)
 	*from = have;
 	if (have > latest) {
 		db_rollback(db);
-		return herr_set(err, EX_CONFIG, path,
-		                "database schema %d is newer than this herald (%d); "
-		                "upgrade herald", have, latest);
+		return schema_newer(path, have, latest, err);
 	}
 	for (m = embedded_migrations; m->name; m++) {
 		if (m->version <= have)
@@ -217,9 +224,7 @@ check_schema(sqlite3 *db, const char *path, enum db_open_mode mode, struct herr 
 	if (mode == DB_OPEN_MAINTAIN || have == latest)
 		return 0;
 	if (have > latest)
-		return herr_set(err, EX_CONFIG, path,
-		                "database schema %d is newer than this herald (%d); "
-		                "upgrade herald", have, latest);
+		return schema_newer(path, have, latest, err);
 	/* A new, empty file (init): nothing to back up, nothing to lose. */
 	if (mode == DB_OPEN_CREATE && have == 0)
 		return db_migrate(db, path, &from, err);

@@ -42,14 +42,14 @@ counts_by(sqlite3 *db, struct buf *out, const char *name, const char *help,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *w = (const char *)sqlite3_column_text(st, 0);
 
-		for (i = 0; words[i] && i < 8; i++)
+		for (i = 0; i < 8 && words[i]; i++)
 			if (w && !strcmp(w, words[i]))
 				n[i] = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_error(db, err, name);
-	for (i = 0; words[i] && i < 8; i++)
+	for (i = 0; i < 8 && words[i]; i++)
 		if (buf_addf(out, "%s{%s=\"%s\"} %lld\n", name, label, words[i], n[i]) < 0)
 			return herr_set(err, EX_SOFTWARE, NULL, "out of memory");
 	return 0;

@@ -75,7 +75,7 @@ client_hash(const char *s)
 static int
 client_key(const struct webconn *w, const struct sockaddr *peer, char *out, size_t size)
 {
-	if (!peer || web_peer_is_proxy(peer, w->cfg->proxies, w->cfg->n_proxies))
+	if (!peer || web_peer_in(peer, w->cfg->proxies, w->cfg->n_proxies))
 		return -1;
 	web_client_key(peer, NULL, NULL, 0, out, size);
 	return strcmp(out, "unknown") ? 0 : -1;

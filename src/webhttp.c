@@ -573,8 +573,7 @@ web_unescape(char *s)
 }
 
 int
-web_peer_is_proxy(const struct sockaddr *peer, const struct config_cidr *proxies,
-                  size_t n_proxies)
+web_peer_in(const struct sockaddr *peer, const struct config_cidr *nets, size_t n_nets)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
@@ -584,16 +583,16 @@ web_peer_is_proxy(const struct sockaddr *peer, const struct config_cidr *proxies
 		return 0;
 	if (peer->sa_family == AF_INET) {
 		memcpy(&a4, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, sizeof a4);
-		for (i = 0; i < n_proxies; i++)
-			if (config_cidr_match(&proxies[i], AF_INET, (const unsigned char *)&a4))
+		for (i = 0; i < n_nets; i++)
+			if (config_cidr_match(&nets[i], AF_INET, (const unsigned char *)&a4))
 				return 1;
 	} else if (peer->sa_family == AF_INET6) {
 		memcpy(&a6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, sizeof a6);
-		for (i = 0; i < n_proxies; i++)
-			if (config_cidr_match(&proxies[i], AF_INET6, a6.s6_addr) ||
-			    /* an IPv4 proxy seen through a dual-stack socket */
+		for (i = 0; i < n_nets; i++)
+			if (config_cidr_match(&nets[i], AF_INET6, a6.s6_addr) ||
+			    /* an IPv4 peer seen through a dual-stack socket */
 			    (IN6_IS_ADDR_V4MAPPED(&a6) &&
-			     config_cidr_match(&proxies[i], AF_INET, &a6.s6_addr[12])))
+			     config_cidr_match(&nets[i], AF_INET, &a6.s6_addr[12])))
 				return 1;
 	}
 	return 0;
@@ -616,7 +615,7 @@ web_client_key(const struct sockaddr *peer, const char *real_ip,
 		memcpy(&a6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, sizeof a6);
 	else
 		return;
-	trusted = web_peer_is_proxy(peer, proxies, n_proxies);
+	trusted = web_peer_in(peer, proxies, n_proxies);
 	/* behind a reverse proxy every peer is the proxy: believe its
 	 * X-Real-IP, and only a configured proxy's */
 	if (trusted && real_ip && *real_ip) {
@@ -649,7 +648,7 @@ web_client_ip(const struct sockaddr *peer, const char *real_ip,
 	if (!peer || (peer->sa_family != AF_INET && peer->sa_family != AF_INET6))
 		return;
 	/* the rule of web_client_key(): only a configured proxy is believed */
-	if (web_peer_is_proxy(peer, proxies, n_proxies) && real_ip && *real_ip) {
+	if (web_peer_in(peer, proxies, n_proxies) && real_ip && *real_ip) {
 		if (inet_pton(AF_INET, real_ip, a) == 1 && inet_ntop(AF_INET, a, s, sizeof s)) {
 			snprintf(out, size, "%s", s);
 			return;

@@ -15,7 +15,6 @@
  */
 #include "webint.h"
 
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,33 +77,8 @@ allowed(const struct config *cfg, struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-	const unsigned char *addr;
-	unsigned char v4[4];
-	int family;
-	size_t i;
 
-	if (!sa)
-		return 0;
-	if (sa->sa_family == AF_INET) {
-		family = AF_INET;
-		addr = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-
-		family = AF_INET6;
-		addr = a6->s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			memcpy(v4, a6->s6_addr + 12, 4);
-			family = AF_INET;
-			addr = v4;
-		}
-	} else
-		return 0;
-	for (i = 0; i < cfg->n_metrics_allow; i++)
-		if (config_cidr_match(&cfg->metrics_allow[i], family, addr))
-			return 1;
-	return 0;
+	return ci && web_peer_in(ci->client_addr, cfg->metrics_allow, cfg->n_metrics_allow);
 }
 
 static enum MHD_Result

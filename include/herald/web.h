@@ -232,8 +232,10 @@ void web_client_ip(const struct sockaddr *peer, const char *real_ip,
 /* Percent-decode `s` in place (a URL path), leaving %XX that would decode
  * to a control byte (NUL included) as it is; the new length. */
 size_t web_unescape(char *s);
-/* 1 when `peer` is inside one of `proxies`. */
-int web_peer_is_proxy(const struct sockaddr *peer, const struct config_cidr *proxies,
+/* 1 when `peer` is inside one of the networks `nets` ([web]
+ * trusted_proxies, [metrics] allow); an IPv4 peer seen through a
+ * dual-stack socket matches IPv4 networks. */
+int web_peer_in(const struct sockaddr *peer, const struct config_cidr *nets,
                       size_t n_proxies);
 
 /* Parse "HOST:PORT" ("127.0.0.1:8080", "[::1]:0", "localhost:8080") into
