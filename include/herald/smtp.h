@@ -1,16 +1,22 @@
 /*
- * smtp.h - handing one message to the relay over SMTP, with libcurl.
+ * smtp.h - handing one message to the relay over SMTP.
  *
- * A struct smtp_conn wraps one libcurl easy handle and so one connection,
- * which libcurl keeps open between messages (one TCP+TLS+AUTH for many
- * messages; smtp_conn_connects() counts how many were made).  Each message
- * is one transaction: MAIL FROM, one RCPT TO, DATA.
+ * A struct smtp_conn is one session with the relay, kept open between
+ * messages (one TCP+TLS+AUTH for many; smtp_conn_connects() counts how many
+ * were made).  libcurl opens it: TCP, implicit TLS or STARTTLS with its
+ * certificate checks, the greeting, EHLO and AUTH (CURLOPT_CONNECT_ONLY
+ * stops there).  herald then runs each message's transaction itself over
+ * libcurl's connection: MAIL FROM, one RCPT TO and DATA in a single write
+ * when the relay offers PIPELINING (RFC 2920), one at a time when not, then
+ * the dot-stuffed body and its final dot in one write.  A session the relay
+ * closed while it was kept (an idle timeout) is noticed before the next
+ * message, which goes on a new one.
  *
- * The relay's words are kept: libcurl's debug callback sees every reply
- * line, and the last reply with the step it answered (MAIL, RCPT, DATA, end
- * of data) is returned, so the ledger can store "550 5.1.1 <x>: user unknown"
- * rather than a libcurl error number.  Outgoing lines are never recorded
- * beyond their command verb, so AUTH credentials cannot reach a log.
+ * The relay's words are kept: the reply that decided the message and the
+ * step it answered (MAIL, RCPT, DATA, end of data) are returned, so the
+ * ledger can store "550 5.1.1 <x>: user unknown" rather than an error
+ * number.  Outgoing lines are never recorded beyond their command verb, so
+ * AUTH credentials cannot reach a log.
  *
  * libcurl is initialised once by the program, not here: main (cli.c's
  * herald_main) calls curl_global_init() before any command runs and any
@@ -72,11 +78,20 @@ struct smtp_conn;
 int smtp_conn_new(const struct config_relay *relay, struct smtp_conn **out, struct herr *err);
 void smtp_conn_free(struct smtp_conn *c);
 
-/* Send `len` bytes of `msg` (CRLF line ends; libcurl dot-stuffs) from the
+/* Send `len` bytes of `msg` (CRLF line ends; dot-stuffed here) from the
  * envelope sender `mail_from` to the single recipient `rcpt`.  Always fills
  * `r`; returns 0 when SMTP_SENT, -1 otherwise. */
 int smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt,
               const char *msg, size_t len, struct smtp_result *r);
+
+/*
+ * The message as DATA carries it (RFC 5321 §4.5.2): every '.' that starts
+ * a line doubled, a CRLF added when the message does not end with one,
+ * then the final ".\r\n".  smtp_dot_stuffed_size() is an upper bound of
+ * what smtp_dot_stuff() writes to `out` and returns.
+ */
+size_t smtp_dot_stuffed_size(const char *msg, size_t len);
+size_t smtp_dot_stuff(const char *msg, size_t len, char *out);
 
 /* What smtp_probe() saw of a relay (herald doctor). */
 struct smtp_probe {

@@ -1,16 +1,17 @@
 /*
  * transfer.h - SMTP connections that send side by side: one thread each.
  *
- * Why not libcurl's multi interface: in libcurl 7.88 (Debian 12) the SMTP
- * code waits for the reply to the final "." inside smtp_done() with a
- * blocking loop (smtp_block_statemach), which stalls every other transfer
- * of the multi handle.  Against a relay that takes 100 ms to accept a
- * message (content scanning, a remote datacentre) eight connections would
- * then send no faster than one.  So each connection gets a thread running
- * curl_easy_perform() on its own easy handle, which keeps its connection
- * open between messages; the threads block on the network, never on each
- * other.  tests/integration/test_run_faults.py measures this (a relay
- * slow after the dot).
+ * Why a thread each: smtp.c's session waits on its relay (libcurl's
+ * connect phase, then each transaction's replies), and against a relay
+ * that takes 100 ms to accept a message (content scanning, a remote
+ * datacentre) one connection must not hold up the others.  (libcurl's
+ * multi interface was no way out: in libcurl 7.88 its SMTP code waits for
+ * the reply to the final "." in a blocking loop, smtp_block_statemach,
+ * stalling every transfer of the multi handle.)  So each connection gets a
+ * thread running smtp_send() on its own session, kept open between
+ * messages; the threads block on the network, never on each other.
+ * tests/integration/test_run_faults.py measures this (a relay slow after
+ * the dot).
  *
  * Each slot has a short queue, so that its thread has the next message at
  * hand instead of waiting for the send loop to assign one: handing messages

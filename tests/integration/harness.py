@@ -98,7 +98,7 @@ def check(cond, msg, *args):
 class SMTPServer:
     """A running tests/tools/smtpd.py; stop() kills it by PID."""
 
-    def __init__(self, root, rules=None, auth=None):
+    def __init__(self, root, rules=None, auth=None, pipelining=True):
         need_module("aiosmtpd")
         self.root = root
         self.maildir = os.path.join(root, "maildir")
@@ -113,6 +113,8 @@ class SMTPServer:
             cmd += ["--rules", rules_file]
         if auth:
             cmd += ["--auth", auth]
+        if not pipelining:
+            cmd.append("--no-pipelining")
         self.stderr = open(os.path.join(root, "smtpd.stderr"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.stderr, stderr=self.stderr)
         deadline = time.time() + 20
@@ -294,12 +296,13 @@ base_url = https://news.example.org
         self.ok("init")
         return self
 
-    def smtp(self, rules=None, auth=None, section=None):
+    def smtp(self, rules=None, auth=None, section=None, pipelining=True):
         """Start a server and point the config at it: every relay url, or
         only the one in [SECTION] (e.g. "smtp.backup", added when missing,
-        with starttls = never) when `section` is given."""
+        with starttls = never) when `section` is given.  pipelining=False:
+        its EHLO does not offer PIPELINING."""
         server = SMTPServer(self.root if not self.servers else
-                            tempfile.mkdtemp(dir=self.root), rules, auth)
+                            tempfile.mkdtemp(dir=self.root), rules, auth, pipelining)
         self.servers.append(server)
         if section:
             self.set(section, url="smtp://127.0.0.1:%d" % server.port)

@@ -412,8 +412,8 @@ def test_custom_retry_schedule():
 # --- connections are reused ---------------------------------------------------------
 
 def test_connections_reused():
-    # 200 recipients over connections = 4; three refusals at RCPT, after
-    # which libcurl may close that connection: at most 4 + 3 connections.
+    # 200 recipients over connections = 4; three refusals at RCPT, each
+    # transaction ended with RSET and the session kept: 4 connections.
     emails = [reader(i) for i in range(197)] + ["bad-%d@example.org" % i for i in range(3)]
     with world(emails, connections=4) as w:
         server = w.smtp(rules=[{"stage": "rcpt", "match": "^bad-",
@@ -422,7 +422,7 @@ def test_connections_reused():
         m = re.search(r"over (\d+) connections?", p.stdout_text)
         check(m, "no connection count in the summary: %s", p.stdout_text)
         n = int(m.group(1))
-        check(1 <= n <= 4 + 3, "%d connections for 200 messages (connections = 4): %s", n,
+        check(1 <= n <= 4, "%d connections for 200 messages (connections = 4): %s", n,
               p.stdout_text)
         check(re.search(r"200 recipients: 197 sent, 0 deferred, 3 bounced", p.stdout_text),
               "summary: %s", p.stdout_text)
@@ -430,7 +430,89 @@ def test_connections_reused():
         check(len(got) == 197 and max(got.values()) == 1, "delivered %d", len(got))
 
 
+def test_pipelined_and_not():
+    # The same faults on a relay offering PIPELINING (RFC 2920: MAIL, RCPT
+    # and DATA in one write) and on one that does not (one command, one
+    # reply): the same ledger, and each relay spoken to as it asked.
+    for pipelining in (True, False):
+        emails = [reader(i) for i in range(4)] + [
+            "bad@example.org", "dropdata@example.org", "spam@example.org"]
+        with world(emails, connections=1) as w:
+            server = w.smtp(pipelining=pipelining, rules=[
+                {"stage": "rcpt", "match": "^bad@", "reply": "550 5.1.1 user unknown"},
+                {"stage": "data", "match": "^dropdata@", "action": "drop", "times": 1},
+                {"stage": "eod", "match": "^spam@", "reply": "554 5.7.1 rejected as spam"}])
+            due_now(w)
+            run(w)
+            rows = ledger(w)
+            check(rows["bad@example.org"]["status"] == "bounced" and
+                  rows["bad@example.org"]["code"] == 550, "pipelining %s: %s", pipelining,
+                  rows["bad@example.org"])
+            check(rows["spam@example.org"]["status"] == "bounced" and
+                  rows["spam@example.org"]["code"] == 554 and
+                  "rejected as spam" in rows["spam@example.org"]["reply"],
+                  "pipelining %s: %s", pipelining, rows["spam@example.org"])
+            check(rows["dropdata@example.org"]["status"] == "deferred",
+                  "pipelining %s: %s", pipelining, rows["dropdata@example.org"])
+            check(states(w) == {"sent": 4, "bounced": 2, "deferred": 1},
+                  "pipelining %s: ledger %s", pipelining, states(w))
+            got = delivered(server)
+            check(sorted(got) == sorted(reader(i) for i in range(4)) and
+                  max(got.values()) == 1, "pipelining %s: delivered %s", pipelining, dict(got))
+            grouped = server.events("pipelined")
+            unasked = server.events("pipelined_unasked")
+            check(not unasked, "commands pipelined to a relay that did not offer it: %s",
+                  unasked)
+            if pipelining:
+                # every MAIL of the 7 came with its RCPT and DATA behind it
+                at_mail = [e for e in grouped if e["stage"] == "mail"]
+                check(len(at_mail) >= 7 and all("RCPT TO:" in e["behind"] for e in at_mail),
+                      "MAIL not pipelined: %s", grouped)
+            else:
+                check(not grouped, "pipelined events without PIPELINING: %s", grouped)
+
+
+def test_mail_from_refused_stops_the_send():
+    # 5xx to MAIL FROM is the relay refusing our sender, not any recipient:
+    # the send stops and every row stays pending, also when RCPT and DATA
+    # were already on their way behind it (their 503s are read and dropped).
+    for pipelining in (True, False):
+        emails = [reader(i) for i in range(3)]
+        with world(emails, connections=1) as w:
+            server = w.smtp(pipelining=pipelining, rules=[
+                {"stage": "mail", "match": ".", "reply": "550 5.7.1 sender not allowed"}])
+            due_now(w)
+            p = w.run("send", w.iid, timeout=60)
+            check(p.returncode != 0, "pipelining %s: exit 0 after 550 to MAIL", pipelining)
+            check("MAIL FROM" in p.stderr_text and "550 5.7.1 sender not allowed" in
+                  p.stderr_text, "pipelining %s: stderr %s", pipelining, p.stderr_text)
+            check(not delivered(server), "pipelining %s: delivered", pipelining)
+            check(set(r["status"] for r in ledger(w).values()) <= {"pending", "queued"},
+                  "pipelining %s: ledger %s", pipelining, states(w))
+
+
+def test_relay_closes_kept_session():
+    # The relay answers 250 and closes the session (as after an idle timeout
+    # or its per-session message limit): the next message goes on a new
+    # connection, sent once, never counted as a failure.
+    emails = [reader(i) for i in range(6)]
+    with world(emails, connections=1) as w:
+        server = w.smtp(rules=[{"stage": "eod", "match": "^reader00[02]@",
+                                "action": "accept_close"}])
+        p = w.ok("send", w.iid, timeout=60)
+        check(re.search(r"6 recipients: 6 sent, 0 deferred, 0 bounced", p.stdout_text),
+              "summary: %s", p.stdout_text)
+        m = re.search(r"over (\d+) connections?", p.stdout_text)
+        check(m and int(m.group(1)) >= 2, "connections: %s", p.stdout_text)
+        got = delivered(server)
+        check(len(got) == 6 and max(got.values()) == 1, "delivered %s", dict(got))
+        check(len(server.events("close")) >= 1, "the rule never fired: %s", server.events())
+
+
 run_tests([
+    ("pipelined_and_not", test_pipelined_and_not),
+    ("mail_from_refused_stops_the_send", test_mail_from_refused_stops_the_send),
+    ("relay_closes_kept_session", test_relay_closes_kept_session),
     ("421_at_connect_single_relay", test_421_at_connect_single_relay),
     ("421_at_connect_backup_takes_over", test_421_at_connect_backup_takes_over),
     ("451_at_rcpt_deferred_then_sent", test_451_at_rcpt_deferred_then_sent),
