@@ -33,6 +33,9 @@
 
 #include "herald/curltrace.h"
 
+/* Seconds to wait for the reply to QUIT before closing anyway. */
+#define QUIT_WAIT_S 5
+
 /* What EHLO offered on the session (RFC 5321 §4.1.1.1). */
 #define CAP_PIPELINING 0x1u
 #define CAP_SIZE       0x2u
@@ -58,6 +61,10 @@ struct smtp_conn {
 	size_t rlen, roff;
 	char  *wbuf;             /* commands, or the dot-stuffed body */
 	size_t wcap;
+	/* the next message's envelope, sent behind this one's final dot
+	 * (smtp_send_ahead()); its replies are still to be read */
+	int    announced;
+	char   ann_from[SMTP_ADDRESS_MAX], ann_rcpt[SMTP_ADDRESS_MAX];
 	struct timespec deadline;
 };
 
@@ -245,38 +252,6 @@ smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct her
 	}
 	*out = c;
 	return 0;
-}
-
-/*
- * Close the session.  When it is `broken` (dropped, timed out, a reply we
- * could not read, 421) the socket is shut first, so that the QUIT libcurl
- * says from curl_easy_cleanup() fails at once instead of waiting for a
- * relay that will not answer.
- */
-static void
-session_close(struct smtp_conn *c, int broken)
-{
-	if (!c->curl)
-		return;
-	if (broken && c->sock != CURL_SOCKET_BAD)
-		shutdown(c->sock, SHUT_RDWR);
-	curl_easy_cleanup(c->curl);
-	c->curl = NULL;
-	c->sock = CURL_SOCKET_BAD;
-	c->rlen = c->roff = 0;
-	c->caps = 0;
-}
-
-void
-smtp_conn_free(struct smtp_conn *c)
-{
-	if (!c)
-		return;
-	session_close(c, 0);
-	if (c->tmpl)
-		curl_easy_cleanup(c->tmpl);
-	free(c->wbuf);
-	free(c);
 }
 
 long
@@ -512,6 +487,54 @@ session_reply(struct smtp_conn *c, struct reply *rp, const char *what)
 	}
 }
 
+/*
+ * Close the session.  When it is `broken` (dropped, timed out, a reply we
+ * could not read, 421) the socket is shut first, so that the QUIT libcurl
+ * says from curl_easy_cleanup() fails at once instead of waiting for a
+ * relay that will not answer.
+ */
+static void
+session_close(struct smtp_conn *c, int broken)
+{
+	if (!c->curl)
+		return;
+	if (!broken && c->sock != CURL_SOCKET_BAD) {
+		/* RFC 5321 §4.1.1.10: QUIT, and wait a little for its 221
+		 * (libcurl says nothing on a CONNECT_ONLY connection) */
+		struct smtp_result keep = c->result;
+		struct reply rp;
+
+		clock_gettime(CLOCK_MONOTONIC, &c->deadline);
+		c->deadline.tv_sec += c->timeout < QUIT_WAIT_S ? c->timeout : QUIT_WAIT_S;
+		if (session_write(c, "QUIT\r\n", 6, "QUIT") == 0)
+			(void)session_reply(c, &rp, "QUIT");
+		c->result = keep;
+	}
+	if (broken && c->sock != CURL_SOCKET_BAD)
+		shutdown(c->sock, SHUT_RDWR);
+	curl_easy_cleanup(c->curl);
+	c->curl = NULL;
+	c->sock = CURL_SOCKET_BAD;
+	c->rlen = c->roff = 0;
+	c->caps = 0;
+	c->announced = 0;
+}
+
+void
+smtp_conn_free(struct smtp_conn *c)
+{
+	if (!c)
+		return;
+	/* with a DATA announced and accepted, a QUIT would be read as part
+	 * of the message: the session is dropped instead (nothing of that
+	 * message is delivered without its final dot) */
+	session_close(c, c->announced);
+	if (c->tmpl)
+		curl_easy_cleanup(c->tmpl);
+	free(c->wbuf);
+	free(c);
+}
+
 /* Room for `n` more bytes after `used` in the write buffer. */
 static int
 wbuf_reserve(struct smtp_conn *c, size_t used, size_t n)
@@ -616,7 +639,8 @@ enum tx_end {
 	TX_DONE,       /* a reply decided it; the session can go on */
 	TX_BROKEN,     /* the session is of no more use */
 	TX_UNHEARD,    /* broken before the relay said a word to this
-	                  transaction: nothing of the message can have gone */
+	                  transaction, or a 421 to its MAIL: nothing of the
+	                  message can have gone */
 };
 
 /* After a refused RCPT or DATA, what is left of the session: MAIL was
@@ -653,6 +677,25 @@ drain(struct smtp_conn *c, int replies)
 	return 0;
 }
 
+/* Append MAIL FROM (with SIZE when offered) and, when pipelining, RCPT TO
+ * and DATA to c->wbuf at `at`; the new length, or 0 when memory ran out. */
+static size_t
+put_envelope(struct smtp_conn *c, size_t at, const char *from, const char *rcpt, size_t len,
+             int pipelining)
+{
+	size_t n = at;
+	char size[32] = "";
+
+	if (c->caps & CAP_SIZE)   /* RFC 1870: the relay may refuse it at MAIL */
+		snprintf(size, sizeof size, " SIZE=%zu", len);
+	if (wbuf_reserve(c, at, strlen(from) + strlen(rcpt) + sizeof size + 64) < 0)
+		return 0;
+	n += (size_t)snprintf(c->wbuf + n, c->wcap - n, "MAIL FROM:<%s>%s\r\n", from, size);
+	if (pipelining)
+		n += (size_t)snprintf(c->wbuf + n, c->wcap - n, "RCPT TO:<%s>\r\nDATA\r\n", rcpt);
+	return n;
+}
+
 /*
  * One transaction on the open session.  c->result says how it ended (the
  * step and the reply that decided it); the return value what became of
@@ -660,34 +703,38 @@ drain(struct smtp_conn *c, int replies)
  */
 static enum tx_end
 transaction(struct smtp_conn *c, const char *mail_from, const char *rcpt, const char *msg,
-            size_t len)
+            size_t len, const struct smtp_envelope *next)
 {
 	struct smtp_result *r = &c->result;
 	struct reply rp;
 	int pipelining = (c->caps & CAP_PIPELINING) != 0;
+	int announced = c->announced;  /* smtp_send_ahead() checked it is ours */
 	size_t n, body;
-	char size[32] = "";
 
 	/* nothing of connecting (the greeting's 220) may pass for an answer */
 	memset(r, 0, sizeof *r);
-	if (c->caps & CAP_SIZE)   /* RFC 1870: the relay may refuse it at MAIL */
-		snprintf(size, sizeof size, " SIZE=%zu", len);
+	c->announced = 0;
 	r->stage = SMTP_STAGE_MAIL;
-	if (wbuf_reserve(c, 0, strlen(mail_from) + strlen(rcpt) + sizeof size + 64) < 0) {
-		snprintf(r->detail, sizeof r->detail, "out of memory");
-		return TX_DONE;
-	}
 	/* the envelope in one write when the relay pipelines (RFC 2920 §3.1:
-	 * DATA ends the group; the body waits for its 354) */
-	n = (size_t)snprintf(c->wbuf, c->wcap, "MAIL FROM:<%s>%s\r\n", mail_from, size);
-	if (pipelining)
-		n += (size_t)snprintf(c->wbuf + n, c->wcap - n, "RCPT TO:<%s>\r\nDATA\r\n", rcpt);
-	if (session_write(c, c->wbuf, n, "MAIL FROM") < 0 ||
-	    session_reply(c, &rp, "MAIL FROM") < 0)
+	 * DATA ends the group; the body waits for its 354), or already sent
+	 * behind the previous message */
+	if (!announced) {
+		if (!(n = put_envelope(c, 0, mail_from, rcpt, len, pipelining))) {
+			snprintf(r->detail, sizeof r->detail, "out of memory");
+			return TX_DONE;
+		}
+		if (session_write(c, c->wbuf, n, "MAIL FROM") < 0)
+			return TX_UNHEARD;
+	}
+	if (session_reply(c, &rp, "MAIL FROM") < 0)
 		return TX_UNHEARD;
 	if (rp.code / 100 != 2) {
 		keep_reply(r, SMTP_STAGE_MAIL, &rp);
-		if (rp.code == 421 || (pipelining && drain(c, 2) < 0))
+		/* 421 to MAIL: the relay ends the session before this message
+		 * (an idle timeout, its messages-per-session limit) */
+		if (rp.code == 421)
+			return TX_UNHEARD;
+		if (pipelining && drain(c, 2) < 0)
 			return TX_BROKEN;
 		return TX_DONE;
 	}
@@ -718,13 +765,22 @@ transaction(struct smtp_conn *c, const char *mail_from, const char *rcpt, const 
 	}
 
 	r->stage = SMTP_STAGE_EOD;
-	if (!(body = stuff_body(c, msg, len))) {
+	if (!(body = stuff_body(c, msg, len)) ||
+	    (next && pipelining &&
+	     !(body = put_envelope(c, body, next->from, next->rcpt, next->len, 1)))) {
 		/* the relay waits for a body we cannot give: leave */
 		snprintf(r->detail, sizeof r->detail, "out of memory");
 		return TX_BROKEN;
 	}
-	if (session_write(c, c->wbuf, body, "the message") < 0 ||
-	    session_reply(c, &rp, "end of data") < 0)
+	if (session_write(c, c->wbuf, body, "the message") < 0)
+		return TX_BROKEN;
+	if (next && pipelining) {
+		/* the next message's replies come behind this one's */
+		snprintf(c->ann_from, sizeof c->ann_from, "%s", next->from);
+		snprintf(c->ann_rcpt, sizeof c->ann_rcpt, "%s", next->rcpt);
+		c->announced = 1;
+	}
+	if (session_reply(c, &rp, "end of data") < 0)
 		return TX_BROKEN;
 	keep_reply(r, SMTP_STAGE_EOD, &rp);
 	return rp.code == 421 ? TX_BROKEN : TX_DONE;
@@ -754,10 +810,29 @@ int
 smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt, const char *msg,
           size_t len, struct smtp_result *r)
 {
+	return smtp_send_ahead(c, mail_from, rcpt, msg, len, NULL, r);
+}
+
+int
+smtp_send_ahead(struct smtp_conn *c, const char *mail_from, const char *rcpt,
+                const char *msg, size_t len, const struct smtp_envelope *next,
+                struct smtp_result *r)
+{
 	enum tx_end how;
 	int attempt, reused;
 
 	memset(&c->result, 0, sizeof c->result);
+	if (next && (strlen(next->from) >= sizeof c->ann_from ||
+	             strlen(next->rcpt) >= sizeof c->ann_rcpt || strpbrk(next->from, "\r\n") ||
+	             strpbrk(next->rcpt, "\r\n")))
+		next = NULL;   /* its own call will say what is wrong with it */
+	if (c->announced &&
+	    (strcmp(c->ann_from, mail_from) != 0 || strcmp(c->ann_rcpt, rcpt) != 0)) {
+		/* another message than the one announced (it was taken back):
+		 * a DATA the relay accepted cannot be withdrawn, only dropped
+		 * with the session, and without a dot nothing is delivered */
+		session_close(c, 1);
+	}
 	if (strpbrk(mail_from, "\r\n") || strpbrk(rcpt, "\r\n")) {
 		/* address.c never lets one through; a line break here would be
 		 * a command of its own */
@@ -768,7 +843,8 @@ smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt, const ch
 	}
 	for (attempt = 0;; attempt++) {
 		reused = c->curl != NULL;
-		if (reused && session_stale(c)) {
+		/* announced: its replies may be here already; not stale */
+		if (reused && !c->announced && session_stale(c)) {
 			session_close(c, 1);
 			reused = 0;
 		}
@@ -776,11 +852,12 @@ smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt, const ch
 			goto out;  /* session_open() said what it means */
 		clock_gettime(CLOCK_MONOTONIC, &c->deadline);
 		c->deadline.tv_sec += c->timeout;
-		how = transaction(c, mail_from, rcpt, msg, len);
+		how = transaction(c, mail_from, rcpt, msg, len, next);
 		if (how != TX_DONE)
 			session_close(c, 1);
-		/* a kept session the relay dropped without a word: once more on a
-		 * new one (no reply came, so nothing of the message was taken) */
+		/* a kept session the relay dropped without a word, or closed
+		 * with a 421 to MAIL: once more on a new one (nothing of the
+		 * message was taken) */
 		if (how == TX_UNHEARD && reused && attempt == 0) {
 			memset(&c->result, 0, sizeof c->result);
 			continue;

@@ -46,6 +46,11 @@ slot_thread(void *arg)
 	struct transfer_slot *s = arg;
 	struct transfer_pool *p = s->pool;
 	struct transfer_item *it;
+	/* the envelope of the message queued behind, copied: the send loop
+	 * may take that item back while this one is on the wire */
+	char next_from[SMTP_ADDRESS_MAX], next_rcpt[SMTP_ADDRESS_MAX];
+	struct smtp_envelope next = { next_from, next_rcpt, 0 };
+	int have_next;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -57,9 +62,19 @@ slot_thread(void *arg)
 		s->head = it->next;
 		if (!s->head)
 			s->tail = NULL;
+		have_next = s->head && strlen(s->head->from) < sizeof next_from &&
+		            strlen(s->head->rcpt) < sizeof next_rcpt;
+		if (have_next) {
+			strcpy(next_from, s->head->from);
+			strcpy(next_rcpt, s->head->rcpt);
+			next.len = s->head->len;
+		}
 		pthread_mutex_unlock(&p->mu);
 		it->slot = s;
-		smtp_send(s->conn, it->from, it->rcpt, it->msg, it->len, &it->result);
+		/* the next envelope rides behind this message's final dot
+		 * (smtp.h); its content still waits for this one's ack */
+		smtp_send_ahead(s->conn, it->from, it->rcpt, it->msg, it->len,
+		                have_next ? &next : NULL, &it->result);
 		pthread_mutex_lock(&p->mu);
 		s->load--;
 		s->unacked++;

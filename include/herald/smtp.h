@@ -93,6 +93,31 @@ int smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt,
 size_t smtp_dot_stuffed_size(const char *msg, size_t len);
 size_t smtp_dot_stuff(const char *msg, size_t len, char *out);
 
+/* The longest envelope address smtp_send_ahead() announces (RFC 5321
+ * §4.5.3.1.3: a path is at most 256 octets). */
+#define SMTP_ADDRESS_MAX 320
+
+/* A message's envelope, announced before its turn. */
+struct smtp_envelope {
+	const char *from, *rcpt;
+	size_t      len;
+};
+
+/*
+ * As smtp_send(), and when the relay pipelines, `next`'s MAIL, RCPT and
+ * DATA go out in the same write as this message's final dot (RFC 2920
+ * §3.1 lets message content open a group), so that their replies are
+ * waiting when its turn comes: one wait for the relay a message instead
+ * of two.  Nothing of `next`'s content is sent before that turn, so it
+ * can still be taken back; if the next call is for another message, the
+ * session is closed (a DATA the relay answered 354 cannot be withdrawn;
+ * without its final dot nothing is delivered) and a new one opened.
+ * `next` may be NULL.
+ */
+int smtp_send_ahead(struct smtp_conn *c, const char *mail_from, const char *rcpt,
+                    const char *msg, size_t len, const struct smtp_envelope *next,
+                    struct smtp_result *r);
+
 /* What smtp_probe() saw of a relay (herald doctor). */
 struct smtp_probe {
 	struct smtp_result r;     /* the last reply and the step it answered;

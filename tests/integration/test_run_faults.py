@@ -459,15 +459,24 @@ def test_pipelined_and_not():
             got = delivered(server)
             check(sorted(got) == sorted(reader(i) for i in range(4)) and
                   max(got.values()) == 1, "pipelining %s: delivered %s", pipelining, dict(got))
+            # the session ends with QUIT (RFC 5321 §4.1.1.10); the one
+            # dropped at DATA had none to end
+            check(len(server.events("quit")) == 1, "pipelining %s: QUITs %s", pipelining,
+                  server.events("quit"))
             grouped = server.events("pipelined")
             unasked = server.events("pipelined_unasked")
             check(not unasked, "commands pipelined to a relay that did not offer it: %s",
                   unasked)
             if pipelining:
-                # every MAIL of the 7 came with its RCPT and DATA behind it
+                # every MAIL of the 7 came with its RCPT and DATA behind it,
+                # and (one connection, a queue of messages) the next MAIL
+                # came behind the previous message's final dot
                 at_mail = [e for e in grouped if e["stage"] == "mail"]
                 check(len(at_mail) >= 7 and all("RCPT TO:" in e["behind"] for e in at_mail),
                       "MAIL not pipelined: %s", grouped)
+                at_dot = [e for e in grouped if e["stage"] == "eod"]
+                check(at_dot and all(e["behind"].startswith("MAIL FROM:") for e in at_dot),
+                      "no envelope behind a final dot: %s", grouped)
             else:
                 check(not grouped, "pipelined events without PIPELINING: %s", grouped)
 

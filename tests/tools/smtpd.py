@@ -114,6 +114,10 @@ class Handler:
             self.record(event="pipelined" if self.pipelining else "pipelined_unasked",
                         stage=stage, behind=bytes(buffered[:40]).decode("ascii", "replace"))
 
+    async def handle_QUIT(self, server, session, envelope):
+        self.record(event="quit")
+        return "221 Bye"
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.note_pipelining(server, "mail")
         reply = await self.apply(server, "mail", address)
@@ -136,17 +140,22 @@ class Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        # commands already behind the final dot: the next envelope, sent
+        # with this message's end (RFC 2920 §3.1)
+        self.note_pipelining(server, "eod")
         rcpt = ",".join(envelope.rcpt_tos)
         for stage in ("data", "eod"):
             reply = await self.apply(server, stage, rcpt)
             if reply == "drop":
                 return "421 4.4.2 closing"
             if reply == "accept_close":
+                # the 250, then the close, before any command the client
+                # pipelined behind the dot is read
                 qid = self.store(envelope)
                 self.record(event="close", stage=stage, rcpt=rcpt)
-                # after the 250 is written: nothing yields in between
-                asyncio.get_event_loop().call_soon(server.transport.close)
-                return "250 2.0.0 Ok: queued as %s" % qid
+                server.transport.write(("250 2.0.0 Ok: queued as %s\r\n" % qid).encode())
+                server.transport.close()
+                return "421 4.4.2 closing"  # not seen: the transport is closed
             if reply == "accept_drop":
                 self.store(envelope)
                 self.record(event="drop", stage=stage, rcpt=rcpt)
