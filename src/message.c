@@ -6,7 +6,6 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +19,12 @@ int
 message_id_for(const struct token_key *key, const char *domain, long long issue_id,
                long long subscriber_id, char *out, size_t size)
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	unsigned char mac[TOKEN_HMAC_LEN];
 	char ids[64];
 	int len;
 
 	len = snprintf(ids, sizeof ids, "message-id:%lld.%lld", issue_id, subscriber_id);
-	if (!HMAC(EVP_sha256(), key->secret, TOKEN_SECRET_LEN, (unsigned char *)ids,
-	          (size_t)len, mac, &n))
+	if (token_hmac(key, ids, (size_t)len, mac) < 0)
 		return -1;
 	len = snprintf(out, size, "%lld.%lld.%02x%02x%02x%02x@%s", issue_id, subscriber_id,
 	               mac[0], mac[1], mac[2], mac[3], domain);

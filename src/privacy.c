@@ -16,7 +16,6 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,11 +52,9 @@ hex(const unsigned char *p, size_t n, char *out)
 static int
 erased_hash(const struct token_key *key, const char *addr_key, char out[65], struct herr *err)
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	unsigned char mac[TOKEN_HMAC_LEN];
 
-	if (!HMAC(EVP_sha256(), key->secret, TOKEN_SECRET_LEN, (const unsigned char *)addr_key,
-	          strlen(addr_key), mac, &n) || n != 32)
+	if (token_hmac(key, addr_key, strlen(addr_key), mac) < 0)
 		return herr_set(err, EX_SOFTWARE, NULL, "cannot compute the address hash");
 	hex(mac, 32, out);
 	return 0;

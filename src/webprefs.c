@@ -19,7 +19,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +38,7 @@ nonce_of(const struct token_key *k, const char *token, size_t len, long long win
          char out[WEBPREFS_NONCE_MAX])
 {
 	static const char hex[] = "0123456789abcdef", label[] = "herald-form-nonce";
-	unsigned char mac[EVP_MAX_MD_SIZE], in[sizeof label + TOKEN_MAX + 24];
-	unsigned int n = 0;
+	unsigned char mac[TOKEN_HMAC_LEN], in[sizeof label + TOKEN_MAX + 24];
 	size_t used;
 	int wl, i;
 
@@ -56,8 +54,7 @@ nonce_of(const struct token_key *k, const char *token, size_t len, long long win
 	if (wl < 0 || (size_t)wl >= sizeof in - used)
 		return -1;
 	used += (size_t)wl;
-	if (!HMAC(EVP_sha256(), k->secret, TOKEN_SECRET_LEN, in, used, mac, &n) ||
-	    n < WEBPREFS_NONCE_LEN / 2)
+	if (token_hmac(k, in, used, mac) < 0)
 		return -1;
 	for (i = 0; i < WEBPREFS_NONCE_LEN / 2; i++) {
 		out[2 * i] = hex[mac[i] >> 4];

@@ -56,6 +56,14 @@ struct token_key {
 	unsigned char secret[TOKEN_SECRET_LEN];
 };
 
+/* HMAC-SHA256 (RFC 2104) of `len` bytes at `p` keyed with the secret: the
+ * tokens' MAC, and every other keyed hash herald makes with it (Message-ID
+ * suffixes, erased-address hashes, preference-form nonces).  0, or -1 when
+ * OpenSSL fails. */
+#define TOKEN_HMAC_LEN 32
+int token_hmac(const struct token_key *k, const void *p, size_t len,
+               unsigned char out[TOKEN_HMAC_LEN]);
+
 /* Write the token for `t` into `out` (NUL-terminated). Returns 0, or -1 if
  * the HMAC could not be computed. */
 int token_make(const struct token_key *k, const struct token *t, char out[TOKEN_MAX]);

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "herald/token.h"
 
@@ -30,6 +32,32 @@ setup(void **state)
 	memset(key_b.secret, 0x11, sizeof key_b.secret);
 	key_b.secret[31] ^= 1; /* one bit apart */
 	return 0;
+}
+
+/* token_hmac() writes HMAC out over SHA-256 digests; OpenSSL's own HMAC()
+ * is the reference, at lengths around SHA-256's 64-byte block and its
+ * 55/56-byte padding edge. */
+static void
+test_token_hmac_is_hmac_sha256(void **state)
+{
+	static const size_t lens[] = { 0, 1, 31, 55, 56, 63, 64, 65, 119, 120, 128, 1000 };
+	unsigned char data[1000], want[EVP_MAX_MD_SIZE], got[TOKEN_HMAC_LEN];
+	unsigned int n = 0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof data; i++)
+		data[i] = (unsigned char)(i * 131 + 7);
+	for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		assert_non_null(HMAC(EVP_sha256(), key_a.secret, TOKEN_SECRET_LEN, data, lens[i],
+		                     want, &n));
+		assert_int_equal(n, TOKEN_HMAC_LEN);
+		assert_int_equal(token_hmac(&key_a, data, lens[i], got), 0);
+		assert_memory_equal(got, want, TOKEN_HMAC_LEN);
+		/* and the key is in it */
+		assert_int_equal(token_hmac(&key_b, data, lens[i], got), 0);
+		assert_memory_not_equal(got, want, TOKEN_HMAC_LEN);
+	}
 }
 
 static void
@@ -191,6 +219,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_token_hmac_is_hmac_sha256),
 		cmocka_unit_test(test_token_round_trip),
 		cmocka_unit_test(test_token_compact),
 		cmocka_unit_test(test_token_verify_rejects_any_changed_character),
