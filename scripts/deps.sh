@@ -24,7 +24,7 @@ libssl-dev libinih-dev libjansson-dev libyaml-dev libidn2-dev libcsv-dev libpsl-
 tzdata"
 demo="python3 python3-aiosmtpd"
 test="libcmocka-dev valgrind sqlite3 python3-dkim python3-nacl python3-dnspython python3-yaml python3-jsonschema python3-prometheus-client spamassassin
-curl chromium chromium-driver python3-selenium dovecot-imapd dovecot-pop3d postfix
+curl openssl chromium chromium-driver python3-selenium dovecot-imapd dovecot-pop3d postfix
 clang libclang-rt-14-dev dpkg-dev file"
 
 usage() {

@@ -38,6 +38,7 @@
 /* What EHLO offered on the session (RFC 5321 §4.1.1.1). */
 #define CAP_PIPELINING 0x1u
 #define CAP_SIZE       0x2u
+#define CAP_TLS        0x4u   /* not a keyword: the session runs under TLS */
 
 struct smtp_conn {
 	struct curltrace trace;  /* libcurl's part: protocol lines to note_* */
@@ -45,6 +46,7 @@ struct smtp_conn {
 	CURL  *curl;             /* the open session, or NULL */
 	curl_socket_t sock;      /* its socket, for poll() */
 	long   timeout;          /* seconds a transaction may take */
+	char   url_scheme[8];    /* "smtp" or "smtps" */
 	char   errbuf[CURL_ERROR_SIZE];
 	long   connects;
 	CURLcode connect_rc;     /* libcurl's word on the last session_open() */
@@ -125,7 +127,8 @@ note_command(void *ctx, const char *p, size_t n)
 	/* Only the verb is looked at: never copy what follows AUTH. */
 	if (n >= 4 && (!strncasecmp(p, "EHLO", 4) || !strncasecmp(p, "HELO", 4))) {
 		c->stage = SMTP_STAGE_EHLO;
-		c->caps_seen = 0; /* after STARTTLS, the second EHLO's list counts */
+		/* after STARTTLS, the second EHLO's list counts */
+		c->caps_seen &= CAP_TLS;
 	} else if (n >= 8 && !strncasecmp(p, "STARTTLS", 8))
 		c->stage = SMTP_STAGE_STARTTLS;
 	else if (n >= 4 && !strncasecmp(p, "AUTH", 4))
@@ -178,6 +181,8 @@ note_reply(void *ctx, const char *p, size_t n)
 		return; /* the goodbye says nothing about the message */
 	if (c->stage == SMTP_STAGE_CONNECT)
 		c->stage = SMTP_STAGE_GREETING;
+	if (c->stage == SMTP_STAGE_STARTTLS && code == 220)
+		c->caps_seen |= CAP_TLS;
 	if (c->probe)
 		note_probe(c->probe, c->stage, code, p, n);
 	if (c->stage == SMTP_STAGE_EHLO && code == 250 && n > 4) {
@@ -211,6 +216,8 @@ smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct her
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}
 	c->timeout = cfg->timeout > 0 ? cfg->timeout : 300;
+	snprintf(c->url_scheme, sizeof c->url_scheme, "%s",
+	         !strncasecmp(cfg->url, "smtps://", 8) ? "smtps" : "smtp");
 	c->sock = CURL_SOCKET_BAD;
 	/* The URL path is what libcurl sends in EHLO (its "local domain"). */
 	if (cfg->helo && !strchr(strstr(cfg->url, "://") + 3, '/'))
@@ -328,6 +335,8 @@ session_open(struct smtp_conn *c)
 		    s != CURL_SOCKET_BAD) {
 			c->sock = s;
 			c->caps = c->caps_seen;
+			if (!strncasecmp(c->url_scheme, "smtps", 5))
+				c->caps |= CAP_TLS;
 			c->stage = SMTP_STAGE_QUIT; /* libcurl's trace from here is its QUIT */
 			return 0;
 		}
@@ -440,11 +449,16 @@ session_line(struct smtp_conn *c, const char **line, size_t *len, const char *wh
 			         "a reply line longer than %zu bytes (%s)", sizeof c->rbuf, what);
 			return -1;
 		}
+		/* Plain TCP: nothing can be here before the socket says so, and
+		 * a recv that finds nothing is a system call a wait.  Under TLS
+		 * the library may hold a record already read: ask it first. */
+		if (!(c->caps & CAP_TLS) && wait_socket(c, POLLIN, what) < 0)
+			return -1;
 		rc = curl_easy_recv(c->curl, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen, &n);
 		if (rc == CURLE_AGAIN) {
-			if (wait_socket(c, POLLIN, what) < 0)
+			if ((c->caps & CAP_TLS) && wait_socket(c, POLLIN, what) < 0)
 				return -1;
-			continue;
+			continue;   /* plain TCP waits at the top */
 		}
 		if (rc != CURLE_OK || n == 0) {
 			snprintf(c->result.detail, sizeof c->result.detail,

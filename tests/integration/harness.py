@@ -98,7 +98,10 @@ def check(cond, msg, *args):
 class SMTPServer:
     """A running tests/tools/smtpd.py; stop() kills it by PID."""
 
-    def __init__(self, root, rules=None, auth=None, pipelining=True):
+    def __init__(self, root, rules=None, auth=None, pipelining=True, tls=None):
+        """tls: None, "starttls" (offered and required) or "implicit"
+        (smtps); self.cert is then the server's self-signed certificate
+        for 127.0.0.1, to give herald as its ca_file."""
         need_module("aiosmtpd")
         self.root = root
         self.maildir = os.path.join(root, "maildir")
@@ -115,6 +118,17 @@ class SMTPServer:
             cmd += ["--auth", auth]
         if not pipelining:
             cmd.append("--no-pipelining")
+        self.cert = None
+        if tls:
+            self.cert = os.path.join(root, "smtpd-cert.pem")
+            key = os.path.join(root, "smtpd-key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", key, "-out", self.cert, "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            cmd += ["--tls-cert", self.cert, "--tls-key", key]
+            if tls == "implicit":
+                cmd.append("--implicit-tls")
         self.stderr = open(os.path.join(root, "smtpd.stderr"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.stderr, stderr=self.stderr)
         deadline = time.time() + 20
@@ -296,13 +310,13 @@ base_url = https://news.example.org
         self.ok("init")
         return self
 
-    def smtp(self, rules=None, auth=None, section=None, pipelining=True):
+    def smtp(self, rules=None, auth=None, section=None, pipelining=True, tls=None):
         """Start a server and point the config at it: every relay url, or
         only the one in [SECTION] (e.g. "smtp.backup", added when missing,
         with starttls = never) when `section` is given.  pipelining=False:
         its EHLO does not offer PIPELINING."""
         server = SMTPServer(self.root if not self.servers else
-                            tempfile.mkdtemp(dir=self.root), rules, auth, pipelining)
+                            tempfile.mkdtemp(dir=self.root), rules, auth, pipelining, tls)
         self.servers.append(server)
         if section:
             self.set(section, url="smtp://127.0.0.1:%d" % server.port)

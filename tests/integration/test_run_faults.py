@@ -481,6 +481,38 @@ def test_pipelined_and_not():
                 check(not grouped, "pipelined events without PIPELINING: %s", grouped)
 
 
+def test_tls_sessions():
+    # herald's transactions go through libcurl's TLS layer once libcurl has
+    # opened the session: STARTTLS (RFC 3207, required by the server before
+    # MAIL) and TLS from the first byte (smtps, RFC 8314), the certificate
+    # checked against ca_file, pipelined, a refusal and a drop among them.
+    for mode in ("starttls", "implicit"):
+        emails = [reader(i) for i in range(5)] + ["bad@example.org", "dropeod@example.org"]
+        with world(emails, connections=1) as w:
+            server = w.smtp(tls=mode, rules=[
+                {"stage": "rcpt", "match": "^bad@", "reply": "550 5.1.1 user unknown"},
+                {"stage": "eod", "match": "^dropeod@", "action": "drop", "times": 1}])
+            scheme = "smtps" if mode == "implicit" else "smtp"
+            w.set("smtp", url="%s://127.0.0.1:%d" % (scheme, server.port),
+                  starttls="required" if mode == "starttls" else "never",
+                  ca_file=server.cert, tls_verify="yes")
+            due_now(w)
+            run(w)
+            check(states(w) == {"sent": 5, "bounced": 1, "deferred": 1}, "%s: ledger %s", mode,
+                  states(w))
+            accepted = server.events("accept")
+            check(len(accepted) == 5 and all(e["tls"] for e in accepted),
+                  "%s: accepted %s", mode, [(e["rcpt_tos"], e["tls"]) for e in accepted])
+            for _, msg, raw in server.messages():
+                check(msg["Message-ID"] and msg.get_body(("plain",)) is not None and
+                      raw.endswith(b"\n") and b"\r\n.\r\n" not in raw,
+                      "%s: a damaged message: %r", mode, raw[-200:])
+            check(server.events("pipelined"), "%s: not pipelined under TLS", mode)
+            run(w, now=time.time() + HOUR)
+            check(states(w) == {"sent": 6, "bounced": 1}, "%s: after the retry %s", mode,
+                  states(w))
+
+
 def test_mail_from_refused_stops_the_send():
     # 5xx to MAIL FROM is the relay refusing our sender, not any recipient:
     # the send stops and every row stays pending, also when RCPT and DATA
@@ -520,6 +552,7 @@ def test_relay_closes_kept_session():
 
 run_tests([
     ("pipelined_and_not", test_pipelined_and_not),
+    ("tls_sessions", test_tls_sessions),
     ("mail_from_refused_stops_the_send", test_mail_from_refused_stops_the_send),
     ("relay_closes_kept_session", test_relay_closes_kept_session),
     ("421_at_connect_single_relay", test_421_at_connect_single_relay),

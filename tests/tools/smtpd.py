@@ -21,7 +21,10 @@ list of objects tried in order, the first match winning:
 
 EHLO offers PIPELINING (RFC 2920), as Postfix and Exim do, so clients send
 MAIL, RCPT and DATA in one write; --no-pipelining leaves it out, for the
-client's one-command-at-a-time path.
+client's one-command-at-a-time path.  --tls-cert/--tls-key offer STARTTLS
+and require it before MAIL (RFC 3207); with --implicit-tls the whole
+connection is TLS from the start (smtps, RFC 8314).  Accepted messages are
+logged with "tls": whether they came under TLS.
 
 "match" is a regular expression searched in the recipient address (the
 sender's at stage "mail"); "times"
@@ -143,6 +146,8 @@ class Handler:
         # commands already behind the final dot: the next envelope, sent
         # with this message's end (RFC 2920 §3.1)
         self.note_pipelining(server, "eod")
+        self.tls = (session.ssl is not None or
+                    server.transport.get_extra_info("ssl_object") is not None)
         rcpt = ",".join(envelope.rcpt_tos)
         for stage in ("data", "eod"):
             reply = await self.apply(server, stage, rcpt)
@@ -179,7 +184,7 @@ class Handler:
         os.rename(tmp, final)
         self.record(event="accept", mail_from=envelope.mail_from,
                     rcpt_tos=envelope.rcpt_tos, file=final, size=len(data),
-                    queue_id=qid)
+                    queue_id=qid, tls=getattr(self, "tls", False))
         return qid
 
 
@@ -206,6 +211,10 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--no-pipelining", action="store_true",
                     help="leave PIPELINING out of the EHLO reply")
+    ap.add_argument("--tls-cert", help="PEM certificate: offer and require STARTTLS")
+    ap.add_argument("--tls-key", help="its PEM key")
+    ap.add_argument("--implicit-tls", action="store_true",
+                    help="TLS from the first byte (smtps) instead of STARTTLS")
     args = ap.parse_args()
 
     rules = Rules(json.load(open(args.rules)) if args.rules else [])
@@ -227,6 +236,14 @@ def main():
         auth_kwargs = dict(authenticator=authenticator, auth_require_tls=False,
                            auth_required=True)
 
+    tls_context = None
+    if args.tls_cert:
+        import ssl
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(args.tls_cert, args.tls_key)
+        if not args.implicit_tls:
+            auth_kwargs.update(tls_context=tls_context, require_starttls=True)
+
     def factory():
         rule = rules.find("connect")
         if rule:
@@ -238,7 +255,8 @@ def main():
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(
         loop.create_server(factory, host="127.0.0.1", port=args.port,
-                           family=socket.AF_INET, reuse_address=True))
+                           family=socket.AF_INET, reuse_address=True,
+                           ssl=tls_context if args.implicit_tls else None))
     port = server.sockets[0].getsockname()[1]
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
