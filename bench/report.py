@@ -3,9 +3,9 @@
 
 send.sh writes KEY=VALUE lines as it measures; this turns them into the
 table a person reads and, as the very last line, one JSON object for scripts
-(keys documented in bench/README.md).  Targets from issue 3: herald with DKIM
-off >= 0.5 x smtp-source, with DKIM on >= 1,000 msg/s, peak RSS < 64 MB at
-1,000,000 subscribers.
+(keys documented in bench/README.md).  Targets: herald with DKIM off >= 0.6
+x smtp-source (issue 19; issue 3 asked 0.5), with DKIM on >= 1,000 msg/s,
+peak RSS < 64 MB at 1,000,000 subscribers (issue 3).
 
     bench/report.py RESULTS_FILE
 """
@@ -115,8 +115,8 @@ def main():
                % ("smtp-source -d -s %d" % sessions, n, src["wall_s"],
                   src["msgs_per_s"], src["cpu_s"] / n * 1000))
     if ratio is not None:
-        out.append("ratio herald/smtp-source %.2f   (target >= 0.50: %s)"
-                   % (ratio, verdict(ratio >= 0.5)))
+        out.append("ratio herald/smtp-source %.2f   (target >= 0.60: %s)"
+                   % (ratio, verdict(ratio >= 0.6)))
     out.append("openssl rsa2048 sign (%d cores)  %.0f/s   (%s, %s s)"
                % (ncpu, signs, r.get("openssl_version", "openssl"),
                   r.get("openssl_seconds")))
