@@ -39,6 +39,8 @@ struct subscriber_writer {
 	                           * transactions: the API keeps one per thread);
 	                           * else privacy_erased_any(), asked once by
 	                           * subscriber_writer_bulk() for one transaction */
+	int           suppress_any; /* the same for rule (5): -1, or whether the
+	                             * suppressions table had a row when asked */
 };
 
 /* What one row write is asked, once the source's policy is applied. */
@@ -65,25 +67,43 @@ subscriber_clear(struct subscriber *s)
 	memset(s, 0, sizeof *s);
 }
 
+/* Where `s` breaks rule (3) or is longer than `max`: the offending byte
+ * (the terminating NUL when too long), or NULL when it is fine.  Apart
+ * from subscriber_check_text() so a row's many fields are checked without
+ * first writing the name of each into a message. */
+static const unsigned char *
+text_problem(const char *s, size_t max)
+{
+	const unsigned char *p;
+	size_t len;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		/* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8 */
+		if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			break;
+	/* the length is the first problem, as the message has always said */
+	len = (size_t)(p - (const unsigned char *)s) + strlen((const char *)p);
+	if (len > max)
+		return (const unsigned char *)s + len;
+	return *p ? p : NULL;
+}
+
 int
 subscriber_check_text(const char *what, const char *s, size_t max, struct herr *err)
 {
-	const unsigned char *p;
+	const unsigned char *p = text_problem(s, max);
 
-	if (strlen(s) > max)
+	if (!p)
+		return 0;
+	if (!*p)
 		return herr_set(err, EX_DATAERR, NULL, "%s is longer than %zu bytes", what, max);
-	for (p = (const unsigned char *)s; *p; p++) {
-		if (*p == '\r' || *p == '\n')
-			return herr_set(err, EX_DATAERR, NULL, "%s contains a line break", what);
-		if (*p < 0x20 || *p == 0x7f)
-			return herr_set(err, EX_DATAERR, NULL,
-			                "%s contains a control character (0x%02x)", what, *p);
-		/* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8 */
-		if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			return herr_set(err, EX_DATAERR, NULL,
-			                "%s contains a control character (U+%04X)", what, p[1]);
-	}
-	return 0;
+	if (*p == '\r' || *p == '\n')
+		return herr_set(err, EX_DATAERR, NULL, "%s contains a line break", what);
+	if (*p < 0x20 || *p == 0x7f)
+		return herr_set(err, EX_DATAERR, NULL,
+		                "%s contains a control character (0x%02x)", what, *p);
+	return herr_set(err, EX_DATAERR, NULL, "%s contains a control character (U+%04X)",
+	                what, p[1]);
 }
 
 int
@@ -96,6 +116,7 @@ subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr 
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	w->db = db;
 	w->erased_any = -1;
+	w->suppress_any = -1;
 	if (db_prepare(db, &w->suppressed,
 	               "SELECT 1 WHERE NOT " SUPPRESS_SQL_NOT("?1"), err) < 0 ||
 	    db_prepare(db, &w->find,
@@ -128,11 +149,14 @@ subscriber_writer_open(sqlite3 *db, struct subscriber_writer **out, struct herr 
 int
 subscriber_writer_bulk(struct subscriber_writer *w, struct herr *err)
 {
+	long long suppressions;
 	int any = privacy_erased_any(w->db, err);
 
-	if (any < 0)
+	if (any < 0 || db_query_int(w->db, "SELECT EXISTS (SELECT 1 FROM suppressions)",
+	                            &suppressions, err) < 0)
 		return -1;
 	w->erased_any = any;
+	w->suppress_any = suppressions != 0;
 	return 0;
 }
 
@@ -175,19 +199,22 @@ subscriber_known(struct subscriber_writer *w, const struct address *a, struct he
 static int
 plain_json_string(struct buf *b, const char *s)
 {
-	const char *p;
+	size_t n = strlen(s), i, from = 0;
 
-	if (utf8_invalid_at((const unsigned char *)s, strlen(s)) != strlen(s) ||
-	    buf_addc(b, '"') < 0)
+	if (utf8_invalid_at((const unsigned char *)s, n) != n || buf_addc(b, '"') < 0)
 		return -1;
-	for (p = s; *p; p++) {
-		if ((unsigned char)*p < 0x20)
+	/* runs of plain bytes at once: a million rows' worth */
+	for (i = 0; i < n; i++) {
+		if ((unsigned char)s[i] < 0x20)
 			return -1;
-		if ((*p == '"' || *p == '\\') && buf_addc(b, '\\') < 0)
+		if (s[i] != '"' && s[i] != '\\')
+			continue;
+		if (buf_add(b, s + from, i - from) < 0 || buf_addc(b, '\\') < 0)
 			return -1;
-		if (buf_addc(b, *p) < 0)
-			return -1;
+		from = i;
 	}
+	if (buf_add(b, s + from, n - from) < 0)
+		return -1;
 	return buf_addc(b, '"');
 }
 
@@ -293,6 +320,11 @@ subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_r
 	for (i = 0; i < r->n_attrs; i++) {
 		char what[96], key[64];
 
+		/* the message only for the one that is wrong */
+		if (*r->attrs[i].key && !text_problem(r->attrs[i].key, SUBSCRIBER_ATTR_KEY_MAX) &&
+		    !text_problem(r->attrs[i].value ? r->attrs[i].value : "",
+		                  SUBSCRIBER_ATTR_VAL_MAX))
+			continue;
 		herr_show(key, sizeof key, r->attrs[i].key);
 		snprintf(what, sizeof what, "attribute name '%s'", key);
 		if (!*r->attrs[i].key)
@@ -305,9 +337,10 @@ subscribe_row(struct subscriber_writer *w, long long list_id, struct subscribe_r
 			return -1;
 	}
 
-	/* Rule (5) first: a suppressed address is not even created. */
+	/* Rule (5) first: a suppressed address is not even created.  None to
+	 * check against when a bulk writer found the table empty. */
 	sqlite3_bind_text(w->suppressed, 1, r->addr->key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(w->suppressed);
+	rc = w->suppress_any == 0 ? SQLITE_DONE : sqlite3_step(w->suppressed);
 	sqlite3_reset(w->suppressed);
 	if (rc == SQLITE_ROW) {
 		*res = SUBSCRIBE_SKIPPED_SUPPRESSED;

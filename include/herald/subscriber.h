@@ -143,7 +143,8 @@ void subscriber_writer_close(struct subscriber_writer *w);
  * is closed (a bulk import): it may then remember facts of that
  * transaction instead of asking per row; today whether any address was ever
  * erased, so that with none the keyed hash of each address (rule 10) is
- * skipped.  Call it inside the transaction. */
+ * skipped, and whether any suppression exists (rule 5: with none, no
+ * lookup).  Call it inside the transaction. */
 int subscriber_writer_bulk(struct subscriber_writer *w, struct herr *err);
 
 /*
