@@ -29,8 +29,8 @@
  *       back between two calls to csv_parse() by resetting the public
  *       entry_pos/spaces members of struct csv_parser; the row is then
  *       reported as too long.  Only the set of keys seen, for duplicates,
- *       grows with the file, and not even that when the handler keeps it
- *       (csvimport.h: `seen`).
+ *       grows with the file, and not even that when the handler finds the
+ *       duplicates itself (csvimport.h: `defer_dups`).
  *   (4) A field never reaches the caller with a control character, a line
  *       break or invalid UTF-8 in it: such rows are bad rows, so nothing
  *       from the file can inject a header into a message later.
@@ -562,6 +562,7 @@ do_row(struct reader *r)
 	struct csvimport_row row;
 	struct seen_slot *dup;
 	struct herr e;
+	char note[HERR_MSG_MAX];
 	size_t i, stored = r->nfields;
 	int empty = 1;
 
@@ -613,33 +614,23 @@ do_row(struct reader *r)
 		bad(r, "%s", e.msg);
 		return;
 	}
-	if (r->h->seen) {
-		unsigned long first = 0;
-		int s = r->h->seen(r->h->ctx, r->addr.key, r->rec_line, &first, r->err);
-
-		if (s < 0) {
-			if (!r->err->code)
-				herr_set(r->err, EX_SOFTWARE, r->path, "the duplicate check failed");
-			r->stop = 1;
-			return;
-		}
-		if (s > 0) {
-			bad(r, "duplicate of line %lu", first);
-			return;
-		}
-	} else if ((dup = seen_find(&r->seen, r->addr.key)) != NULL) {
+	if (r->h->defer_dups)
+		;
+	else if ((dup = seen_find(&r->seen, r->addr.key)) != NULL) {
 		bad(r, "duplicate of line %lu", dup->line);
 		return;
 	} else if (seen_add(&r->seen, r->addr.key, r->rec_line) < 0) {
 		out_of_memory(r);
 		return;
 	}
-	if (r->spaced[r->email_col] && r->h->note) {
-		char msg[HERR_MSG_MAX];
-
-		snprintf(msg, sizeof msg, "surrounding whitespace removed from address '%s'",
+	row.note = NULL;
+	if (r->spaced[r->email_col]) {
+		snprintf(note, sizeof note, "surrounding whitespace removed from address '%s'",
 		    field(r, r->email_col));
-		r->h->note(r->h->ctx, r->rec_line, msg);
+		if (r->h->defer_dups)
+			row.note = note;
+		else if (r->h->note)
+			r->h->note(r->h->ctx, r->rec_line, note);
 	}
 	for (i = 0; i < r->n_attrs; i++)
 		r->attr_val[i] = field(r, r->attr_col[i]);

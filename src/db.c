@@ -86,18 +86,27 @@ db_stmt_done(sqlite3_stmt **cache, sqlite3_stmt *st)
 }
 
 int
-db_cache_size(sqlite3 *db, const char *schema, int value, int *was, struct herr *err)
+db_pragma_swap(sqlite3 *db, const char *pragma, int value, int *was, struct herr *err)
 {
-	char sql[64];
+	char sql[96];
 	long long v;
 
-	/* PRAGMA takes no bound parameters; schema and value are ours */
-	snprintf(sql, sizeof sql, "PRAGMA %s.cache_size", schema);
+	/* PRAGMA takes no bound parameters; pragma and value are ours */
+	snprintf(sql, sizeof sql, "PRAGMA %s", pragma);
 	if (db_query_int(db, sql, &v, err) < 0)
 		return -1;
 	*was = (int)v;
-	snprintf(sql, sizeof sql, "PRAGMA %s.cache_size = %d", schema, value);
+	snprintf(sql, sizeof sql, "PRAGMA %s = %d", pragma, value);
 	return db_exec(db, sql, err);
+}
+
+int
+db_cache_size(sqlite3 *db, const char *schema, int value, int *was, struct herr *err)
+{
+	char pragma[64];
+
+	snprintf(pragma, sizeof pragma, "%s.cache_size", schema);
+	return db_pragma_swap(db, pragma, value, was, err);
 }
 
 int

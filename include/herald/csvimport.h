@@ -40,7 +40,7 @@
  *
  * Memory is bounded per row whatever the file holds; only the set of
  * addresses seen (for duplicates) grows with the number of rows, unless the
- * handler keeps that set itself (`seen` below).
+ * handler finds the duplicates itself (`defer_dups` below).
  */
 #ifndef HERALD_CSVIMPORT_H
 #define HERALD_CSVIMPORT_H
@@ -62,6 +62,10 @@ struct csvimport_row {
 	size_t n_attrs;
 	const char *const *attr_keys;   /* header names of the attribute columns */
 	const char *const *attr_values; /* this row's values, "" when empty */
+	const char *note;            /* with `defer_dups`: the note csvimport would
+	                                have given for this row (surrounding
+	                                whitespace removed), for the handler to
+	                                give if the row is no duplicate; else NULL */
 };
 
 struct csvimport_handler {
@@ -74,14 +78,13 @@ struct csvimport_handler {
 	/* Something worth telling that does not reject the row. May be NULL. */
 	void (*note)(void *ctx, unsigned long line, const char *message);
 	void *ctx;
-	/* The addresses read so far, for "duplicate of line N": 0 when the
-	 * identity key is new (keep it with its line), 1 with *first set to
-	 * the line where it was first seen, -1 with `err` set (the read stops).
-	 * NULL: a set in memory, which grows by about 80 bytes a row; the
-	 * import keeps it in the database's temp store instead (subimport.c),
-	 * so a ten-million-row file costs no more memory than a small one. */
-	int (*seen)(void *ctx, const char *key, unsigned long line, unsigned long *first,
-	            struct herr *err);
+	/* Nonzero: the handler finds duplicates itself, after the read (the
+	 * import sorts its rows by key, subimport.c), so a file of any size
+	 * costs no memory here.  csvimport then keeps no set of addresses,
+	 * reports no "duplicate of line N", and hands the whitespace note to
+	 * the handler in row->note instead of giving it (a duplicate gets
+	 * none).  Zero: a set in memory, about 80 bytes a row. */
+	int defer_dups;
 };
 
 /*

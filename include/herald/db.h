@@ -81,6 +81,10 @@ int db_prepare_cached(sqlite3 *db, sqlite3_stmt **cache, sqlite3_stmt **st, cons
                       struct herr *err);
 void db_stmt_done(sqlite3_stmt **cache, sqlite3_stmt *st);
 
+/* PRAGMA `pragma` (our own constant taking an integer: "foreign_keys",
+ * "threads", "main.cache_size"): set it to `value` and put the old one in
+ * *was, for a caller that restores it afterwards. */
+int db_pragma_swap(sqlite3 *db, const char *pragma, int value, int *was, struct herr *err);
 /* PRAGMA `schema`.cache_size (schema "main" or "temp", our own constant):
  * set it to `value` (negative: KiB, as SQLite counts) and put the old one in
  * *was, for a caller that restores it after a bulk write. */

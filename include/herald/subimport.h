@@ -9,6 +9,13 @@
  * callbacks, with its line, for the caller to print; bad rows are skipped
  * and counted, never fatal.  CSV parsing is csvimport.h's.
  *
+ * The rows are written in the order of their addresses, not of the file
+ * (subimport.c says why), so the subscribers one import adds get their
+ * ids, and their places in `sub ls`, in address order.  The callbacks are
+ * called at the end, all of them in line order, as if the file had been
+ * written line by line; also when the import fails, for what was found
+ * before.
+ *
  * Consent (consent.h): each subscription the import makes or changes is
  * recorded with the source "import FILE" at the import's time, unless the
  * row carries a consent from another system in the optional columns

@@ -179,7 +179,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		{ NULL, "email" },
 	};
 	struct state st;
-	struct csvimport_handler h = { on_row, on_bad, on_note, NULL, NULL };
+	struct csvimport_handler h = { on_row, on_bad, on_note, NULL, 0 };
 	struct herr err;
 	unsigned char opt;
 	char *file;

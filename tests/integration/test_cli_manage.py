@@ -403,6 +403,40 @@ def test_import_does_not_resubscribe():
               "sub add did not resubscribe")
 
 
+def test_import_reports_in_line_order():
+    # The import writes its rows in address order (src/subimport.c), but
+    # what it says about them comes in the file's line order, whichever
+    # pass found it: a skip (zed sorts last), a bad row, a note, duplicates.
+    with world("newsletter") as w:
+        w.ok("sub", "add", "zed@example.org", "--list", "newsletter")
+        w.ok("sub", "unsubscribe", "zed@example.org", "--list", "newsletter")
+        w.write("mixed.csv", "email,name\n"
+                "zed@example.org,Zed\n"            # 2: skipped (unsubscribed)
+                "not-an-email,X\n"                 # 3: bad
+                " amy@example.org ,Amy\n"          # 4: note, added
+                "ZED@example.org,Zed Again\n"      # 5: duplicate of 2
+                "amy@example.org  ,Amy Again\n"    # 6: duplicate of 4, no note
+                "al@example.org,Al\n")             # 7: added
+        p = w.run("sub", "import", "--list", "newsletter", "mixed.csv")
+        check(p.returncode == EX_DATAERR, "bad rows: %d %s", p.returncode, p.stderr_text)
+        said = [l for l in p.stderr_text.splitlines() if re.match(r"mixed\.csv:\d+:", l)]
+        want = [r"^mixed\.csv:2: zed@example\.org skipped \(unsubscribed earlier\)$",
+                r"^mixed\.csv:3: invalid address 'not-an-email': missing '@'$",
+                r"^mixed\.csv:4: note: surrounding whitespace removed from address "
+                r"'amy@example\.org'$",
+                r"^mixed\.csv:5: duplicate of line 2$",
+                r"^mixed\.csv:6: duplicate of line 4$"]
+        check(len(said) == len(want) and all(re.search(pat, l) for pat, l in zip(want, said)),
+              "messages out of line order or wrong:\n%s", "\n".join(said))
+        check("2 added, 0 updated, 0 unchanged, 1 skipped, 3 bad rows" in p.stderr_text,
+              "summary: %s", p.stderr_text)
+        check(js(w, "sub", "show", "amy@example.org", "--json")["name"] == "Amy",
+              "a duplicate overwrote the first row")
+        # ids, and so `sub ls`, in address order within one import
+        listed = [m["email"] for m in members(w, "newsletter", "confirmed")]
+        check(listed == ["al@example.org", "amy@example.org"], "members: %s", listed)
+
+
 # --- issues ----------------------------------------------------------------
 
 def test_issue_new_ls_show():
@@ -623,6 +657,7 @@ run_tests([
     ("listings_stream_one_document", test_listings_stream_one_document),
     ("export_reimport_roundtrip", test_export_reimport_roundtrip),
     ("import_does_not_resubscribe", test_import_does_not_resubscribe),
+    ("import_reports_in_line_order", test_import_reports_in_line_order),
     ("issue_new_ls_show", test_issue_new_ls_show),
     ("issue_preview", test_issue_preview),
     ("issue_schedule_cancel_rm", test_issue_schedule_cancel_rm),

@@ -85,7 +85,7 @@ static int
 run_cols(const char *csv, size_t len, const struct csvimport_columns *cols, struct log *l,
          struct herr *err)
 {
-	struct csvimport_handler h = { on_row, on_bad, on_note, l, NULL };
+	struct csvimport_handler h = { on_row, on_bad, on_note, l, 0 };
 	FILE *fp = tmpfile();
 	int rc;
 
@@ -614,7 +614,7 @@ test_csvimport_read_many_rows(void **state)
 {
 	struct buf b = BUF_INIT(1 << 24);
 	struct counts c = { 0, 0, 0 };
-	struct csvimport_handler h = { count_row, count_bad, NULL, &c, NULL };
+	struct csvimport_handler h = { count_row, count_bad, NULL, &c, 0 };
 	struct herr err;
 	FILE *fp;
 	size_t i;
