@@ -62,6 +62,9 @@ struct import_ctx {
 	long           n_keys;
 	struct buf     vals;  /* (1): the row's values, each ending in NUL */
 	struct address addr;  /* (2): the row's address, rebuilt */
+	sqlite3_stmt  *walk;  /* (2): the subscribers' keys, in order (key_absent()) */
+	enum { WALK_START, WALK_AT, WALK_END, WALK_OFF } walk_state;
+	char           walk_key[ADDRESS_MAX + 1]; /* WALK_AT: where the walk is */
 	int            kept_failed; /* keeping a message of csvimport.c's failed */
 	struct herr    kept_err;    /* ... with this error */
 	char source[CONSENT_SOURCE_MAX];  /* "import FILE": the import as the source */
@@ -280,6 +283,57 @@ keep_note(void *ctx, unsigned long line, const char *msg)
 }
 
 /*
+ * (2) Whether no subscriber has `key`, told the writer so that it does not
+ * look (signup_req.absent): 1 when none has, 0 when one has or when the
+ * walk cannot tell, -1 on a database error.  The keys come in ascending
+ * order, so one statement walks the address index once alongside them (a
+ * merge), a step now and then instead of a lookup a row.  The writer
+ * inserts only keys the walk has passed (absent ones, below its position);
+ * SQLite saves the walk's position by key and seeks back to it, so the
+ * walk still sees every subscriber there was before, in order.
+ */
+#define WALK_SQL "SELECT email_key FROM main.subscribers WHERE email_key >= ?1 " \
+	"ORDER BY email_key"
+
+static int
+key_absent(struct import_ctx *c, const char *key, struct herr *err)
+{
+	const char *at;
+	int rc, cmp;
+
+	for (;;) {
+		switch (c->walk_state) {
+		case WALK_OFF:
+			return 0;
+		case WALK_END:
+			return 1;
+		case WALK_AT:
+			if ((cmp = strcmp(c->walk_key, key)) >= 0)
+				return cmp > 0;
+			break;
+		case WALK_START:
+			sqlite3_bind_text(c->walk, 1, key, -1, SQLITE_TRANSIENT);
+			break;
+		}
+		rc = sqlite3_step(c->walk);
+		if (rc == SQLITE_DONE) {
+			c->walk_state = WALK_END;
+			continue;
+		}
+		if (rc != SQLITE_ROW)
+			return db_error(c->db, err, "read the subscribers' addresses");
+		at = (const char *)sqlite3_column_text(c->walk, 0);
+		/* a key no address_parse() made: let the writer look */
+		if (!at || strlen(at) >= sizeof c->walk_key) {
+			c->walk_state = WALK_OFF;
+			continue;
+		}
+		memcpy(c->walk_key, at, strlen(at) + 1);
+		c->walk_state = WALK_AT;
+	}
+}
+
+/*
  * (2) One staged row (the columns of ROWS_SORTED) through the subscriber
  * writer; what it came to is counted and kept.  -1 only when the database
  * failed.
@@ -303,6 +357,7 @@ write_row(struct import_ctx *c, sqlite3_stmt *st, struct herr *err)
 	const char *bad = (const char *)sqlite3_column_text(st, 8);
 	const char *local_end, *domain;
 	long i;
+	int absent;
 
 	if (!key || !email || !name)
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
@@ -312,6 +367,8 @@ write_row(struct import_ctx *c, sqlite3_stmt *st, struct herr *err)
 		c->rep->bad++;
 		return msg_keep(c, line, MSG_BAD, 0, bad, err);
 	}
+	if ((absent = key_absent(c, key, err)) < 0)
+		return -1;
 	/* struct address from what was staged: ascii is the local part as
 	 * given and the A-label domain, which is key's (address_parse()) */
 	local_end = strrchr(email, '@');
@@ -351,6 +408,7 @@ write_row(struct import_ctx *c, sqlite3_stmt *st, struct herr *err)
 	req.consent = &consent;
 	req.welcome = c->o->welcome;
 	req.erased_key = c->o->erased_key;
+	req.absent = absent;
 	herr_clear(&rerr);
 	if (subscriber_signup_in(c->w, c->o->list, &req, &res, &rerr) < 0) {
 		if (rerr.code != EX_DATAERR) {
@@ -380,8 +438,14 @@ write_rows(struct import_ctx *c, struct herr *err)
 	unsigned long first = 0;
 	int rc;
 
-	if (db_prepare(c->db, &st, ROWS_SORTED, err) < 0)
+	c->walk_state = WALK_START;
+	if (db_prepare(c->db, &c->walk, WALK_SQL, err) < 0)
 		return -1;
+	if (db_prepare(c->db, &st, ROWS_SORTED, err) < 0) {
+		sqlite3_finalize(c->walk);
+		c->walk = NULL;
+		return -1;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *key = (const char *)sqlite3_column_text(st, 1);
 		unsigned long line = (unsigned long)sqlite3_column_int64(st, 0);
@@ -389,25 +453,26 @@ write_rows(struct import_ctx *c, struct herr *err)
 		if (key && first && !strcmp(key, last)) {
 			snprintf(dup, sizeof dup, "duplicate of line %lu", first);
 			c->rep->bad++;
-			if (msg_keep(c, line, MSG_BAD, 0, dup, err) < 0)
-				goto fail;
+			if ((rc = msg_keep(c, line, MSG_BAD, 0, dup, err)) < 0)
+				goto out;
 			continue;
 		}
 		if (key && strlen(key) < sizeof last)
 			memcpy(last, key, strlen(key) + 1);
 		first = line;
-		if (write_row(c, st, err) < 0)
-			goto fail;
+		if ((rc = write_row(c, st, err)) < 0)
+			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		db_error(c->db, err, "read the staged rows");
-		goto fail;
+		rc = db_error(c->db, err, "read the staged rows");
+		goto out;
 	}
+	rc = 0;
+out:
 	sqlite3_finalize(st);
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	return -1;
+	sqlite3_finalize(c->walk);
+	c->walk = NULL;
+	return rc;
 }
 
 /*

@@ -492,12 +492,14 @@ subscriber_signup_in(struct subscriber_writer *w, const struct list *l,
 	int known = -1, erased = 0;
 
 	memset(out, 0, sizeof *out);
+	if (r->absent)
+		known = 0;
+	else if (r->erased_key && (known = subscriber_known(w, r->addr, err)) < 0)
+		return -1;
 	/* rule (10), for addresses herald does not know (again) */
-	if (r->erased_key && ((known = subscriber_known(w, r->addr, err)) < 0 ||
-	                      (!known && w->erased_any &&
-	                       (erased = privacy_erased_check_cached(w->db, &w->erased,
-	                                                             r->erased_key, r->addr->key,
-	                                                             err)) < 0)))
+	if (r->erased_key && !known && w->erased_any &&
+	    (erased = privacy_erased_check_cached(w->db, &w->erased, r->erased_key, r->addr->key,
+	                                          err)) < 0)
 		return -1;
 	if (erased == 2 || (erased && r->source == SIGNUP_IMPORT)) {
 		out->res = erased == 2 ? SUBSCRIBE_SKIPPED_SUPPRESSED : SUBSCRIBE_SKIPPED_ERASED;

@@ -123,6 +123,11 @@ struct signup_req {
 	                                     (welcome.h (2)); the others always do */
 	const struct token_key *erased_key; /* the token secret, for rule (10);
 	                                       NULL: erased addresses not checked */
+	int                     absent;   /* 1: the caller has just looked, in this
+	                                     transaction, and no subscriber has the
+	                                     address (the import's merge of its
+	                                     sorted rows with the address index):
+	                                     the writer does not look again */
 };
 
 struct signup_result {
