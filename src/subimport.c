@@ -4,8 +4,9 @@
  *
  * Two passes, so that the list-sized B-trees are written in key order:
  *   (1) parse: csvimport.c reads and checks every row (a bad one is
- *       reported by its line); each good one is appended to a staging
- *       table of the temp store, in line order: an append per row.
+ *       reported by its line), on a reader thread of its own; each good
+ *       one is appended to a staging table of the temp store, in line
+ *       order: an append per row.
  *   (2) write: the staged rows come back sorted by address key, then line
  *       (SQLite's external sorter: sequential runs in temporary files), and
  *       each goes through the subscriber writer, the one home of the
@@ -29,6 +30,7 @@
  */
 #include "herald/subimport.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +67,6 @@ struct import_ctx {
 	sqlite3_stmt  *walk;  /* (2): the subscribers' keys, in order (key_absent()) */
 	enum { WALK_START, WALK_AT, WALK_END, WALK_OFF } walk_state;
 	char           walk_key[ADDRESS_MAX + 1]; /* WALK_AT: where the walk is */
-	int            kept_failed; /* keeping a message of csvimport.c's failed */
-	struct herr    kept_err;    /* ... with this error */
 	char source[CONSENT_SOURCE_MAX];  /* "import FILE": the import as the source */
 	char brought[CONSENT_SOURCE_MAX]; /* "imported from FILE": a dated consent's detail */
 };
@@ -225,61 +225,346 @@ row_split(struct import_ctx *c, const struct csvimport_row *row, long long *at,
 	return 0;
 }
 
-/* (1) A good row, as csvimport.c gave it, into the staging table. */
+/*
+ * (1) runs on two threads: a reader thread runs csvimport.c over the file
+ * and writes what it finds (good rows, bad rows, notes) as records into a
+ * batch; the import's thread appends each batch to the temp tables.
+ * Parsing and checking a row costs about as much CPU as staging it, so on
+ * two cores the first pass takes the time of one of them.  Only the
+ * import's thread touches the database.  Two batches take turns (one
+ * filled while the other is written), so memory stays at two batches.
+ * A record: its kind (one byte), its line (unsigned long), then for
+ * PIPE_BAD and PIPE_NOTE the text, for PIPE_ROW: key, email ("" when the
+ * same as key), name, the length of the values (size_t) and the values
+ * (c->vals), a byte saying whether consent_at was given and its time
+ * (long long), consent_source, note, bad ("" for none); strings end in
+ * NUL, numbers are copied unaligned.
+ */
+#define PIPE_BATCH (256 * 1024)  /* a batch is handed over once this full */
+#define PIPE_MAX   (4 * 1024 * 1024) /* a batch's cap: PIPE_BATCH and one row */
+
+enum pipe_kind { PIPE_ROW, PIPE_BAD, PIPE_NOTE };
+
+struct pipe {
+	struct import_ctx *c;
+	pthread_mutex_t    mu;
+	pthread_cond_t     cv;
+	int                threaded; /* 0: no thread could start: batches are
+	                                staged as they fill, by the reader */
+	struct buf         fill;     /* the reader's batch being filled */
+	struct buf         full;     /* guarded by mu: a batch for the import's
+	                                thread when `ready`, else an empty one */
+	int                ready;    /* guarded by mu */
+	int                done;     /* guarded by mu: the reader has finished */
+	int                stop;     /* guarded by mu: the import's thread failed */
+	int                rc;       /* the reader's csvimport_read_columns() */
+	struct herr        err;      /* ... and its error */
+	int                oom;      /* a record did not fit: out of memory */
+};
+
+static int stage_batch(struct import_ctx *c, const struct buf *b, struct herr *err);
+
+/* The reader's batch to the import's thread (or, without a thread, to
+ * the tables): 0, or -1 when the import's thread has stopped (the reader
+ * then drops what it has and stops too). */
 static int
-stage_row(void *ctx, const struct csvimport_row *row, struct herr *err)
+pipe_hand(struct pipe *p)
 {
-	struct import_ctx *c = ctx;
+	struct buf t;
+
+	if (!p->threaded) {
+		if (p->stop)
+			return -1;
+		if (stage_batch(p->c, &p->fill, &p->err) < 0) {
+			p->stop = 1;
+			p->rc = -1;
+			return -1;
+		}
+		buf_reset(&p->fill);
+		return 0;
+	}
+	pthread_mutex_lock(&p->mu);
+	while (p->ready && !p->stop)
+		pthread_cond_wait(&p->cv, &p->mu);
+	if (p->stop) {
+		pthread_mutex_unlock(&p->mu);
+		buf_reset(&p->fill);
+		return -1;
+	}
+	t = p->full;
+	p->full = p->fill;
+	p->fill = t;
+	buf_reset(&p->fill);
+	p->ready = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+/* Append one string of a record, with its NUL. */
+static int
+pipe_str(struct pipe *p, const char *s)
+{
+	return buf_add(&p->fill, s ? s : "", strlen(s ? s : "") + 1);
+}
+
+/* Start a record; hands the batch over first when it is full. */
+static int
+pipe_start(struct pipe *p, enum pipe_kind kind, unsigned long line)
+{
+	unsigned char k = (unsigned char)kind;
+
+	if (p->fill.len >= PIPE_BATCH && pipe_hand(p) < 0)
+		return -1;
+	if (buf_addc(&p->fill, (char)k) < 0 || buf_add(&p->fill, &line, sizeof line) < 0) {
+		p->oom = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* (1) A good row, as csvimport.c gave it, into a record (reader thread). */
+static int
+pipe_row(void *ctx, const struct csvimport_row *row, struct herr *err)
+{
+	struct pipe *p = ctx;
+	struct import_ctx *c = p->c;
 	const char *source;
 	char bad[HERR_MSG_MAX + 32];
 	long long at;
+	unsigned char given;
 	int rc = row_split(c, row, &at, &source, bad, sizeof bad);
 
 	if (rc == -2)
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
-	sqlite3_bind_int64(c->stage, 1, (sqlite3_int64)row->line);
-	sqlite3_bind_text(c->stage, 2, row->address.key, -1, SQLITE_STATIC);
-	/* a NULL text binds NULL (sqlite3_bind_text()) */
-	sqlite3_bind_text(c->stage, 3, strcmp(row->address.addr, row->address.key) ?
-	                  row->address.addr : NULL, -1, SQLITE_STATIC);
-	sqlite3_bind_text(c->stage, 4, row->name, -1, SQLITE_STATIC);
-	/* never a NULL pointer: an empty blob, not NULL, when no attributes */
-	sqlite3_bind_blob(c->stage, 5, c->vals.len ? c->vals.data : "", (int)c->vals.len,
-	                  SQLITE_STATIC);
-	if (rc == 0)
-		sqlite3_bind_int64(c->stage, 6, at);
-	else
-		sqlite3_bind_null(c->stage, 6);
-	sqlite3_bind_text(c->stage, 7, source, -1, SQLITE_STATIC);
-	sqlite3_bind_text(c->stage, 8, row->note, -1, SQLITE_STATIC);
-	sqlite3_bind_text(c->stage, 9, rc == -1 ? bad : NULL, -1, SQLITE_STATIC);
-	rc = sqlite3_step(c->stage);
-	sqlite3_reset(c->stage);
-	if (rc != SQLITE_DONE)
-		return db_error(c->db, err, "stage a row of the import");
+	if (pipe_start(p, PIPE_ROW, row->line) < 0)
+		goto stop;
+	given = rc == 0;
+	if (pipe_str(p, row->address.key) < 0 ||
+	    pipe_str(p, strcmp(row->address.addr, row->address.key) ? row->address.addr : "") <
+	    0 || pipe_str(p, row->name) < 0 ||
+	    buf_add(&p->fill, &c->vals.len, sizeof c->vals.len) < 0 ||
+	    buf_add(&p->fill, c->vals.data ? c->vals.data : "", c->vals.len) < 0 ||
+	    buf_addc(&p->fill, (char)given) < 0 || buf_add(&p->fill, &at, sizeof at) < 0 ||
+	    pipe_str(p, source) < 0 || pipe_str(p, row->note) < 0 ||
+	    pipe_str(p, rc == -1 ? bad : NULL) < 0) {
+		p->oom = 1;
+		goto stop;
+	}
+	return 0;
+stop:
+	/* the import's thread has the error (inline: already in err), or
+	 * the record did not fit */
+	if (err->code)
+		return -1;
+	return herr_set(err, p->oom ? EX_OSERR : EX_SOFTWARE, NULL,
+	                p->oom ? "out of memory" : "the import stopped");
+}
+
+/* A bad row or a note from csvimport.c into a record (reader thread).
+ * csvimport.c cannot be told that it did not fit: pipe_row() says so at
+ * the next row, and the import fails at the end. */
+static void
+pipe_bad(void *ctx, unsigned long line, const char *reason)
+{
+	struct pipe *p = ctx;
+
+	if (pipe_start(p, PIPE_BAD, line) == 0 && pipe_str(p, reason) < 0)
+		p->oom = 1;
+}
+
+static void
+pipe_note(void *ctx, unsigned long line, const char *msg)
+{
+	struct pipe *p = ctx;
+
+	if (pipe_start(p, PIPE_NOTE, line) == 0 && pipe_str(p, msg) < 0)
+		p->oom = 1;
+}
+
+/* Take the next string of a record at *at; NULL past the end. */
+static const char *
+take_str(const struct buf *b, size_t *at)
+{
+	const char *s, *end;
+
+	if (*at >= b->len)
+		return NULL;
+	s = b->data + *at;
+	if (!(end = memchr(s, '\0', b->len - *at)))
+		return NULL;
+	*at += (size_t)(end - s) + 1;
+	return s;
+}
+
+static int
+take(const struct buf *b, size_t *at, void *out, size_t n)
+{
+	if (b->len - *at < n)
+		return -1;
+	memcpy(out, b->data + *at, n);
+	*at += n;
 	return 0;
 }
 
-/* A bad row or a note from csvimport.c, kept for the end.  csvimport.c has
- * no way to hear that keeping it failed: the first failure stops the
- * import after the read instead (c->rep->bad counts it anyway). */
-static void
-keep_bad(void *ctx, unsigned long line, const char *reason)
+/* (1) A batch of records into the temp tables (the import's thread). */
+static int
+stage_batch(struct import_ctx *c, const struct buf *b, struct herr *err)
 {
-	struct import_ctx *c = ctx;
+	const char *key, *email, *name, *vals, *source, *note, *bad, *text;
+	unsigned long line;
+	size_t at = 0, n_vals;
+	long long when;
+	unsigned char kind, given;
+	int rc;
 
-	c->rep->bad++;
-	if (!c->kept_failed && msg_keep(c, line, MSG_BAD, 0, reason, &c->kept_err) < 0)
-		c->kept_failed = 1;
+	while (at < b->len) {
+		if (take(b, &at, &kind, 1) < 0 || take(b, &at, &line, sizeof line) < 0)
+			goto broken;
+		if (kind != PIPE_ROW) {
+			if (!(text = take_str(b, &at)))
+				goto broken;
+			if (kind == PIPE_BAD)
+				c->rep->bad++;
+			if (msg_keep(c, line, kind == PIPE_BAD ? MSG_BAD : MSG_NOTE, 0, text, err) < 0)
+				return -1;
+			continue;
+		}
+		if (!(key = take_str(b, &at)) || !(email = take_str(b, &at)) ||
+		    !(name = take_str(b, &at)) || take(b, &at, &n_vals, sizeof n_vals) < 0 ||
+		    b->len - at < n_vals)
+			goto broken;
+		vals = b->data + at;
+		at += n_vals;
+		if (take(b, &at, &given, 1) < 0 || take(b, &at, &when, sizeof when) < 0 ||
+		    !(source = take_str(b, &at)) || !(note = take_str(b, &at)) ||
+		    !(bad = take_str(b, &at)))
+			goto broken;
+		sqlite3_bind_int64(c->stage, 1, (sqlite3_int64)line);
+		sqlite3_bind_text(c->stage, 2, key, -1, SQLITE_STATIC);
+		/* a NULL text binds NULL (sqlite3_bind_text()) */
+		sqlite3_bind_text(c->stage, 3, *email ? email : NULL, -1, SQLITE_STATIC);
+		sqlite3_bind_text(c->stage, 4, name, -1, SQLITE_STATIC);
+		/* an empty blob, not NULL, when no attributes */
+		sqlite3_bind_blob(c->stage, 5, vals, (int)n_vals, SQLITE_STATIC);
+		if (given)
+			sqlite3_bind_int64(c->stage, 6, when);
+		else
+			sqlite3_bind_null(c->stage, 6);
+		sqlite3_bind_text(c->stage, 7, *source ? source : NULL, -1, SQLITE_STATIC);
+		sqlite3_bind_text(c->stage, 8, *note ? note : NULL, -1, SQLITE_STATIC);
+		sqlite3_bind_text(c->stage, 9, *bad ? bad : NULL, -1, SQLITE_STATIC);
+		rc = sqlite3_step(c->stage);
+		sqlite3_reset(c->stage);
+		if (rc != SQLITE_DONE)
+			return db_error(c->db, err, "stage a row of the import");
+	}
+	return 0;
+broken:
+	return herr_set(err, EX_SOFTWARE, NULL, "a staged batch is cut short");
 }
 
-static void
-keep_note(void *ctx, unsigned long line, const char *msg)
+/* The reader thread: the whole file through csvimport.c, then the last
+ * batch, then `done`. */
+static void *
+pipe_read(void *arg)
 {
-	struct import_ctx *c = ctx;
+	static const struct csvimport_columns defaults = { NULL, NULL };
+	struct pipe *p = arg;
+	const struct subimport_opts *o = p->c->o;
+	struct csvimport_handler ch;
 
-	if (!c->kept_failed && msg_keep(c, line, MSG_NOTE, 0, msg, &c->kept_err) < 0)
-		c->kept_failed = 1;
+	memset(&ch, 0, sizeof ch);
+	ch.row = pipe_row;
+	ch.bad = pipe_bad;
+	ch.note = pipe_note;
+	ch.defer_dups = 1;
+	ch.ctx = p;
+	herr_clear(&p->err);
+	p->rc = csvimport_read_columns(o->fp, o->path, o->columns ? o->columns : &defaults, &ch,
+	                               &p->err);
+	if (p->rc == 0 && p->oom)
+		p->rc = herr_set(&p->err, EX_OSERR, o->path, "out of memory");
+	/* the last batch; when it cannot go, the error is the import
+	 * thread's (threaded) or in p->err (stage_batch(), inline) */
+	if (p->rc == 0 && p->fill.len && pipe_hand(p) < 0)
+		p->rc = -1;
+	if (!p->threaded)
+		return NULL;
+	pthread_mutex_lock(&p->mu);
+	p->done = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* (1) as a whole: start the reader, stage its batches as they come.  0, or
+ * -1 with `err`: the reader's error (the file), or the import's own. */
+static int
+stage_file(struct import_ctx *c, struct herr *err)
+{
+	struct pipe p;
+	struct buf mine;
+	pthread_t reader;
+	int rc = 0;
+
+	memset(&p, 0, sizeof p);
+	p.c = c;
+	buf_init(&p.fill, PIPE_MAX);
+	buf_init(&p.full, PIPE_MAX);
+	buf_init(&mine, PIPE_MAX);
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	/* set before the thread starts: it reads `threaded` from the first
+	 * batch on */
+	p.threaded = 1;
+	if (pthread_create(&reader, NULL, pipe_read, &p) != 0) {
+		p.threaded = 0;
+		/* no thread: the reader stages each batch itself */
+		pipe_read(&p);
+		if (p.rc < 0)
+			*err = p.err;
+		rc = p.rc;
+		goto out;
+	}
+	for (;;) {
+		struct buf t;
+
+		pthread_mutex_lock(&p.mu);
+		while (!p.ready && !p.done)
+			pthread_cond_wait(&p.cv, &p.mu);
+		if (!p.ready) {
+			pthread_mutex_unlock(&p.mu);
+			break;
+		}
+		t = mine;
+		mine = p.full;
+		p.full = t;
+		p.ready = 0;
+		pthread_cond_broadcast(&p.cv);
+		pthread_mutex_unlock(&p.mu);
+		if (stage_batch(c, &mine, err) < 0) {
+			rc = -1;
+			pthread_mutex_lock(&p.mu);
+			p.stop = 1;
+			pthread_cond_broadcast(&p.cv);
+			pthread_mutex_unlock(&p.mu);
+			break;
+		}
+		buf_reset(&mine);
+	}
+	pthread_join(reader, NULL);
+	if (rc == 0 && p.rc < 0) {
+		*err = p.err;
+		rc = -1;
+	}
+out:
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv);
+	buf_free(&p.fill);
+	buf_free(&p.full);
+	buf_free(&mine);
+	return rc;
 }
 
 /*
@@ -497,12 +782,11 @@ out:
 #define IMPORT_SORT_THREADS   1
 
 static int
-import_in(struct import_ctx *c, struct csvimport_handler *ch, struct herr *err)
+import_in(struct import_ctx *c, struct herr *err)
 {
-	static const struct csvimport_columns defaults = { NULL, NULL };
 	const struct subimport_opts *o = c->o;
 	struct list still;
-	int rc = -1, read;
+	int rc = -1;
 
 	if (db_begin(c->db, err) < 0)
 		return -1;
@@ -510,16 +794,7 @@ import_in(struct import_ctx *c, struct csvimport_handler *ch, struct herr *err)
 	 * made in this transaction: the list, looked up before it began */
 	if (list_get_by_id(c->db, o->list->id, &still, err) < 0 ||
 	    subscriber_writer_open(c->db, &c->w, err) < 0 || subscriber_writer_bulk(c->w, err) < 0 ||
-	    stage_open(c, err) < 0)
-		goto out;
-	read = csvimport_read_columns(o->fp, o->path, o->columns ? o->columns : &defaults, ch, err);
-	if (c->kept_failed) {
-		/* the read's own error, if any, comes first */
-		if (read == 0)
-			*err = c->kept_err;
-		goto out;
-	}
-	if (read < 0 || write_rows(c, err) < 0)
+	    stage_open(c, err) < 0 || stage_file(c, err) < 0 || write_rows(c, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -538,7 +813,6 @@ int
 subimport_run(sqlite3 *db, const struct subimport_opts *o, const struct subimport_handler *h,
               struct subimport_report *rep, struct herr *err)
 {
-	struct csvimport_handler ch;
 	struct import_ctx c;
 	struct herr ignored;
 	int rc, main_was, temp_was, fk_was, threads_was;
@@ -561,12 +835,6 @@ subimport_run(sqlite3 *db, const struct subimport_opts *o, const struct subimpor
 	         o->path && strcmp(o->path, "-") ? o->path : "(standard input)");
 	snprintf(c.brought, sizeof c.brought, "imported from %s",
 	         o->path && strcmp(o->path, "-") ? o->path : "standard input");
-	memset(&ch, 0, sizeof ch);
-	ch.row = stage_row;
-	ch.bad = keep_bad;
-	ch.note = keep_note;
-	ch.defer_dups = 1;
-	ch.ctx = &c;
 	if (db_cache_size(db, "main", -IMPORT_CACHE_MAIN_KIB, &main_was, err) < 0)
 		return -1;
 	rc = -1;
@@ -575,7 +843,7 @@ subimport_run(sqlite3 *db, const struct subimport_opts *o, const struct subimpor
 	if (db_pragma_swap(db, "foreign_keys", 0, &fk_was, err) < 0)
 		goto temp_cache;
 	if (db_pragma_swap(db, "threads", IMPORT_SORT_THREADS, &threads_was, err) == 0) {
-		rc = import_in(&c, &ch, err);
+		rc = import_in(&c, err);
 		db_pragma_swap(db, "threads", threads_was, &threads_was, &ignored);
 	}
 	db_pragma_swap(db, "foreign_keys", fk_was, &fk_was, &ignored);
