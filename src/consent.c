@@ -102,7 +102,8 @@ keepable(const char *s, size_t max, int *oom)
 		return NULL;
 	}
 	while (*p) {
-		n = utf8_seq(p, strlen((const char *)p), NULL);
+		/* what is left of s, not strlen(p): that made the loop quadratic */
+		n = utf8_seq(p, len - (size_t)(p - (const unsigned char *)s), NULL);
 		if (i + (n ? n : 1) > max)
 			break;
 		if (!n || *p < 0x20 || *p == 0x7f) {
