@@ -2,16 +2,18 @@
  * subimport.c - a CSV file of subscribers into a list, in one transaction
  * (see subimport.h).
  *
- * Two passes, so that the list-sized B-trees are written in key order:
- *   (1) parse: csvimport.c reads and checks every row (a bad one is
- *       reported by its line), on a reader thread of its own; each good
- *       one is appended to a staging table of the temp store, in line
- *       order: an append per row.
- *   (2) write: the staged rows come back sorted by address key, then line
- *       (SQLite's external sorter: sequential runs in temporary files), and
- *       each goes through the subscriber writer, the one home of the
- *       subscribe rules.  A duplicate address is the row after its first
- *       line in that order.
+ * The rows are written in the order of their addresses, so that the
+ * list-sized B-trees are appended to:
+ *   (1) read: csvimport.c reads and checks every row (a bad one is told by
+ *       its line) on a reader thread of its own, which hands the good rows
+ *       over in batches;
+ *   (2) sort: the import's thread feeds them, through a virtual table, to
+ *       SQLite's external sorter (runs in temporary files, merged), ORDER
+ *       BY address key, then line; reading and sorting overlap on two
+ *       cores, and no staging table is written, read back and dropped;
+ *   (3) write: each row in that order goes through the subscriber writer,
+ *       the one home of the subscribe rules.  A duplicate address is the
+ *       row after its first line in that order.
  * Why: written in file order, every index keyed by the address
  * (subscribers.email_key, and the set of addresses seen that found the
  * duplicates) took its rows at random places; at a million rows most of the
@@ -21,11 +23,10 @@
  * their ids in address order (as listed by `sub ls` within one import).
  *
  * What the import says about its rows (bad, notes, skipped) is kept in a
- * second temp table as it is found, in either pass, and given to the
- * caller at the end in line order, as a one-pass import gave it; also when
- * the read fails, for the rows before the failure.  Both tables live in
- * the temp store, which SQLite keeps in its own page cache and spills to a
- * temporary file, so a file of ten million rows takes the memory of a
+ * temp table as it is found, in any pass, and given to the caller at the
+ * end in line order, as a one-pass import gave it; also when the read
+ * fails, for the rows before the failure.  The sorter and that table spill
+ * to temporary files, so a file of ten million rows takes the memory of a
  * small one.
  */
 #include "herald/subimport.h"
@@ -52,19 +53,18 @@ enum import_msg { MSG_BAD, MSG_NOTE, MSG_SKIPPED };
 struct import_ctx {
 	struct subscriber_writer       *w;
 	sqlite3                        *db;
-	sqlite3_stmt                   *stage;   /* (1): a good row into the staging table */
 	sqlite3_stmt                   *msg;     /* a message for the end */
 	const struct subimport_opts    *o;
 	const struct subimport_handler *h;
 	struct subimport_report        *rep;
 	/* The attribute columns without the consent ones, from the header (the
 	 * same for every row): their names, owned, and how many; -1 until the
-	 * first row.  A staged row keeps only the values. */
+	 * first row.  A row's record keeps only the values. */
 	char          *keys[CSVIMPORT_COLUMNS_MAX];
 	long           n_keys;
 	struct buf     vals;  /* (1): the row's values, each ending in NUL */
-	struct address addr;  /* (2): the row's address, rebuilt */
-	sqlite3_stmt  *walk;  /* (2): the subscribers' keys, in order (key_absent()) */
+	struct address addr;  /* (3): the row's address, rebuilt */
+	sqlite3_stmt  *walk;  /* (3): the subscribers' keys, in order (key_absent()) */
 	enum { WALK_START, WALK_AT, WALK_END, WALK_OFF } walk_state;
 	char           walk_key[ADDRESS_MAX + 1]; /* WALK_AT: where the walk is */
 	char source[CONSENT_SOURCE_MAX];  /* "import FILE": the import as the source */
@@ -72,31 +72,18 @@ struct import_ctx {
 };
 
 /*
- * The temp tables, made and emptied in the import's transaction (a leftover
- * of a failed import in the same connection is emptied first).  rows: line
- * order is rowid order, so (1) appends; key and email are the address's
- * identity key and its spelling to keep, NULL when the same as the key, as
- * most are (struct address: the other two forms are made from them); vals the attribute values (struct buf of
- * NUL-terminated strings, in the order of import_ctx.keys); consent_at and
- * consent_source NULL when the row has none; note and bad what the row
- * would be told if it is no duplicate.  msgs: rowid order is the order
- * found, which is the order within a line.
+ * The messages table, made and emptied in the import's transaction (a
+ * leftover of a failed import in the same connection is emptied first):
+ * rowid order is the order found, which is the order within a line.
  */
-#define ROWS_CREATE "CREATE TEMP TABLE IF NOT EXISTS herald_import_rows (" \
-	"line INTEGER PRIMARY KEY, key TEXT NOT NULL, email TEXT, name TEXT NOT NULL, " \
-	"vals BLOB NOT NULL, consent_at INTEGER, consent_source TEXT, note TEXT, bad TEXT)"
 #define MSGS_CREATE "CREATE TEMP TABLE IF NOT EXISTS herald_import_msgs (" \
 	"line INTEGER NOT NULL, kind INTEGER NOT NULL, res INTEGER NOT NULL, text TEXT NOT NULL)"
 
 static int
-stage_open(struct import_ctx *c, struct herr *err)
+msgs_open(struct import_ctx *c, struct herr *err)
 {
-	if (db_exec(c->db, ROWS_CREATE, err) < 0 || db_exec(c->db, MSGS_CREATE, err) < 0 ||
-	    db_exec(c->db, "DELETE FROM temp.herald_import_rows", err) < 0 ||
+	if (db_exec(c->db, MSGS_CREATE, err) < 0 ||
 	    db_exec(c->db, "DELETE FROM temp.herald_import_msgs", err) < 0 ||
-	    db_prepare(c->db, &c->stage, "INSERT INTO temp.herald_import_rows (line, key, email, "
-	               "name, vals, consent_at, consent_source, note, bad) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", err) < 0 ||
 	    db_prepare(c->db, &c->msg, "INSERT INTO temp.herald_import_msgs (line, kind, res, "
 	               "text) VALUES (?1, ?2, ?3, ?4)", err) < 0)
 		return -1;
@@ -104,14 +91,12 @@ stage_open(struct import_ctx *c, struct herr *err)
 }
 
 static void
-stage_close(struct import_ctx *c)
+msgs_close(struct import_ctx *c)
 {
 	long i;
 
-	sqlite3_finalize(c->stage);
 	sqlite3_finalize(c->msg);
-	c->stage = c->msg = NULL;
-	sqlite3_exec(c->db, "DROP TABLE IF EXISTS temp.herald_import_rows", NULL, NULL, NULL);
+	c->msg = NULL;
 	sqlite3_exec(c->db, "DROP TABLE IF EXISTS temp.herald_import_msgs", NULL, NULL, NULL);
 	for (i = 0; i < c->n_keys; i++)
 		free(c->keys[i]);
@@ -226,13 +211,13 @@ row_split(struct import_ctx *c, const struct csvimport_row *row, long long *at,
 }
 
 /*
- * (1) runs on two threads: a reader thread runs csvimport.c over the file
- * and writes what it finds (good rows, bad rows, notes) as records into a
- * batch; the import's thread appends each batch to the temp tables.
- * Parsing and checking a row costs about as much CPU as staging it, so on
- * two cores the first pass takes the time of one of them.  Only the
+ * (1) and (2) run on two threads: a reader thread runs csvimport.c over
+ * the file and writes what it finds (good rows, bad rows, notes) as
+ * records into a batch; the import's thread feeds each batch to the sorter
+ * (pipe_next()).  Parsing and checking a row costs about as much CPU as
+ * sorting it, so on two cores the two take the time of one.  Only the
  * import's thread touches the database.  Two batches take turns (one
- * filled while the other is written), so memory stays at two batches.
+ * filled while the other is read), so memory stays at three batches.
  * A record: its kind (one byte), its line (unsigned long), then for
  * PIPE_BAD and PIPE_NOTE the text, for PIPE_ROW: key, email ("" when the
  * same as key), name, the length of the values (size_t) and the values
@@ -249,8 +234,6 @@ struct pipe {
 	struct import_ctx *c;
 	pthread_mutex_t    mu;
 	pthread_cond_t     cv;
-	int                threaded; /* 0: no thread could start: batches are
-	                                staged as they fill, by the reader */
 	struct buf         fill;     /* the reader's batch being filled */
 	struct buf         full;     /* guarded by mu: a batch for the import's
 	                                thread when `ready`, else an empty one */
@@ -260,29 +243,17 @@ struct pipe {
 	int                rc;       /* the reader's csvimport_read_columns() */
 	struct herr        err;      /* ... and its error */
 	int                oom;      /* a record did not fit: out of memory */
+	pthread_t          thread;
+	int                started;  /* the thread runs (pipe_begin() .. pipe_end()) */
 };
 
-static int stage_batch(struct import_ctx *c, const struct buf *b, struct herr *err);
-
-/* The reader's batch to the import's thread (or, without a thread, to
- * the tables): 0, or -1 when the import's thread has stopped (the reader
- * then drops what it has and stops too). */
+/* The reader's batch to the import's thread: 0, or -1 when the import's
+ * thread has stopped (the reader then drops what it has and stops too). */
 static int
 pipe_hand(struct pipe *p)
 {
 	struct buf t;
 
-	if (!p->threaded) {
-		if (p->stop)
-			return -1;
-		if (stage_batch(p->c, &p->fill, &p->err) < 0) {
-			p->stop = 1;
-			p->rc = -1;
-			return -1;
-		}
-		buf_reset(&p->fill);
-		return 0;
-	}
 	pthread_mutex_lock(&p->mu);
 	while (p->ready && !p->stop)
 		pthread_cond_wait(&p->cv, &p->mu);
@@ -353,10 +324,7 @@ pipe_row(void *ctx, const struct csvimport_row *row, struct herr *err)
 	}
 	return 0;
 stop:
-	/* the import's thread has the error (inline: already in err), or
-	 * the record did not fit */
-	if (err->code)
-		return -1;
+	/* the import's thread has the error, or the record did not fit */
 	return herr_set(err, p->oom ? EX_OSERR : EX_SOFTWARE, NULL,
 	                p->oom ? "out of memory" : "the import stopped");
 }
@@ -380,6 +348,111 @@ pipe_note(void *ctx, unsigned long line, const char *msg)
 
 	if (pipe_start(p, PIPE_NOTE, line) == 0 && pipe_str(p, msg) < 0)
 		p->oom = 1;
+}
+
+/* The reader thread: the whole file through csvimport.c, then the last
+ * batch, then `done`. */
+static void *
+pipe_read(void *arg)
+{
+	static const struct csvimport_columns defaults = { NULL, NULL };
+	struct pipe *p = arg;
+	const struct subimport_opts *o = p->c->o;
+	struct csvimport_handler ch;
+
+	memset(&ch, 0, sizeof ch);
+	ch.row = pipe_row;
+	ch.bad = pipe_bad;
+	ch.note = pipe_note;
+	ch.defer_dups = 1;
+	ch.ctx = p;
+	herr_clear(&p->err);
+	p->rc = csvimport_read_columns(o->fp, o->path, o->columns ? o->columns : &defaults, &ch,
+	                               &p->err);
+	if (p->rc == 0 && p->oom)
+		p->rc = herr_set(&p->err, EX_OSERR, o->path, "out of memory");
+	/* the last batch, also after a failure: its bad rows are still told
+	 * (when it cannot go, the import's thread has failed) */
+	if (p->fill.len && pipe_hand(p) < 0 && p->rc == 0)
+		p->rc = -1;
+	pthread_mutex_lock(&p->mu);
+	p->done = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* Start the reader thread on the file.  EX_OSERR when it cannot start. */
+static int
+pipe_begin(struct pipe *p, struct import_ctx *c, struct herr *err)
+{
+	int rc;
+
+	memset(p, 0, sizeof *p);
+	p->c = c;
+	buf_init(&p->fill, PIPE_MAX);
+	buf_init(&p->full, PIPE_MAX);
+	if ((rc = pthread_mutex_init(&p->mu, NULL)) != 0)
+		return herr_set(err, EX_OSERR, NULL, "cannot start the import: %s", strerror(rc));
+	if ((rc = pthread_cond_init(&p->cv, NULL)) != 0 ||
+	    (rc = pthread_create(&p->thread, NULL, pipe_read, p)) != 0) {
+		if (p->thread == 0)
+			pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+		return herr_set(err, EX_OSERR, NULL, "cannot start the import's reader: %s",
+		                strerror(rc));
+	}
+	p->started = 1;
+	return 0;
+}
+
+/* Stop the reader (at its next batch, if it is not done) and wait for it.
+ * -1 with `err` when the reader failed (the file: csvimport.h's errors);
+ * 0 when it read the whole file or was stopped. */
+static int
+pipe_end(struct pipe *p, struct herr *err)
+{
+	if (!p->started)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->thread, NULL);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	buf_free(&p->fill);
+	buf_free(&p->full);
+	p->started = 0;
+	if (p->rc < 0 && p->err.code) {
+		*err = p->err;
+		return -1;
+	}
+	return 0;
+}
+
+/* The next batch for the import's thread, into *mine (the one it had goes
+ * back to the reader): 1, or 0 when the reader is done. */
+static int
+pipe_take(struct pipe *p, struct buf *mine)
+{
+	struct buf t;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->ready && !p->done)
+		pthread_cond_wait(&p->cv, &p->mu);
+	if (!p->ready) {
+		pthread_mutex_unlock(&p->mu);
+		return 0;
+	}
+	buf_reset(mine);
+	t = *mine;
+	*mine = p->full;
+	p->full = t;
+	p->ready = 0;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 1;
 }
 
 /* Take the next string of a record at *at; NULL past the end. */
@@ -407,168 +480,248 @@ take(const struct buf *b, size_t *at, void *out, size_t n)
 	return 0;
 }
 
-/* (1) A batch of records into the temp tables (the import's thread). */
+/*
+ * The reader's rows as a table SQLite can sort: the eponymous virtual
+ * table herald_import_pipe(PIPE), PIPE the struct pipe passed with
+ * sqlite3_bind_pointer().  (3) reads it ORDER BY key, line, so the rows go
+ * from the reader's batches straight into SQLite's sorter: no staging
+ * table written, read back and dropped.  Bad rows and notes are not rows
+ * of it: the cursor keeps them as it meets them (msg_keep(), in line
+ * order), so they are kept even when the read fails later.  Its columns
+ * are the record's (see above); a text the record has as "" is NULL here.
+ */
+#define PIPE_VTAB  "herald_import_pipe"
+#define PIPE_TYPE  "herald_import_pipe" /* sqlite3_bind_pointer()'s type */
+#define PIPE_TABLE "CREATE TABLE x(line INTEGER, key TEXT, email TEXT, name TEXT, vals BLOB, " \
+	"consent_at INTEGER, consent_source TEXT, note TEXT, bad TEXT, pipe HIDDEN)"
+enum { COL_LINE, COL_KEY, COL_EMAIL, COL_NAME, COL_VALS, COL_AT, COL_SOURCE, COL_NOTE,
+       COL_BAD, COL_PIPE };
+
+struct pipe_cursor {
+	sqlite3_vtab_cursor base;
+	struct pipe        *p;
+	struct buf          mine;   /* the batch being read */
+	size_t              at;     /* the next record in it */
+	int                 eof;
+	sqlite3_int64       line;   /* the current row, pointing into `mine` */
+	const char         *text[COL_BAD + 1]; /* key .. bad, NULL for none */
+	const char         *vals;
+	size_t              n_vals;
+	long long           when;
+	int                 given;  /* consent_at given */
+};
+
 static int
-stage_batch(struct import_ctx *c, const struct buf *b, struct herr *err)
+pipe_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+             char **errmsg)
 {
-	const char *key, *email, *name, *vals, *source, *note, *bad, *text;
-	unsigned long line;
-	size_t at = 0, n_vals;
-	long long when;
-	unsigned char kind, given;
+	sqlite3_vtab *v;
 	int rc;
 
-	while (at < b->len) {
-		if (take(b, &at, &kind, 1) < 0 || take(b, &at, &line, sizeof line) < 0)
-			goto broken;
-		if (kind != PIPE_ROW) {
-			if (!(text = take_str(b, &at)))
-				goto broken;
-			if (kind == PIPE_BAD)
-				c->rep->bad++;
-			if (msg_keep(c, line, kind == PIPE_BAD ? MSG_BAD : MSG_NOTE, 0, text, err) < 0)
-				return -1;
+	(void)aux;
+	(void)argc;
+	(void)argv;
+	(void)errmsg;
+	if ((rc = sqlite3_declare_vtab(db, PIPE_TABLE)) != SQLITE_OK)
+		return rc;
+	if (!(v = sqlite3_malloc(sizeof *v)))
+		return SQLITE_NOMEM;
+	memset(v, 0, sizeof *v);
+	*out = v;
+	return SQLITE_OK;
+}
+
+static int
+pipe_disconnect(sqlite3_vtab *v)
+{
+	sqlite3_free(v);
+	return SQLITE_OK;
+}
+
+/* Only with the pipe given (an equality on the hidden column). */
+static int
+pipe_best_index(sqlite3_vtab *v, sqlite3_index_info *info)
+{
+	int i;
+
+	(void)v;
+	for (i = 0; i < info->nConstraint; i++)
+		if (info->aConstraint[i].iColumn == COL_PIPE &&
+		    info->aConstraint[i].op == SQLITE_INDEX_CONSTRAINT_EQ &&
+		    info->aConstraint[i].usable) {
+			info->aConstraintUsage[i].argvIndex = 1;
+			info->aConstraintUsage[i].omit = 1;
+			info->estimatedCost = 1e6;
+			return SQLITE_OK;
+		}
+	return SQLITE_CONSTRAINT;
+}
+
+static int
+pipe_open(sqlite3_vtab *v, sqlite3_vtab_cursor **out)
+{
+	struct pipe_cursor *k = sqlite3_malloc(sizeof *k);
+
+	(void)v;
+	if (!k)
+		return SQLITE_NOMEM;
+	memset(k, 0, sizeof *k);
+	buf_init(&k->mine, PIPE_MAX);
+	k->eof = 1;
+	*out = &k->base;
+	return SQLITE_OK;
+}
+
+static int
+pipe_close(sqlite3_vtab_cursor *cur)
+{
+	struct pipe_cursor *k = (struct pipe_cursor *)cur;
+
+	buf_free(&k->mine);
+	sqlite3_free(k);
+	return SQLITE_OK;
+}
+
+static int
+pipe_fail(struct pipe_cursor *k, const char *msg)
+{
+	sqlite3_free(k->base.pVtab->zErrMsg);
+	k->base.pVtab->zErrMsg = sqlite3_mprintf("%s", msg);
+	return SQLITE_ERROR;
+}
+
+/* The next row: records are read from the batches as they come; bad rows
+ * and notes are kept on the way. */
+static int
+pipe_next(sqlite3_vtab_cursor *cur)
+{
+	struct pipe_cursor *k = (struct pipe_cursor *)cur;
+	const struct buf *b = &k->mine;
+	unsigned long line;
+	unsigned char kind, given;
+	struct herr e;
+	int i;
+
+	for (;;) {
+		if (k->at >= b->len) {
+			k->at = 0;
+			if (!pipe_take(k->p, &k->mine)) {
+				k->eof = 1;
+				/* the file's own error is pipe_end()'s to give */
+				return k->p->rc < 0 ? pipe_fail(k, "the import's reader failed") :
+				                      SQLITE_OK;
+			}
 			continue;
 		}
-		if (!(key = take_str(b, &at)) || !(email = take_str(b, &at)) ||
-		    !(name = take_str(b, &at)) || take(b, &at, &n_vals, sizeof n_vals) < 0 ||
-		    b->len - at < n_vals)
-			goto broken;
-		vals = b->data + at;
-		at += n_vals;
-		if (take(b, &at, &given, 1) < 0 || take(b, &at, &when, sizeof when) < 0 ||
-		    !(source = take_str(b, &at)) || !(note = take_str(b, &at)) ||
-		    !(bad = take_str(b, &at)))
-			goto broken;
-		sqlite3_bind_int64(c->stage, 1, (sqlite3_int64)line);
-		sqlite3_bind_text(c->stage, 2, key, -1, SQLITE_STATIC);
-		/* a NULL text binds NULL (sqlite3_bind_text()) */
-		sqlite3_bind_text(c->stage, 3, *email ? email : NULL, -1, SQLITE_STATIC);
-		sqlite3_bind_text(c->stage, 4, name, -1, SQLITE_STATIC);
-		/* an empty blob, not NULL, when no attributes */
-		sqlite3_bind_blob(c->stage, 5, vals, (int)n_vals, SQLITE_STATIC);
-		if (given)
-			sqlite3_bind_int64(c->stage, 6, when);
-		else
-			sqlite3_bind_null(c->stage, 6);
-		sqlite3_bind_text(c->stage, 7, *source ? source : NULL, -1, SQLITE_STATIC);
-		sqlite3_bind_text(c->stage, 8, *note ? note : NULL, -1, SQLITE_STATIC);
-		sqlite3_bind_text(c->stage, 9, *bad ? bad : NULL, -1, SQLITE_STATIC);
-		rc = sqlite3_step(c->stage);
-		sqlite3_reset(c->stage);
-		if (rc != SQLITE_DONE)
-			return db_error(c->db, err, "stage a row of the import");
+		if (take(b, &k->at, &kind, 1) < 0 || take(b, &k->at, &line, sizeof line) < 0)
+			return pipe_fail(k, "a batch of the import is cut short");
+		if (kind != PIPE_ROW) {
+			const char *text = take_str(b, &k->at);
+
+			if (!text)
+				return pipe_fail(k, "a batch of the import is cut short");
+			if (kind == PIPE_BAD)
+				k->p->c->rep->bad++;
+			herr_clear(&e);
+			if (msg_keep(k->p->c, line, kind == PIPE_BAD ? MSG_BAD : MSG_NOTE, 0, text,
+			             &e) < 0)
+				return pipe_fail(k, e.msg);
+			continue;
+		}
+		k->line = (sqlite3_int64)line;
+		for (i = COL_KEY; i <= COL_NAME; i++)
+			if (!(k->text[i] = take_str(b, &k->at)))
+				return pipe_fail(k, "a batch of the import is cut short");
+		if (take(b, &k->at, &k->n_vals, sizeof k->n_vals) < 0 ||
+		    b->len - k->at < k->n_vals)
+			return pipe_fail(k, "a batch of the import is cut short");
+		k->vals = b->data + k->at;
+		k->at += k->n_vals;
+		if (take(b, &k->at, &given, 1) < 0 || take(b, &k->at, &k->when, sizeof k->when) < 0)
+			return pipe_fail(k, "a batch of the import is cut short");
+		k->given = given;
+		for (i = COL_SOURCE; i <= COL_BAD; i++)
+			if (!(k->text[i] = take_str(b, &k->at)))
+				return pipe_fail(k, "a batch of the import is cut short");
+		return SQLITE_OK;
 	}
-	return 0;
-broken:
-	return herr_set(err, EX_SOFTWARE, NULL, "a staged batch is cut short");
 }
 
-/* The reader thread: the whole file through csvimport.c, then the last
- * batch, then `done`. */
-static void *
-pipe_read(void *arg)
-{
-	static const struct csvimport_columns defaults = { NULL, NULL };
-	struct pipe *p = arg;
-	const struct subimport_opts *o = p->c->o;
-	struct csvimport_handler ch;
-
-	memset(&ch, 0, sizeof ch);
-	ch.row = pipe_row;
-	ch.bad = pipe_bad;
-	ch.note = pipe_note;
-	ch.defer_dups = 1;
-	ch.ctx = p;
-	herr_clear(&p->err);
-	p->rc = csvimport_read_columns(o->fp, o->path, o->columns ? o->columns : &defaults, &ch,
-	                               &p->err);
-	if (p->rc == 0 && p->oom)
-		p->rc = herr_set(&p->err, EX_OSERR, o->path, "out of memory");
-	/* the last batch; when it cannot go, the error is the import
-	 * thread's (threaded) or in p->err (stage_batch(), inline) */
-	if (p->rc == 0 && p->fill.len && pipe_hand(p) < 0)
-		p->rc = -1;
-	if (!p->threaded)
-		return NULL;
-	pthread_mutex_lock(&p->mu);
-	p->done = 1;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-/* (1) as a whole: start the reader, stage its batches as they come.  0, or
- * -1 with `err`: the reader's error (the file), or the import's own. */
 static int
-stage_file(struct import_ctx *c, struct herr *err)
+pipe_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int argc,
+            sqlite3_value **argv)
 {
-	struct pipe p;
-	struct buf mine;
-	pthread_t reader;
-	int rc = 0;
+	struct pipe_cursor *k = (struct pipe_cursor *)cur;
 
-	memset(&p, 0, sizeof p);
-	p.c = c;
-	buf_init(&p.fill, PIPE_MAX);
-	buf_init(&p.full, PIPE_MAX);
-	buf_init(&mine, PIPE_MAX);
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv, NULL);
-	/* set before the thread starts: it reads `threaded` from the first
-	 * batch on */
-	p.threaded = 1;
-	if (pthread_create(&reader, NULL, pipe_read, &p) != 0) {
-		p.threaded = 0;
-		/* no thread: the reader stages each batch itself */
-		pipe_read(&p);
-		if (p.rc < 0)
-			*err = p.err;
-		rc = p.rc;
-		goto out;
-	}
-	for (;;) {
-		struct buf t;
-
-		pthread_mutex_lock(&p.mu);
-		while (!p.ready && !p.done)
-			pthread_cond_wait(&p.cv, &p.mu);
-		if (!p.ready) {
-			pthread_mutex_unlock(&p.mu);
-			break;
-		}
-		t = mine;
-		mine = p.full;
-		p.full = t;
-		p.ready = 0;
-		pthread_cond_broadcast(&p.cv);
-		pthread_mutex_unlock(&p.mu);
-		if (stage_batch(c, &mine, err) < 0) {
-			rc = -1;
-			pthread_mutex_lock(&p.mu);
-			p.stop = 1;
-			pthread_cond_broadcast(&p.cv);
-			pthread_mutex_unlock(&p.mu);
-			break;
-		}
-		buf_reset(&mine);
-	}
-	pthread_join(reader, NULL);
-	if (rc == 0 && p.rc < 0) {
-		*err = p.err;
-		rc = -1;
-	}
-out:
-	pthread_mutex_destroy(&p.mu);
-	pthread_cond_destroy(&p.cv);
-	buf_free(&p.fill);
-	buf_free(&p.full);
-	buf_free(&mine);
-	return rc;
+	(void)idx;
+	(void)idx_str;
+	if (argc != 1 || !(k->p = sqlite3_value_pointer(argv[0], PIPE_TYPE)))
+		return pipe_fail(k, "herald_import_pipe() needs the import's pipe");
+	k->eof = 0;
+	k->at = 0;
+	buf_reset(&k->mine);
+	return pipe_next(cur);
 }
+
+static int
+pipe_eof(sqlite3_vtab_cursor *cur)
+{
+	return ((struct pipe_cursor *)cur)->eof;
+}
+
+static int
+pipe_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
+{
+	struct pipe_cursor *k = (struct pipe_cursor *)cur;
+
+	/* SQLITE_STATIC: `mine` stays as it is until the next pipe_next() */
+	switch (col) {
+	case COL_LINE:
+		sqlite3_result_int64(ctx, k->line);
+		break;
+	case COL_VALS:
+		sqlite3_result_blob(ctx, k->vals, (int)k->n_vals, SQLITE_STATIC);
+		break;
+	case COL_AT:
+		if (k->given)
+			sqlite3_result_int64(ctx, k->when);
+		break;
+	case COL_PIPE:
+		break;
+	default:
+		/* "" is none, but for the name (the key is never empty) */
+		if (*k->text[col] || col == COL_NAME)
+			sqlite3_result_text(ctx, k->text[col], -1, SQLITE_STATIC);
+		break;
+	}
+	return SQLITE_OK;
+}
+
+static int
+pipe_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
+{
+	*rowid = ((struct pipe_cursor *)cur)->line;
+	return SQLITE_OK;
+}
+
+static const sqlite3_module pipe_module = {
+	.iVersion = 0,
+	.xCreate = NULL, /* eponymous only */
+	.xConnect = pipe_connect,
+	.xBestIndex = pipe_best_index,
+	.xDisconnect = pipe_disconnect,
+	.xDestroy = pipe_disconnect,
+	.xOpen = pipe_open,
+	.xClose = pipe_close,
+	.xFilter = pipe_filter,
+	.xNext = pipe_next,
+	.xEof = pipe_eof,
+	.xColumn = pipe_column,
+	.xRowid = pipe_rowid,
+};
 
 /*
- * (2) Whether no subscriber has `key`, told the writer so that it does not
+ * (3) Whether no subscriber has `key`, told the writer so that it does not
  * look (signup_req.absent): 1 when none has, 0 when one has or when the
  * walk cannot tell, -1 on a database error.  The keys come in ascending
  * order, so one statement walks the address index once alongside them (a
@@ -619,7 +772,7 @@ key_absent(struct import_ctx *c, const char *key, struct herr *err)
 }
 
 /*
- * (2) One staged row (the columns of ROWS_SORTED) through the subscriber
+ * (3) One sorted row (the columns of ROWS_SORTED) through the subscriber
  * writer; what it came to is counted and kept.  -1 only when the database
  * failed.
  */
@@ -654,14 +807,14 @@ write_row(struct import_ctx *c, sqlite3_stmt *st, struct herr *err)
 	}
 	if ((absent = key_absent(c, key, err)) < 0)
 		return -1;
-	/* struct address from what was staged: ascii is the local part as
+	/* struct address from the record: ascii is the local part as
 	 * given and the A-label domain, which is key's (address_parse()) */
 	local_end = strrchr(email, '@');
 	domain = strrchr(key, '@');
 	if (!local_end || !domain || strlen(email) >= sizeof c->addr.addr ||
 	    strlen(key) >= sizeof c->addr.key ||
 	    (size_t)(local_end - email) + strlen(domain) >= sizeof c->addr.ascii)
-		return herr_set(err, EX_SOFTWARE, NULL, "a staged address is not one");
+		return herr_set(err, EX_SOFTWARE, NULL, "a sorted address is not one");
 	memcpy(c->addr.addr, email, strlen(email) + 1);
 	memcpy(c->addr.key, key, strlen(key) + 1);
 	memcpy(c->addr.ascii, email, (size_t)(local_end - email));
@@ -710,13 +863,13 @@ write_row(struct import_ctx *c, sqlite3_stmt *st, struct herr *err)
 	return 0;
 }
 
-/* (2): every staged row in key order; the rows after the first of a key
+/* (3): every row in key order; the rows after the first of a key
  * are its duplicates, told by the first's line as csvimport.c would. */
 #define ROWS_SORTED "SELECT line, key, email, name, vals, consent_at, consent_source, " \
-	"note, bad FROM temp.herald_import_rows ORDER BY key, line"
+	"note, bad FROM " PIPE_VTAB "(?1) ORDER BY key, line"
 
 static int
-write_rows(struct import_ctx *c, struct herr *err)
+write_rows(struct import_ctx *c, struct pipe *p, struct herr *err)
 {
 	sqlite3_stmt *st;
 	char last[ADDRESS_MAX + 1] = "", dup[64];
@@ -726,11 +879,15 @@ write_rows(struct import_ctx *c, struct herr *err)
 	c->walk_state = WALK_START;
 	if (db_prepare(c->db, &c->walk, WALK_SQL, err) < 0)
 		return -1;
-	if (db_prepare(c->db, &st, ROWS_SORTED, err) < 0) {
+	if (sqlite3_create_module_v2(c->db, PIPE_VTAB, &pipe_module, NULL, NULL) != SQLITE_OK ||
+	    db_prepare(c->db, &st, ROWS_SORTED, err) < 0) {
+		if (!err->code)
+			db_error(c->db, err, "read the file");
 		sqlite3_finalize(c->walk);
 		c->walk = NULL;
 		return -1;
 	}
+	sqlite3_bind_pointer(st, 1, p, PIPE_TYPE, NULL);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *key = (const char *)sqlite3_column_text(st, 1);
 		unsigned long line = (unsigned long)sqlite3_column_int64(st, 0);
@@ -749,7 +906,8 @@ write_rows(struct import_ctx *c, struct herr *err)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = db_error(c->db, err, "read the staged rows");
+		/* the reader's own error (the file) is pipe_end()'s to give */
+		rc = p->rc < 0 && p->err.code ? -1 : db_error(c->db, err, "read the file");
 		goto out;
 	}
 	rc = 0;
@@ -762,8 +920,8 @@ out:
 
 /*
  * The page caches an import works in, in KiB.  Written in key order (see
- * the top), the list-sized B-trees take their rows at their ends and the
- * staging table is appended to and read once, so a few MB do; the sorter
+ * the top), the list-sized B-trees take their rows at their ends, so a few
+ * MB do; the sorter
  * keeps as much as the main cache in memory before it writes a run out
  * (SQLite's sorter takes its size from it), and with PRAGMA threads = 1 a
  * second thread sorts and writes one run while the next is read.  The
@@ -786,22 +944,27 @@ import_in(struct import_ctx *c, struct herr *err)
 {
 	const struct subimport_opts *o = c->o;
 	struct list still;
+	struct pipe p;
 	int rc = -1;
 
+	memset(&p, 0, sizeof p);
 	if (db_begin(c->db, err) < 0)
 		return -1;
 	/* with the foreign keys off (subimport_run()), the one reference not
 	 * made in this transaction: the list, looked up before it began */
 	if (list_get_by_id(c->db, o->list->id, &still, err) < 0 ||
 	    subscriber_writer_open(c->db, &c->w, err) < 0 || subscriber_writer_bulk(c->w, err) < 0 ||
-	    stage_open(c, err) < 0 || stage_file(c, err) < 0 || write_rows(c, err) < 0)
+	    msgs_open(c, err) < 0 || pipe_begin(&p, c, err) < 0)
 		goto out;
-	rc = 0;
+	rc = write_rows(c, &p, err);
+	/* the file's error first: a database error after it is its echo */
+	if (pipe_end(&p, err) < 0)
+		rc = -1;
 out:
 	msg_give(c);
 	subscriber_writer_close(c->w);
 	c->w = NULL;
-	stage_close(c);
+	msgs_close(c);
 	if (rc < 0 || o->dry_run) {
 		db_rollback(c->db);
 		return rc;

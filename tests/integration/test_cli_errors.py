@@ -258,6 +258,21 @@ def test_import_unterminated_quote():
               "a summary claims rows were added: %s", p.stderr_text)
 
 
+def test_import_broken_file_tells_bad_rows_first():
+    # The import tells what it found at the end (src/subimport.c); a file
+    # that fails later still gets its bad rows told, before the error.
+    with world() as w:
+        w.write("late.csv", 'email,name\nnot-an-email,X\na@example.org,A\n'
+                            'b@example.org,"B\nc@example.org,C\n')
+        p = fails(w, ["sub", "import", "--list", "newsletter", "late.csv"], EX_DATAERR,
+                  r"late\.csv:4: .*quoted field opened here is never closed")
+        check(re.search(r"^late\.csv:2: invalid address 'not-an-email': missing '@'$",
+                        p.stderr_text, re.M), "bad row not told: %s", p.stderr_text)
+        check(p.stderr_text.index("late.csv:2:") < p.stderr_text.index("never closed"),
+              "the bad row after the error: %s", p.stderr_text)
+        check(subscribers(w) == [], "rows imported from a broken file: %s", subscribers(w))
+
+
 def bad_row_lines(stderr, path):
     """{line number: message} for every 'PATH:LINE: ...' line."""
     out = {}
@@ -743,6 +758,7 @@ run_tests([
     ("import_no_email_column", test_import_no_email_column),
     ("import_empty_file", test_import_empty_file),
     ("import_unterminated_quote", test_import_unterminated_quote),
+    ("import_broken_file_tells_bad_rows_first", test_import_broken_file_tells_bad_rows_first),
     ("import_sample_csv", test_import_sample_csv),
     ("import_dry_run_writes_nothing", test_import_dry_run_writes_nothing),
     ("import_invalid_utf8_row", test_import_invalid_utf8_row),
