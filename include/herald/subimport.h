@@ -14,7 +14,9 @@
  * ids, and their places in `sub ls`, in address order.  The callbacks are
  * called at the end, all of them in line order, as if the file had been
  * written line by line; also when the import fails, for what was found
- * before.
+ * before.  The file is read on a thread the import starts and joins
+ * (`fp` is not the caller's meanwhile); the callbacks are called on the
+ * caller's thread.
  *
  * Consent (consent.h): each subscription the import makes or changes is
  * recorded with the source "import FILE" at the import's time, unless the

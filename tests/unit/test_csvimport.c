@@ -580,6 +580,48 @@ test_csvimport_read_duplicates(void **state)
 	    " GRACE@EXAMPLE.NET ,g\nuser@bücher.de,U\nUSER@xn--bcher-kva.de,u\n", expect);
 }
 
+/* With defer_dups the row carries the whitespace note (row->note). */
+static int
+on_row_noted(void *ctx, const struct csvimport_row *row, struct herr *err)
+{
+	struct buf b = BUF_INIT(4096);
+
+	(void)err;
+	assert_int_equal(buf_addf(&b, "%lu row %s note=%s", row->line, row->address.key,
+	    row->note ? row->note : "-"), 0);
+	add(ctx, &b);
+	return 0;
+}
+
+static void
+test_csvimport_read_defer_dups(void **state)
+{
+	/* The handler finds duplicates itself (subimport.c): every good row
+	 * reaches it, none is "duplicate of line N", and the whitespace note
+	 * comes with the row instead of through note(). */
+	static const char *const expect[] = {
+		"2 row grace@example.net note=-",
+		"3 row grace@example.net note=surrounding whitespace removed from address "
+		"'grace@example.net'",
+		"4 bad invalid address 'x': missing '@'",
+		NULL
+	};
+	struct log l = { .n = 0 };
+	struct csvimport_handler h = { on_row_noted, on_bad, on_note, &l, 1 };
+	const char *csv = "email\nGrace@Example.net\n grace@example.net \nx\n";
+	FILE *fp = tmpfile();
+	struct herr err;
+
+	(void)state;
+	assert_non_null(fp);
+	assert_int_equal(fwrite(csv, 1, strlen(csv), fp), strlen(csv));
+	rewind(fp);
+	herr_clear(&err);
+	assert_int_equal(csvimport_read(fp, "t.csv", &h, &err), 0);
+	fclose(fp);
+	check_log(&l, expect);
+}
+
 struct counts {
 	unsigned long rows, bad, wrong;
 };
@@ -811,6 +853,7 @@ main(void)
 		cmocka_unit_test(test_csvimport_read_field_size),
 		cmocka_unit_test(test_csvimport_read_huge_open_quote),
 		cmocka_unit_test(test_csvimport_read_duplicates),
+		cmocka_unit_test(test_csvimport_read_defer_dups),
 		cmocka_unit_test(test_csvimport_read_many_rows),
 		cmocka_unit_test(test_csvimport_read_row_handler_stops),
 		cmocka_unit_test(test_csvimport_read_no_email_column_suggests),
