@@ -243,6 +243,7 @@ struct pipe {
 	int                rc;       /* the reader's csvimport_read_columns() */
 	struct herr        err;      /* ... and its error */
 	int                oom;      /* a record did not fit: out of memory */
+	int                stopped;  /* the reader stopped because `stop` was set */
 	pthread_t          thread;
 	int                started;  /* the thread runs (pipe_begin() .. pipe_end()) */
 };
@@ -324,7 +325,10 @@ pipe_row(void *ctx, const struct csvimport_row *row, struct herr *err)
 	}
 	return 0;
 stop:
-	/* the import's thread has the error, or the record did not fit */
+	/* the record did not fit, or the import's thread has the error (then
+	 * this one is only to stop csvimport.c: pipe_end() does not give it) */
+	if (!p->oom)
+		p->stopped = 1;
 	return herr_set(err, p->oom ? EX_OSERR : EX_SOFTWARE, NULL,
 	                p->oom ? "out of memory" : "the import stopped");
 }
@@ -393,17 +397,20 @@ pipe_begin(struct pipe *p, struct import_ctx *c, struct herr *err)
 	buf_init(&p->fill, PIPE_MAX);
 	buf_init(&p->full, PIPE_MAX);
 	if ((rc = pthread_mutex_init(&p->mu, NULL)) != 0)
-		return herr_set(err, EX_OSERR, NULL, "cannot start the import: %s", strerror(rc));
-	if ((rc = pthread_cond_init(&p->cv, NULL)) != 0 ||
-	    (rc = pthread_create(&p->thread, NULL, pipe_read, p)) != 0) {
-		if (p->thread == 0)
-			pthread_cond_destroy(&p->cv);
+		goto fail;
+	if ((rc = pthread_cond_init(&p->cv, NULL)) != 0) {
 		pthread_mutex_destroy(&p->mu);
-		return herr_set(err, EX_OSERR, NULL, "cannot start the import's reader: %s",
-		                strerror(rc));
+		goto fail;
+	}
+	if ((rc = pthread_create(&p->thread, NULL, pipe_read, p)) != 0) {
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+		goto fail;
 	}
 	p->started = 1;
 	return 0;
+fail:
+	return herr_set(err, EX_OSERR, NULL, "cannot start the import's reader: %s", strerror(rc));
 }
 
 /* Stop the reader (at its next batch, if it is not done) and wait for it.
@@ -424,7 +431,7 @@ pipe_end(struct pipe *p, struct herr *err)
 	buf_free(&p->fill);
 	buf_free(&p->full);
 	p->started = 0;
-	if (p->rc < 0 && p->err.code) {
+	if (p->rc < 0 && p->err.code && !p->stopped) {
 		*err = p->err;
 		return -1;
 	}
@@ -906,8 +913,9 @@ write_rows(struct import_ctx *c, struct pipe *p, struct herr *err)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		/* the reader's own error (the file) is pipe_end()'s to give */
-		rc = p->rc < 0 && p->err.code ? -1 : db_error(c->db, err, "read the file");
+		/* when the reader failed, pipe_end() gives its error (the file's)
+		 * instead of this one */
+		rc = db_error(c->db, err, "read the file");
 		goto out;
 	}
 	rc = 0;
