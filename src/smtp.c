@@ -46,7 +46,7 @@ struct smtp_conn {
 	CURL  *curl;             /* the open session, or NULL */
 	curl_socket_t sock;      /* its socket, for poll() */
 	long   timeout;          /* seconds a transaction may take */
-	char   url_scheme[8];    /* "smtp" or "smtps" */
+	int    smtps;            /* TLS from the first byte (smtps://) */
 	char   errbuf[CURL_ERROR_SIZE];
 	long   connects;
 	CURLcode connect_rc;     /* libcurl's word on the last session_open() */
@@ -216,8 +216,7 @@ smtp_conn_new(const struct config_relay *cfg, struct smtp_conn **out, struct her
 		return herr_set(err, EX_OSERR, NULL, "out of memory");
 	}
 	c->timeout = cfg->timeout > 0 ? cfg->timeout : 300;
-	snprintf(c->url_scheme, sizeof c->url_scheme, "%s",
-	         !strncasecmp(cfg->url, "smtps://", 8) ? "smtps" : "smtp");
+	c->smtps = !strncasecmp(cfg->url, "smtps://", 8);
 	c->sock = CURL_SOCKET_BAD;
 	/* The URL path is what libcurl sends in EHLO (its "local domain"). */
 	if (cfg->helo && !strchr(strstr(cfg->url, "://") + 3, '/'))
@@ -335,7 +334,7 @@ session_open(struct smtp_conn *c)
 		    s != CURL_SOCKET_BAD) {
 			c->sock = s;
 			c->caps = c->caps_seen;
-			if (!strncasecmp(c->url_scheme, "smtps", 5))
+			if (c->smtps)
 				c->caps |= CAP_TLS;
 			c->stage = SMTP_STAGE_QUIT; /* libcurl's trace from here is its QUIT */
 			return 0;
@@ -567,28 +566,14 @@ wbuf_reserve(struct smtp_conn *c, size_t used, size_t n)
 	return 0;
 }
 
-/* The dots to double: one per line that starts with '.'.  A line at a
- * time with memchr(): glibc's memmem() for a two-byte needle is a plain
- * loop, and made a profile's largest entry. */
-static size_t
-leading_dots(const char *msg, size_t len)
-{
-	const char *p = msg, *end = msg + len, *nl;
-	size_t dots = 0;
-
-	while (p < end) {
-		dots += *p == '.';
-		if (!(nl = memchr(p, '\n', (size_t)(end - p))))
-			break;
-		p = nl + 1;
-	}
-	return dots;
-}
-
+/* A dot doubled on every line is the most there can be: a line is at
+ * least its '.' and '\n'.  A bound, not a count, so the message is read
+ * once, by smtp_dot_stuff(). */
 size_t
 smtp_dot_stuffed_size(const char *msg, size_t len)
 {
-	return len + leading_dots(msg, len) + 5;
+	(void)msg;
+	return len + len / 2 + 6;
 }
 
 size_t
@@ -615,12 +600,11 @@ smtp_dot_stuff(const char *msg, size_t len, char *out)
 }
 
 /* The body as DATA carries it, in c->wbuf; its length, or 0 when memory
- * ran out.  The buffer is sized for a dot on every line, the most there
- * can be, so that the message is read once, not counted first. */
+ * ran out. */
 static size_t
 stuff_body(struct smtp_conn *c, const char *msg, size_t len)
 {
-	if (wbuf_reserve(c, 0, len + len / 2 + 6) < 0)
+	if (wbuf_reserve(c, 0, smtp_dot_stuffed_size(msg, len)) < 0)
 		return 0;
 	return smtp_dot_stuff(msg, len, c->wbuf);
 }
@@ -912,7 +896,7 @@ smtp_probe(const struct config_relay *relay, struct smtp_probe *p, struct herr *
 		c->result.stage = SMTP_STAGE_STARTTLS;
 	if (rc < 0)
 		p->tls = 0; /* a 220 to STARTTLS and then a failed handshake */
-	else if (!strncasecmp(relay->url, "smtps://", 8))
+	else if (c->smtps)
 		p->tls = 1;
 	if (rc == 0)
 		c->result.outcome = SMTP_SENT;

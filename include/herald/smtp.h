@@ -88,7 +88,8 @@ int smtp_send(struct smtp_conn *c, const char *mail_from, const char *rcpt,
  * The message as DATA carries it (RFC 5321 §4.5.2): every '.' that starts
  * a line doubled, a CRLF added when the message does not end with one,
  * then the final ".\r\n".  smtp_dot_stuffed_size() is an upper bound of
- * what smtp_dot_stuff() writes to `out` and returns.
+ * what smtp_dot_stuff() writes to `out` and returns (without reading the
+ * message: a dot doubled on every line).
  */
 size_t smtp_dot_stuffed_size(const char *msg, size_t len);
 size_t smtp_dot_stuff(const char *msg, size_t len, char *out);
